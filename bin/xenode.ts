@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+// The `xenode` command: start, stop and inspect the hypervisor and dom0 services.
+import { start, stop, status } from '../common/service.js';
+
+const USAGE = `usage: xenode <command>
+  start     start the hypervisor and dom0 (xenstored, consoles, toolstack) in the background
+  stop      destroy all guests and stop the services
+  status    say whether the services are running
+`;
+
+async function main(argv: string[]): Promise<number> {
+  switch (argv[0]) {
+    case 'start':
+      console.log(await start());
+      return 0;
+    case 'stop':
+      console.log(await stop());
+      return 0;
+    case 'status': {
+      const s = await status();
+      process.stdout.write(s.text.endsWith('\n') ? s.text : s.text + '\n');
+      return s.running ? 0 : 3;
+    }
+    default:
+      process.stderr.write(USAGE);
+      return argv[0] === 'help' || argv[0] === '--help' ? 0 : 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (c) => process.exit(c),
+  (e) => {
+    process.stderr.write(`xenode: ${(e as Error).message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,28 @@
+{
+  # Two products, both rebuilt by `npm install` (node-gyp rebuild):
+  #  - xenode.node: the addon (native/index.ts describes its interface). It uses the V8 C++ API
+  #    (SharedArrayBuffer over mmap'd memory), so it is tied to the Node major it was built for.
+  #  - xenode-jailer: a plain C executable that builds a domain's sandbox (native/jailer.c).
+  'target_defaults': {
+    'configurations': {
+      # node's common.gypi asks for -O3; -O2 is plenty for thin syscall wrappers.
+      'Release': { 'cflags!': ['-O3'], 'cflags': ['-O2'] },
+    },
+  },
+  'targets': [
+    {
+      'target_name': 'xenode',
+      'sources': ['native/xenode.cc'],
+      # node.h's NODE_MODULE_INIT casts the init function; not our warning to fix.
+      'cflags': ['-Wall', '-Wno-cast-function-type'],
+      'cflags_cc!': ['-std=gnu++17'],
+      'cflags_cc': ['-std=c++17'],
+    },
+    {
+      'target_name': 'xenode-jailer',
+      'type': 'executable',
+      'sources': ['native/jailer.c'],
+      'cflags': ['-Wall', '-std=gnu11'],
+    },
+  ],
+}

@@ -1,0 +1,110 @@
+// The toolstack's answers to `xl` (one handler per xl command that needs dom0). Arguments
+// come from an untrusted local client and are validated here; formatting is xl's job.
+import type { BuildSpec } from './build-spec.js';
+import type { Toolstack } from './toolstack.js';
+import type { ConsoleDaemon } from '../console/console-daemon.js';
+import { ToolstackError } from './rpc.js';
+
+interface ServiceDeps {
+  toolstack: Toolstack;
+  consoles: ConsoleDaemon;
+  hc: { invoke<T = unknown>(op: string, args?: object): Promise<T> };
+  xs: { write(path: string, value: string): Promise<void>; read(path: string): Promise<string> };
+  stop: () => void;
+}
+
+function int(v: unknown, what: string, min: number, max: number): number {
+  const n = typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    throw new ToolstackError('EINVAL', `${what} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+function validateSpec(v: unknown): BuildSpec {
+  const s = v as BuildSpec;
+  if (!s || typeof s !== 'object') throw new ToolstackError('EINVAL', 'create needs a parsed domain config');
+  if (typeof s.name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/.test(s.name)) {
+    throw new ToolstackError('EINVAL', `domain name ${JSON.stringify(s.name)} is not valid (letters, digits, . _ + -; at most 64)`);
+  }
+  int(s.memoryMiB, 'memory', 16, 1 << 20);
+  int(s.vcpus, 'vcpus', 1, 128);
+  if (typeof s.cmdline !== 'string' || s.cmdline.length > 1023) throw new ToolstackError('EINVAL', 'cmdline must be a string of at most 1023 bytes');
+  return s;
+}
+
+export function xlService(d: ServiceDeps) {
+  const ts = d.toolstack;
+  const handlers: Record<string, (a: Record<string, any>) => Promise<unknown>> = {
+    ping: async () => ({ pid: process.pid }),
+    create: async (a) => ({ domid: await ts.create(validateSpec(a.spec), { paused: a.paused === true }) }),
+    list: async () => ts.domainInfos(),
+    'list-long': async () => ts.specs().map(({ domid, spec }) => ({ domid, config: spec.libxlJson ?? spec.config })),
+    destroy: async (a) => {
+      const domid = ts.resolve(a.dom);
+      if (domid === 0) throw new ToolstackError('EINVAL', 'cannot destroy Domain-0');
+      await ts.destroy(domid);
+      return null;
+    },
+    shutdown: async (a) => {
+      const domid = ts.resolve(a.dom);
+      const reason = a.reboot ? 'reboot' : 'poweroff';
+      await ts.requestShutdown(domid, reason);
+      if (a.wait) {
+        const ok = await ts.waitForShutdown(domid, int(a.timeoutMs ?? 60000, 'timeout', 0, 3_600_000));
+        if (!ok) throw new ToolstackError('ETIMEDOUT', `domain ${domid} did not shut down in time`);
+      }
+      return null;
+    },
+    pause: async (a) => (await d.hc.invoke('domctl.pausedomain', { domid: ts.resolve(a.dom) }), null),
+    unpause: async (a) => (await d.hc.invoke('domctl.unpausedomain', { domid: ts.resolve(a.dom) }), null),
+    info: async () => ts.hostInfo(),
+    dmesg: async (a) => d.hc.invoke('sysctl.readconsole', { clear: a.clear === true }),
+    domid: async (a) => ({ domid: ts.resolve(a.name) }),
+    domname: async (a) => {
+      const domid = int(a.domid, 'domid', 0, 0x7fef);
+      ts.resolve(String(domid));
+      return { name: ts.nameOf(domid) };
+    },
+    'mem-set': async (a) => (await ts.setMemoryTarget(ts.resolve(a.dom), int(a.kib, 'memory (KiB)', 16 * 1024, 1 << 30)), null),
+    'mem-max': async (a) => (await ts.setMaxMemory(ts.resolve(a.dom), int(a.kib, 'memory (KiB)', 16 * 1024, 1 << 30)), null),
+    'vcpu-set': async (a) => (await ts.setOnlineVcpus(ts.resolve(a.dom), int(a.count, 'vcpus', 1, 128)), null),
+    'vcpu-pin': async (a) => {
+      const domid = ts.resolve(a.dom);
+      const info = (await ts.domainInfos()).find((i) => i.domid === domid)!;
+      const vcpus = a.vcpu === 'all' ? [...Array(info.vcpus).keys()] : [int(a.vcpu, 'vcpu', 0, info.vcpus - 1)];
+      for (const vcpu of vcpus) await d.hc.invoke('domctl.setvcpuaffinity', { domid, vcpu, cpus: a.cpus });
+      return null;
+    },
+    'sched-credit': async (a) => {
+      const domid = ts.resolve(a.dom);
+      return d.hc.invoke('domctl.scheduler_op', {
+        domid,
+        weight: a.weight === undefined ? undefined : int(a.weight, 'weight', 1, 65535),
+        cap: a.cap === undefined ? undefined : int(a.cap, 'cap', 0, 12800),
+      });
+    },
+    'cgroup-info': async (a) => d.hc.invoke('domctl.cgroup_info', { domid: ts.resolve(a.dom) }),
+    console: async (a) => {
+      const domid = ts.resolve(a.dom);
+      const tty = d.consoles.tty(domid);
+      if (!tty) throw new ToolstackError('ENOENT', `domain ${domid} has no console`);
+      return { domid, tty };
+    },
+    'console-resize': async (a) => {
+      const domid = ts.resolve(a.dom);
+      await d.xs.write(`/local/domain/${domid}/console/rows`, String(int(a.rows, 'rows', 1, 9999)));
+      await d.xs.write(`/local/domain/${domid}/console/cols`, String(int(a.cols, 'cols', 1, 9999)));
+      return null;
+    },
+    'stop-host': async () => {
+      setImmediate(d.stop);
+      return null;
+    },
+  };
+  return async (cmd: string, args: Record<string, unknown>) => {
+    const h = handlers[cmd];
+    if (!h) throw new ToolstackError('ENOSYS', `unknown toolstack command "${cmd}"`);
+    return h(args as Record<string, any>);
+  };
+}

@@ -1,0 +1,122 @@
+// One client of xenstored: a socket client, a domain's ring, or an in-process toolstack. It
+// carries who the client is (domid, privileged, SET_TARGET target), its transactions, and an
+// outgoing path whose backlog is bounded: a peer that stops reading while events pile up for
+// it is dropped (XSA-349) instead of growing xenstored's memory without limit.
+import { XS_HEADER_SIZE, XENSTORE_PAYLOAD_MAX, XsType, type XsHeader } from '../../drivers/xenstore/xs-wire.js';
+import type { Transaction } from './transaction.js';
+import type { WatchOwner } from './watches.js';
+
+/** What a connection needs from the server that owns it. */
+export interface ConnectionHost {
+  /** Process one complete request (never throws). */
+  handle(conn: Connection, hdr: XsHeader, payload: Uint8Array): void;
+  /**
+   * Tear the connection down with one log line saying why; `ringError` is what a ring
+   * connection reports in its error indicator (default: communication error).
+   */
+  dropConnection(conn: Connection, why: string, ringError?: number): void;
+  /** Forget the connection's watches and transactions (reset, reconnect). */
+  resetConnection(conn: Connection): void;
+  /** The transport went away by itself (socket closed...). */
+  connectionClosed(conn: Connection): void;
+  log(line: string): void;
+}
+
+export const OK_PAYLOAD: Uint8Array = Buffer.from('OK\0', 'latin1');
+
+let nextSerial = 1;
+
+export abstract class Connection implements WatchOwner {
+  readonly serial = nextSerial++;
+  target?: number;
+  readonly transactions = new Map<number, Transaction>();
+  private nextTxId = 1;
+  closed = false;
+
+  constructor(
+    protected readonly host: ConnectionHost,
+    readonly domid: number,
+    readonly privileged: boolean,
+    /** XSA-349 bound on output waiting for this peer, in bytes. */
+    protected readonly maxOutputBytes: number,
+  ) {}
+
+  /** Names the connection in log lines. */
+  abstract get label(): string;
+
+  /**
+   * Hand one encoded message to the transport. `eventKey` is set for watch events: the
+   * "path\0token" identity used to send an identical pending event only once, or '' for
+   * special (@) events, which C never merges.
+   */
+  protected abstract deliver(msg: Uint8Array, eventKey?: string): void;
+
+  /** Bytes accepted by deliver() but not yet taken by the peer. */
+  abstract pendingOutputBytes(): number;
+
+  /** Stop the transport for good (release, server shutdown, peer gone). */
+  abstract shutdown(): void;
+
+  /** Stop serving a misbehaving peer (called by the host's dropConnection). */
+  abstract abort(ringError?: number): void;
+
+  reply(hdr: XsHeader, type: XsType, payload: Uint8Array): void {
+    if (payload.length > XENSTORE_PAYLOAD_MAX) {
+      // A reply that would not fit is an error, never a connection-killing message (C send_reply).
+      this.replyError(hdr, 'E2BIG');
+      return;
+    }
+    this.send(type, hdr.reqId, hdr.txId, payload);
+  }
+
+  replyError(hdr: XsHeader, code: string): void {
+    this.send(XsType.ERROR, hdr.reqId, hdr.txId, Buffer.from(`${code}\0`, 'latin1'));
+  }
+
+  /** A WATCH_EVENT (req_id and tx_id 0). Over-long events are not sent, as in C. */
+  sendEvent(path: string, token: string): void {
+    if (this.closed) return;
+    const len = path.length + token.length + 2;
+    if (len > XENSTORE_PAYLOAD_MAX) return;
+    const msg = Buffer.allocUnsafe(XS_HEADER_SIZE + len);
+    writeHdr(msg, XsType.WATCH_EVENT, 0, 0, len);
+    let off = XS_HEADER_SIZE + msg.write(path, XS_HEADER_SIZE, 'latin1');
+    msg[off++] = 0;
+    off += msg.write(token, off, 'latin1');
+    msg[off] = 0;
+    this.deliver(msg, path[0] === '@' ? '' : `${path}\0${token}`);
+    // The bound is checked on events: they are what a peer can be flooded with without
+    // asking (XSA-349). Replies are bounded by the peer's own requests: rings by the
+    // outstanding-request limit, sockets by not reading more while output is backed up.
+    const pending = this.pendingOutputBytes();
+    if (!this.closed && pending > this.maxOutputBytes) {
+      this.host.dropConnection(
+        this,
+        `${pending} bytes of output pending (limit ${this.maxOutputBytes}): peer is not reading its watch events (XSA-349)`,
+      );
+    }
+  }
+
+  /** Transaction ids are per connection, start at 1 and skip ids still open (C). */
+  allocTxId(): number {
+    let id = this.nextTxId;
+    while (id === 0 || this.transactions.has(id)) id = (id + 1) >>> 0;
+    this.nextTxId = (id + 1) >>> 0;
+    return id;
+  }
+
+  private send(type: XsType, reqId: number, txId: number, payload: Uint8Array): void {
+    if (this.closed) return;
+    const msg = Buffer.allocUnsafe(XS_HEADER_SIZE + payload.length);
+    writeHdr(msg, type, reqId, txId, payload.length);
+    msg.set(payload, XS_HEADER_SIZE);
+    this.deliver(msg);
+  }
+}
+
+function writeHdr(b: Buffer, type: number, reqId: number, txId: number, len: number): void {
+  b.writeUInt32LE(type, 0);
+  b.writeUInt32LE(reqId >>> 0, 4);
+  b.writeUInt32LE(txId >>> 0, 8);
+  b.writeUInt32LE(len, 12);
+}

@@ -1,0 +1,209 @@
+// xenstored's end of a domain's ring page. Requests are read straight out of the ring into a
+// per-connection buffer (header, then payload), replies and watch events are written into
+// the rsp ring and queued when it is full. Like C xenstored:
+// - a domain with `outstanding` replies waiting is not read from until it drains them;
+// - impossible indices or an oversized payload stop the connection and set the ring's error
+//   indicator; the domain stays introduced (so @releaseDomain still fires later);
+// - identical watch events not yet written are sent once;
+// - a guest's reconnect request (connection = 1) resets the connection.
+import {
+  RING_CORRUPT, XENSTORE_CONNECTED, XENSTORE_ERROR_COMM, XENSTORE_ERROR_NONE, XENSTORE_ERROR_PROTO,
+  XENSTORE_ERROR_RINGIDX, XENSTORE_RECONNECT, XENSTORE_SERVER_FEATURE_ERROR,
+  XENSTORE_SERVER_FEATURE_RECONNECTION, XsRingEnd,
+} from '../../drivers/xenstore/xs-ring.js';
+import { XENSTORE_PAYLOAD_MAX, XS_HEADER_SIZE, readHeader, type XsHeader } from '../../drivers/xenstore/xs-wire.js';
+import { Connection, type ConnectionHost } from './connection.js';
+
+export interface DomainRing {
+  /** The guest's xenstore page (a view into a SharedArrayBuffer). */
+  page: Uint8Array;
+  /** Signal the domain's xenstore event channel. */
+  notify: () => void;
+}
+
+interface OutMsg {
+  buf: Uint8Array;
+  off: number;
+  eventKey?: string;
+}
+
+export class RingConnection extends Connection {
+  private readonly ring: XsRingEnd;
+  private readonly hdrBuf = new Uint8Array(XS_HEADER_SIZE);
+  private readonly body = new Uint8Array(XENSTORE_PAYLOAD_MAX);
+  private inUsed = 0;
+  private inHdr: XsHeader | null = null;
+  private readonly out: OutMsg[] = [];
+  private outBytes = 0;
+  /** Replies (not events) not yet fully in the ring: C's "outstanding" count. */
+  private outstanding = 0;
+  private readonly pendingEvents = new Set<string>();
+  private pumping = false;
+  private again = false;
+  private dirty = false;
+  /** Set once the connection is stopped for misbehaviour; the domain stays introduced. */
+  ignored = false;
+
+  constructor(
+    host: ConnectionHost,
+    domid: number,
+    private readonly dring: DomainRing,
+    private readonly outstandingLimit: number,
+    maxOutputBytes: number,
+  ) {
+    super(host, domid, false, maxOutputBytes);
+    this.ring = new XsRingEnd(dring.page, 'server');
+    this.ring.advertise(XENSTORE_SERVER_FEATURE_RECONNECTION | XENSTORE_SERVER_FEATURE_ERROR);
+    this.ring.error = XENSTORE_ERROR_NONE;
+  }
+
+  get label(): string {
+    return `domain ${this.domid} (ring)`;
+  }
+
+  /** The domain's event channel fired. */
+  onEvent(): void {
+    if (!this.closed) this.pump();
+  }
+
+  /** Empty both rings and forget in-flight state (re-INTRODUCE, guest reconnect). */
+  resetRing(): void {
+    this.out.length = 0;
+    this.outBytes = 0;
+    this.outstanding = 0;
+    this.pendingEvents.clear();
+    this.inUsed = 0;
+    this.inHdr = null;
+    this.ring.resetIndices();
+    this.ring.error = XENSTORE_ERROR_NONE;
+    this.ignored = false;
+    this.dirty = true;
+  }
+
+  /** Stop for good (release, shutdown): no more reads or writes. */
+  shutdown(): void {
+    this.closed = true;
+    this.out.length = 0;
+    this.outBytes = 0;
+    this.pendingEvents.clear();
+  }
+
+  /**
+   * Stop talking to a misbehaving domain and tell it why through the error indicator
+   * (communication error when it stopped reading). Like C's ignore_connection().
+   */
+  abort(code = XENSTORE_ERROR_COMM): void {
+    if (this.ignored) return;
+    this.ignored = true;
+    this.out.length = 0;
+    this.outBytes = 0;
+    this.outstanding = 0;
+    this.pendingEvents.clear();
+    this.ring.error = code;
+    this.dring.notify();
+  }
+
+  pendingOutputBytes(): number {
+    return this.outBytes;
+  }
+
+  protected deliver(msg: Uint8Array, eventKey?: string): void {
+    if (this.ignored || this.closed) return;
+    if (eventKey !== undefined) {
+      if (eventKey !== '') {
+        if (this.pendingEvents.has(eventKey)) return; // identical event still queued: once is enough
+        this.pendingEvents.add(eventKey);
+      }
+    } else {
+      this.outstanding++;
+    }
+    this.out.push({ buf: msg, off: 0, eventKey });
+    this.outBytes += msg.length;
+    this.pump();
+  }
+
+  /** Move bytes both ways until neither direction progresses, then signal once. */
+  private pump(): void {
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.again = false;
+        if (this.closed) return;
+        if (this.ring.connection === XENSTORE_RECONNECT) this.reconnect();
+        if (this.ignored) return;
+        this.flush();
+        this.readRequests();
+      } while (this.again && !this.closed);
+    } finally {
+      this.pumping = false;
+      if (this.dirty && !this.closed) {
+        this.dirty = false;
+        this.dring.notify();
+      }
+    }
+  }
+
+  private reconnect(): void {
+    this.host.log(`${this.label}: guest requested a ring reconnect`);
+    this.host.resetConnection(this); // drops watches and transactions, like C's reset
+    this.resetRing();
+    this.ring.connection = XENSTORE_CONNECTED;
+  }
+
+  private flush(): void {
+    while (this.out.length > 0 && !this.ignored) {
+      const m = this.out[0];
+      const n = this.ring.write(m.buf, m.off, m.buf.length - m.off);
+      if (n === RING_CORRUPT) return this.misbehaved(XENSTORE_ERROR_RINGIDX, 'response ring indices corrupt');
+      if (n === 0) return;
+      this.dirty = true;
+      m.off += n;
+      this.outBytes -= n;
+      if (m.off < m.buf.length) return;
+      this.out.shift();
+      if (m.eventKey !== undefined) {
+        if (m.eventKey !== '') this.pendingEvents.delete(m.eventKey);
+      }
+      else this.outstanding--;
+    }
+  }
+
+  private readRequests(): void {
+    while (!this.ignored && !this.closed && this.outstanding < this.outstandingLimit) {
+      if (!this.inHdr) {
+        const n = this.ring.read(this.hdrBuf, this.inUsed, XS_HEADER_SIZE - this.inUsed);
+        if (n === RING_CORRUPT) return this.misbehaved(XENSTORE_ERROR_RINGIDX, 'request ring indices corrupt');
+        if (n === 0) return;
+        this.dirty = true;
+        this.inUsed += n;
+        if (this.inUsed < XS_HEADER_SIZE) continue;
+        const hdr = readHeader(this.hdrBuf); // decoded once from our copy, never from the ring
+        if (hdr.len > XENSTORE_PAYLOAD_MAX) {
+          return this.misbehaved(XENSTORE_ERROR_PROTO, `payload length ${hdr.len} exceeds ${XENSTORE_PAYLOAD_MAX}`);
+        }
+        this.inHdr = hdr;
+        this.inUsed = 0;
+      }
+      const hdr = this.inHdr;
+      if (this.inUsed < hdr.len) {
+        const n = this.ring.read(this.body, this.inUsed, hdr.len - this.inUsed);
+        if (n === RING_CORRUPT) return this.misbehaved(XENSTORE_ERROR_RINGIDX, 'request ring indices corrupt');
+        if (n === 0) return;
+        this.dirty = true;
+        this.inUsed += n;
+        if (this.inUsed < hdr.len) continue;
+      }
+      this.inHdr = null;
+      this.inUsed = 0;
+      this.host.handle(this, hdr, this.body.subarray(0, hdr.len));
+    }
+  }
+
+  private misbehaved(code: number, why: string): void {
+    this.host.dropConnection(this, why, code);
+  }
+}

@@ -1,0 +1,176 @@
+// Event channels as a domain sees them (Xen's evtchn_op plus the upcall dispatch a PV kernel
+// does). The hypervisor owns the port table; each port has an eventfd that is its "pending"
+// doorbell. Binding an interdomain channel hands each end the other end's doorbell, so
+// EVTCHNOP_send is a single eventfd write with no trip through the hypervisor (the capability
+// model is in docs/hypercalls.md). Delivery follows Xen: set the port's pending bit in
+// shared_info; if it was already set, stop; if the port is masked, leave it pending until
+// unmask; otherwise clear it and run the handler.
+import { native, type FdWatcher } from '../../native/index.js';
+import type { HypercallClient } from '../hypercall/channel.js';
+import { SharedInfo } from '../hypercall/shared-info.js';
+
+export type EventHandler = (port: number) => void;
+
+interface LocalPort {
+  port: number;
+  recvFd: number;
+  /** The remote end's doorbell, present while the channel is interdomain-bound. */
+  sendFd: number;
+  watcher: FdWatcher | null;
+  handler: EventHandler | null;
+  /** Events seen (for per-device notification counters). */
+  received: number;
+  sent: number;
+}
+
+export class EventChannels {
+  private readonly ports = new Map<number, LocalPort>();
+  private readonly shared: SharedInfo;
+
+  constructor(
+    private readonly hc: HypercallClient,
+    sharedInfoPage?: Uint8Array,
+  ) {
+    // dom0 has no shared_info in guest memory: it keeps its bitmaps in a private page.
+    this.shared = new SharedInfo(sharedInfoPage ?? new Uint8Array(new SharedArrayBuffer(4096)));
+    hc.onUpcall('evtchn.bound', (args: { port: number }, fds) => this.onBound(args.port, fds));
+    hc.onUpcall('evtchn.unbound', (args: { port: number }, fds) => {
+      for (const fd of fds) native().close(fd);
+      const p = this.ports.get(args.port);
+      if (p && p.sendFd >= 0) {
+        native().close(p.sendFd);
+        p.sendFd = -1;
+      }
+    });
+  }
+
+  /** EVTCHNOP_alloc_unbound for this domain: a port that `remoteDom` may bind to. */
+  async allocUnbound(remoteDom: number): Promise<number> {
+    const { result, fds } = await this.hc.call<{ port: number }>('evtchn.alloc_unbound', { dom: 'self', remote_dom: remoteDom });
+    this.adopt(result.port, fds);
+    return result.port;
+  }
+
+  /** EVTCHNOP_bind_interdomain: returns the local port, already connected. */
+  async bindInterdomain(remoteDom: number, remotePort: number): Promise<number> {
+    const { result, fds } = await this.hc.call<{ local_port: number }>('evtchn.bind_interdomain', {
+      remote_dom: remoteDom,
+      remote_port: remotePort,
+    });
+    this.adopt(result.local_port, fds);
+    return result.local_port;
+  }
+
+  /** EVTCHNOP_bind_virq. */
+  async bindVirq(virq: number, vcpu = 0): Promise<number> {
+    const { result, fds } = await this.hc.call<{ port: number }>('evtchn.bind_virq', { virq, vcpu });
+    this.adopt(result.port, fds);
+    return result.port;
+  }
+
+  /** Take up a port the domain builder allocated for us (xenstore, console). */
+  async open(port: number): Promise<void> {
+    const { fds } = await this.hc.call('evtchn.open', { port });
+    this.adopt(port, fds);
+  }
+
+  /** Install the handler and start listening. */
+  on(port: number, handler: EventHandler): void {
+    const p = this.get(port);
+    p.handler = handler;
+    if (!p.watcher) {
+      p.watcher = native().watchFd(p.recvFd, () => this.onDoorbell(p));
+      p.watcher.start(native().READABLE);
+    }
+  }
+
+  /** EVTCHNOP_send. Silently dropped when the remote end is gone, as Xen does for unbound ports. */
+  notify(port: number): void {
+    const p = this.ports.get(port);
+    if (!p || p.sendFd < 0) return;
+    p.sent++;
+    native().eventfdWrite(p.sendFd, 1);
+  }
+
+  mask(port: number): void {
+    this.shared.setMask(port, true);
+  }
+
+  /** EVTCHNOP_unmask: an event that arrived while masked is delivered now. */
+  unmask(port: number): void {
+    this.shared.setMask(port, false);
+    const p = this.ports.get(port);
+    if (p && this.shared.testAndClearPending(port)) this.deliver(p);
+  }
+
+  isConnected(port: number): boolean {
+    const p = this.ports.get(port);
+    return !!p && p.sendFd >= 0;
+  }
+
+  counters(port: number): { received: number; sent: number } {
+    const p = this.get(port);
+    return { received: p.received, sent: p.sent };
+  }
+
+  /** EVTCHNOP_close. */
+  async close(port: number): Promise<void> {
+    const p = this.ports.get(port);
+    if (!p) return;
+    this.forget(p);
+    await this.hc.invoke('evtchn.close', { port });
+  }
+
+  /** Drop every port locally (process teardown); the hypervisor cleans up its side. */
+  closeAll(): void {
+    for (const p of [...this.ports.values()]) this.forget(p);
+  }
+
+  private forget(p: LocalPort): void {
+    this.ports.delete(p.port);
+    p.watcher?.close();
+    native().close(p.recvFd);
+    if (p.sendFd >= 0) native().close(p.sendFd);
+    this.shared.setMask(p.port, false);
+    this.shared.testAndClearPending(p.port);
+  }
+
+  private get(port: number): LocalPort {
+    const p = this.ports.get(port);
+    if (!p) throw new Error(`event channel port ${port} is not open in this domain`);
+    return p;
+  }
+
+  private adopt(port: number, fds: number[]): void {
+    const [recvFd, sendFd = -1] = fds;
+    if (recvFd === undefined) throw new Error(`hypervisor returned no doorbell for port ${port}`);
+    const old = this.ports.get(port);
+    if (old) this.forget(old);
+    this.ports.set(port, { port, recvFd, sendFd, watcher: null, handler: null, received: 0, sent: 0 });
+  }
+
+  private onBound(port: number, fds: number[]): void {
+    const p = this.ports.get(port);
+    const [sendFd] = fds;
+    if (!p || sendFd === undefined) {
+      for (const fd of fds) native().close(fd);
+      return;
+    }
+    if (p.sendFd >= 0) native().close(p.sendFd);
+    p.sendFd = sendFd;
+  }
+
+  private onDoorbell(p: LocalPort): void {
+    // One read drains any number of sends: an event storm from a peer costs one wake-up.
+    if (native().eventfdRead(p.recvFd) === 0) return;
+    if (!this.shared.setPending(p.port)) return;
+    if (this.shared.isMasked(p.port)) return;
+    this.shared.testAndClearPending(p.port);
+    this.deliver(p);
+  }
+
+  private deliver(p: LocalPort): void {
+    p.received++;
+    p.handler?.(p.port);
+  }
+}

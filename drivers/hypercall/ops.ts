@@ -1,0 +1,85 @@
+// The hypercall interface: every operation a domain can ask of the hypervisor, with its
+// arguments and results. Names follow Xen's (domctl, sysctl, evtchn_op, grant_table_op,
+// sched_op, memory_op); docs/hypercalls.md describes each. Only dom0 (the privileged
+// domain) may use domctl/sysctl and act on another domain.
+
+export type ShutdownReason = 'poweroff' | 'reboot' | 'suspend' | 'crash' | 'watchdog' | 'soft_reset';
+/** Xen's SHUTDOWN_* codes, as sched_op(SCHEDOP_shutdown) takes them. */
+export const SHUTDOWN_CODES: Record<ShutdownReason, number> = {
+  poweroff: 0,
+  reboot: 1,
+  suspend: 2,
+  crash: 3,
+  watchdog: 4,
+  soft_reset: 5,
+};
+
+export const VIRQ = { TIMER: 0, DEBUG: 1, CONSOLE: 2, DOM_EXC: 3 } as const;
+
+export interface CreateDomainArgs {
+  /** A label for logs; the domain's name lives in xenstore as in Xen. */
+  label: string;
+  uuid: string;
+  memoryMiB: number;
+  maxMemMiB: number;
+  vcpus: number;
+  maxVcpus: number;
+  /** Host CPUs the domain may run on ("all" or a list). */
+  cpus?: number[];
+  /** Grant table size in frames (512 entries each). */
+  grantFrames?: number;
+  /** What the domain runs: the PV guest kernel, with its start-info frame and command line. */
+  kernel: { kind: 'pv'; startInfoPfn: number };
+}
+
+export interface DomainInfo {
+  domid: number;
+  uuid: string;
+  label: string;
+  running: boolean;
+  blocked: boolean;
+  paused: boolean;
+  shutdown: boolean;
+  crashed: boolean;
+  dying: boolean;
+  shutdownReason: ShutdownReason | null;
+  /** Pages in use by the domain (cgroup usage for guests), KiB. */
+  memKiB: number;
+  maxMemKiB: number;
+  targetKiB: number;
+  vcpus: number;
+  onlineVcpus: number;
+  cpuTimeNs: number;
+  startTimeMs: number;
+  /** The domain's kernel process (host pid), 0 if not started. */
+  pid: number;
+  weight: number;
+  cap: number;
+  vcpuAffinity: number[][];
+}
+
+export interface EvtchnStatus {
+  port: number;
+  state: 'closed' | 'unbound' | 'interdomain' | 'virq' | 'ipi';
+  remoteDom?: number;
+  remotePort?: number;
+  virq?: number;
+  vcpu: number;
+}
+
+export interface HostInfo {
+  hostname: string;
+  release: string;
+  version: string;
+  machine: string;
+  nrCpus: number;
+  totalMemoryMiB: number;
+  freeMemoryMiB: number;
+  xenMajor: number;
+  xenMinor: number;
+  xenExtra: string;
+  xenCaps: string;
+  scheduler: string;
+  commandLine: string;
+  uptimeSec: number;
+}

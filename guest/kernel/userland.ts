@@ -1,0 +1,77 @@
+// The guest's userland: init runs as a session leader on the console pty (its controlling
+// terminal, so ^C and job control work), inside the domain's sandbox set up by the jailer.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { native, type PtyPair } from '../../native/index.js';
+import { DEFAULT_INITS, type InitSpec } from './cmdline.js';
+import { printk } from './printk.js';
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface Userland {
+  pty: PtyPair;
+  init: ChildProcess;
+}
+
+export function startInit(spec: InitSpec, onExit: (code: number | null, signal: NodeJS.Signals | null) => void): Userland {
+  const candidates = spec.init ? [spec.init, ...DEFAULT_INITS] : DEFAULT_INITS;
+  let path: string | undefined;
+  for (const c of candidates) {
+    if (executable(c)) {
+      path = c;
+      break;
+    }
+    if (c === spec.init) printk(`Failed to execute ${c} (error -2).  Attempting defaults...`);
+  }
+  if (!path) throw new Error('No working init found.  Try passing init= option to kernel.');
+  // A bare /bin/sh fallback gets an interactive login shell, as on a rescue console.
+  const argv = path === spec.init ? spec.argv : path === '/bin/sh' ? ['-l'] : [];
+  printk(`Run ${path} as init process`);
+  const pty = native().openpty(false);
+  const env = {
+    HOME: '/root',
+    TERM: 'linux',
+    PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    ...spec.env,
+  };
+  const init = spawn('/usr/bin/setsid', ['--ctty', '--wait', path, ...argv], {
+    stdio: [pty.slave, pty.slave, pty.slave],
+    env,
+    cwd: '/',
+  });
+  // The kernel keeps only the master: the slave lives on in init's session.
+  native().close(pty.slave);
+  init.on('exit', onExit);
+  return { pty, init };
+}
+
+/** Stop every process in the domain but the kernel: SIGTERM, a grace period, then SIGKILL. */
+export async function killAllProcesses(graceMs: number): Promise<void> {
+  try {
+    process.kill(-1, 'SIGTERM');
+    process.kill(-1, 'SIGHUP'); // interactive shells ignore SIGTERM; a console hangup ends them
+  } catch {
+    return; // nothing left
+  }
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 25));
+    try {
+      process.kill(-1, 0);
+    } catch {
+      return;
+    }
+  }
+  try {
+    process.kill(-1, 'SIGKILL');
+  } catch {
+    /* all gone */
+  }
+}

@@ -1,0 +1,205 @@
+// Scheduling and containment through cgroup v1 (the hierarchies these machines mount):
+//   freezer  pause/unpause: the domain's processes really stop (state 'p')
+//   memory   the domain's memory limit (memory / mem-set)
+//   cpu      credit scheduler weight (cpu.shares) and cap (CFS quota)
+//   cpuset   vCPU pinning (xl vcpu-pin)
+//   cpuacct  CPU time for xl list / vcpu-list
+//   pids     a guest that forks without end stops at pids.max
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const ROOT = '/sys/fs/cgroup';
+const CONTROLLERS = ['freezer', 'memory', 'cpu', 'cpuset', 'cpuacct', 'pids'] as const;
+type Controller = (typeof CONTROLLERS)[number];
+
+/** Xen's default credit weight is 256; cgroup's default share is 1024. */
+export const DEFAULT_WEIGHT = 256;
+const SHARES_PER_WEIGHT = 4;
+const CFS_PERIOD_US = 100_000;
+export const DEFAULT_PIDS_MAX = 512;
+
+function write(path: string, value: string): void {
+  writeFileSync(path, value);
+}
+function read(path: string): string {
+  return readFileSync(path, 'utf8').trim();
+}
+
+export function cgroupsAvailable(): boolean {
+  return CONTROLLERS.every((c) => existsSync(join(ROOT, c, 'tasks')));
+}
+
+export class DomainCgroup {
+  private readonly dirs: Record<Controller, string>;
+
+  constructor(group: string, domid: number) {
+    this.dirs = Object.fromEntries(CONTROLLERS.map((c) => [c, join(ROOT, c, group, `d${domid}`)])) as Record<Controller, string>;
+  }
+
+  create(): void {
+    for (const c of CONTROLLERS) {
+      const dir = this.dirs[c];
+      const parent = join(dir, '..');
+      if (!existsSync(parent)) {
+        mkdirSync(parent);
+        // A v1 cpuset cannot take tasks until cpus and mems are set, and children start empty.
+        if (c === 'cpuset') {
+          write(join(parent, 'cpuset.cpus'), read(join(ROOT, 'cpuset', 'cpuset.cpus')));
+          write(join(parent, 'cpuset.mems'), read(join(ROOT, 'cpuset', 'cpuset.mems')));
+        }
+      }
+      if (!existsSync(dir)) mkdirSync(dir);
+      if (c === 'cpuset') {
+        write(join(dir, 'cpuset.cpus'), read(join(parent, 'cpuset.cpus')));
+        write(join(dir, 'cpuset.mems'), read(join(parent, 'cpuset.mems')));
+      }
+    }
+    write(join(this.dirs.pids, 'pids.max'), String(DEFAULT_PIDS_MAX));
+    // Under memory pressure, kill inside the domain instead of stalling it forever.
+    write(join(this.dirs.memory, 'memory.oom_control'), '0');
+  }
+
+  addProcess(pid: number): void {
+    for (const c of CONTROLLERS) write(join(this.dirs[c], 'cgroup.procs'), String(pid));
+  }
+
+  pids(): number[] {
+    try {
+      return read(join(this.dirs.pids, 'cgroup.procs'))
+        .split('\n')
+        .filter(Boolean)
+        .map(Number);
+    } catch {
+      return [];
+    }
+  }
+
+  freeze(): void {
+    write(join(this.dirs.freezer, 'freezer.state'), 'FROZEN');
+  }
+
+  thaw(): void {
+    write(join(this.dirs.freezer, 'freezer.state'), 'THAWED');
+  }
+
+  isFrozen(): boolean {
+    try {
+      return read(join(this.dirs.freezer, 'freezer.state')) !== 'THAWED';
+    } catch {
+      return false;
+    }
+  }
+
+  setMemoryLimit(bytes: number): void {
+    write(join(this.dirs.memory, 'memory.limit_in_bytes'), String(bytes));
+  }
+
+  memoryLimit(): number {
+    return Number(read(join(this.dirs.memory, 'memory.limit_in_bytes')));
+  }
+
+  memoryUsage(): number {
+    try {
+      return Number(read(join(this.dirs.memory, 'memory.usage_in_bytes')));
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Credit weight (1..65535) to cpu.shares. */
+  setWeight(weight: number): void {
+    write(join(this.dirs.cpu, 'cpu.shares'), String(Math.max(2, weight * SHARES_PER_WEIGHT)));
+  }
+
+  /** Credit cap in percent of one CPU (0 = uncapped) to a CFS quota. */
+  setCap(capPercent: number): void {
+    write(join(this.dirs.cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US));
+    const quota = capPercent <= 0 ? -1 : Math.round((CFS_PERIOD_US * capPercent) / 100);
+    write(join(this.dirs.cpu, 'cpu.cfs_quota_us'), String(quota));
+  }
+
+  setCpus(cpus: number[]): void {
+    write(join(this.dirs.cpuset, 'cpuset.cpus'), cpus.join(','));
+  }
+
+  cpus(): number[] {
+    return parseCpuList(read(join(this.dirs.cpuset, 'cpuset.cpus')));
+  }
+
+  cpuTimeNs(): number {
+    try {
+      return Number(read(join(this.dirs.cpuacct, 'cpuacct.usage')));
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Kill every process: freeze so nothing forks meanwhile, SIGKILL all, thaw so they die. */
+  killAll(): void {
+    try {
+      this.freeze();
+    } catch {
+      /* the group may be gone already */
+    }
+    for (const pid of this.pids()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    try {
+      this.thaw();
+    } catch {
+      /* gone */
+    }
+  }
+
+  /** Remove the directories; fails (EBUSY) while processes remain, so retry briefly. */
+  async destroy(): Promise<void> {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      if (this.pids().length > 0) this.killAll();
+      let busy = false;
+      for (const c of CONTROLLERS) {
+        const dir = this.dirs[c];
+        if (!existsSync(dir)) continue;
+        try {
+          rmdirSync(dir);
+        } catch {
+          busy = true;
+        }
+      }
+      if (!busy) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`cgroup ${this.dirs.pids} still busy after destroy`);
+  }
+}
+
+/** Remove the xenode parent groups once no domain is left (leak check friendliness). */
+export function removeParentGroups(group: string): void {
+  for (const c of CONTROLLERS) {
+    try {
+      rmdirSync(join(ROOT, c, group));
+    } catch {
+      /* still in use or absent */
+    }
+  }
+}
+
+export function hostCpus(): number[] {
+  return parseCpuList(read(join(ROOT, 'cpuset', 'cpuset.cpus')));
+}
+
+/** "0-3,5" -> [0,1,2,3,5] */
+export function parseCpuList(s: string): number[] {
+  const out: number[] = [];
+  for (const part of s.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) throw new Error(`bad CPU list "${s}"`);
+    const a = Number(m[1]);
+    const b = m[2] !== undefined ? Number(m[2]) : a;
+    for (let i = a; i <= b; i++) out.push(i);
+  }
+  return out;
+}

@@ -1,0 +1,57 @@
+// Starts a domain's kernel process inside its sandbox: the jailer (native/jailer.c) makes the
+// user, pid, mount, net, uts and ipc namespaces and the root view; we put it in the domain's
+// cgroup BEFORE it runs anything (it waits for one byte on stdin), so nothing escapes the
+// limits, then let it go.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { jailerPath } from '../native/index.js';
+import { bootDir, domainRootDir, logDir } from '../common/paths.js';
+import type { DomainCgroup } from './cgroups.js';
+
+/** Each domain's root maps to its own unprivileged host range: guest root is nobody here. */
+export const UID_BASE = 100_000;
+export const UID_RANGE = 65_536;
+export function uidBaseFor(domid: number): number {
+  return UID_BASE + domid * UID_RANGE;
+}
+
+export interface LaunchSpec {
+  domid: number;
+  hostname: string;
+  /** Our end stays in the hypervisor; this fd becomes fd 3 in the guest. */
+  hypercallFd: number;
+  startInfoPfn: number;
+  cgroup: DomainCgroup;
+}
+
+export function launchDomainKernel(spec: LaunchSpec): ChildProcess {
+  const root = domainRootDir(spec.domid);
+  mkdirSync(root, { recursive: true, mode: 0o755 });
+  mkdirSync(logDir(), { recursive: true });
+  // The kernel's own stderr (not the guest console) goes to a per-domain log for debugging.
+  const kernelLog = openSync(join(logDir(), `kernel-${spec.domid}.log`), 'a');
+  const args = [
+    '--uid-base', String(uidBaseFor(spec.domid)),
+    '--uid-count', String(UID_RANGE),
+    '--hostname', spec.hostname,
+    '--root', root,
+    '--boot-dir', bootDir(),
+    '--keep-fd', '3',
+    '--env', 'XENODE_NATIVE_DIR=/boot',
+    '--',
+    process.execPath,
+    '--max-semi-space-size=1',
+    '/boot/kernel.mjs',
+    `start_info=${spec.startInfoPfn}`,
+  ];
+  const child = spawn(jailerPath(), args, {
+    stdio: ['pipe', kernelLog, kernelLog, spec.hypercallFd],
+    detached: false,
+  });
+  closeSync(kernelLog);
+  if (child.pid === undefined) throw new Error('could not start the domain jailer');
+  spec.cgroup.addProcess(child.pid);
+  child.stdin!.end('g');
+  return child;
+}

@@ -1,0 +1,59 @@
+// One domain as the hypervisor knows it: identity, memory (a sparse memfd of pseudo-physical
+// frames), grant-table frames, event channels, cgroup, run state and shutdown reason.
+import type { ChildProcess } from 'node:child_process';
+import type { ShutdownReason } from '../drivers/hypercall/ops.js';
+import type { MessageSocket } from '../drivers/hypercall/channel.js';
+import type { DomainCgroup } from './cgroups.js';
+import { EventChannelTable } from './event-channel-table.js';
+
+export const GRANT_ENTRIES_PER_FRAME = 512;
+export const DEFAULT_GRANT_FRAMES = 32;
+
+export class Domain {
+  readonly evtchn: EventChannelTable;
+  memFd = -1;
+  grantFd = -1;
+  grantFrames = DEFAULT_GRANT_FRAMES;
+  cgroup: DomainCgroup | null = null;
+  process: ChildProcess | null = null;
+  channel: MessageSocket | null = null;
+  started = false;
+  paused = true;
+  dying = false;
+  /** Set by SCHEDOP_shutdown (the guest asked) or by a crash (its kernel died). */
+  shutdownReason: ShutdownReason | null = null;
+  crashed = false;
+  startTimeMs = Date.now();
+  targetKiB: number;
+  maxMemKiB: number;
+  onlineVcpus: number;
+  weight = 256;
+  cap = 0;
+  vcpuAffinity: number[][];
+  timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly domid: number,
+    readonly uuid: string,
+    public label: string,
+    readonly memoryMiB: number,
+    maxMemMiB: number,
+    readonly maxVcpus: number,
+    vcpus: number,
+    hostCpus: number[],
+  ) {
+    this.evtchn = new EventChannelTable(domid);
+    this.targetKiB = memoryMiB * 1024;
+    this.maxMemKiB = maxMemMiB * 1024;
+    this.onlineVcpus = vcpus;
+    this.vcpuAffinity = Array.from({ length: maxVcpus }, () => [...hostCpus]);
+  }
+
+  get nrPages(): number {
+    return (this.memoryMiB * 1024 * 1024) / 4096;
+  }
+
+  get isShutdown(): boolean {
+    return this.shutdownReason !== null;
+  }
+}

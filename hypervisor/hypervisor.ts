@@ -1,0 +1,548 @@
+// The hypervisor core: the domain table and every hypercall. It runs in its own process;
+// domains reach it only through their hypercall channel (drivers/hypercall/channel.ts), which
+// also tells us who is calling: the channel is the domain's identity.
+import { randomUUID } from 'node:crypto';
+import { readFileSync, rmSync } from 'node:fs';
+import { hostname, release, version, machine, totalmem, freemem, uptime, cpus as osCpus } from 'node:os';
+import { dirname } from 'node:path';
+import { native } from '../native/index.js';
+import { MessageSocket, type Received } from '../drivers/hypercall/channel.js';
+import {
+  SHUTDOWN_CODES,
+  VIRQ,
+  type CreateDomainArgs,
+  type DomainInfo,
+  type HostInfo,
+  type ShutdownReason,
+} from '../drivers/hypercall/ops.js';
+import { cgroupName, domainRootDir } from '../common/paths.js';
+import { DomainCgroup, DEFAULT_WEIGHT, hostCpus, removeParentGroups } from './cgroups.js';
+import { ConsoleLog } from './console-log.js';
+import { Domain, GRANT_ENTRIES_PER_FRAME } from './domain.js';
+import { launchDomainKernel } from './domain-launcher.js';
+
+export class HypercallFault extends Error {
+  constructor(readonly errno: string, message: string) {
+    super(message);
+  }
+}
+const fault = (errno: string, message: string) => new HypercallFault(errno, message);
+
+/** The guest kernel's own runtime (Node) is accounted beyond the guest's RAM, as Xen accounts
+ * a domain's overhead (p2m, shadow) beyond `memory`: the cgroup limit is target + this. */
+export const KERNEL_OVERHEAD_BYTES = 64 * 1024 * 1024;
+export const MAX_DOMID = 0x7ff0; // DOMID_FIRST_RESERVED
+const MIN_MEMORY_MIB = 16;
+
+type Reply = { result: unknown; fds?: number[] };
+type Handler = (caller: Domain, args: any, fds: number[]) => Reply | Promise<Reply>;
+
+export class Hypervisor {
+  readonly log = new ConsoleLog();
+  private readonly domains = new Map<number, Domain>();
+  private nextDomid = 1;
+  private readonly cpuList = hostCpus();
+  private readonly handlers: Record<string, { privileged: boolean; fn: Handler }>;
+  private onDom0Exit: (() => void) | null = null;
+
+  constructor() {
+    const dom0 = new Domain(0, '00000000-0000-0000-0000-000000000000', 'Domain-0', Math.round(totalmem() / 1048576), Math.round(totalmem() / 1048576), this.cpuList.length, this.cpuList.length, this.cpuList);
+    dom0.started = true;
+    dom0.paused = false;
+    this.domains.set(0, dom0);
+    this.handlers = this.buildHandlers();
+    this.log.write(`xenode hypervisor starting on ${hostname()} with ${this.cpuList.length} CPUs, ${Math.round(totalmem() / 1048576)} MiB`);
+  }
+
+  /** Connect dom0's hypercall channel (an fd the launcher gave us). */
+  attachDom0(fd: number, onExit: () => void): void {
+    const dom0 = this.domains.get(0)!;
+    this.onDom0Exit = onExit;
+    dom0.channel = new MessageSocket(fd, (m) => this.onMessage(dom0, m), () => {
+      this.log.write('dom0 hypercall channel closed');
+      this.onDom0Exit?.();
+    });
+  }
+
+  // ---------------------------------------------------------------- message dispatch
+
+  private onMessage(caller: Domain, { message, fds }: Received): void {
+    const id = message.id;
+    const op = message.op;
+    const reply = (body: object, out: number[] = []) => {
+      try {
+        caller.channel?.send({ id, ...body }, out);
+      } catch (e) {
+        this.log.write(`d${caller.domid}: cannot reply to ${String(op)}: ${(e as Error).message}`);
+      }
+    };
+    if (typeof id !== 'number' || typeof op !== 'string') {
+      for (const fd of fds) native().close(fd);
+      return reply({ error: { errno: 'EINVAL', message: 'malformed hypercall (needs numeric id and string op)' } });
+    }
+    const h = this.handlers[op];
+    if (!h) {
+      for (const fd of fds) native().close(fd);
+      return reply({ error: { errno: 'ENOSYS', message: `unknown hypercall ${op}` } });
+    }
+    if (h.privileged && caller.domid !== 0) {
+      for (const fd of fds) native().close(fd);
+      return reply({ error: { errno: 'EPERM', message: `${op} is for the control domain only` } });
+    }
+    const args = typeof message.args === 'object' && message.args !== null ? message.args : {};
+    Promise.resolve()
+      .then(() => h.fn(caller, args, fds))
+      .then(
+        (r) => reply({ result: r.result ?? null }, r.fds ?? []),
+        (e: unknown) => {
+          const errno = e instanceof HypercallFault ? e.errno : 'EINVAL';
+          if (!(e instanceof HypercallFault)) this.log.write(`d${caller.domid}: ${op} failed: ${(e as Error).stack ?? e}`);
+          reply({ error: { errno, message: (e as Error).message } });
+        },
+      );
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private domain(domid: unknown): Domain {
+    const d = typeof domid === 'number' ? this.domains.get(domid) : undefined;
+    if (!d) throw fault('ESRCH', `no domain ${String(domid)}`);
+    return d;
+  }
+
+  /** A guest may only name itself; dom0 may name anyone. "self" means the caller. */
+  private target(caller: Domain, dom: unknown): Domain {
+    if (dom === undefined || dom === 'self' || dom === caller.domid) return caller;
+    if (caller.domid !== 0) throw fault('EPERM', `domain ${caller.domid} may not act on domain ${String(dom)}`);
+    return this.domain(dom);
+  }
+
+  private int(v: unknown, name: string, min: number, max: number): number {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      throw fault('EINVAL', `${name} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
+    }
+    return v;
+  }
+
+  private sendVirqDomExc(): void {
+    const dom0 = this.domains.get(0)!;
+    const p = dom0.evtchn.findVirq(VIRQ.DOM_EXC);
+    if (p) dom0.evtchn.raise(p.port);
+  }
+
+  info(d: Domain): DomainInfo {
+    let running = false;
+    let blocked = false;
+    if (d.started && !d.paused && !d.isShutdown && !d.dying) {
+      running = d.domid === 0 || this.anyRunnable(d);
+      blocked = !running;
+    }
+    const memKiB = d.domid === 0 ? d.targetKiB : Math.max(d.targetKiB, 0);
+    return {
+      domid: d.domid,
+      uuid: d.uuid,
+      label: d.label,
+      running,
+      blocked,
+      paused: d.started && d.paused && !d.isShutdown,
+      shutdown: d.isShutdown && !d.crashed,
+      crashed: d.crashed,
+      dying: d.dying,
+      shutdownReason: d.shutdownReason,
+      memKiB,
+      maxMemKiB: d.maxMemKiB,
+      targetKiB: d.targetKiB,
+      vcpus: d.maxVcpus,
+      onlineVcpus: d.onlineVcpus,
+      cpuTimeNs: d.domid === 0 ? Math.round(process.cpuUsage().user * 1000 + process.cpuUsage().system * 1000) : d.cgroup?.cpuTimeNs() ?? 0,
+      startTimeMs: d.startTimeMs,
+      pid: d.process?.pid ?? (d.domid === 0 ? process.pid : 0),
+      weight: d.weight,
+      cap: d.cap,
+      vcpuAffinity: d.vcpuAffinity,
+    };
+  }
+
+  /** 'r' if any of the domain's tasks is on a CPU or runnable right now, else 'b'. */
+  private anyRunnable(d: Domain): boolean {
+    for (const pid of d.cgroup?.pids() ?? []) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+        if (state === 'R') return true;
+      } catch {
+        /* exited */
+      }
+    }
+    return false;
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  async createDomain(args: CreateDomainArgs): Promise<Domain> {
+    const memoryMiB = this.int(args.memoryMiB, 'memory', MIN_MEMORY_MIB, 1 << 20);
+    const maxMemMiB = Math.max(memoryMiB, this.int(args.maxMemMiB ?? memoryMiB, 'maxmem', MIN_MEMORY_MIB, 1 << 20));
+    const maxVcpus = this.int(args.maxVcpus ?? args.vcpus, 'maxvcpus', 1, 128);
+    const vcpus = this.int(args.vcpus, 'vcpus', 1, maxVcpus);
+    if (this.domains.size >= MAX_DOMID) throw fault('ENOSPC', 'no free domain id');
+    let domid = this.nextDomid;
+    while (this.domains.has(domid)) domid = domid + 1 >= MAX_DOMID ? 1 : domid + 1;
+    this.nextDomid = domid + 1 >= MAX_DOMID ? 1 : domid + 1;
+    const uuid = typeof args.uuid === 'string' && /^[0-9a-f-]{36}$/i.test(args.uuid) ? args.uuid : randomUUID();
+    const label = String(args.label ?? `domain${domid}`).slice(0, 64);
+    const d = new Domain(domid, uuid, label, memoryMiB, maxMemMiB, maxVcpus, vcpus, this.cpuList);
+    if (args.cpus?.length) {
+      const allowed = args.cpus.filter((c) => this.cpuList.includes(c));
+      if (allowed.length === 0) throw fault('EINVAL', `cpus ${args.cpus.join(',')} are not on this host (${this.cpuList.join(',')})`);
+      d.vcpuAffinity = d.vcpuAffinity.map(() => [...allowed]);
+    }
+    const startInfoPfn = this.int(args.kernel?.startInfoPfn, 'kernel.startInfoPfn', 0, d.nrPages - 1);
+    const n = native();
+    try {
+      d.memFd = n.memfdCreate(`xenode-d${domid}-ram`, memoryMiB * 1024 * 1024);
+      d.grantFrames = args.grantFrames ?? d.grantFrames;
+      d.grantFd = n.memfdCreate(`xenode-d${domid}-gnttab`, d.grantFrames * 4096);
+      d.cgroup = new DomainCgroup(cgroupName(), domid);
+      d.cgroup.create();
+      d.cgroup.setMemoryLimit(memoryMiB * 1024 * 1024 + KERNEL_OVERHEAD_BYTES);
+      d.cgroup.setWeight(DEFAULT_WEIGHT);
+      d.cgroup.setCap(0);
+      d.cgroup.setCpus(union(d.vcpuAffinity));
+    } catch (e) {
+      await this.release(d);
+      throw e;
+    }
+    (d as any).startInfoPfn = startInfoPfn;
+    this.domains.set(domid, d);
+    this.log.write(`d${domid}: created "${label}" (${memoryMiB} MiB, ${vcpus} vCPUs, uuid ${uuid})`);
+    return d;
+  }
+
+  /** First unpause starts the kernel; later ones thaw the freezer. */
+  unpause(d: Domain): void {
+    if (d.domid === 0) throw fault('EINVAL', 'dom0 cannot be paused or unpaused');
+    if (d.isShutdown || d.dying) throw fault('EINVAL', `domain ${d.domid} is shut down`);
+    if (!d.started) {
+      const [ours, theirs] = native().seqpacketPair();
+      try {
+        d.process = launchDomainKernel({
+          domid: d.domid,
+          hostname: d.label,
+          hypercallFd: theirs,
+          startInfoPfn: (d as any).startInfoPfn,
+          cgroup: d.cgroup!,
+        });
+      } finally {
+        native().close(theirs);
+      }
+      d.channel = new MessageSocket(ours, (m) => this.onMessage(d, m), () => {});
+      d.process.on('exit', (code, signal) => this.onKernelExit(d, code, signal));
+      d.started = true;
+      d.startTimeMs = Date.now();
+      this.log.write(`d${d.domid}: kernel started (pid ${d.process.pid})`);
+    } else {
+      d.cgroup!.thaw();
+    }
+    d.paused = false;
+  }
+
+  pause(d: Domain): void {
+    if (d.domid === 0) throw fault('EINVAL', 'dom0 cannot be paused or unpaused');
+    if (!d.started) return;
+    d.cgroup!.freeze();
+    d.paused = true;
+  }
+
+  /** The kernel process ended. Without a SCHEDOP_shutdown first, that is a crash. */
+  private onKernelExit(d: Domain, code: number | null, signal: NodeJS.Signals | null): void {
+    d.channel?.close();
+    d.channel = null;
+    if (d.dying) return;
+    if (d.shutdownReason === null) {
+      d.shutdownReason = 'crash';
+      d.crashed = true;
+      this.log.write(`d${d.domid}: crashed (kernel ${signal ? `killed by ${signal}` : `exited with ${code}`})`);
+    } else {
+      this.log.write(`d${d.domid}: shut down (${d.shutdownReason})`);
+    }
+    // Whatever the guest left behind in its sandbox stops with its kernel.
+    d.cgroup?.killAll();
+    if (d.timer) clearTimeout(d.timer);
+    this.sendVirqDomExc();
+  }
+
+  shutdown(d: Domain, reason: ShutdownReason): void {
+    if (d.shutdownReason !== null) return;
+    d.shutdownReason = reason;
+    d.crashed = reason === 'crash';
+    this.log.write(`d${d.domid}: requested shutdown (${reason})`);
+    this.sendVirqDomExc();
+  }
+
+  async destroy(d: Domain): Promise<void> {
+    if (d.domid === 0) throw fault('EINVAL', 'cannot destroy dom0');
+    if (d.dying) return;
+    d.dying = true;
+    this.log.write(`d${d.domid}: destroying`);
+    await this.release(d);
+    this.domains.delete(d.domid);
+    this.sendVirqDomExc();
+  }
+
+  /** Give back everything a domain holds: processes, ports (peers see them unbound), memory. */
+  private async release(d: Domain): Promise<void> {
+    if (d.timer) clearTimeout(d.timer);
+    if (d.process && d.process.exitCode === null && d.process.signalCode === null) {
+      const exited = new Promise<void>((r) => d.process!.once('exit', () => r()));
+      d.cgroup?.killAll();
+      d.process.kill('SIGKILL');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+    }
+    d.channel?.close();
+    d.channel = null;
+    for (const p of d.evtchn.all()) this.closePort(d, p.port);
+    if (d.memFd >= 0) native().close(d.memFd);
+    if (d.grantFd >= 0) native().close(d.grantFd);
+    d.memFd = d.grantFd = -1;
+    try {
+      await d.cgroup?.destroy();
+    } catch (e) {
+      this.log.write(`d${d.domid}: ${(e as Error).message}`);
+    }
+    try {
+      rmSync(dirname(domainRootDir(d.domid)), { recursive: true, force: true });
+    } catch {
+      /* the mount point may still be busy for a moment; it is empty on the host side */
+    }
+    if ([...this.domains.values()].every((x) => x.domid === 0 || x === d)) removeParentGroups(cgroupName());
+  }
+
+  /** Stop everything (the hypervisor is going down). */
+  async destroyAll(): Promise<void> {
+    for (const d of [...this.domains.values()]) if (d.domid !== 0) await this.destroy(d);
+  }
+
+  // ---------------------------------------------------------------- event channels
+
+  private closePort(d: Domain, port: number): void {
+    const p = d.evtchn.get(port);
+    if (!p) return;
+    if (p.state === 'interdomain') {
+      const remote = this.domains.get(p.remoteDom);
+      const rp = remote?.evtchn.get(p.remotePort);
+      if (remote && rp && rp.state === 'interdomain' && rp.remoteDom === d.domid && rp.remotePort === port) {
+        // Xen: closing one end returns the other to unbound, waiting for the same peer.
+        rp.state = 'unbound';
+        rp.remotePort = 0;
+        try {
+          remote.channel?.send({ upcall: 'evtchn.unbound', args: { port: rp.port } });
+        } catch {
+          /* peer gone */
+        }
+      }
+    }
+    d.evtchn.remove(port);
+  }
+
+  // ---------------------------------------------------------------- the hypercall table
+
+  private buildHandlers(): Record<string, { privileged: boolean; fn: Handler }> {
+    const guest = (fn: Handler) => ({ privileged: false, fn });
+    const priv = (fn: Handler) => ({ privileged: true, fn });
+    return {
+      // ---- xen_version / sysctl
+      'xen.version': guest(() => ({ result: { major: 4, minor: 17, extra: '-xenode' } })),
+      'sysctl.physinfo': priv(() => ({ result: this.hostInfo() })),
+      'sysctl.readconsole': priv((_c, a) => ({ result: { text: this.log.read(a.clear === true) } })),
+      'sysctl.getdomaininfolist': priv(() => ({ result: [...this.domains.values()].map((d) => this.info(d)) })),
+
+      // ---- domctl (dom0 only)
+      'domctl.createdomain': priv(async (_c, a) => ({ result: { domid: (await this.createDomain(a)).domid } })),
+      'domctl.getdomaininfo': priv((_c, a) => ({ result: this.info(this.domain(a.domid)) })),
+      'domctl.pausedomain': priv((_c, a) => (this.pause(this.domain(a.domid)), { result: null })),
+      'domctl.unpausedomain': priv((_c, a) => (this.unpause(this.domain(a.domid)), { result: null })),
+      'domctl.destroydomain': priv(async (_c, a) => (await this.destroy(this.domain(a.domid)), { result: null })),
+      'domctl.shutdown': priv((_c, a) => {
+        const reason = a.reason as ShutdownReason;
+        if (!(reason in SHUTDOWN_CODES)) throw fault('EINVAL', `unknown shutdown reason ${String(reason)}`);
+        this.shutdown(this.domain(a.domid), reason);
+        return { result: null };
+      }),
+      'domctl.setlabel': priv((_c, a) => {
+        this.domain(a.domid).label = String(a.label).slice(0, 64);
+        return { result: null };
+      }),
+      'domctl.max_mem': priv((_c, a) => {
+        const d = this.domain(a.domid);
+        d.maxMemKiB = this.int(a.maxKiB, 'maxKiB', 1024, 1 << 30);
+        return { result: null };
+      }),
+      'domctl.set_target': priv((_c, a) => {
+        const d = this.domain(a.domid);
+        const kib = this.int(a.targetKiB, 'targetKiB', MIN_MEMORY_MIB * 1024, d.maxMemKiB);
+        d.targetKiB = kib;
+        d.cgroup?.setMemoryLimit(kib * 1024 + KERNEL_OVERHEAD_BYTES);
+        return { result: null };
+      }),
+      'domctl.max_vcpus': priv((_c, a) => {
+        const d = this.domain(a.domid);
+        d.onlineVcpus = this.int(a.online, 'online vcpus', 1, d.maxVcpus);
+        return { result: null };
+      }),
+      'domctl.setvcpuaffinity': priv((_c, a) => {
+        const d = this.domain(a.domid);
+        const vcpu = this.int(a.vcpu, 'vcpu', 0, d.maxVcpus - 1);
+        const cpus = (Array.isArray(a.cpus) ? a.cpus : []).filter((c: unknown) => typeof c === 'number' && this.cpuList.includes(c));
+        if (cpus.length === 0) throw fault('EINVAL', `no host CPU in ${JSON.stringify(a.cpus)} (host has ${this.cpuList.join(',')})`);
+        d.vcpuAffinity[vcpu] = cpus;
+        d.cgroup?.setCpus(union(d.vcpuAffinity));
+        return { result: null };
+      }),
+      'domctl.scheduler_op': priv((_c, a) => {
+        const d = this.domain(a.domid);
+        if (a.weight !== undefined) {
+          d.weight = this.int(a.weight, 'weight', 1, 65535);
+          d.cgroup?.setWeight(d.weight);
+        }
+        if (a.cap !== undefined) {
+          d.cap = this.int(a.cap, 'cap', 0, 100 * this.cpuList.length);
+          d.cgroup?.setCap(d.cap);
+        }
+        return { result: { weight: d.weight, cap: d.cap } };
+      }),
+      'domctl.cgroup_info': priv((_c, a) => {
+        const d = this.domain(a.domid);
+        return { result: { memoryLimit: d.cgroup?.memoryLimit() ?? 0, memoryUsage: d.cgroup?.memoryUsage() ?? 0, cpus: d.cgroup?.cpus() ?? [], pids: d.cgroup?.pids() ?? [], frozen: d.cgroup?.isFrozen() ?? false } };
+      }),
+      // Privileged foreign mappings: dom0 maps guest memory and grant tables as xenconsoled
+      // and qemu-dm do in Xen (privcmd). No domU can reach these.
+      'domctl.map_foreign_memory': priv((_c, a) => {
+        const d = this.domain(a.domid);
+        if (d.memFd < 0) throw fault('ESRCH', `domain ${d.domid} has no memory`);
+        return { result: { bytes: d.memoryMiB * 1048576 }, fds: [d.memFd] };
+      }),
+      'domctl.map_grant_table': priv((_c, a) => {
+        const d = this.domain(a.domid);
+        if (d.grantFd < 0) throw fault('ESRCH', `domain ${d.domid} has no grant table`);
+        return { result: { frames: d.grantFrames, entries: d.grantFrames * GRANT_ENTRIES_PER_FRAME }, fds: [d.grantFd] };
+      }),
+
+      // ---- memory_op / grant_table_op for the caller itself
+      'memory.map_self': guest((c) => {
+        if (c.memFd < 0) throw fault('ENOMEM', 'this domain has no memory of its own');
+        return { result: { bytes: c.memoryMiB * 1048576, nrPages: c.nrPages }, fds: [c.memFd] };
+      }),
+      'gnttab.setup_table': guest((c) => {
+        if (c.grantFd < 0) throw fault('ENOSYS', 'this domain has no grant table');
+        return { result: { frames: c.grantFrames }, fds: [c.grantFd] };
+      }),
+      'gnttab.query_size': guest((c) => ({ result: { nr_frames: c.grantFrames, max_nr_frames: c.grantFrames } })),
+
+      // ---- sched_op
+      'sched.shutdown': guest((c, a) => {
+        const reason = a.reason as ShutdownReason;
+        if (!(reason in SHUTDOWN_CODES)) throw fault('EINVAL', `unknown shutdown reason ${String(reason)}`);
+        this.shutdown(c, reason);
+        return { result: null };
+      }),
+      'sched.set_timer': guest((c, a) => {
+        if (c.timer) clearTimeout(c.timer);
+        c.timer = null;
+        const ms = Number(a.timeoutMs);
+        if (Number.isFinite(ms) && ms >= 0) {
+          c.timer = setTimeout(() => {
+            c.timer = null;
+            const p = c.evtchn.findVirq(VIRQ.TIMER);
+            if (p) c.evtchn.raise(p.port);
+          }, Math.min(ms, 2 ** 31 - 1));
+        }
+        return { result: null };
+      }),
+      'console.write': guest((c, a) => {
+        this.log.write(`d${c.domid}: ${String(a.text).slice(0, 1024)}`);
+        return { result: null };
+      }),
+
+      // ---- event_channel_op
+      'evtchn.alloc_unbound': guest((c, a) => {
+        const d = this.target(c, a.dom);
+        const remote = this.int(a.remote_dom, 'remote_dom', 0, MAX_DOMID);
+        const p = d.evtchn.allocate({ state: 'unbound', remoteDom: remote, remotePort: 0, virq: 0, vcpu: 0 });
+        // The allocating domain gets the doorbell only when allocating for itself.
+        return { result: { port: p.port }, fds: d === c ? [p.fd] : [] };
+      }),
+      'evtchn.bind_interdomain': guest((c, a) => {
+        const remote = this.domain(a.remote_dom);
+        const rport = this.int(a.remote_port, 'remote_port', 1, 4095);
+        const rp = remote.evtchn.get(rport);
+        if (!rp || rp.state !== 'unbound' || rp.remoteDom !== c.domid) {
+          throw fault('EINVAL', `port ${rport} of domain ${remote.domid} is not waiting for domain ${c.domid}`);
+        }
+        const lp = c.evtchn.allocate({ state: 'interdomain', remoteDom: remote.domid, remotePort: rport, virq: 0, vcpu: 0 });
+        rp.state = 'interdomain';
+        rp.remotePort = lp.port;
+        try {
+          remote.channel?.send({ upcall: 'evtchn.bound', args: { port: rport, remoteDom: c.domid, remotePort: lp.port } }, [lp.fd]);
+        } catch {
+          /* the peer learns the binding when it opens the port */
+        }
+        // Xen sets the new local port pending so the binder looks at the ring at once.
+        native().eventfdWrite(lp.fd, 1);
+        return { result: { local_port: lp.port }, fds: [lp.fd, rp.fd] };
+      }),
+      'evtchn.bind_virq': guest((c, a) => {
+        const virq = this.int(a.virq, 'virq', 0, 23);
+        if (virq === VIRQ.DOM_EXC && c.domid !== 0) throw fault('EPERM', 'VIRQ_DOM_EXC is global: dom0 only');
+        if (c.evtchn.findVirq(virq)) throw fault('EEXIST', `VIRQ ${virq} is already bound`);
+        const p = c.evtchn.allocate({ state: 'virq', remoteDom: 0, remotePort: 0, virq, vcpu: 0 });
+        return { result: { port: p.port }, fds: [p.fd] };
+      }),
+      'evtchn.open': guest((c, a) => {
+        const p = c.evtchn.get(a.port);
+        if (!p) throw fault('EINVAL', `port ${String(a.port)} is not allocated in domain ${c.domid}`);
+        const fds = [p.fd];
+        if (p.state === 'interdomain') {
+          const rp = this.domains.get(p.remoteDom)?.evtchn.get(p.remotePort);
+          if (rp) fds.push(rp.fd);
+        }
+        return { result: { state: p.state }, fds };
+      }),
+      'evtchn.send': guest((c, a) => {
+        const p = c.evtchn.get(a.port);
+        if (!p) throw fault('EINVAL', `port ${String(a.port)} is not allocated`);
+        if (p.state === 'interdomain') this.domains.get(p.remoteDom)?.evtchn.raise(p.remotePort);
+        return { result: null };
+      }),
+      'evtchn.close': guest((c, a) => {
+        const d = this.target(c, a.dom);
+        if (!d.evtchn.get(a.port)) throw fault('EINVAL', `port ${String(a.port)} is not allocated`);
+        this.closePort(d, a.port);
+        return { result: null };
+      }),
+      'evtchn.status': guest((c, a) => ({ result: this.target(c, a.dom).evtchn.status(a.port) })),
+    };
+  }
+
+  hostInfo(): HostInfo {
+    return {
+      hostname: hostname(),
+      release: release(),
+      version: version(),
+      machine: machine(),
+      nrCpus: this.cpuList.length || osCpus().length,
+      totalMemoryMiB: Math.round(totalmem() / 1048576),
+      freeMemoryMiB: Math.round(freemem() / 1048576),
+      xenMajor: 4,
+      xenMinor: 17,
+      xenExtra: '-xenode',
+      xenCaps: 'xen-3.0-x86_64 hvm-3.0-x86_64',
+      scheduler: 'credit',
+      commandLine: process.argv.slice(2).join(' '),
+      uptimeSec: uptime(),
+    };
+  }
+}
+
+function union(sets: number[][]): number[] {
+  return [...new Set(sets.flat())].sort((a, b) => a - b);
+}

@@ -1,0 +1,493 @@
+/* xenode-jailer: builds one domain's sandbox, in the manner of Firecracker's jailer, then
+ * execs the domain's "kernel" as PID 1 inside it.
+ *
+ *   xenode-jailer --uid-base N [--uid-count 65536] --hostname NAME --root DIR
+ *                 --boot-dir DIR [--bind-ro SRC:DST]... [--keep-fd N]... [--env K=V]...
+ *                 -- PROGRAM ARGS...
+ *
+ * 1. Read one byte from fd 0: the hypervisor's "go", sent once it has put this process in
+ *    the domain's cgroups (so everything cloned below is accounted there). EOF first: exit 1.
+ * 2. clone() into new user, pid, mount, net, uts and ipc namespaces.
+ * 3. The parent stays host root: it writes the child's uid/gid maps (uid 0 inside = host
+ *    uid N), releases the child, forwards SIGTERM/SIGINT/SIGHUP/SIGUSR2 to it and exits
+ *    with its status (128+signal if it was killed).
+ * 4. The child becomes root of its namespaces, builds a fresh root on a tmpfs at DIR (host
+ *    /usr read-only, a generated /etc, a minimal /dev, its own /proc, ...), pivots into
+ *    it, sets no_new_privs, closes every fd but 0-2 and the --keep-fd ones, and execs
+ *    PROGRAM with a clean environment.
+ *
+ * Any failure prints "xenode-jailer: <step>: <strerror>" and exits 127. Must run as root.
+ *
+ * The mounts are made by the child after it became uid N: DIR, --boot-dir and each
+ * --bind-ro SRC must be reachable by that uid (every parent directory searchable by
+ * others, as mkdir -p with mode 0755 leaves them), or the step fails with EACCES.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define FORWARDED_SIGNALS {SIGTERM, SIGINT, SIGHUP, SIGUSR2}
+#define GUEST_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+struct config {
+  unsigned long uid_base, uid_count;
+  const char *hostname, *root, *boot_dir;
+  char **bind_ro;  /* "SRC:DST" */
+  int n_bind_ro;
+  int *keep_fds;
+  int n_keep_fds;
+  char **envs;     /* "K=V" */
+  int n_envs;
+  char **argv;     /* PROGRAM ARGS... */
+  int sync_fd;     /* child: read end of the parent->child pipe */
+  int sync_wr;     /* its write end, which the child must not hold */
+  sigset_t orig_mask;
+};
+
+static volatile pid_t child_pid;
+
+/* Report a failed step with errno and exit 127 (_exit: the child shares stdio buffers). */
+static void die(const char *fmt, ...) {
+  int err = errno;
+  char step[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(step, sizeof step, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "xenode-jailer: %s: %s\n", step, strerror(err));
+  _exit(127);
+}
+
+static void usage(const char *why) {
+  fprintf(stderr,
+          "xenode-jailer: arguments: %s\n"
+          "usage: xenode-jailer --uid-base N [--uid-count 65536] --hostname NAME --root DIR\n"
+          "         --boot-dir DIR [--bind-ro SRC:DST]... [--keep-fd N]... [--env K=V]...\n"
+          "         -- PROGRAM ARGS...\n",
+          why);
+  exit(127);
+}
+
+static unsigned long parse_num(const char *s, const char *opt) {
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno || *s < '0' || *s > '9' || *end) usage(opt);
+  return v;
+}
+
+static char *xasprintf(const char *fmt, ...) {
+  char *s;
+  va_list ap;
+  va_start(ap, fmt);
+  if (vasprintf(&s, fmt, ap) < 0) die("asprintf");
+  va_end(ap);
+  return s;
+}
+
+/* Path inside the new root (before pivot_root it lives under --root). */
+static const char *root_dir;
+static char *in_root(const char *path) { return xasprintf("%s%s", root_dir, path); }
+
+static void xmount(const char *src, const char *dst, const char *type, unsigned long flags,
+                   const char *data) {
+  if (mount(src, dst, type, flags, data) < 0) die("mount %s", dst);
+}
+
+static void xmkdir(const char *path, mode_t mode) {
+  if (mkdir(path, mode) < 0 && errno != EEXIST) die("mkdir %s", path);
+  if (chmod(path, mode) < 0) die("chmod %s", path);  /* exact mode, whatever the umask */
+}
+
+static void mkdir_p(const char *path) {
+  char *p = strdup(path);
+  for (char *s = p + 1; *s; s++) {
+    if (*s != '/') continue;
+    *s = 0;
+    if (mkdir(p, 0755) < 0 && errno != EEXIST) die("mkdir %s", p);
+    *s = '/';
+  }
+  if (mkdir(p, 0755) < 0 && errno != EEXIST) die("mkdir %s", p);
+  free(p);
+}
+
+static void write_file(const char *path, mode_t mode, const char *content) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) die("create %s", path);
+  size_t len = strlen(content);
+  if (write(fd, content, len) != (ssize_t)len) die("write %s", path);
+  if (fchmod(fd, mode) < 0) die("chmod %s", path);
+  close(fd);
+}
+
+/* Make a mount tree read-only (and nosuid/nodev). mount_setattr covers every submount,
+ * which a MS_REMOUNT|MS_BIND would not. */
+static void make_ro(const char *path) {
+  struct mount_attr attr = {
+      .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
+  if (syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE, &attr, sizeof attr) < 0)
+    die("make read-only %s", path);
+}
+
+/* Bind host path src on dst (created as a dir or an empty file to match), read-only. */
+static void bind_ro(const char *src, const char *dst) {
+  struct stat st;
+  if (stat(src, &st) < 0) die("stat %s", src);
+  if (S_ISDIR(st.st_mode)) {
+    mkdir_p(dst);
+  } else {
+    char *parent = strdup(dst);
+    *strrchr(parent, '/') = 0;
+    if (*parent) mkdir_p(parent);
+    free(parent);
+    int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) die("create %s", dst);
+    close(fd);
+  }
+  xmount(src, dst, NULL, MS_BIND | MS_REC, NULL);
+  make_ro(dst);
+}
+
+/* /dev/NAME: an empty file with the host's device node bound on it. Device nodes cannot be
+ * created in a user namespace, and a tmpfs mounted there is nodev anyway; a bind mount of
+ * the host node is a separate mount and works. */
+static void bind_dev(const char *name) {
+  char *src = xasprintf("/dev/%s", name), *dst = in_root(src);
+  int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) die("create %s", dst);
+  close(fd);
+  xmount(src, dst, NULL, MS_BIND, NULL);
+}
+
+static void xsymlink(const char *target, const char *link) {
+  if (symlink(target, link) < 0) die("symlink %s", link);
+}
+
+static void build_etc(const struct config *c) {
+  xmkdir(in_root("/etc"), 0755);
+  write_file(in_root("/etc/passwd"), 0644,
+             "root:x:0:0:root:/root:/bin/sh\n"
+             "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
+  write_file(in_root("/etc/group"), 0644, "root:x:0:\nnogroup:x:65534:\n");
+  write_file(in_root("/etc/hostname"), 0644, xasprintf("%s\n", c->hostname));
+  write_file(in_root("/etc/hosts"), 0644,
+             xasprintf("127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+                       c->hostname));
+  write_file(in_root("/etc/resolv.conf"), 0644, "");
+  write_file(in_root("/etc/nsswitch.conf"), 0644,
+             "passwd: files\ngroup: files\nshadow: files\nhosts: files\nnetworks: files\n"
+             "protocols: files\nservices: files\n");
+  write_file(in_root("/etc/profile"), 0644,
+             "export PATH=" GUEST_PATH "\n"
+             "PS1='\\u@\\h:\\w\\$ '\n");
+  xsymlink("../proc/self/mounts", in_root("/etc/mtab"));
+  /* Not secrets, and needed: many /usr/bin commands are symlinks through alternatives,
+   * and ld.so.cache lets the dynamic linker find libraries outside the default path. The
+   * host /etc itself (shadow, keys...) is never reachable. */
+  struct stat st;
+  if (stat("/etc/alternatives", &st) == 0) bind_ro("/etc/alternatives", in_root("/etc/alternatives"));
+  if (stat("/etc/ld.so.cache", &st) == 0) bind_ro("/etc/ld.so.cache", in_root("/etc/ld.so.cache"));
+}
+
+static void build_dev(void) {
+  const char *dev = in_root("/dev");
+  xmkdir(dev, 0755);
+  xmount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=1m");
+  const char *nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+  for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) bind_dev(nodes[i]);
+  struct stat st;
+  if (stat("/dev/net/tun", &st) == 0) {
+    xmkdir(in_root("/dev/net"), 0755);
+    bind_dev("net/tun");
+  }
+  /* A private devpts instance: the guest's ptys are invisible to the host's and back. */
+  xmkdir(in_root("/dev/pts"), 0755);
+  xmount("devpts", in_root("/dev/pts"), "devpts", MS_NOSUID | MS_NOEXEC,
+         "newinstance,ptmxmode=0666,mode=0620");
+  xsymlink("pts/ptmx", in_root("/dev/ptmx"));
+  xmkdir(in_root("/dev/shm"), 01777);
+  xmount("tmpfs", in_root("/dev/shm"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+  xsymlink("/proc/self/fd", in_root("/dev/fd"));
+  xsymlink("/proc/self/fd/0", in_root("/dev/stdin"));
+  xsymlink("/proc/self/fd/1", in_root("/dev/stdout"));
+  xsymlink("/proc/self/fd/2", in_root("/dev/stderr"));
+}
+
+/* poweroff/halt/reboot for the guest's userland: they ask its kernel (PID 1) to stop. */
+static void build_power_scripts(void) {
+  const char *dir = in_root("/usr/local/sbin");
+  xmount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k");
+  write_file(in_root("/usr/local/sbin/poweroff"), 0755, "#!/bin/sh\nexec kill -USR2 1\n");
+  write_file(in_root("/usr/local/sbin/halt"), 0755, "#!/bin/sh\nexec kill -USR2 1\n");
+  write_file(in_root("/usr/local/sbin/reboot"), 0755, "#!/bin/sh\nexec kill -TERM 1\n");
+  make_ro(dir);
+}
+
+static void build_root(const struct config *c) {
+  const char *root = c->root;
+  /* Our mounts must not propagate back to the host's mount namespace. */
+  xmount("", "/", NULL, MS_REC | MS_PRIVATE, NULL);
+  xmount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64m");
+
+  bind_ro("/usr", in_root("/usr"));
+  /* Merged /usr: bin, lib... are symlinks into usr/ on the host; copy those links, and
+   * bind (read-only) any that is a real directory. */
+  const char *top[] = {"bin", "sbin", "lib", "lib32", "lib64", "libx32"};
+  for (size_t i = 0; i < sizeof top / sizeof top[0]; i++) {
+    char *host = xasprintf("/%s", top[i]);
+    struct stat st;
+    if (lstat(host, &st) < 0) continue;  /* absent on this host: fine */
+    if (S_ISLNK(st.st_mode)) {
+      char target[PATH_MAX];
+      ssize_t n = readlink(host, target, sizeof target - 1);
+      if (n < 0) die("readlink %s", host);
+      target[n] = 0;
+      xsymlink(target, in_root(host));
+    } else if (S_ISDIR(st.st_mode)) {
+      bind_ro(host, in_root(host));
+    }
+  }
+
+  build_etc(c);
+  xmkdir(in_root("/boot"), 0755);
+  bind_ro(c->boot_dir, in_root("/boot"));
+  build_dev();
+
+  /* We are PID 1 of the new pid namespace: this proc shows the domain's processes only. */
+  xmkdir(in_root("/proc"), 0555);
+  xmount("proc", in_root("/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+
+  xmkdir(in_root("/tmp"), 01777);
+  xmount("tmpfs", in_root("/tmp"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+  xmkdir(in_root("/var"), 0755);
+  xmkdir(in_root("/var/tmp"), 01777);
+  xmount("tmpfs", in_root("/var/tmp"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+  xmkdir(in_root("/root"), 0700);
+  xmkdir(in_root("/home"), 0755);
+  xmkdir(in_root("/run"), 0755);
+
+  build_power_scripts();
+
+  for (int i = 0; i < c->n_bind_ro; i++) {
+    char *src = strdup(c->bind_ro[i]);
+    char *dst = strchr(src, ':');
+    *dst++ = 0;  /* validated in main */
+    bind_ro(src, in_root(dst));
+    free(src);
+  }
+}
+
+/* The new network namespace has only lo, and it starts down. */
+static void loopback_up(void) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) die("socket");
+  struct ifreq ifr = {0};
+  strcpy(ifr.ifr_name, "lo");
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) die("get lo flags");
+  ifr.ifr_flags |= IFF_UP;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) die("set lo up");
+  close(s);
+}
+
+static void enter_root(const char *root) {
+  char *old = xasprintf("%s/.oldroot", root);
+  xmkdir(old, 0700);
+  if (syscall(SYS_pivot_root, root, old) < 0) die("pivot_root");
+  if (chdir("/") < 0) die("chdir /");
+  if (umount2("/.oldroot", MNT_DETACH) < 0) die("umount /.oldroot");
+  if (rmdir("/.oldroot") < 0) die("rmdir /.oldroot");
+}
+
+static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+/* Close every fd > 2 except keep[] (sorted), whose close-on-exec flag is cleared. */
+static void close_fds_except(int *keep, int n) {
+  qsort(keep, n, sizeof *keep, cmp_int);
+  unsigned int from = 3;
+  for (int i = 0; i < n; i++) {
+    if (fcntl(keep[i], F_SETFD, 0) < 0) die("keep-fd %d", keep[i]);
+    if ((unsigned)keep[i] > from && syscall(SYS_close_range, from, keep[i] - 1, 0) < 0)
+      die("close_range");
+    if ((unsigned)keep[i] >= from) from = keep[i] + 1;
+  }
+  if (syscall(SYS_close_range, from, ~0U, 0) < 0) die("close_range");
+}
+
+static int child_main(void *arg) {
+  struct config *c = arg;
+  /* Signals: back to defaults and the original mask (the parent blocked them for clone). */
+  int fwd[] = FORWARDED_SIGNALS;
+  for (size_t i = 0; i < sizeof fwd / sizeof fwd[0]; i++) signal(fwd[i], SIG_DFL);
+  sigprocmask(SIG_SETMASK, &c->orig_mask, NULL);
+
+  /* Only the parent may hold the write end, or its death would go unnoticed below. */
+  close(c->sync_wr);
+  char go;
+  ssize_t n;
+  do n = read(c->sync_fd, &go, 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1) _exit(127);  /* the parent failed to map us and said why */
+
+  /* The maps are written: become uid/gid 0 of the namespace (host uid N). */
+  if (setgroups(0, NULL) < 0) die("setgroups");
+  if (setresgid(0, 0, 0) < 0) die("setresgid");
+  if (setresuid(0, 0, 0) < 0) die("setresuid");
+
+  /* Die with the jailer parent. Set only now: a credential change clears the setting.
+   * The parent holds the pipe's write end until it exits, so a hang-up here means it
+   * died before the setting took effect. */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl(PDEATHSIG)");
+  struct pollfd p = {c->sync_fd, POLLIN, 0};
+  if (poll(&p, 1, 0) < 0) die("poll");
+  if (p.revents & (POLLHUP | POLLERR)) _exit(127);
+  close(c->sync_fd);
+  umask(022);
+  if (sethostname(c->hostname, strlen(c->hostname)) < 0) die("sethostname");
+
+  build_root(c);
+  loopback_up();
+  enter_root(c->root);
+
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("prctl(NO_NEW_PRIVS)");
+  close_fds_except(c->keep_fds, c->n_keep_fds);
+
+  if (clearenv() != 0) die("clearenv");
+  if (setenv("PATH", GUEST_PATH, 1) < 0 || setenv("HOME", "/root", 1) < 0) die("setenv");
+  for (int i = 0; i < c->n_envs; i++)
+    if (putenv(c->envs[i]) != 0) die("putenv %s", c->envs[i]);
+  execv(c->argv[0], c->argv);
+  die("execv %s", c->argv[0]);
+  return 127;
+}
+
+static void forward_signal(int sig) {
+  if (child_pid > 0) kill(child_pid, sig);
+}
+
+static void write_map(pid_t pid, const char *which, const struct config *c) {
+  char path[64], map[64];
+  snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, which);
+  int len = snprintf(map, sizeof map, "0 %lu %lu\n", c->uid_base, c->uid_count);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, map, len) != len) {
+    int err = errno;
+    kill(pid, SIGKILL);
+    errno = err;
+    die("write %s", path);
+  }
+  close(fd);
+}
+
+int main(int argc, char **argv) {
+  struct config c = {.uid_count = 65536};
+  c.bind_ro = calloc(argc, sizeof *c.bind_ro);
+  c.keep_fds = calloc(argc, sizeof *c.keep_fds);
+  c.envs = calloc(argc, sizeof *c.envs);
+  int have_uid = 0;
+  int i = 1;
+  for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+    const char *opt = argv[i];
+    if (i + 1 >= argc) usage(opt);
+    char *val = argv[++i];
+    if (!strcmp(opt, "--uid-base")) c.uid_base = parse_num(val, opt), have_uid = 1;
+    else if (!strcmp(opt, "--uid-count")) c.uid_count = parse_num(val, opt);
+    else if (!strcmp(opt, "--hostname")) c.hostname = val;
+    else if (!strcmp(opt, "--root")) c.root = val;
+    else if (!strcmp(opt, "--boot-dir")) c.boot_dir = val;
+    else if (!strcmp(opt, "--bind-ro")) {
+      char *colon = strchr(val, ':');
+      if (!colon || colon == val || colon[1] != '/') usage("--bind-ro wants SRC:/DST");
+      c.bind_ro[c.n_bind_ro++] = val;
+    } else if (!strcmp(opt, "--keep-fd")) {
+      unsigned long fd = parse_num(val, opt);
+      if (fd < 3 || fd > INT_MAX) usage("--keep-fd wants an fd > 2");
+      c.keep_fds[c.n_keep_fds++] = (int)fd;
+    } else if (!strcmp(opt, "--env")) {
+      if (!strchr(val, '=') || val[0] == '=') usage("--env wants K=V");
+      c.envs[c.n_envs++] = val;
+    } else usage(opt);
+  }
+  if (i + 1 >= argc) usage("missing -- PROGRAM");
+  c.argv = argv + i + 1;
+  /* uid base 0 would make the domain's root the host's root. */
+  if (!have_uid || c.uid_base == 0) usage("--uid-base wants N > 0");
+  if (c.uid_count == 0 || c.uid_base + c.uid_count - 1 > 0xfffffffeUL)
+    usage("--uid-count out of range");
+  if (!c.hostname || !*c.hostname || strlen(c.hostname) > 64) usage("--hostname");
+  if (!c.root || c.root[0] != '/') usage("--root wants an absolute path");
+  if (!c.boot_dir) usage("--boot-dir");
+  root_dir = c.root;
+
+  /* (a) Wait for the hypervisor's go; then fd 0 is of no further use. */
+  char go;
+  ssize_t n;
+  do n = read(0, &go, 1);
+  while (n < 0 && errno == EINTR);
+  if (n == 0) exit(1);
+  if (n < 0) die("read fd 0");
+  int null = open("/dev/null", O_RDONLY);
+  if (null < 0 || dup2(null, 0) < 0) die("reopen fd 0");
+  if (null != 0) close(null);
+
+  /* (b) Block the forwarded signals until child_pid is known: a handler running before
+   * that would have no one to forward to. */
+  int sync[2];
+  if (pipe2(sync, O_CLOEXEC) < 0) die("pipe");
+  c.sync_fd = sync[0];
+  c.sync_wr = sync[1];
+  int fwd[] = FORWARDED_SIGNALS;
+  sigset_t block;
+  sigemptyset(&block);
+  struct sigaction sa = {.sa_handler = forward_signal};  /* no SA_RESTART: see waitpid */
+  for (size_t k = 0; k < sizeof fwd / sizeof fwd[0]; k++) {
+    sigaddset(&block, fwd[k]);
+    sigaction(fwd[k], &sa, NULL);
+  }
+  sigprocmask(SIG_BLOCK, &block, &c.orig_mask);
+
+  size_t stack_size = 1 << 20;
+  char *stack = malloc(stack_size);
+  if (!stack) die("malloc");
+  pid_t pid = clone(child_main, stack + stack_size,
+                    CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS |
+                        CLONE_NEWIPC | SIGCHLD,
+                    &c);
+  if (pid < 0) die("clone");
+  child_pid = pid;
+  sigprocmask(SIG_SETMASK, &c.orig_mask, NULL);
+
+  /* (c) The parent keeps no copy of the fds meant for the domain: a socket the guest
+   * closes must look closed to the hypervisor. */
+  close(sync[0]);
+  if (sync[1] > 3) syscall(SYS_close_range, 3, sync[1] - 1, 0);
+  syscall(SYS_close_range, sync[1] + 1, ~0U, 0);
+  write_map(pid, "uid_map", &c);
+  write_map(pid, "gid_map", &c);
+  signal(SIGPIPE, SIG_IGN);  /* a child already dead is seen by waitpid, not as a signal */
+  if (write(sync[1], "x", 1) != 1) die("release child");
+  /* sync[1] stays open until we exit: the child polls it for a hang-up (see child_main). */
+
+  int status;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) die("waitpid");
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return WEXITSTATUS(status);
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install everything xenode needs on a fresh Debian machine, build it, and put `xl` and
+# `xenode` on the PATH. Idempotent: safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: xenode needs root (namespaces, cgroups, TAPs): run with sudo" >&2
+  exit 1
+fi
+
+# Debian packages: the stock xenstore tools (interop with our xenstored), iproute2 (ip),
+# util-linux (setsid), tmux (drives `xl console` in scripts and tests), e2fsprogs.
+PKGS="xenstore-utils iproute2 util-linux tmux e2fsprogs procps"
+missing=""
+for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  echo "setup: installing Debian packages:$missing"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+
+# npm packages, the native addon (node-gyp, npm's own copy) and the TypeScript build.
+if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+
+# `xl` and `xenode` on the PATH.
+npm link --no-audit --no-fund >/dev/null 2>&1 || npm link
+echo "setup: done ($(command -v xl), $(command -v xenode))"
