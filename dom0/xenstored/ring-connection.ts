@@ -119,13 +119,24 @@ export class RingConnection extends Connection {
     }
     this.out.push({ buf: msg, off: 0, eventKey });
     this.outBytes += msg.length;
-    this.pump();
+    // Only write here, never read: this runs inside other connections' requests (watch
+    // events), and serving this domain's requests from in there would interleave two
+    // requests' changes to the tree. Reading happens on this domain's own events.
+    this.flush();
+    if (!this.pumping) this.signal();
+  }
+
+  private signal(): void {
+    if (this.dirty && !this.closed) {
+      this.dirty = false;
+      this.dring.notify();
+    }
   }
 
   /** Move bytes both ways until neither direction progresses, then signal once. */
   private pump(): void {
     if (this.pumping) {
-      this.again = true;
+      this.again = true; // an event arrived while we were busy: look again before returning
       return;
     }
     this.pumping = true;
@@ -140,10 +151,7 @@ export class RingConnection extends Connection {
       } while (this.again && !this.closed);
     } finally {
       this.pumping = false;
-      if (this.dirty && !this.closed) {
-        this.dirty = false;
-        this.dring.notify();
-      }
+      this.signal();
     }
   }
 

@@ -65,6 +65,8 @@ export class Xenstored implements ServerCore, ConnectionHost {
   private readonly connections = new Set<Connection>();
   private readonly domains = new Map<number, DomainEntry>();
   private readonly servers: { server: Server; path: string; ino: number }[] = [];
+  private busy = false;
+  private readonly deferred: { conn: Connection; hdr: XsHeader; payload: Uint8Array }[] = [];
 
   constructor(opts: XenstoredOptions = {}) {
     this.quotas = { ...DEFAULT_QUOTAS, ...opts.quotas };
@@ -161,7 +163,22 @@ export class Xenstored implements ServerCore, ConnectionHost {
   // ---- ConnectionHost ----
 
   handle(conn: Connection, hdr: XsHeader, payload: Uint8Array): void {
-    handleRequest(this, conn, hdr, payload);
+    // One request at a time, start to finish, like C's single-threaded loop: a request that
+    // arrives while another is being handled (an embedder signalling synchronously from
+    // inside a watch event) waits its turn instead of interleaving with it.
+    if (this.busy) {
+      this.deferred.push({ conn, hdr, payload: payload.slice() });
+      return;
+    }
+    this.busy = true;
+    try {
+      handleRequest(this, conn, hdr, payload);
+      for (let d = this.deferred.shift(); d; d = this.deferred.shift()) {
+        if (!d.conn.closed) handleRequest(this, d.conn, d.hdr, d.payload);
+      }
+    } finally {
+      this.busy = false;
+    }
   }
 
   dropConnection(conn: Connection, why: string, ringError?: number): void {

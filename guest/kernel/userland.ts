@@ -1,7 +1,7 @@
 // The guest's userland: init runs as a session leader on the console pty (its controlling
 // terminal, so ^C and job control work), inside the domain's sandbox set up by the jailer.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, realpathSync } from 'node:fs';
 import { native, type PtyPair } from '../../native/index.js';
 import { DEFAULT_INITS, type InitSpec } from './cmdline.js';
 import { printk } from './printk.js';
@@ -20,19 +20,32 @@ export interface Userland {
   init: ChildProcess;
 }
 
-export function startInit(spec: InitSpec, onExit: (code: number | null, signal: NodeJS.Signals | null) => void): Userland {
-  const candidates = spec.init ? [spec.init, ...DEFAULT_INITS] : DEFAULT_INITS;
-  let path: string | undefined;
-  for (const c of candidates) {
-    if (executable(c)) {
-      path = c;
-      break;
-    }
-    if (c === spec.init) printk(`Failed to execute ${c} (error -2).  Attempting defaults...`);
+/** A host's /sbin/init (systemd) cannot boot inside a domain's sandbox: there, /sbin/init is
+ * xenode's minimal init, a login shell on hvc0 (as busybox init with a single askfirst line). */
+function isSystemInit(path: string): boolean {
+  try {
+    return path === '/sbin/init' || realpathSync(path).includes('systemd');
+  } catch {
+    return false;
   }
-  if (!path) throw new Error('No working init found.  Try passing init= option to kernel.');
-  // A bare /bin/sh fallback gets an interactive login shell, as on a rescue console.
-  const argv = path === spec.init ? spec.argv : path === '/bin/sh' ? ['-l'] : [];
+}
+
+export function startInit(spec: InitSpec, onExit: (code: number | null, signal: NodeJS.Signals | null) => void): Userland {
+  let path: string | undefined;
+  let argv: string[] = [];
+  if (spec.init === null || isSystemInit(spec.init)) {
+    printk('Run /sbin/init as init process (xenode init: a login shell on hvc0)');
+    path = '/bin/sh';
+    argv = ['-l'];
+  } else if (executable(spec.init)) {
+    path = spec.init;
+    argv = spec.argv;
+  } else {
+    printk(`Failed to execute ${spec.init} (error -2).  Attempting defaults...`);
+    path = DEFAULT_INITS.find((c) => !isSystemInit(c) && executable(c));
+    if (!path) throw new Error('No working init found.  Try passing init= option to kernel.');
+    argv = path === '/bin/sh' ? ['-l'] : [];
+  }
   printk(`Run ${path} as init process`);
   const pty = native().openpty(false);
   const env = {

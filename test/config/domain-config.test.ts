@@ -174,7 +174,6 @@ describe('bad configs name file, line and key', () => {
     ['name = "x"\nkernel = "/k"\nmemory += 5\n', "bad.cfg:3: memory: can't use += with numbers"],
     ['name = "x"\nkernel = "/k"\nmemory = [ 5 ]\n', 'bad.cfg:3: memory: is a list but should be a single value'],
     ['name = "x"\nkernel = "/k"\ndisk = "/a,raw,xvda"\n', 'bad.cfg:3: disk: is a single value but should be a list'],
-    ['name = "x"\n', 'bad.cfg: kernel: neither kernel nor bootloader specified (a pv guest needs one)'],
     ['name = "x"\nkernel = "/k"\ntype = "hvm"\nbuilder = "generic"\n',
       'bad.cfg:4: builder: contradicting "builder" and "type" options specified (builder=\'generic\' means pv, type=\'hvm\')'],
     ['name = "x"\nkernel = "/k"\ntype = "xen"\n', "bad.cfg:3: type: invalid domain type `xen' (pv, pvh or hvm)"],

@@ -181,6 +181,26 @@ describe('ring transport', () => {
     expect(await dom0.read('/local/domain/15/early')).toBe('bird');
   });
 
+  it('handles requests one at a time even when the embedder signals synchronously', async () => {
+    const { xs, dom0 } = server();
+    await homeFor(dom0, 40);
+    const page = new Uint8Array(new SharedArrayBuffer(4096));
+    let serverEnd: { onEvent(): void } | undefined;
+    const t = ringTransport(page, () => serverEnd?.onEvent()); // no hop: fully re-entrant
+    serverEnd = xs.introduceDomain(40, { page, notify: () => t.onEvent() });
+    const c = new XsClient(t);
+    onCleanup(() => c.close());
+    const seen: string[] = [];
+    await c.watch('trigger', 'w', (p) => {
+      seen.push(p);
+      // Sent from inside dom0's WRITE (while its watch events go out): must wait its turn.
+      if (seen.length === 2) void c.write('echo', 'pong');
+    });
+    await dom0.write('/local/domain/40/trigger', 'ping');
+    await settle(5);
+    expect(await dom0.read('/local/domain/40/echo')).toBe('pong');
+  });
+
   it('INTRODUCE over the wire maps the ring through the embedder hook', async () => {
     const page = new Uint8Array(new SharedArrayBuffer(4096));
     let onServerEvent: () => void = () => {};
@@ -253,6 +273,15 @@ describe('quotas for domains', () => {
     await d.write('b', '', t);
     await d.write('c', '1'); // outside: now 3 owned
     await expectCode(d.transactionEnd(t, true), 'ENOSPC');
+    // A committed transaction's nodes count like any others.
+    await d.rm('c');
+    const t2 = await d.transactionStart();
+    await d.write('a', '', t2);
+    await d.write('b', '', t2);
+    await d.transactionEnd(t2, true);
+    await expectCode(d.write('c', ''), 'ENOSPC');
+    await d.rm('a');
+    await d.write('c', '');
   });
 
   it('node size: ENOSPC beyond 2048 bytes counted like C (header, perms, value, children)', async () => {
