@@ -14,6 +14,8 @@ import { xlService } from './toolstack/xl-service.js';
 import { toolstackSocket, xenstoredSocket } from '../common/paths.js';
 import { logger } from '../common/log.js';
 import { rmSync } from 'node:fs';
+import { BackendBus } from './backends/backend-bus.js';
+import { registerBackends } from './backends/registry.js';
 
 const log = logger('dom0');
 
@@ -32,6 +34,11 @@ async function main(): Promise<void> {
   const consoles = new ConsoleDaemon(evtchn, xs, log);
   const toolstack = new Toolstack(hc, xs, xenstored, evtchn, foreign, consoles, log);
 
+  // Backends: every device the toolstack writes under /local/domain/0/backend gets its driver.
+  const backends = new BackendBus({ xs, evtchn, hc, foreign, log });
+  registerBackends(backends);
+  await backends.start();
+
   // VIRQ_DOM_EXC: the hypervisor tells us a domain shut down or crashed.
   const domExc = await evtchn.bindVirq(VIRQ.DOM_EXC);
   let busy: Promise<void> = Promise.resolve();
@@ -46,12 +53,13 @@ async function main(): Promise<void> {
     log.info('stopping: destroying all guests');
     await busy;
     await toolstack.destroyAll();
+    await backends.removeAll();
     server.close();
     rmSync(toolstackSocket(), { force: true });
     await xenstored.close();
     process.exit(0);
   };
-  const server = serveRpc(toolstackSocket(), xlService({ toolstack, consoles, hc, xs, stop: () => void stop() }));
+  const server = serveRpc(toolstackSocket(), xlService({ toolstack, consoles, hc, xs, stop: () => void stop(), deviceStats: () => backends.stats() }));
   hc.onClose(() => {
     log.error('hypervisor went away');
     process.exit(1);

@@ -12,6 +12,9 @@ import type { Action, BuildSpec } from './build-spec.js';
 import { writeDomainLayout } from './xenstore-layout.js';
 import { dumpCore } from './coredump.js';
 import { ToolstackError } from './rpc.js';
+import { addDevice, listDevices, removeDevice, type DeviceEntries } from './devices/device-store.js';
+import { deviceKinds } from './devices/device-kinds.js';
+import './devices/all-kinds.js';
 
 /** What the toolstack needs of xenstore (an XsClient on dom0's in-process connection). */
 export interface ToolstackXs {
@@ -125,6 +128,9 @@ export class Toolstack {
       const conn = this.xenstored.introduceDomain(domid, { page: mem.page(sp.xenstore), notify: () => this.evtchn.notify(storePort) });
       this.evtchn.on(storePort, () => conn.onEvent());
       await this.consoles.attach({ domid, name: spec.name, page: mem.page(sp.console), port: rec.consolePort });
+      for (const kind of deviceKinds) {
+        for (const d of kind.fromSpec(spec, domid)) await addDevice(this.xs, domid, d);
+      }
       if (spec.weight !== undefined || spec.cap !== undefined) {
         await this.hc.invoke('domctl.scheduler_op', { domid, weight: spec.weight, cap: spec.cap });
       }
@@ -144,6 +150,8 @@ export class Toolstack {
     await this.hc.invoke('domctl.destroydomain', { domid }).catch((e: Error & { errno?: string }) => {
       if (e.errno !== 'ESRCH') throw e;
     });
+    // The guest is gone: its devices go without waiting for it to close them.
+    for (const d of await listDevices(this.xs, domid)) await removeDevice(this.xs, domid, d.type, d.devid, { force: true });
     this.consoles.detach(domid);
     if (rec) {
       for (const p of [rec.storePort, rec.consolePort]) if (p) await this.evtchn.close(p).catch(() => {});
@@ -274,6 +282,31 @@ export class Toolstack {
 
   specs(): { domid: number; spec: BuildSpec }[] {
     return [...this.records.values()].map((r) => ({ domid: r.domid, spec: r.spec }));
+  }
+
+  /** Hot-plug a device into a running guest (xl network-attach / block-attach). */
+  async attachDevice(domid: number, d: DeviceEntries): Promise<void> {
+    this.record(domid);
+    const existing = await listDevices(this.xs, domid);
+    if (existing.some((e) => e.type === d.type && e.devid === d.devid)) {
+      throw new ToolstackError('EEXIST', `domain ${domid} already has ${d.type} device ${d.devid}`);
+    }
+    await addDevice(this.xs, domid, d);
+  }
+
+  /** Unplug: the backend closes, the frontend lets go, then both directories go. */
+  async detachDevice(domid: number, type: string, devid: number, force = false): Promise<void> {
+    this.record(domid);
+    const existing = await listDevices(this.xs, domid);
+    if (!existing.some((e) => e.type === type && e.devid === devid)) {
+      throw new ToolstackError('ENOENT', `domain ${domid} has no ${type} device ${devid}`);
+    }
+    const clean = await removeDevice(this.xs, domid, type, devid, { force });
+    if (!clean) this.log.warn(`${type} ${devid} of domain ${domid} did not close in time; removed anyway`);
+  }
+
+  async devicesOf(domid: number): Promise<{ type: string; devid: number }[]> {
+    return listDevices(this.xs, domid);
   }
 
   async setMemoryTarget(domid: number, targetKiB: number): Promise<void> {

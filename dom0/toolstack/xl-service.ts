@@ -11,6 +11,8 @@ interface ServiceDeps {
   hc: { invoke<T = unknown>(op: string, args?: object): Promise<T> };
   xs: { write(path: string, value: string): Promise<void>; read(path: string): Promise<string> };
   stop: () => void;
+  /** Per-device backend counters (netback, blkback). */
+  deviceStats?: () => Promise<Record<string, Record<string, number>>>;
 }
 
 function int(v: unknown, what: string, min: number, max: number): number {
@@ -97,6 +99,34 @@ export function xlService(d: ServiceDeps) {
       await d.xs.write(`/local/domain/${domid}/console/cols`, String(int(a.cols, 'cols', 1, 9999)));
       return null;
     },
+    'device-attach': async (a) => {
+      const domid = ts.resolve(a.dom);
+      const d = a.device as { type?: unknown; devid?: unknown; backend?: unknown; frontend?: unknown };
+      if (!d || typeof d.type !== 'string' || !/^[a-z0-9]{1,16}$/.test(d.type)) throw new ToolstackError('EINVAL', 'device needs a type');
+      const devid = int(d.devid, 'devid', 0, 0x7fffffff);
+      const strMap = (m: unknown, what: string): Record<string, string> => {
+        if (!m || typeof m !== 'object') throw new ToolstackError('EINVAL', `device needs ${what} keys`);
+        const out: Record<string, string> = {};
+        for (const [k, v] of Object.entries(m)) {
+          if (!/^[A-Za-z0-9_.-]{1,64}$/.test(k) || typeof v !== 'string') throw new ToolstackError('EINVAL', `bad ${what} key ${JSON.stringify(k)}`);
+          out[k] = v;
+        }
+        return out;
+      };
+      await ts.attachDevice(domid, { type: d.type, devid, backend: strMap(d.backend, 'backend'), frontend: strMap(d.frontend, 'frontend') });
+      return { domid, devid };
+    },
+    'device-detach': async (a) => {
+      const domid = ts.resolve(a.dom);
+      if (typeof a.type !== 'string') throw new ToolstackError('EINVAL', 'device-detach needs a type');
+      await ts.detachDevice(domid, a.type, int(a.devid, 'devid', 0, 0x7fffffff), a.force === true);
+      return null;
+    },
+    'device-list': async (a) => {
+      const domid = ts.resolve(a.dom);
+      return { domid, devices: await ts.devicesOf(domid) };
+    },
+    'device-stats': async () => (d.deviceStats ? d.deviceStats() : {}),
     'stop-host': async () => {
       setImmediate(d.stop);
       return null;

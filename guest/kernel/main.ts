@@ -6,7 +6,11 @@
 import { execFileSync } from 'node:child_process';
 import { native } from '../../native/index.js';
 import { HypercallClient } from '../../drivers/hypercall/channel.js';
-import { decodeStartInfo, START_INFO_MAGIC } from '../../drivers/hypercall/start-info.js';
+import { decodeStartInfo, specialPages, START_INFO_MAGIC } from '../../drivers/hypercall/start-info.js';
+import { GrantTable } from '../../drivers/grant/grant-table.js';
+import { PageAllocator } from './page-allocator.js';
+import { FrontendBus } from './xenbus-frontends.js';
+import { registerFrontends } from './frontends/registry.js';
 import type { ShutdownReason } from '../../drivers/hypercall/ops.js';
 import { EventChannels } from '../../drivers/evtchn/event-channels.js';
 import { XsClient } from '../../drivers/xenstore/client.js';
@@ -55,6 +59,19 @@ async function boot(): Promise<void> {
   const home = `/local/domain/${domid}`;
   printk(`xenbus: connected to xenstore at frame ${si.storeMfn}, event channel ${si.storeEvtchn} (domain ${domid})`);
 
+  // Grant table and free frames: what frontends share with their backends.
+  const gt = await hc.call<{ frames: number }>('gnttab.setup_table');
+  const grantFrames = native().mapShared(gt.fds[0]!, gt.result.frames * PAGE);
+  native().close(gt.fds[0]!);
+  const grants = new GrantTable(grantFrames, { nrEntries: gt.result.frames * (PAGE / 8) });
+  const pages = new PageAllocator(memory, 1, specialPages(si.nrPages).firstReserved);
+  printk(`Grant table initialized: ${gt.result.frames} frames, ${grants.nrEntries} entries`);
+
+  // xenbus: probe the devices the toolstack gave us (netfront, blkfront ...) before init runs.
+  const frontends = new FrontendBus({ domid, xs, evtchn, hc, grants, pages, memory, printk });
+  registerFrontends(frontends);
+  await frontends.start();
+
   // A fresh network namespace has lo down; a Linux guest brings it up in early userspace.
   try {
     execFileSync('/usr/sbin/ip', ['link', 'set', 'lo', 'up'], { stdio: 'ignore' });
@@ -69,6 +86,7 @@ async function boot(): Promise<void> {
     stopping = true;
     printk(why);
     await killAllProcesses(1500);
+    await frontends.removeAll();
     printk(reason === 'reboot' ? 'reboot: Restarting system' : reason === 'crash' ? 'Kernel panic - not syncing: Fatal exception' : 'reboot: Power down');
     // Give hvc0 a moment to drain, then tell the hypervisor and stop.
     await new Promise((r) => setTimeout(r, 50));

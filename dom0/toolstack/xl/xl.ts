@@ -8,6 +8,7 @@ import { formatInfo, formatList, formatSchedCredit, formatUptime, formatVcpuList
 import { loadBuildSpec } from './config-to-spec.js';
 import type { HostInfo } from '../../../drivers/hypercall/ops.js';
 import { parseCpuList } from '../../../hypervisor/cgroups.js';
+import { extraCommands } from './commands/index.js';
 
 export class UsageError extends Error {}
 
@@ -246,8 +247,11 @@ export async function xl(argv: string[], out: (s: string) => void = (s) => proce
       out(formatSchedCredit(rows.map((i) => ({ name: i.name, domid: i.domid, weight: i.weight, cap: i.cap }))));
       return 0;
     }
-    default:
+    default: {
+      const extra = extraCommands[cmd];
+      if (extra) return extra(argv, { call, out, dryRun });
       throw new UsageError(`xl: command not implemented: ${cmd}\n${USAGE}`);
+    }
   }
 }
 

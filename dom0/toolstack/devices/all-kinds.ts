@@ -1,0 +1,2 @@
+// Loads every device kind so it registers itself (see device-kinds.ts). One import per kind.
+export {};

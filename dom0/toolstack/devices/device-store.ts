@@ -1,0 +1,78 @@
+// Adding and removing a split device in xenstore, as libxl does (libxl__device_generic_add,
+// libxl__initiate_device_generic_remove): both directories with their owners' permissions,
+// both ends Initialising; removal asks the backend to close, waits for Closed, then removes
+// both directories (which is what makes the drivers let go).
+import { XenbusState, parseXenbusState, frontendPath, backendPath } from '../../../drivers/xenstore/xenbus-state.js';
+
+export interface DeviceXs {
+  read(path: string): Promise<string>;
+  write(path: string, value: string): Promise<void>;
+  rm(path: string): Promise<void>;
+  mkdir(path: string): Promise<void>;
+  setPerms(path: string, perms: string[]): Promise<void>;
+  directory(path: string): Promise<string[]>;
+}
+
+export interface DeviceEntries {
+  /** xenstore device type: "vif", "vbd", ... */
+  type: string;
+  devid: number;
+  /** Keys for the backend directory (beyond frontend, frontend-id, online, state). */
+  backend: Record<string, string>;
+  /** Keys for the frontend directory (beyond backend, backend-id, state). */
+  frontend: Record<string, string>;
+}
+
+export const BACKEND_DOMID = 0;
+
+export async function addDevice(xs: DeviceXs, domid: number, d: DeviceEntries): Promise<void> {
+  const fe = frontendPath(domid, d.type, d.devid);
+  const be = backendPath(BACKEND_DOMID, d.type, domid, d.devid);
+  // The backend dir belongs to dom0 and is readable by the guest; the frontend dir belongs to
+  // the guest and is readable by dom0 (libxl's roperm/rwperm for devices).
+  await xs.mkdir(be);
+  await xs.setPerms(be, [`n${BACKEND_DOMID}`, `r${domid}`]);
+  const beKeys = { ...d.backend, frontend: fe, 'frontend-id': String(domid), online: '1', state: String(XenbusState.Initialising) };
+  for (const [k, v] of Object.entries(beKeys)) await xs.write(`${be}/${k}`, v);
+  await xs.mkdir(fe);
+  await xs.setPerms(fe, [`n${domid}`, `r${BACKEND_DOMID}`]);
+  const feKeys = { ...d.frontend, backend: be, 'backend-id': String(BACKEND_DOMID), state: String(XenbusState.Initialising) };
+  for (const [k, v] of Object.entries(feKeys)) await xs.write(`${fe}/${k}`, v);
+}
+
+/** Detach: ask the backend to close and wait (up to timeoutMs) unless `force`; then remove. */
+export async function removeDevice(xs: DeviceXs, domid: number, type: string, devid: number, opts: { force?: boolean; timeoutMs?: number } = {}): Promise<boolean> {
+  const fe = frontendPath(domid, type, devid);
+  const be = backendPath(BACKEND_DOMID, type, domid, devid);
+  let clean = true;
+  if (!opts.force) {
+    await xs.write(`${be}/online`, '0').catch(() => {});
+    await xs.write(`${be}/state`, String(XenbusState.Closing)).catch(() => {});
+    const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+    clean = false;
+    while (Date.now() < deadline) {
+      const state = parseXenbusState(await xs.read(`${be}/state`).catch(() => '6'));
+      if (state === XenbusState.Closed) {
+        clean = true;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  await xs.rm(fe).catch(() => {});
+  await xs.rm(be).catch(() => {});
+  return clean;
+}
+
+/** Every device of a domain, by type, as the backend tree lists them. */
+export async function listDevices(xs: DeviceXs, domid: number): Promise<{ type: string; devid: number }[]> {
+  const out: { type: string; devid: number }[] = [];
+  const root = `/local/domain/${BACKEND_DOMID}/backend`;
+  const types = await xs.directory(root).catch(() => [] as string[]);
+  for (const type of types) {
+    for (const id of await xs.directory(`${root}/${type}/${domid}`).catch(() => [] as string[])) {
+      if (/^\d+$/.test(id)) out.push({ type, devid: Number(id) });
+    }
+  }
+  return out;
+}

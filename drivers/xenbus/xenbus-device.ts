@@ -1,0 +1,90 @@
+// What a split driver's two halves share about xenbus: reading the other end's keys, moving
+// its own state, and watching the other end's state. Both the guest's frontends and dom0's
+// backends build their state machines on this (Linux's xenbus_client.c in miniature).
+import { XenbusState, parseXenbusState } from '../xenstore/xenbus-state.js';
+
+/** The part of an XsClient a driver uses (both the ring client and dom0's local one fit). */
+export interface XenbusStore {
+  read(path: string): Promise<string>;
+  write(path: string, value: string): Promise<void>;
+  rm(path: string): Promise<void>;
+  directory(path: string): Promise<string[]>;
+  watch(path: string, token: string, cb: (path: string, token: string) => void): Promise<void>;
+  unwatch(path: string, token: string): Promise<void>;
+}
+
+let tokenSeq = 0;
+
+export class XenbusDevice {
+  private watches: { path: string; token: string }[] = [];
+  private closed = false;
+
+  constructor(
+    readonly xs: XenbusStore,
+    /** This end's directory. */
+    readonly path: string,
+    /** The other end's directory. */
+    readonly otherEnd: string,
+  ) {}
+
+  async readKey(key: string, base = this.otherEnd): Promise<string | undefined> {
+    try {
+      return await this.xs.read(`${base}/${key}`);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** An untrusted integer from the other end, range-checked: undefined if absent or bad. */
+  async readInt(key: string, min: number, max: number, base = this.otherEnd): Promise<number | undefined> {
+    const v = await this.readKey(key, base);
+    if (v === undefined || !/^-?\d+$/.test(v.trim())) return undefined;
+    const n = Number(v);
+    return n >= min && n <= max ? n : undefined;
+  }
+
+  async readFlag(key: string, base = this.otherEnd): Promise<boolean> {
+    return (await this.readKey(key, base))?.trim() === '1';
+  }
+
+  async writeKeys(keys: Record<string, string | number>): Promise<void> {
+    for (const [k, v] of Object.entries(keys)) await this.xs.write(`${this.path}/${k}`, String(v));
+  }
+
+  async switchState(state: XenbusState): Promise<void> {
+    await this.xs.write(`${this.path}/state`, String(state));
+  }
+
+  async state(base = this.path): Promise<XenbusState> {
+    return parseXenbusState((await this.readKey('state', base)) ?? '');
+  }
+
+  async otherState(): Promise<XenbusState> {
+    return this.state(this.otherEnd);
+  }
+
+  /** Call `cb` with the other end's state now and whenever it changes. */
+  async watchOtherEnd(cb: (state: XenbusState) => void): Promise<void> {
+    await this.watchPath(`${this.otherEnd}/state`, () => {
+      if (this.closed) return;
+      void this.otherState().then((s) => {
+        if (!this.closed) cb(s);
+      });
+    });
+  }
+
+  /** Watch any node; the first event fires at registration, as in Xen. */
+  async watchPath(path: string, cb: () => void): Promise<void> {
+    const token = `xenbus-${++tokenSeq}`;
+    this.watches.push({ path, token });
+    await this.xs.watch(path, token, () => cb());
+  }
+
+  /** Drop every watch this device registered. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const w of this.watches.splice(0)) await this.xs.unwatch(w.path, w.token).catch(() => {});
+  }
+}
+
+export { XenbusState };
