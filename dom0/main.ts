@@ -15,6 +15,8 @@ import { toolstackSocket, xenstoredSocket } from '../common/paths.js';
 import { logger } from '../common/log.js';
 import { rmSync } from 'node:fs';
 import { BackendBus } from './backends/backend-bus.js';
+import { StubdomHost } from './stubdom-host.js';
+import { HvmBuilder } from './toolstack/hvm-builder.js';
 import { registerBackends } from './backends/registry.js';
 
 const log = logger('dom0');
@@ -32,7 +34,13 @@ async function main(): Promise<void> {
   log.info(`xenstored listening on ${xenstoredSocket()}`);
 
   const consoles = new ConsoleDaemon(evtchn, xs, log);
-  const toolstack = new Toolstack(hc, xs, xenstored, evtchn, foreign, consoles, log);
+  // HVM guests' device models live in the stub domain; one that dies takes only its guest.
+  const stubdom = new StubdomHost(log, (e) => {
+    log.warn(`device model of domain ${e.domid} ended: ${e.message}`);
+    void hc.invoke('domctl.shutdown', { domid: e.domid, reason: e.reason === 'reset' ? 'reboot' : 'crash' }).catch(() => {});
+  });
+  const hvm = new HvmBuilder(hc, evtchn, xs, stubdom, log);
+  const toolstack = new Toolstack(hc, xs, xenstored, evtchn, foreign, consoles, log, hvm);
 
   // Backends: every device the toolstack writes under /local/domain/0/backend gets its driver.
   const backends = new BackendBus({ xs, evtchn, hc, foreign, log });
@@ -54,6 +62,7 @@ async function main(): Promise<void> {
     await busy;
     await toolstack.destroyAll();
     await backends.removeAll();
+    stubdom.shutdown();
     server.close();
     rmSync(toolstackSocket(), { force: true });
     await xenstored.close();

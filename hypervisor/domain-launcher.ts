@@ -3,7 +3,7 @@
 // cgroup BEFORE it runs anything (it waits for one byte on stdin), so nothing escapes the
 // limits, then let it go.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, closeSync, statSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { jailerPath } from '../native/index.js';
 import { bootDir, domainRootDir, logDir } from '../common/paths.js';
@@ -16,16 +16,40 @@ export function uidBaseFor(domid: number): number {
   return UID_BASE + domid * UID_RANGE;
 }
 
+/** /dev/net/tun handles the jailer opens inside each domain's network namespace (fds 4..11 of
+ * the kernel): netfront makes one eth TAP per vif with them, so a domain can be given this
+ * many vifs over its life (hot-plugged ones included). */
+export const GUEST_TUN_FDS = 8;
+const TUN_FD_BASE = 4;
+
 export interface LaunchSpec {
   domid: number;
   hostname: string;
   /** Our end stays in the hypervisor; this fd becomes fd 3 in the guest. */
   hypercallFd: number;
   startInfoPfn: number;
+  /** PV boots /boot/kernel.mjs; HVM boots /boot/hvm-kernel.mjs (firmware + native drivers). */
+  kind: 'pv' | 'hvm';
   cgroup: DomainCgroup;
 }
 
+/** Guests use FUSE (blkfront serves their disks through it, fuse2fs mounts filesystems on
+ * them), and guest root is an unprivileged host uid: /dev/fuse must be world read-write, as
+ * udev's default rules make it on a standard system. Hosts without udev leave it 0600. */
+let fuseChecked = false;
+function ensureFuseDevice(): void {
+  if (fuseChecked) return;
+  fuseChecked = true;
+  try {
+    const st = statSync('/dev/fuse');
+    if (st.isCharacterDevice() && (st.mode & 0o666) !== 0o666) chmodSync('/dev/fuse', 0o666);
+  } catch {
+    /* no FUSE on this host: guests get no /dev/<vdev> for their disks */
+  }
+}
+
 export function launchDomainKernel(spec: LaunchSpec): ChildProcess {
+  ensureFuseDevice();
   const root = domainRootDir(spec.domid);
   mkdirSync(root, { recursive: true, mode: 0o755 });
   mkdirSync(logDir(), { recursive: true });
@@ -38,12 +62,14 @@ export function launchDomainKernel(spec: LaunchSpec): ChildProcess {
     '--root', root,
     '--boot-dir', bootDir(),
     '--keep-fd', '3',
+    ...(existsSync('/dev/net/tun')
+      ? ['--tun-fds', String(GUEST_TUN_FDS), '--env', `XENODE_TUN_FDS=${TUN_FD_BASE}-${TUN_FD_BASE + GUEST_TUN_FDS - 1}`]
+      : []),
     '--env', 'XENODE_NATIVE_DIR=/boot',
     '--',
     process.execPath,
     '--max-semi-space-size=1',
-    '/boot/kernel.mjs',
-    `start_info=${spec.startInfoPfn}`,
+    ...(spec.kind === 'hvm' ? ['/boot/hvm-kernel.mjs'] : ['/boot/kernel.mjs', `start_info=${spec.startInfoPfn}`]),
   ];
   const child = spawn(jailerPath(), args, {
     stdio: ['pipe', kernelLog, kernelLog, spec.hypercallFd],

@@ -31,6 +31,16 @@ export class Domain {
   cap = 0;
   vcpuAffinity: number[][];
   timer: NodeJS.Timeout | null = null;
+  /** 'pv' or 'hvm' (docs/hvm.md). */
+  kind: 'pv' | 'hvm' = 'pv';
+  /** PV: the start_info frame the kernel is told about. */
+  startInfoPfn = 0;
+  /** HVM: the ioreq/platform pages (drivers/hypercall/hvm-platform-page.ts), the interrupt
+   * port, the guest's command line and HVM params (store/console for PV-on-HVM drivers). */
+  ioreqFd = -1;
+  irqPort = 0;
+  cmdline = '';
+  readonly hvmParams = new Map<number, number>();
 
   constructor(
     readonly domid: number,

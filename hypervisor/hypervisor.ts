@@ -2,24 +2,26 @@
 // domains reach it only through their hypercall channel (drivers/hypercall/channel.ts), which
 // also tells us who is calling: the channel is the domain's identity.
 import { randomUUID } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { hostname, release, version, machine, totalmem, freemem, uptime, cpus as osCpus } from 'node:os';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { native } from '../native/index.js';
 import { MessageSocket, type Received } from '../drivers/hypercall/channel.js';
 import {
   SHUTDOWN_CODES,
   VIRQ,
   type CreateDomainArgs,
+  type HvmPlatformInfo,
   type DomainInfo,
   type HostInfo,
   type ShutdownReason,
 } from '../drivers/hypercall/ops.js';
-import { cgroupName, domainRootDir } from '../common/paths.js';
+import { bootDir, cgroupName, domainRootDir } from '../common/paths.js';
 import { DomainCgroup, DEFAULT_WEIGHT, hostCpus, removeParentGroups } from './cgroups.js';
 import { ConsoleLog } from './console-log.js';
 import { Domain, GRANT_ENTRIES_PER_FRAME } from './domain.js';
 import { launchDomainKernel } from './domain-launcher.js';
+import { HVM_IOREQ_PAGES } from '../drivers/hypercall/hvm-platform-page.js';
 
 export class HypercallFault extends Error {
   constructor(readonly errno: string, message: string) {
@@ -62,6 +64,18 @@ export class Hypervisor {
       this.log.write('dom0 hypercall channel closed');
       this.onDom0Exit?.();
     });
+  }
+
+  /** A created, never started domain talks to us over `fd` as its kernel would, without a
+   * kernel process: for harnesses that play a guest kernel in-process (the hostile PV
+   * frontends of test/net/hostile). Its first unpause will then not start a kernel. */
+  attachGuestChannel(domid: number, fd: number): void {
+    const d = this.domain(domid);
+    if (d.domid === 0 || d.started || d.channel) throw fault('EINVAL', `domain ${domid} already has a kernel`);
+    d.channel = new MessageSocket(fd, (m) => this.onMessage(d, m), () => {});
+    d.started = true;
+    d.paused = false;
+    d.startTimeMs = Date.now();
   }
 
   // ---------------------------------------------------------------- message dispatch
@@ -144,7 +158,8 @@ export class Hypervisor {
       label: d.label,
       running,
       blocked,
-      paused: d.started && d.paused && !d.isShutdown,
+      // A domain made with `xl create -p` is paused before its kernel ever ran, as in Xen.
+      paused: d.domid !== 0 && d.paused && !d.isShutdown && !d.dying,
       shutdown: d.isShutdown && !d.crashed,
       crashed: d.crashed,
       dying: d.dying,
@@ -184,6 +199,12 @@ export class Hypervisor {
     const maxMemMiB = Math.max(memoryMiB, this.int(args.maxMemMiB ?? memoryMiB, 'maxmem', MIN_MEMORY_MIB, 1 << 20));
     const maxVcpus = this.int(args.maxVcpus ?? args.vcpus, 'maxvcpus', 1, 128);
     const vcpus = this.int(args.vcpus, 'vcpus', 1, maxVcpus);
+    // As Xen: a domain's memory must be there to give (guest RAM is a sparse memfd, so
+    // without this a 1 TiB guest would "fit" on any host until it touched its pages).
+    const freeMiB = Math.floor(freemem() / 1048576);
+    if (memoryMiB + KERNEL_OVERHEAD_BYTES / 1048576 > freeMiB) {
+      throw fault('ENOMEM', `not enough free memory for a ${memoryMiB} MiB domain (+${KERNEL_OVERHEAD_BYTES / 1048576} MiB kernel overhead): the host has ${freeMiB} MiB free`);
+    }
     if (this.domains.size >= MAX_DOMID) throw fault('ENOSPC', 'no free domain id');
     let domid = this.nextDomid;
     while (this.domains.has(domid)) domid = domid + 1 >= MAX_DOMID ? 1 : domid + 1;
@@ -196,12 +217,19 @@ export class Hypervisor {
       if (allowed.length === 0) throw fault('EINVAL', `cpus ${args.cpus.join(',')} are not on this host (${this.cpuList.join(',')})`);
       d.vcpuAffinity = d.vcpuAffinity.map(() => [...allowed]);
     }
-    const startInfoPfn = this.int(args.kernel?.startInfoPfn, 'kernel.startInfoPfn', 0, d.nrPages - 1);
+    const kernel = args.kernel as CreateDomainArgs['kernel'] | undefined;
+    if (kernel?.kind === 'hvm') {
+      d.kind = 'hvm';
+      d.cmdline = String(kernel.cmdline ?? '').slice(0, 1023);
+    } else {
+      d.startInfoPfn = this.int(kernel?.startInfoPfn, 'kernel.startInfoPfn', 0, d.nrPages - 1);
+    }
     const n = native();
     try {
       d.memFd = n.memfdCreate(`xenode-d${domid}-ram`, memoryMiB * 1024 * 1024);
       d.grantFrames = args.grantFrames ?? d.grantFrames;
       d.grantFd = n.memfdCreate(`xenode-d${domid}-gnttab`, d.grantFrames * 4096);
+      if (d.kind === 'hvm') d.ioreqFd = n.memfdCreate(`xenode-d${domid}-ioreq`, HVM_IOREQ_PAGES * 4096);
       d.cgroup = new DomainCgroup(cgroupName(), domid);
       d.cgroup.create();
       d.cgroup.setMemoryLimit(memoryMiB * 1024 * 1024 + KERNEL_OVERHEAD_BYTES);
@@ -212,7 +240,6 @@ export class Hypervisor {
       await this.release(d);
       throw e;
     }
-    (d as any).startInfoPfn = startInfoPfn;
     this.domains.set(domid, d);
     this.log.write(`d${domid}: created "${label}" (${memoryMiB} MiB, ${vcpus} vCPUs, uuid ${uuid})`);
     return d;
@@ -223,13 +250,17 @@ export class Hypervisor {
     if (d.domid === 0) throw fault('EINVAL', 'dom0 cannot be paused or unpaused');
     if (d.isShutdown || d.dying) throw fault('EINVAL', `domain ${d.domid} is shut down`);
     if (!d.started) {
+      if (d.kind === 'hvm' && !existsSync(join(bootDir(), 'hvm-kernel.mjs'))) {
+        throw fault('ENOSYS', 'no HVM guest kernel is built (dist/boot/hvm-kernel.mjs): run "npm run build"');
+      }
       const [ours, theirs] = native().seqpacketPair();
       try {
         d.process = launchDomainKernel({
           domid: d.domid,
           hostname: d.label,
           hypercallFd: theirs,
-          startInfoPfn: (d as any).startInfoPfn,
+          startInfoPfn: d.startInfoPfn,
+          kind: d.kind,
           cgroup: d.cgroup!,
         });
       } finally {
@@ -293,17 +324,23 @@ export class Hypervisor {
   private async release(d: Domain): Promise<void> {
     if (d.timer) clearTimeout(d.timer);
     if (d.process && d.process.exitCode === null && d.process.signalCode === null) {
-      const exited = new Promise<void>((r) => d.process!.once('exit', () => r()));
-      d.cgroup?.killAll();
-      d.process.kill('SIGKILL');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+      const exited = new Promise<boolean>((r) => d.process!.once('exit', () => r(true)));
+      const timeout = (ms: number) => new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref());
+      // Kill the sandbox but not the jailer: it reaps the kernel and exits, so no guest
+      // process is left a zombie for the host's init to collect after destroy returns.
+      d.cgroup?.killAll(d.process.pid);
+      if (!(await Promise.race([exited, timeout(1000)]))) {
+        d.process.kill('SIGKILL');
+        await Promise.race([exited, timeout(2000)]);
+      }
     }
     d.channel?.close();
     d.channel = null;
     for (const p of d.evtchn.all()) this.closePort(d, p.port);
     if (d.memFd >= 0) native().close(d.memFd);
     if (d.grantFd >= 0) native().close(d.grantFd);
-    d.memFd = d.grantFd = -1;
+    if (d.ioreqFd >= 0) native().close(d.ioreqFd);
+    d.memFd = d.grantFd = d.ioreqFd = -1;
     try {
       await d.cgroup?.destroy();
     } catch (e) {
@@ -425,6 +462,35 @@ export class Hypervisor {
         const d = this.domain(a.domid);
         if (d.grantFd < 0) throw fault('ESRCH', `domain ${d.domid} has no grant table`);
         return { result: { frames: d.grantFrames, entries: d.grantFrames * GRANT_ENTRIES_PER_FRAME }, fds: [d.grantFd] };
+      }),
+
+      // ---- HVM (docs/hvm.md)
+      'domctl.map_ioreq_pages': priv((_c, a) => {
+        const d = this.domain(a.domid);
+        if (d.ioreqFd < 0) throw fault('EINVAL', `domain ${d.domid} is not an HVM domain`);
+        return { result: { pages: HVM_IOREQ_PAGES, vcpus: d.maxVcpus }, fds: [d.ioreqFd] };
+      }),
+      'domctl.set_hvm_irq_port': priv((_c, a) => {
+        const d = this.domain(a.domid);
+        const p = d.evtchn.get(a.port);
+        if (d.kind !== 'hvm' || !p) throw fault('EINVAL', `port ${String(a.port)} is not a port of HVM domain ${d.domid}`);
+        d.irqPort = p.port;
+        return { result: null };
+      }),
+      'domctl.set_hvm_param': priv((_c, a) => {
+        const d = this.domain(a.domid);
+        d.hvmParams.set(this.int(a.index, 'index', 0, 255), this.int(a.value, 'value', 0, 2 ** 52));
+        return { result: null };
+      }),
+      'hvm.platform': guest((c) => {
+        if (c.kind !== 'hvm' || c.ioreqFd < 0) throw fault('EINVAL', 'not an HVM domain');
+        const info: HvmPlatformInfo = { vcpus: c.maxVcpus, memoryBytes: c.memoryMiB * 1048576, irqPort: c.irqPort, cmdline: c.cmdline };
+        return { result: info, fds: [c.ioreqFd] };
+      }),
+      'hvm.get_param': guest((c, a) => {
+        const index = this.int(a.index, 'index', 0, 255);
+        if (c.kind !== 'hvm') throw fault('EINVAL', 'HVM params exist for HVM domains only');
+        return { result: { value: c.hvmParams.get(index) ?? 0 } };
       }),
 
       // ---- memory_op / grant_table_op for the caller itself

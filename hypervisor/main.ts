@@ -20,6 +20,12 @@ function stageBootImage(): void {
   if (!existsSync(kernel)) throw new Error(`guest kernel image ${kernel} missing: run "npm run build"`);
   copyFileSync(kernel, join(dir, 'kernel.mjs'));
   copyFileSync(join(nativeBuildDir(), 'xenode.node'), join(dir, 'xenode.node'));
+  // The HVM guest kernel exists once guest/hvm/ is built; PV-only builds have none.
+  const hvmKernel = join(here, '..', 'boot', 'hvm-kernel.mjs');
+  if (existsSync(hvmKernel)) {
+    copyFileSync(hvmKernel, join(dir, 'hvm-kernel.mjs'));
+    chmodSync(join(dir, 'hvm-kernel.mjs'), 0o644);
+  }
   chmodSync(join(dir, 'kernel.mjs'), 0o644);
   chmodSync(join(dir, 'xenode.node'), 0o644);
 }
@@ -33,7 +39,8 @@ async function main(): Promise<void> {
 
   const hv = new Hypervisor();
   const [ours, theirs] = native().seqpacketPair();
-  const dom0 = spawn(process.execPath, [join(here, '..', 'dom0', 'main.js')], {
+  // --expose-gc: dom0 collects a destroyed guest's memory views at once (see ForeignMemory.unmap).
+  const dom0 = spawn(process.execPath, ['--expose-gc', join(here, '..', 'dom0', 'main.js')], {
     stdio: ['ignore', 'inherit', 'inherit', theirs],
     env: process.env,
   });

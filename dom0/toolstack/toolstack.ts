@@ -11,6 +11,7 @@ import type { Logger } from '../../common/log.js';
 import type { Action, BuildSpec } from './build-spec.js';
 import { writeDomainLayout } from './xenstore-layout.js';
 import { dumpCore } from './coredump.js';
+import { HvmBuilder } from './hvm-builder.js';
 import { ToolstackError } from './rpc.js';
 import { addDevice, listDevices, removeDevice, type DeviceEntries } from './devices/device-store.js';
 import { deviceKinds } from './devices/device-kinds.js';
@@ -70,15 +71,15 @@ export class Toolstack {
     private readonly foreign: ForeignMemory,
     private readonly consoles: ConsoleAttach,
     private readonly log: Logger,
+    private readonly hvm?: HvmBuilder,
   ) {}
 
   // ------------------------------------------------------------------ create / destroy
 
   async create(spec: BuildSpec, opts: { paused?: boolean } = {}): Promise<number> {
     if (this.stopping) throw new ToolstackError('ESHUTDOWN', 'xenode is stopping');
-    if (spec.type === 'hvm') {
-      throw new ToolstackError('ENOSYS', `${spec.name}: HVM guests (builder='hvm' / type='hvm') are not supported yet: they need the stub-domain device models`);
-    }
+    const hvm = spec.type === 'hvm';
+    if (hvm && !this.hvm) throw new ToolstackError('ENOSYS', `${spec.name}: HVM guests need the stub domain, which this dom0 does not run`);
     for (const r of this.records.values()) {
       if (r.name === spec.name) throw new ToolstackError('EEXIST', `domain with name "${spec.name}" already exists (domid ${r.domid})`);
     }
@@ -93,7 +94,7 @@ export class Toolstack {
       vcpus: spec.vcpus,
       maxVcpus: spec.maxVcpus,
       cpus: spec.cpus,
-      kernel: { kind: 'pv', startInfoPfn: sp.startInfo },
+      kernel: hvm ? { kind: 'hvm', cmdline: HvmBuilder.cmdline(spec) } : { kind: 'pv', startInfoPfn: sp.startInfo },
     });
     const rec: DomainRecord = { domid, name: spec.name, uuid, spec, storePort: 0, consolePort: 0, handled: false, waiters: [] };
     this.records.set(domid, rec);
@@ -116,6 +117,7 @@ export class Toolstack {
         consoleEvtchn: guestConsole,
         cmdLine: spec.cmdline,
       });
+      if (hvm) await this.hvm!.setStoreParams(domid, sp.xenstore, guestStore, sp.console, guestConsole);
       await writeDomainLayout(this.xs, spec, {
         domid,
         uuid,
@@ -127,7 +129,10 @@ export class Toolstack {
       const storePort = rec.storePort;
       const conn = this.xenstored.introduceDomain(domid, { page: mem.page(sp.xenstore), notify: () => this.evtchn.notify(storePort) });
       this.evtchn.on(storePort, () => conn.onEvent());
-      await this.consoles.attach({ domid, name: spec.name, page: mem.page(sp.console), port: rec.consolePort });
+      // An HVM guest's console is its emulated serial line (the builder wires it); a PV guest's
+      // is the console ring.
+      if (hvm) await this.hvm!.build(spec, domid);
+      else await this.consoles.attach({ domid, name: spec.name, page: mem.page(sp.console), port: rec.consolePort });
       for (const kind of deviceKinds) {
         for (const d of kind.fromSpec(spec, domid)) await addDevice(this.xs, domid, d);
       }
@@ -153,6 +158,7 @@ export class Toolstack {
     // The guest is gone: its devices go without waiting for it to close them.
     for (const d of await listDevices(this.xs, domid)) await removeDevice(this.xs, domid, d.type, d.devid, { force: true });
     this.consoles.detach(domid);
+    await this.hvm?.destroy(domid);
     if (rec) {
       for (const p of [rec.storePort, rec.consolePort]) if (p) await this.evtchn.close(p).catch(() => {});
       this.records.delete(domid);

@@ -18,6 +18,8 @@ interface LocalPort {
   sendFd: number;
   watcher: FdWatcher | null;
   handler: EventHandler | null;
+  /** holdOff() timer while we are deliberately not listening. */
+  holdTimer: NodeJS.Timeout | null;
   /** Events seen (for per-device notification counters). */
   received: number;
   sent: number;
@@ -92,6 +94,27 @@ export class EventChannels {
     native().eventfdWrite(p.sendFd, 1);
   }
 
+  /** Stop listening on `port` for `ms` (Xen's lateeoi answer to event storms, XSA-332): a
+   * peer ringing meanwhile costs nothing; what it rang is delivered once when we listen
+   * again, since the eventfd keeps counting. */
+  holdOff(port: number, ms: number): void {
+    const p = this.ports.get(port);
+    if (!p?.watcher || p.holdTimer) return;
+    p.watcher.stop();
+    p.holdTimer = setTimeout(() => {
+      p.holdTimer = null;
+      if (this.ports.get(port) === p) p.watcher?.start(native().READABLE);
+    }, ms);
+  }
+
+  /** A duplicate of the remote end's doorbell, for a helper that must ring it from elsewhere
+   * (dom0 hands an HVM guest's interrupt doorbell to its device model this way). */
+  dupSendFd(port: number): number {
+    const p = this.get(port);
+    if (p.sendFd < 0) throw new Error(`event channel port ${port} is not connected`);
+    return native().dup(p.sendFd);
+  }
+
   mask(port: number): void {
     this.shared.setMask(port, true);
   }
@@ -128,6 +151,7 @@ export class EventChannels {
 
   private forget(p: LocalPort): void {
     this.ports.delete(p.port);
+    if (p.holdTimer) clearTimeout(p.holdTimer);
     p.watcher?.close();
     native().close(p.recvFd);
     if (p.sendFd >= 0) native().close(p.sendFd);
@@ -146,7 +170,7 @@ export class EventChannels {
     if (recvFd === undefined) throw new Error(`hypervisor returned no doorbell for port ${port}`);
     const old = this.ports.get(port);
     if (old) this.forget(old);
-    this.ports.set(port, { port, recvFd, sendFd, watcher: null, handler: null, received: 0, sent: 0 });
+    this.ports.set(port, { port, recvFd, sendFd, watcher: null, handler: null, holdTimer: null, received: 0, sent: 0 });
   }
 
   private onBound(port: number, fds: number[]): void {

@@ -28,8 +28,9 @@ export interface CreateDomainArgs {
   cpus?: number[];
   /** Grant table size in frames (512 entries each). */
   grantFrames?: number;
-  /** What the domain runs: the PV guest kernel, with its start-info frame and command line. */
-  kernel: { kind: 'pv'; startInfoPfn: number };
+  /** What the domain runs: the PV guest kernel (told its start-info frame), or an HVM guest
+   * (firmware and native drivers behind emulated devices; docs/hvm.md). */
+  kernel: { kind: 'pv'; startInfoPfn: number } | { kind: 'hvm'; cmdline: string };
 }
 
 export interface DomainInfo {
@@ -82,4 +83,23 @@ export interface HostInfo {
   scheduler: string;
   commandLine: string;
   uptimeSec: number;
+}
+
+/** HVM params (xen/include/public/hvm/params.h) the builder sets for PV-on-HVM drivers. */
+export const HVM_PARAM = {
+  CALLBACK_IRQ: 0,
+  STORE_PFN: 1,
+  STORE_EVTCHN: 2,
+  CONSOLE_PFN: 17,
+  CONSOLE_EVTCHN: 18,
+} as const;
+
+/** What an HVM domain's vCPU runtime gets from `hvm.platform` (with the ioreq memfd). */
+export interface HvmPlatformInfo {
+  vcpus: number;
+  memoryBytes: number;
+  /** The event channel on which the device model raises interrupts (docs/hvm.md). */
+  irqPort: number;
+  /** The command line the "bootloader" hands the guest kernel (xl.cfg extra/cmdline). */
+  cmdline: string;
 }

@@ -1,0 +1,135 @@
+// The HVM half of the domain builder (docs/hvm.md): the interrupt channel, the serial line
+// `xl console` attaches to, the emulated NICs' TAPs on their bridges, the IDE disks, and the
+// device model in the stub domain. What it opens it keeps until the domain is destroyed.
+import { openSync, closeSync } from 'node:fs';
+import { native, type PtyPair } from '../../native/index.js';
+import type { HypercallClient } from '../../drivers/hypercall/channel.js';
+import type { EventChannels } from '../../drivers/evtchn/event-channels.js';
+import { HVM_PARAM } from '../../drivers/hypercall/ops.js';
+import type { Logger } from '../../common/log.js';
+import { ensureBridge } from '../../net/bridge.js';
+import { ipSync } from '../../net/ip.js';
+import { ConsoleDaemon } from '../console/console-daemon.js';
+import type { StubdomHost } from '../stubdom-host.js';
+import type { DmDisk } from '../../stubdom/protocol.js';
+import { ideIndexForVdev } from '../../stubdom/machine.js';
+import type { DomainConfig } from './config/domain-config-types.js';
+import type { BuildSpec } from './build-spec.js';
+import { ToolstackError } from './rpc.js';
+
+interface HvmXs {
+  write(path: string, value: string): Promise<void>;
+}
+
+interface HvmDomain {
+  pty: PtyPair | null;
+  logFd: number;
+  irqPort: number;
+}
+
+export class HvmBuilder {
+  private readonly domains = new Map<number, HvmDomain>();
+
+  constructor(
+    private readonly hc: HypercallClient,
+    private readonly evtchn: EventChannels,
+    private readonly xs: HvmXs,
+    private readonly stubdom: StubdomHost,
+    private readonly log: Logger,
+  ) {}
+
+  /** The command line an HVM guest's "bootloader" hands over: the config's, plus the boot order. */
+  static cmdline(spec: BuildSpec): string {
+    const cfg = spec.config as DomainConfig;
+    const boot = cfg.hvm?.boot ?? 'cd';
+    return `${spec.cmdline} xenode.boot=${boot}`.trim();
+  }
+
+  /** PV-on-HVM drivers find xenstore through HVM params, as in Xen. */
+  async setStoreParams(domid: number, storePfn: number, storePort: number, consolePfn: number, consolePort: number): Promise<void> {
+    const set = (index: number, value: number) => this.hc.invoke('domctl.set_hvm_param', { domid, index, value });
+    await set(HVM_PARAM.STORE_PFN, storePfn);
+    await set(HVM_PARAM.STORE_EVTCHN, storePort);
+    await set(HVM_PARAM.CONSOLE_PFN, consolePfn);
+    await set(HVM_PARAM.CONSOLE_EVTCHN, consolePort);
+  }
+
+  /** Everything the emulated PC needs, then the device model; the domain stays paused. */
+  async build(spec: BuildSpec, domid: number): Promise<void> {
+    const cfg = spec.config as DomainConfig;
+    const rec: HvmDomain = { pty: null, logFd: -1, irqPort: 0 };
+    this.domains.set(domid, rec);
+    const toClose: number[] = [];
+    try {
+      // Interrupts: the guest's irq port, bound by dom0; the device model rings its doorbell.
+      const guestIrq = (await this.hc.invoke<{ port: number }>('evtchn.alloc_unbound', { dom: domid, remote_dom: 0 })).port;
+      rec.irqPort = await this.evtchn.bindInterdomain(domid, guestIrq);
+      await this.hc.invoke('domctl.set_hvm_irq_port', { domid, port: guestIrq });
+      const irqFd = this.evtchn.dupSendFd(rec.irqPort);
+      toClose.push(irqFd);
+
+      const mem = await this.hc.call<{ bytes: number }>('domctl.map_foreign_memory', { domid });
+      toClose.push(...mem.fds);
+      const ioreq = await this.hc.call('domctl.map_ioreq_pages', { domid });
+      toClose.push(...ioreq.fds);
+
+      // COM1 on a pty (serial='pty' is what the seeds ask for; an HVM guest always gets one):
+      // `xl console` finds it as console/tty, Xen's serial/0/tty names it too.
+      rec.pty = native().openpty(true);
+      await this.xs.write(`/local/domain/${domid}/serial/0/tty`, rec.pty.path);
+      await this.xs.write(`/local/domain/${domid}/console/tty`, rec.pty.path);
+      rec.logFd = openSync(ConsoleDaemon.logPath(spec.name), 'a', 0o640);
+
+      // Emulated NICs (type=ioemu, the HVM default): TAP vif<domid>.<devid>-emu on the bridge.
+      const taps: { devid: number; mac: string; fd: number }[] = [];
+      for (const { resolved: nic } of cfg.nics ?? []) {
+        if (nic.nictype !== 'vif_ioemu') continue;
+        const name = `${nic.ifname ?? `vif${domid}.${nic.devid}`}-emu`.slice(0, 15);
+        const tap = native().tapOpen(name, false, 0);
+        toClose.push(tap.fd);
+        ensureBridge(nic.bridge);
+        ipSync(['link', 'set', 'dev', tap.name, 'master', nic.bridge]);
+        ipSync(['link', 'set', 'dev', tap.name, 'up']);
+        taps.push({ devid: nic.devid, mac: nic.mac, fd: tap.fd });
+      }
+
+      const disks: DmDisk[] = [];
+      for (const { disk } of cfg.disks ?? []) {
+        const index = ideIndexForVdev(disk.vdev.replace(/^ioemu:/, ''));
+        if (index === undefined) {
+          this.log.warn(`domain ${domid}: ${disk.vdev} is not one of the four IDE positions (hda-hdd); only its PV path exists`);
+          continue;
+        }
+        disks.push({ index, path: disk.pdev_path ? disk.pdev_path : null, readOnly: disk.readwrite === 0, cdrom: disk.is_cdrom === 1 });
+      }
+
+      await this.stubdom.start(
+        { domid, name: spec.name, vcpus: spec.maxVcpus, memoryBytes: spec.memoryMiB * 1048576, disks },
+        { memory: mem.fds[0]!, ioreq: ioreq.fds[0]!, irq: irqFd, serial: rec.pty.master, log: rec.logFd, taps },
+      );
+    } catch (e) {
+      await this.destroy(domid);
+      throw e instanceof ToolstackError ? e : new ToolstackError('EIO', `HVM device model for domain ${domid}: ${(e as Error).message}`);
+    } finally {
+      // The stub domain has its own copies now (SCM_RIGHTS); the TAPs live while it holds them.
+      for (const fd of toClose) native().close(fd);
+    }
+  }
+
+  isHvm(domid: number): boolean {
+    return this.domains.has(domid);
+  }
+
+  async destroy(domid: number): Promise<void> {
+    const rec = this.domains.get(domid);
+    if (!rec) return;
+    this.domains.delete(domid);
+    await this.stubdom.stop(domid);
+    if (rec.irqPort) await this.evtchn.close(rec.irqPort).catch(() => {});
+    if (rec.pty) {
+      native().close(rec.pty.master);
+      native().close(rec.pty.slave);
+    }
+    if (rec.logFd >= 0) closeSync(rec.logFd);
+  }
+}

@@ -1,0 +1,119 @@
+// The stub domain: one process, started by dom0, hosting one device model per HVM guest, each
+// in its own worker thread (docs/hvm.md says why not a task pool). dom0 talks to it over the
+// seqpacket socket on fd 3: `start` (with the guest's fds), `stop`; it tells dom0 when a device
+// model ends by itself, so only that guest follows on_crash.
+import { Worker } from 'node:worker_threads';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { native } from '../native/index.js';
+import { MessageSocket, type Received } from '../drivers/hypercall/channel.js';
+import { HVM_IOREQ_PAGES, PlatformWord } from '../drivers/hypercall/hvm-platform-page.js';
+import type { DmRequest, StartDeviceModel, WorkerData } from './protocol.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+interface Model {
+  worker: Worker;
+  fds: number[];
+  words: Int32Array;
+  stopping: boolean;
+  metrics: unknown;
+}
+
+const models = new Map<number, Model>();
+let channel: MessageSocket;
+
+function reply(id: unknown, body: object): void {
+  try {
+    channel.send({ id, ...body });
+  } catch {
+    /* dom0 gone: we exit on close */
+  }
+}
+
+function closeFds(fds: number[]): void {
+  for (const fd of fds) if (fd >= 0) try { native().close(fd); } catch { /* already closed */ }
+}
+
+function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
+  const fd = (i: number) => (Number.isInteger(i) && i >= 0 && i < fds.length ? fds[i]! : -1);
+  if (models.has(req.domid)) {
+    closeFds(fds);
+    return reply(id, { error: { errno: 'EEXIST', message: `domain ${req.domid} already has a device model` } });
+  }
+  const data: WorkerData = {
+    domid: req.domid,
+    name: req.name,
+    vcpus: req.vcpus,
+    memoryBytes: req.memoryBytes,
+    nics: req.nics.map((n) => ({ devid: n.devid, mac: n.mac, fd: fd(n.tapFd) })),
+    disks: req.disks,
+    memFd: fd(req.fds.memory),
+    ioreqFd: fd(req.fds.ioreq),
+    irqFd: fd(req.fds.irq),
+    serialFd: fd(req.fds.serial),
+    logFd: fd(req.fds.log),
+  };
+  for (const n of [data.memFd, data.ioreqFd, data.irqFd]) {
+    if (n < 0) {
+      closeFds(fds);
+      return reply(id, { error: { errno: 'EINVAL', message: 'start needs memory, ioreq and irq fds' } });
+    }
+  }
+  for (const n of fds) native().setNonblocking(n, true);
+  const words = new Int32Array(native().mapShared(data.ioreqFd, HVM_IOREQ_PAGES * 4096));
+  Atomics.store(words, PlatformWord.STOP, 0);
+  const worker = new Worker(join(here, 'worker.js'), { workerData: data });
+  const model: Model = { worker, fds, words, stopping: false, metrics: null };
+  models.set(req.domid, model);
+  worker.on('message', (m: { type: string; metrics?: unknown; hard?: boolean }) => {
+    if (m.type === 'metrics') model.metrics = m.metrics;
+    else if (m.type === 'reset') channel.send({ upcall: 'dm.exit', args: { domid: req.domid, reason: 'reset', message: `guest reset (${m.hard ? 'hard' : 'soft'})` } });
+  });
+  worker.on('error', (e) => {
+    process.stderr.write(`stubdom: device model of domain ${req.domid} failed: ${e.stack ?? e}\n`);
+  });
+  worker.on('exit', (code) => {
+    models.delete(req.domid);
+    closeFds(model.fds);
+    if (!model.stopping) {
+      try {
+        channel.send({ upcall: 'dm.exit', args: { domid: req.domid, reason: 'crash', message: `device model exited (${code})` } });
+      } catch {
+        /* dom0 gone */
+      }
+    }
+  });
+  reply(id, { result: { started: req.domid } });
+}
+
+async function stop(id: unknown, domid: number): Promise<void> {
+  const m = models.get(domid);
+  if (!m) return reply(id, { result: null });
+  m.stopping = true;
+  Atomics.store(m.words, PlatformWord.STOP, 1);
+  Atomics.add(m.words, PlatformWord.DOORBELL, 1);
+  native().futexWake(m.words, PlatformWord.DOORBELL, 1);
+  const exited = new Promise<void>((r) => m.worker.once('exit', () => r()));
+  const timer = setTimeout(() => void m.worker.terminate(), 2000);
+  await exited;
+  clearTimeout(timer);
+  reply(id, { result: null });
+}
+
+function onMessage({ message, fds }: Received): void {
+  // Requests come as HypercallClient sends them: {id, op, args}.
+  const id = message.id;
+  const req = { ...(typeof message.args === 'object' && message.args ? message.args : {}), op: message.op } as DmRequest;
+  if (req.op === 'start') return start(id, req, fds);
+  closeFds(fds);
+  if (req.op === 'stop') return void stop(id, Number(req.domid));
+  if (req.op === 'metrics') return reply(id, { result: models.get(Number(req.domid))?.metrics ?? null });
+  reply(id, { error: { errno: 'ENOSYS', message: `unknown stub domain request ${String((req as { op?: unknown }).op)}` } });
+}
+
+channel = new MessageSocket(3, onMessage, () => {
+  // dom0 is gone: every device model stops with it.
+  for (const [domid] of models) void stop(undefined, domid);
+  setTimeout(() => process.exit(0), 2500).unref();
+});

@@ -1,0 +1,60 @@
+// What dom0 says to the stub domain (over a SOCK_SEQPACKET socket with fds as SCM_RIGHTS,
+// drivers/hypercall/channel.ts MessageSocket): start or stop one guest's device model. The
+// fds of a `start` arrive in the order of `StartDeviceModel.fds`.
+export interface DmNic {
+  devid: number;
+  mac: string;
+  /** Index into the message's fds: the `vif<domid>.<devid>-emu` TAP, opened by dom0. */
+  tapFd: number;
+}
+
+export interface DmDisk {
+  /** IDE position: 0 hda, 1 hdb, 2 hdc, 3 hdd. */
+  index: number;
+  /** Raw image, or null for an empty cdrom drive. */
+  path: string | null;
+  readOnly: boolean;
+  cdrom: boolean;
+}
+
+export interface StartDeviceModel {
+  op: 'start';
+  domid: number;
+  name: string;
+  vcpus: number;
+  memoryBytes: number;
+  nics: DmNic[];
+  disks: DmDisk[];
+  /** fd indices: guest RAM memfd, ioreq memfd, the guest's irq doorbell (eventfd), the serial
+   * pty master (or -1), the console log (or -1); NIC TAPs are referenced from `nics`. */
+  fds: { memory: number; ioreq: number; irq: number; serial: number; log: number };
+}
+
+export interface StopDeviceModel {
+  op: 'stop';
+  domid: number;
+}
+
+export type DmRequest = StartDeviceModel | StopDeviceModel | { op: 'metrics'; domid: number };
+
+/** Upcall from the stub domain: a device model ended by itself (crash or guest reset). */
+export interface DmExit {
+  domid: number;
+  reason: 'crash' | 'reset';
+  message: string;
+}
+
+/** What each worker gets (fds are this process's, shared by its threads). */
+export interface WorkerData {
+  domid: number;
+  name: string;
+  vcpus: number;
+  memoryBytes: number;
+  nics: { devid: number; mac: string; fd: number }[];
+  disks: DmDisk[];
+  memFd: number;
+  ioreqFd: number;
+  irqFd: number;
+  serialFd: number;
+  logFd: number;
+}

@@ -1,0 +1,96 @@
+// One guest's device model, in its own worker thread of the stub domain: the PC the guest
+// drives (stubdom/machine.ts) behind the guest's ioreq pages, running IoreqServer.run() until
+// the stub domain sets the stop word. Interrupts go out as docs/hvm.md says: IRQ_LEVEL bits
+// plus a ring of the guest's irq doorbell.
+import { parentPort, workerData } from 'node:worker_threads';
+import { writeSync } from 'node:fs';
+import { native } from '../native/index.js';
+import { GuestMemory } from './device-model/guest-memory.js';
+import { nativeFutex } from './device-model/native-futex.js';
+import { PcMachine } from './machine.js';
+import { TapNetBackend } from './devices/rtl8139/tap-backend.js';
+import { PtySerialBackend } from './devices/uart16550/pty-backend.js';
+import { BUFIOREQ_PAGE_OFFSET, HVM_IOREQ_PAGES, IOREQ_PAGE_OFFSET, PlatformWord } from '../drivers/hypercall/hvm-platform-page.js';
+import type { WorkerData } from './protocol.js';
+
+const wd = workerData as WorkerData;
+const n = native();
+const ram = n.mapShared(wd.memFd, wd.memoryBytes);
+const pages = n.mapShared(wd.ioreqFd, HVM_IOREQ_PAGES * 4096);
+const words = new Int32Array(pages);
+
+const log = (msg: string) => {
+  const line = `stubdom d${wd.domid}: ${msg}\n`;
+  process.stderr.write(line);
+};
+
+const memory = new GuestMemory(ram, [{ gpa: 0, size: wd.memoryBytes, offset: 0 }]);
+const nicBackends = wd.nics.map((nic) => ({ nic, backend: new TapNetBackend(nic.fd, n) }));
+const serialBackend = wd.serialFd >= 0 ? new PtySerialBackend(wd.serialFd, {
+  read: n.read.bind(n),
+  // The UART's output also goes to the guest's console log, as xenconsoled logs a console.
+  write: (fd, buf, off, len) => {
+    const wrote = n.write(fd, buf, off, len);
+    if (wd.logFd >= 0) try { writeSync(wd.logFd, buf, off, len); } catch { /* log full or gone */ }
+    return wrote;
+  },
+}) : undefined;
+
+const machine = new PcMachine({
+  memory,
+  irqSink: {
+    raise(line: number) {
+      Atomics.or(words, PlatformWord.IRQ_LEVEL, 1 << line);
+      Atomics.add(words, PlatformWord.IRQ_RAISES, 1);
+      n.eventfdWrite(wd.irqFd, 1);
+    },
+    lower(line: number) {
+      Atomics.and(words, PlatformWord.IRQ_LEVEL, ~(1 << line));
+    },
+  },
+  nics: nicBackends.map(({ nic, backend }) => ({ devid: nic.devid, mac: nic.mac, backend })),
+  disks: wd.disks.map((d) => ({ index: d.index, path: d.path, readOnly: d.readOnly, cdrom: d.cdrom })),
+  serial: serialBackend ? [{ backend: serialBackend }] : [],
+  // The guest's own firmware enumerates PCI and assigns BARs (guest/hvm/firmware).
+  firmware: false,
+  log: { info: log, warn: log, error: log },
+  onReset: (hard) => parentPort?.postMessage({ type: 'reset', hard }),
+  onUnplug: (mask) => {
+    log(`platform unplug mask 0x${mask.toString(16)}`);
+    parentPort?.postMessage({ type: 'unplug', mask });
+  },
+});
+
+for (const { nic, backend } of nicBackends) backend.nic = machine.nic(nic.devid);
+if (serialBackend) serialBackend.uart = machine.serials[0];
+
+const server = machine.createIoreqServer({
+  page: pages,
+  pageOffset: IOREQ_PAGE_OFFSET,
+  vcpus: wd.vcpus,
+  futex: nativeFutex(),
+  bufferedPage: pages,
+  bufferedPageOffset: BUFIOREQ_PAGE_OFFSET,
+});
+
+// run() blocks this thread (it is the device model's loop), so metrics go to the parent from
+// the poll hook now and then rather than on request.
+let lastReport = 0;
+server.run({
+  doorbell: { view: words, index: PlatformWord.DOORBELL },
+  stop: { view: words, index: PlatformWord.STOP },
+  waitMs: 50,
+  poll: () => {
+    let work = false;
+    for (const { backend } of nicBackends) if (backend.pump() > 0) work = true;
+    if (serialBackend && serialBackend.pump() > 0) work = true;
+    const now = Date.now();
+    if (now - lastReport > 500) {
+      lastReport = now;
+      parentPort?.postMessage({ type: 'metrics', metrics: { ...machine.metrics(), ioreq: server.metrics } });
+    }
+    return work;
+  },
+});
+machine.close();
+parentPort?.postMessage({ type: 'stopped' });
