@@ -3,7 +3,7 @@
  *
  *   xenode-jailer --uid-base N [--uid-count 65536] --hostname NAME --root DIR
  *                 --boot-dir DIR [--bind-ro SRC:DST]... [--keep-fd N]... [--env K=V]...
- *                 -- PROGRAM ARGS...
+ *                 [--tun-fds N] -- PROGRAM ARGS...
  *
  * 1. Read one byte from fd 0: the hypervisor's "go", sent once it has put this process in
  *    the domain's cgroups (so everything cloned below is accounted there). EOF first: exit 1.
@@ -15,6 +15,12 @@
  *    /usr read-only, a generated /etc, a minimal /dev, its own /proc, ...), pivots into
  *    it, sets no_new_privs, closes every fd but 0-2 and the --keep-fd ones, and execs
  *    PROGRAM with a clean environment.
+ * 5. With --tun-fds N the child opens /dev/net/tun N times right after clone: inside the new
+ *    network namespace (a TAP is created in the namespace of whoever OPENED the fd) and while
+ *    it is still host root (the device is mode 0600, and guest root is an unprivileged host
+ *    uid). PROGRAM gets them as fds 4 .. 3+N (after the hypercall socket at 3), ready for
+ *    TUNSETIFF: the guest kernel's netfront makes its eth0 TAPs with them, and holds
+ *    CAP_NET_ADMIN over its own namespace only.
  *
  * Any failure prints "xenode-jailer: <step>: <strerror>" and exits 127. Must run as root.
  *
@@ -45,6 +51,8 @@
 #include <unistd.h>
 
 #define FORWARDED_SIGNALS {SIGTERM, SIGINT, SIGHUP, SIGUSR2}
+#define MAX_TUN_FDS 64
+#define TUN_FD_BASE 4   /* they follow the hypercall socket (fd 3) */
 #define GUEST_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 struct config {
@@ -56,6 +64,8 @@ struct config {
   int n_keep_fds;
   char **envs;     /* "K=V" */
   int n_envs;
+  int n_tun_fds;   /* --tun-fds: /dev/net/tun handles opened in the new netns */
+  int tun_fds[MAX_TUN_FDS];
   char **argv;     /* PROGRAM ARGS... */
   int sync_fd;     /* child: read end of the parent->child pipe */
   int sync_wr;     /* its write end, which the child must not hold */
@@ -81,7 +91,7 @@ static void usage(const char *why) {
           "xenode-jailer: arguments: %s\n"
           "usage: xenode-jailer --uid-base N [--uid-count 65536] --hostname NAME --root DIR\n"
           "         --boot-dir DIR [--bind-ro SRC:DST]... [--keep-fd N]... [--env K=V]...\n"
-          "         -- PROGRAM ARGS...\n",
+          "         [--tun-fds N] -- PROGRAM ARGS...\n",
           why);
   exit(127);
 }
@@ -197,7 +207,9 @@ static void build_etc(const struct config *c) {
              "protocols: files\nservices: files\n");
   write_file(in_root("/etc/profile"), 0644,
              "export PATH=" GUEST_PATH "\n"
-             "PS1='\\u@\\h:\\w\\$ '\n");
+             /* bash expands \u@\h; dash (/bin/sh) does not, but it expands $PWD. */
+             "if [ -n \"$BASH_VERSION\" ]; then PS1='\\u@\\h:\\w\\$ '; "
+             "else PS1=\"$(hostname):\\$PWD# \"; fi\n");
   xsymlink("../proc/self/mounts", in_root("/etc/mtab"));
   /* Not secrets, and needed: many /usr/bin commands are symlinks through alternatives,
    * and ld.so.cache lets the dynamic linker find libraries outside the default path. The
@@ -218,6 +230,9 @@ static void build_dev(void) {
     xmkdir(in_root("/dev/net"), 0755);
     bind_dev("net/tun");
   }
+  /* FUSE: blkfront serves the guest's disks through it, and the guest's own programs
+   * (fuse2fs) mount filesystems with it. A FUSE mount is allowed in a user namespace. */
+  if (stat("/dev/fuse", &st) == 0) bind_dev("fuse");
   /* A private devpts instance: the guest's ptys are invisible to the host's and back. */
   xmkdir(in_root("/dev/pts"), 0755);
   xmount("devpts", in_root("/dev/pts"), "devpts", MS_NOSUID | MS_NOEXEC,
@@ -338,6 +353,16 @@ static int child_main(void *arg) {
   for (size_t i = 0; i < sizeof fwd / sizeof fwd[0]; i++) signal(fwd[i], SIG_DFL);
   sigprocmask(SIG_SETMASK, &c->orig_mask, NULL);
 
+  /* TAP handles: opened now, in the new network namespace and still as host root (see 5.
+   * above), parked on high fds until the fd table is tidied before exec. */
+  for (int i = 0; i < c->n_tun_fds; i++) {
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (fd < 0) die("open /dev/net/tun");
+    c->tun_fds[i] = fcntl(fd, F_DUPFD_CLOEXEC, 1024);
+    if (c->tun_fds[i] < 0) die("dup /dev/net/tun");
+    close(fd);
+  }
+
   /* Only the parent may hold the write end, or its death would go unnoticed below. */
   close(c->sync_wr);
   char go;
@@ -367,6 +392,11 @@ static int child_main(void *arg) {
   enter_root(c->root);
 
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("prctl(NO_NEW_PRIVS)");
+  for (int i = 0; i < c->n_tun_fds; i++) {
+    if (dup2(c->tun_fds[i], TUN_FD_BASE + i) < 0) die("dup2 tun fd");
+    close(c->tun_fds[i]);
+    c->keep_fds[c->n_keep_fds++] = TUN_FD_BASE + i;
+  }
   close_fds_except(c->keep_fds, c->n_keep_fds);
 
   if (clearenv() != 0) die("clearenv");
@@ -399,7 +429,7 @@ static void write_map(pid_t pid, const char *which, const struct config *c) {
 int main(int argc, char **argv) {
   struct config c = {.uid_count = 65536};
   c.bind_ro = calloc(argc, sizeof *c.bind_ro);
-  c.keep_fds = calloc(argc, sizeof *c.keep_fds);
+  c.keep_fds = calloc(argc + MAX_TUN_FDS, sizeof *c.keep_fds);
   c.envs = calloc(argc, sizeof *c.envs);
   int have_uid = 0;
   int i = 1;
@@ -420,6 +450,10 @@ int main(int argc, char **argv) {
       unsigned long fd = parse_num(val, opt);
       if (fd < 3 || fd > INT_MAX) usage("--keep-fd wants an fd > 2");
       c.keep_fds[c.n_keep_fds++] = (int)fd;
+    } else if (!strcmp(opt, "--tun-fds")) {
+      unsigned long n = parse_num(val, opt);
+      if (n > MAX_TUN_FDS) usage("--tun-fds wants at most 64");
+      c.n_tun_fds = (int)n;
     } else if (!strcmp(opt, "--env")) {
       if (!strchr(val, '=') || val[0] == '=') usage("--env wants K=V");
       c.envs[c.n_envs++] = val;
@@ -434,6 +468,9 @@ int main(int argc, char **argv) {
   if (!c.hostname || !*c.hostname || strlen(c.hostname) > 64) usage("--hostname");
   if (!c.root || c.root[0] != '/') usage("--root wants an absolute path");
   if (!c.boot_dir) usage("--boot-dir");
+  for (int k = 0; k < c.n_keep_fds; k++)
+    if (c.keep_fds[k] >= TUN_FD_BASE && c.keep_fds[k] < TUN_FD_BASE + c.n_tun_fds)
+      usage("--keep-fd collides with the --tun-fds range (fds 4 ..)");
   root_dir = c.root;
 
   /* (a) Wait for the hypervisor's go; then fd 0 is of no further use. */

@@ -1,0 +1,277 @@
+// One connected vbd's ring in dom0 (Linux blkback's xen_blkif_ring + the request dispatch
+// of blkback.c): take each request out of the shared ring once, check it (request.ts), pin
+// its granted frames, read or write the disk straight into or out of them with one
+// preadv/pwritev, unpin, and answer. Responses go into zeroed slots (XSA-216) in completion
+// order; req_event/rsp_event keep events to a minimum.
+//
+// A frontend that breaks the ring protocol itself (claims more requests than the ring holds,
+// or reuses the id of a request still in flight) gets its ring halted: nothing more is read
+// from it and the device is disconnected (onFatal). A bad request only gets an error answer.
+// Either way only this disk is affected.
+import { BackRing, RING_OVERFLOW, SharedRing, XEN_PAGE_SIZE } from '../../../drivers/ring/shared-ring.js';
+import { acquire, release, type MappedGrantTable } from '../../../drivers/grant/grant-mapper.js';
+import { gnttabErrorMessage } from '../../../drivers/grant/grant-entry.js';
+import {
+  BLKIF_OP_FLUSH_DISKCACHE,
+  BLKIF_OP_INDIRECT,
+  BLKIF_OP_READ,
+  BLKIF_OP_DISCARD,
+  BLKIF_RSP_ERROR,
+  BLKIF_RSP_OKAY,
+  BLKIF_SLOT_SIZE,
+  blkifResponse,
+} from '../../../drivers/wire/blkif.js';
+import type { BackingStore } from './backing-file.js';
+import { GrantPins } from './grants.js';
+import type { BlkbackCounters } from './metrics.js';
+import { isRefusal, parseRequest, type BlkRequest, type ParseContext } from './request.js';
+
+export interface BlkifInterfaceOptions {
+  frontDomid: number;
+  /** The frontend's memory and grant table, as dom0 maps them. */
+  memory: SharedArrayBuffer;
+  table: MappedGrantTable;
+  /** null: an empty (removable) drive with no medium. */
+  store: BackingStore | null;
+  readonly: boolean;
+  maxIndirect: number;
+  /** Persistent grants to keep at most (0: none, i.e. not negotiated). */
+  maxPersistent: number;
+  counters: BlkbackCounters;
+  notify: () => void;
+  onFatal: (why: string) => void;
+  log: (msg: string) => void;
+}
+
+/** dom0 pins on behalf of itself. */
+const DOM0 = 0;
+/** A request alone on an idle ring and at most this big is served synchronously. */
+const SYNC_MAX_SECTORS = 256;
+
+export class BlkifInterface {
+  private back: BackRing | null = null;
+  private ringRef = -1;
+  private readonly pins: GrantPins;
+  private readonly inflight = new Set<bigint>();
+  private readonly writesInFlight = new Set<Promise<void>>();
+  private readonly settled = new Set<Promise<void>>();
+  private halted = false;
+  private pushScheduled = false;
+  private readonly mem: Uint8Array;
+  private readonly sectors: number;
+  private readonly ctx: ParseContext;
+
+  constructor(private readonly o: BlkifInterfaceOptions) {
+    this.pins = new GrantPins(o.table, DOM0, o.maxPersistent, o.counters);
+    this.mem = new Uint8Array(o.memory);
+    this.sectors = o.store?.sectors ?? 0;
+    this.ctx = {
+      sectors: this.sectors,
+      readonly: o.readonly,
+      maxIndirect: o.maxIndirect,
+      copyIndirect: (gref, dst, bytes) => {
+        const pin = { persistent: false };
+        const frame = this.pins.pin(gref, false, pin);
+        if (frame < 0) return gnttabErrorMessage(frame);
+        dst.set(this.mem.subarray(frame * XEN_PAGE_SIZE, frame * XEN_PAGE_SIZE + bytes));
+        if (!pin.persistent) this.pins.unpin(gref, false);
+        return null;
+      },
+    };
+  }
+
+  /** Map the frontend's ring page (held for as long as we are connected). */
+  mapRing(ringRef: number): void {
+    const frame = acquire(this.o.table, ringRef, DOM0, true);
+    if (frame < 0) throw new Error(`cannot map ring-ref ${ringRef}: ${gnttabErrorMessage(frame)}`);
+    this.ringRef = ringRef;
+    this.back = new BackRing(new SharedRing(this.o.memory, frame * XEN_PAGE_SIZE, BLKIF_SLOT_SIZE));
+  }
+
+  /** The frontend rang. Consume every request it has published. */
+  onEvent(): void {
+    this.o.counters.notify_in++;
+    this.process();
+  }
+
+  process(): void {
+    const back = this.back;
+    if (!back || this.halted) return;
+    for (;;) {
+      const n = back.unconsumedRequests();
+      if (n === RING_OVERFLOW) {
+        const prod = back.ring.reqProd;
+        return this.halt(`frontend provided bogus ring requests (req_prod ${prod}, rsp_prod_pvt ${back.rspProdPvt}, ring size ${back.size})`);
+      }
+      for (let i = 0; i < n; i++) {
+        const v = back.takeRequest(); // the private copy: decode only this
+        const r = parseRequest(v, this.ctx);
+        if (this.inflight.has(r.id)) return this.halt(`request id ${r.id} reused while still in flight`);
+        if (isRefusal(r)) {
+          this.o.counters.invalid++;
+          if (r.operation === BLKIF_OP_DISCARD) this.o.counters.ds_req++;
+          this.o.log(`refused request ${r.id}: ${r.why}`);
+          this.respond(r.id, r.operation, r.status);
+          continue;
+        }
+        // A lone small read or write on an otherwise idle ring (queue depth 1) is served on
+        // the spot: handing it to libuv's thread pool and back costs more than the disk.
+        if (n === 1 && this.inflight.size === 0 && r.op !== BLKIF_OP_FLUSH_DISKCACHE && r.nsect <= SYNC_MAX_SECTORS && this.o.store) {
+          this.respond(r.id, r.operation, this.executeSync(r));
+          continue;
+        }
+        this.dispatch(r);
+      }
+      if (!back.finalCheckForRequests()) break;
+    }
+  }
+
+  private dispatch(r: BlkRequest): void {
+    this.inflight.add(r.id);
+    const p = this.execute(r).then(
+      (status) => this.complete(r, status),
+      (e) => {
+        this.o.log(`request ${r.id}: ${(e as Error).message}`);
+        this.complete(r, BLKIF_RSP_ERROR);
+      },
+    );
+    this.settled.add(p);
+    void p.finally(() => this.settled.delete(p));
+  }
+
+  /** Pins the request's frames and returns views of them, or null (grant refused; what was
+   * pinned is unpinned). `held` gets the pins to drop afterwards. */
+  private mapSegments(r: BlkRequest, toGuest: boolean, held: number[]): Uint8Array[] | null {
+    const views: Uint8Array[] = [];
+    const pin = { persistent: false };
+    for (const s of r.segs) {
+      const frame = this.pins.pin(s.gref, toGuest, pin);
+      if (frame < 0) {
+        this.o.counters.invalid++;
+        this.o.log(`request ${r.id}: grant ${s.gref}: ${gnttabErrorMessage(frame)}`);
+        for (const g of held.splice(0)) this.pins.unpin(g, toGuest);
+        return null;
+      }
+      if (!pin.persistent) held.push(s.gref);
+      const off = frame * XEN_PAGE_SIZE + s.first * 512;
+      const end = off + (s.last - s.first + 1) * 512;
+      // Segments that continue each other in guest memory become one buffer: one iovec for
+      // the disk instead of one per page.
+      const prev = views[views.length - 1];
+      if (prev && prev.byteOffset + prev.length === off) views[views.length - 1] = this.mem.subarray(prev.byteOffset, end);
+      else views.push(this.mem.subarray(off, end));
+    }
+    return views;
+  }
+
+  private account(r: BlkRequest, toGuest: boolean): void {
+    if (r.operation === BLKIF_OP_INDIRECT) this.o.counters.indirect_req++;
+    if (toGuest) {
+      this.o.counters.rd_req++;
+      this.o.counters.rd_sect += r.nsect;
+    } else {
+      this.o.counters.wr_req++;
+      this.o.counters.wr_sect += r.nsect;
+    }
+  }
+
+  private executeSync(r: BlkRequest): number {
+    const store = this.o.store!;
+    const toGuest = r.op === BLKIF_OP_READ;
+    const held: number[] = [];
+    const views = this.mapSegments(r, toGuest, held);
+    if (!views) return BLKIF_RSP_ERROR;
+    try {
+      if (toGuest) store.readSync(views, r.sector * 512);
+      else store.writeSync(views, r.sector * 512);
+      this.account(r, toGuest);
+      return BLKIF_RSP_OKAY;
+    } catch (e) {
+      this.o.log(`request ${r.id}: ${(e as Error).message}`);
+      return BLKIF_RSP_ERROR;
+    } finally {
+      for (const g of held) this.pins.unpin(g, toGuest);
+    }
+  }
+
+  private async execute(r: BlkRequest): Promise<number> {
+    const store = this.o.store;
+    if (r.op === BLKIF_OP_FLUSH_DISKCACHE) {
+      // Everything the guest was told is written must be on stable storage before we answer:
+      // wait for writes still in flight, then fdatasync.
+      this.o.counters.f_req++;
+      if (this.writesInFlight.size) await Promise.allSettled([...this.writesInFlight]);
+      if (store) await store.flush();
+      if (r.segs.length === 0) return BLKIF_RSP_OKAY;
+    }
+    if (!store) return BLKIF_RSP_ERROR; // unreachable: an empty drive has 0 sectors
+    const toGuest = r.op === BLKIF_OP_READ; // we write into the guest's frames
+    const held: number[] = [];
+    const views = this.mapSegments(r, toGuest, held);
+    if (!views) return BLKIF_RSP_ERROR;
+    try {
+      const pos = r.sector * 512;
+      if (toGuest) {
+        await store.read(views, pos);
+      } else {
+        const w = store.write(views, pos);
+        this.writesInFlight.add(w);
+        try {
+          await w;
+        } finally {
+          this.writesInFlight.delete(w);
+        }
+      }
+      this.account(r, toGuest);
+      return BLKIF_RSP_OKAY;
+    } finally {
+      for (const g of held) this.pins.unpin(g, toGuest);
+    }
+  }
+
+  private complete(r: BlkRequest, status: number): void {
+    this.inflight.delete(r.id);
+    if (this.halted) return;
+    this.respond(r.id, r.operation, status);
+  }
+
+  private respond(id: bigint, operation: number, status: number): void {
+    const back = this.back;
+    if (!back) return;
+    if (status !== BLKIF_RSP_OKAY) this.o.counters.errors++;
+    const off = back.nextResponseSlot(); // zeroes the whole slot first (XSA-216)
+    blkifResponse.encode(back.ring.view, off, { id, operation, status });
+    if (this.pushScheduled) return;
+    this.pushScheduled = true;
+    // After this turn of the loop: every completion libuv delivers in one pass, and every
+    // answer given while reading the ring, goes out with one rsp_prod update and one event.
+    setImmediate(() => {
+      this.pushScheduled = false;
+      if (!this.back || this.halted) return;
+      if (this.back.pushResponses()) {
+        this.o.counters.notify_out++;
+        this.o.notify();
+      }
+      // Responses freed ring room: requests held back by RING_UNCONSUMED may be waiting.
+      this.process();
+    });
+  }
+
+  private halt(why: string): void {
+    if (this.halted) return;
+    this.halted = true;
+    this.o.counters.halted = 1;
+    this.o.log(`halting ring: ${why}`);
+    this.o.onFatal(why);
+  }
+
+  /** Stop: wait for I/O in flight, drop every pin (ring page included). */
+  async disconnect(): Promise<void> {
+    this.halted = true;
+    if (this.settled.size) await Promise.allSettled([...this.settled]);
+    this.pins.releaseAll();
+    if (this.ringRef >= 0) release(this.o.table, this.ringRef, true);
+    this.ringRef = -1;
+    this.back = null;
+  }
+}

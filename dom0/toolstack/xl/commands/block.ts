@@ -1,0 +1,167 @@
+// xl block-attach, block-list, block-detach (tools/xl/xl_block.c): hot-plug PV disks into a
+// running guest, list them with Xen's columns, and unplug them.
+//
+//   xl block-attach <Domain> <disk-spec-component(s)>...   (docs/man/xl-disk-configuration.5)
+//   xl -N block-attach <Domain> <spec>                      prints `disk: {libxl JSON}`, does nothing
+//   xl block-list <Domain(s)>
+//   xl block-detach <Domain> <DevId>                        DevId: a vdev (xvde) or its number
+//
+// As libxl, xl reads xenstore itself for what it lists and waits on: the toolstack only adds
+// and removes the devices. A dry run contacts nothing: it parses and prints.
+import { XsClient } from '../../../../drivers/xenstore/client.js';
+import { socketTransport } from '../../../../drivers/xenstore/socket-transport.js';
+import { diskDryRunJson, parseDiskSpec, validateDiskVdev } from '../../config/disk-spec.js';
+import { parseVdev } from '../../config/vdev-number.js';
+import { diskDeviceEntries } from '../../devices/vbd.js';
+import { extraCommands, type XlCommandContext } from './registry.js';
+
+class XlExit extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function withXs<T>(fn: (xs: XsClient) => Promise<T>): Promise<T> {
+  const xs = new XsClient(await socketTransport());
+  try {
+    return await fn(xs);
+  } finally {
+    xs.close();
+  }
+}
+
+async function domidOf(ctx: XlCommandContext, dom: string): Promise<number> {
+  try {
+    return (await ctx.call<{ domid: number }>('domid', { name: dom })).domid;
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ESRCH') throw new XlExit(1, `${dom} is an invalid domain identifier`);
+    throw e;
+  }
+}
+
+async function readOr(xs: XsClient, path: string, dflt: string): Promise<string> {
+  try {
+    return await xs.read(path);
+  } catch {
+    return dflt;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function blockAttach(argv: string[], ctx: XlCommandContext): Promise<number> {
+  if (argv.length < 2) throw new XlExit(1, 'Usage: xl block-attach <Domain> <disk-spec-component(s)>...');
+  const [dom, ...spec] = argv as [string, ...string[]];
+  const disk = parseDiskSpec(spec);
+  if (ctx.dryRun) {
+    ctx.out(diskDryRunJson(disk));
+    return 0;
+  }
+  const domid = await domidOf(ctx, dom);
+  const devid = validateDiskVdev(disk);
+  await ctx.call('device-attach', { dom: String(domid), device: diskDeviceEntries(disk, devid) });
+  // libxl waits for the hotplug script; here blkback plays its part and says how it went.
+  const be = `/local/domain/0/backend/vbd/${domid}/${devid}`;
+  const outcome = await withXs(async (xs) => {
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const st = await readOr(xs, `${be}/hotplug-status`, '');
+      if (st === 'connected') return null;
+      if (st === 'error') return await readOr(xs, `${be}/hotplug-error`, 'hotplug script failed');
+      await sleep(20);
+    }
+    return 'timed out waiting for the backend (blkback) to open the disk';
+  });
+  if (outcome !== null) {
+    await ctx.call('device-detach', { dom: String(domid), type: 'vbd', devid, force: true }).catch(() => {});
+    throw new XlExit(1, `libxl: error: libxl_device.c: device vbd ${devid} (${disk.vdev}): ${outcome}\nlibxl_device_disk_add failed.`);
+  }
+  return 0;
+}
+
+function row(devid: number, be: number, handle: number, state: number, evtch: number, rref: number, path: string): string {
+  const l = (v: string | number, w: number) => String(v).padEnd(w);
+  return `${l(devid, 5)} ${l(be, 3)} ${l(handle, 6)} ${l(state, 5)} ${l(evtch, 6)} ${l(rref, 8)} ${l(path, 30)}\n`;
+}
+
+function num(s: string): number {
+  return /^-?\d+$/.test(s.trim()) ? Number(s) : -1;
+}
+
+async function blockList(argv: string[], ctx: XlCommandContext): Promise<number> {
+  if (argv.length < 1) throw new XlExit(1, 'Usage: xl block-list <Domain(s)>');
+  ctx.out(`${'Vdev'.padEnd(5)} ${'BE'.padEnd(3)} ${'handle'.padEnd(6)} ${'state'.padEnd(5)} ${'evt-ch'.padEnd(6)} ${'ring-ref'.padEnd(8)} ${'BE-path'.padEnd(30)}\n`);
+  let rc = 0;
+  await withXs(async (xs) => {
+    for (const dom of argv) {
+      let domid: number;
+      try {
+        domid = await domidOf(ctx, dom);
+      } catch (e) {
+        process.stderr.write(`${(e as Error).message}\n`);
+        rc = 1;
+        continue;
+      }
+      const fe = `/local/domain/${domid}/device/vbd`;
+      const ids = (await xs.directory(fe).catch(() => [] as string[])).filter((d) => /^\d+$/.test(d)).map(Number).sort((a, b) => a - b);
+      for (const devid of ids) {
+        const dir = `${fe}/${devid}`;
+        const backend = await readOr(xs, `${dir}/backend`, '');
+        const m = /^\/local\/domain\/(\d+)\//.exec(backend);
+        if (!m) continue; // libxl_device_disk_getinfo fails: the row is skipped
+        ctx.out(
+          row(
+            devid,
+            Number(m[1]),
+            domid,
+            num(await readOr(xs, `${dir}/state`, '-1')),
+            num(await readOr(xs, `${dir}/event-channel`, '-1')),
+            num(await readOr(xs, `${dir}/ring-ref`, '-1')),
+            backend,
+          ),
+        );
+      }
+    }
+  });
+  return rc;
+}
+
+async function blockDetach(argv: string[], ctx: XlCommandContext): Promise<number> {
+  if (argv.length < 2) throw new XlExit(1, 'Usage: xl block-detach <Domain> <DevId>');
+  const [dom, id] = argv as [string, string];
+  const domid = await domidOf(ctx, dom);
+  const devid = parseVdev(id)?.devid;
+  const { devices } = await ctx.call<{ devices: { type: string; devid: number }[] }>('device-list', { dom: String(domid) });
+  if (devid === undefined || !devices.some((d) => d.type === 'vbd' && d.devid === devid)) {
+    throw new XlExit(1, `Error: Device ${id} not connected.`);
+  }
+  if (ctx.dryRun) return 0;
+  try {
+    await ctx.call('device-detach', { dom: String(domid), type: 'vbd', devid });
+  } catch (e) {
+    throw new XlExit(1, `${(e as Error).message}\nlibxl_device_disk_remove failed.`);
+  }
+  return 0;
+}
+
+/** XlExit -> its message on stderr and its code; anything else goes to xl's own handler. */
+function wrap(cmd: (argv: string[], ctx: XlCommandContext) => Promise<number>) {
+  return async (argv: string[], ctx: XlCommandContext): Promise<number> => {
+    try {
+      return await cmd(argv, ctx);
+    } catch (e) {
+      if (e instanceof XlExit) {
+        process.stderr.write(`${e.message}\n`);
+        return e.code;
+      }
+      throw e;
+    }
+  };
+}
+
+extraCommands['block-attach'] = wrap(blockAttach);
+extraCommands['block-list'] = wrap(blockList);
+extraCommands['block-detach'] = wrap(blockDetach);

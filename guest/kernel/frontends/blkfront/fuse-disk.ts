@@ -1,0 +1,266 @@
+// One PV disk as the guest's programs see it: the operations behind /dev/<vdev> (a FUSE
+// file, fuse-file.ts), turned into blkif requests on the ring (ring-io.ts).
+//
+// Sector math is in 512-byte units whatever the backend's sector-size. A byte range becomes
+// the sectors that cover it, laid out from byte 0 of a run of pages (sector i of the run in
+// page i/8, slot i%8), one segment per page, at most maxSegments per request. Reads answer
+// straight from those pages; aligned writes send the pages the request's data was read into.
+// Writes that do not cover whole sectors (`echo x > /dev/xvda`) read, patch and write back
+// the sectors they touch, exclusive of other writes.
+import { constants as fsc } from 'node:fs';
+import { BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_OKAY } from '../../../../drivers/wire/blkif.js';
+import { EIO, ENOMEDIUM, ENOSPC, EROFS } from '../../fuse/fuse-abi.js';
+import type { FuseFileOps, FuseReply, RxPage } from '../../fuse/fuse-file.js';
+import type { IoPage, PagePool } from './page-pool.js';
+import { BlkfrontRing, type Segment } from './ring-io.js';
+
+const SECTOR = 512;
+const SECTORS_PER_PAGE = 8;
+
+export interface DiskInfo {
+  /** 512-byte sectors. */
+  sectors: number;
+  readonly: boolean;
+  cdrom: boolean;
+  /** How fsync reaches the backend. */
+  flush: 'flush' | 'barrier' | 'none';
+}
+
+export interface DiskCounters {
+  reads: number;
+  writes: number;
+  readBytes: number;
+  writeBytes: number;
+  flushes: number;
+  rmw: number;
+  ioErrors: number;
+}
+
+/** Writers share; a read-modify-write excludes everyone else who writes. */
+class WriteLock {
+  private shared = 0;
+  private exclusive = false;
+  private readonly waiters: { excl: boolean; go: () => void }[] = [];
+
+  async acquire(excl: boolean): Promise<void> {
+    if (this.canGo(excl) && this.waiters.length === 0) return this.take(excl);
+    await new Promise<void>((go) => this.waiters.push({ excl, go }));
+  }
+
+  private canGo(excl: boolean): boolean {
+    return excl ? !this.exclusive && this.shared === 0 : !this.exclusive;
+  }
+
+  private take(excl: boolean): void {
+    if (excl) this.exclusive = true;
+    else this.shared++;
+  }
+
+  release(excl: boolean): void {
+    if (excl) this.exclusive = false;
+    else this.shared--;
+    while (this.waiters.length && this.canGo(this.waiters[0]!.excl)) {
+      const w = this.waiters.shift()!;
+      this.take(w.excl);
+      w.go();
+    }
+  }
+}
+
+export class BlkDisk implements FuseFileOps {
+  private readonly lock = new WriteLock();
+  private gone = false;
+  readonly counters: DiskCounters = { reads: 0, writes: 0, readBytes: 0, writeBytes: 0, flushes: 0, rmw: 0, ioErrors: 0 };
+
+  constructor(
+    private readonly ring: BlkfrontRing,
+    private readonly pool: PagePool,
+    readonly info: DiskInfo,
+    private readonly log: (msg: string) => void,
+  ) {}
+
+  private get bytes(): number {
+    return this.info.sectors * SECTOR;
+  }
+
+  /** The backend went away: everything from now on fails with EIO. */
+  detach(): void {
+    this.gone = true;
+  }
+
+  attr(): { size: number; mode: number } {
+    return { size: this.bytes, mode: this.info.readonly ? 0o440 : 0o660 };
+  }
+
+  open(flags: number): number {
+    if (this.info.cdrom && this.info.sectors === 0) return ENOMEDIUM;
+    if ((flags & 3) !== fsc.O_RDONLY && this.info.readonly) return EROFS;
+    return 0;
+  }
+
+  allocRx(): RxPage | null {
+    return this.pool.alloc();
+  }
+
+  releaseRx(p: RxPage): void {
+    this.pool.release(p as IoPage);
+  }
+
+  /** `n` pages, waiting for the pool if need be (all or nothing, so waiters cannot deadlock
+   * holding halves). */
+  private async pages(n: number): Promise<IoPage[]> {
+    for (;;) {
+      const got: IoPage[] = [];
+      for (let i = 0; i < n; i++) {
+        const p = this.pool.alloc();
+        if (!p) break;
+        got.push(p);
+      }
+      // In frame order: runs of neighbouring frames then reach the disk as one buffer.
+      if (got.length === n) return n > 1 ? got.sort((a, b) => a.pfn - b.pfn) : got;
+      for (const p of got) this.pool.release(p);
+      await new Promise<void>((r) => this.pool.onFree(r));
+    }
+  }
+
+  /** Read or write `n` sectors from `sector` through `pages` (laid out from byte 0). */
+  private async transfer(op: number, sector: number, n: number, pages: IoPage[]): Promise<boolean> {
+    const segs: Segment[] = [];
+    for (let i = 0; i * SECTORS_PER_PAGE < n; i++) {
+      const cnt = Math.min(SECTORS_PER_PAGE, n - i * SECTORS_PER_PAGE);
+      segs.push({ page: pages[i]!, first: 0, last: cnt - 1 });
+    }
+    const max = this.ring.maxSegments;
+    const waits: Promise<number>[] = [];
+    for (let k = 0; k < segs.length; k += max) {
+      waits.push(this.ring.submit(op, sector + k * SECTORS_PER_PAGE, segs.slice(k, k + max)));
+    }
+    const st = await Promise.all(waits);
+    const ok = st.every((s) => s === BLKIF_RSP_OKAY);
+    if (!ok) this.counters.ioErrors++;
+    return ok;
+  }
+
+  read(offset: number, size: number, reply: FuseReply): void {
+    if (this.gone) return reply.error(EIO);
+    const end = Math.min(offset + size, this.bytes);
+    if (offset >= end) return reply.data([]);
+    const s0 = Math.floor(offset / SECTOR);
+    const n = Math.ceil(end / SECTOR) - s0;
+    void (async () => {
+      const pages = await this.pages(Math.ceil(n / SECTORS_PER_PAGE));
+      try {
+        if (!(await this.transfer(BLKIF_OP_READ, s0, n, pages)) || this.gone) return reply.error(EIO);
+        this.counters.reads++;
+        this.counters.readBytes += end - offset;
+        let skip = offset - s0 * SECTOR;
+        let left = end - offset;
+        const views: Uint8Array[] = [];
+        for (const p of pages) {
+          if (left <= 0) break;
+          const take = Math.min(4096 - skip, left);
+          const prev = views[views.length - 1];
+          const v = p.view;
+          if (prev && prev.buffer === v.buffer && prev.byteOffset + prev.length === v.byteOffset + skip) {
+            views[views.length - 1] = new Uint8Array(v.buffer, prev.byteOffset, prev.length + take);
+          } else {
+            views.push(v.subarray(skip, skip + take));
+          }
+          left -= take;
+          skip = 0;
+        }
+        reply.data(views);
+      } finally {
+        for (const p of pages) this.pool.release(p);
+      }
+    })().catch((e) => {
+      this.log(`read: ${(e as Error).message}`);
+    });
+  }
+
+  write(offset: number, size: number, pages: RxPage[], reply: FuseReply): void {
+    const rx = pages as IoPage[];
+    const done = (fn: () => void) => {
+      for (const p of rx) this.pool.release(p);
+      fn();
+    };
+    if (this.gone) return done(() => reply.error(EIO));
+    if (this.info.readonly) return done(() => reply.error(EROFS));
+    if (offset >= this.bytes) return done(() => reply.error(ENOSPC));
+    const len = Math.min(size, this.bytes - offset);
+    if (offset % SECTOR === 0 && len % SECTOR === 0) {
+      void (async () => {
+        await this.lock.acquire(false);
+        let ok = false;
+        try {
+          ok = await this.transfer(BLKIF_OP_WRITE, offset / SECTOR, len / SECTOR, rx);
+        } finally {
+          this.lock.release(false);
+        }
+        if (ok) {
+          this.counters.writes++;
+          this.counters.writeBytes += len;
+        }
+        done(() => (ok && !this.gone ? reply.written(len) : reply.error(EIO)));
+      })().catch((e) => this.log(`write: ${(e as Error).message}`));
+      return;
+    }
+    // Partial sectors: keep the bytes, give the receive pages back, read-modify-write.
+    const data = new Uint8Array(len);
+    for (let i = 0, at = 0; at < len; i++) {
+      const take = Math.min(4096, len - at);
+      data.set(rx[i]!.view.subarray(0, take), at);
+      at += take;
+    }
+    for (const p of rx) this.pool.release(p);
+    void (async () => {
+      this.counters.rmw++;
+      await this.lock.acquire(true);
+      let ok = false;
+      const s0 = Math.floor(offset / SECTOR);
+      const n = Math.ceil((offset + len) / SECTOR) - s0;
+      const work = await this.pages(Math.ceil(n / SECTORS_PER_PAGE));
+      try {
+        if (await this.transfer(BLKIF_OP_READ, s0, n, work)) {
+          let at = offset - s0 * SECTOR;
+          for (let d = 0; d < len; ) {
+            const pi = Math.floor(at / 4096);
+            const po = at % 4096;
+            const take = Math.min(4096 - po, len - d);
+            work[pi]!.view.set(data.subarray(d, d + take), po);
+            d += take;
+            at += take;
+          }
+          ok = await this.transfer(BLKIF_OP_WRITE, s0, n, work);
+        }
+      } finally {
+        for (const p of work) this.pool.release(p);
+        this.lock.release(true);
+      }
+      if (ok) {
+        this.counters.writes++;
+        this.counters.writeBytes += len;
+      }
+      if (ok && !this.gone) reply.written(len);
+      else reply.error(EIO);
+    })().catch((e) => this.log(`write: ${(e as Error).message}`));
+  }
+
+  fsync(_datasync: boolean, reply: FuseReply): void {
+    if (this.gone) return reply.error(EIO);
+    if (this.info.flush === 'none' || this.info.readonly) return reply.ok();
+    this.counters.flushes++;
+    const op = BlkfrontRing.flushOp(this.info.flush === 'barrier');
+    void this.ring.submit(op, 0, []).then((st) => {
+      if (st === BLKIF_RSP_OKAY) return reply.ok();
+      if (st === BLKIF_RSP_EOPNOTSUPP) {
+        // As Linux blkfront: the backend cannot flush after all; stop asking.
+        this.log(`${this.info.flush} op failed: not supported by the backend; disabling`);
+        this.info.flush = 'none';
+        return reply.ok();
+      }
+      this.counters.ioErrors++;
+      reply.error(EIO);
+    });
+  }
+}

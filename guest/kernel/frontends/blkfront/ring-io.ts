@@ -1,0 +1,262 @@
+// blkfront's side of the blkif ring: turns "these sectors, these pages" into blkif requests
+// (direct, up to 11 segments, or BLKIF_OP_INDIRECT with descriptor pages when the backend
+// offers feature-max-indirect-segments), tracks each in a shadow entry keyed by the request
+// id, and settles them as responses come back. Requests that do not fit in the ring wait in
+// a queue. Publishing is batched: everything submitted in one turn of the event loop goes
+// out with one req_prod update and at most one event.
+import {
+  BLKIF_MAX_SEGMENTS_PER_REQUEST,
+  BLKIF_OP_FLUSH_DISKCACHE,
+  BLKIF_OP_INDIRECT,
+  BLKIF_OP_READ,
+  BLKIF_OP_WRITE,
+  BLKIF_OP_WRITE_BARRIER,
+  BLKIF_RSP_ERROR,
+  BLKIF_SEGS_PER_INDIRECT_FRAME,
+  BLKIF_SLOT_SIZE,
+  blkifRequestIndirect,
+  blkifResponse,
+  blkifSegment,
+  createBlkifRequest,
+  blkifRequest,
+  type BlkifRequestIndirect,
+  type BlkifResponse,
+} from '../../../../drivers/wire/blkif.js';
+import { FrontRing, RING_OVERFLOW, SharedRing } from '../../../../drivers/ring/shared-ring.js';
+
+/** SHARED_RING_INIT + FRONT_RING_INIT on a blkif ring page. */
+export function initBlkifRing(buffer: SharedArrayBuffer, byteOffset: number): FrontRing {
+  return new FrontRing(new SharedRing(buffer, byteOffset, BLKIF_SLOT_SIZE));
+}
+import type { IoPage, PagePool } from './page-pool.js';
+
+/** One segment: sectors [first, last] (512-byte units, 0..7) of `page`. */
+export interface Segment {
+  page: IoPage;
+  first: number;
+  last: number;
+}
+
+interface Shadow {
+  id: number;
+  op: number;
+  segs: Segment[];
+  indirect: IoPage[];
+  resolve: (status: number) => void;
+  busy: boolean;
+}
+
+interface Pending {
+  op: number;
+  sector: number;
+  segs: Segment[];
+  resolve: (status: number) => void;
+}
+
+export interface RingCounters {
+  requests: number;
+  indirectRequests: number;
+  segments: number;
+  notifySent: number;
+  responses: number;
+  errors: number;
+  queued: number;
+}
+
+export class BlkfrontRing {
+  private readonly shadows: Shadow[] = [];
+  private readonly freeIds: number[] = [];
+  private readonly queue: Pending[] = [];
+  private readonly req = createBlkifRequest();
+  private readonly ind: BlkifRequestIndirect = { operation: BLKIF_OP_INDIRECT, indirectOp: 0, nrSegments: 0, id: 0n, sectorNumber: 0, handle: 0, indirectGrefs: [] };
+  private readonly rsp: BlkifResponse = { id: 0n, operation: 0, status: 0 };
+  private kickScheduled = false;
+  private dead = false;
+  readonly counters: RingCounters = { requests: 0, indirectRequests: 0, segments: 0, notifySent: 0, responses: 0, errors: 0, queued: 0 };
+
+  constructor(
+    /** The front end of the shared ring, initialised before the backend was told of it. */
+    readonly front: FrontRing,
+    private readonly pool: PagePool,
+    /** Segments per request: 11, or the negotiated indirect maximum (> 11). */
+    readonly maxSegments: number,
+    private readonly handle: number,
+    private readonly notify: () => void,
+    private readonly onFatal: (why: string) => void,
+  ) {
+    for (let i = 0; i < this.front.size; i++) {
+      this.shadows.push({ id: i, op: 0, segs: [], indirect: [], resolve: () => {}, busy: false });
+      this.freeIds.push(this.front.size - 1 - i);
+    }
+  }
+
+  get inFlight(): number {
+    return this.front.size - this.freeIds.length;
+  }
+
+  /** Queue one request (segs.length <= maxSegments; 0 for a flush). Resolves with the
+   * response status (BLKIF_RSP_*). */
+  submit(op: number, sector: number, segs: Segment[]): Promise<number> {
+    if (this.dead) return Promise.resolve(BLKIF_RSP_ERROR);
+    if (segs.length > this.maxSegments) throw new RangeError(`${segs.length} segments > ${this.maxSegments}`);
+    return new Promise((resolve) => {
+      this.queue.push({ op, sector, segs, resolve });
+      this.counters.queued++;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.queue.length && this.freeIds.length && this.front.freeRequests() > 0) {
+      const p = this.queue.shift()!;
+      const nInd = p.segs.length > BLKIF_MAX_SEGMENTS_PER_REQUEST ? Math.ceil(p.segs.length / BLKIF_SEGS_PER_INDIRECT_FRAME) : 0;
+      const indirect: IoPage[] = [];
+      for (let i = 0; i < nInd; i++) {
+        const pg = this.pool.alloc();
+        if (!pg) break;
+        indirect.push(pg);
+      }
+      if (indirect.length < nInd) {
+        for (const pg of indirect) this.pool.release(pg);
+        this.queue.unshift(p);
+        this.pool.onFree(() => this.pump());
+        break;
+      }
+      this.place(p, indirect);
+    }
+    this.scheduleKick();
+  }
+
+  private place(p: Pending, indirect: IoPage[]): void {
+    const id = this.freeIds.pop()!;
+    const sh = this.shadows[id]!;
+    sh.op = p.op;
+    sh.segs = p.segs;
+    sh.indirect = indirect;
+    sh.resolve = p.resolve;
+    sh.busy = true;
+    // The backend reads the data of a write and writes the data of a read.
+    const readonly = p.op !== BLKIF_OP_READ;
+    const off = this.front.nextRequestSlot();
+    const v = this.front.ring.view;
+    this.counters.requests++;
+    this.counters.segments += p.segs.length;
+    if (indirect.length === 0) {
+      const r = this.req;
+      r.operation = p.op;
+      r.nrSegments = p.segs.length;
+      r.handle = this.handle;
+      r.id = BigInt(id);
+      r.sectorNumber = p.sector;
+      for (let i = 0; i < p.segs.length; i++) {
+        const s = p.segs[i]!;
+        const rs = r.seg[i]!;
+        rs.gref = this.pool.grantFor(s.page, readonly);
+        rs.firstSect = s.first;
+        rs.lastSect = s.last;
+      }
+      blkifRequest.encode(v, off, r);
+      return;
+    }
+    this.counters.indirectRequests++;
+    const r = this.ind;
+    r.indirectOp = p.op;
+    r.nrSegments = p.segs.length;
+    r.id = BigInt(id);
+    r.sectorNumber = p.sector;
+    r.handle = this.handle;
+    for (let i = 0; i < 8; i++) r.indirectGrefs[i] = 0;
+    for (let k = 0; k < indirect.length; k++) {
+      const pg = indirect[k]!;
+      const dv = new DataView(pg.view.buffer, pg.view.byteOffset, pg.view.byteLength);
+      const from = k * BLKIF_SEGS_PER_INDIRECT_FRAME;
+      const to = Math.min(p.segs.length, from + BLKIF_SEGS_PER_INDIRECT_FRAME);
+      for (let i = from; i < to; i++) {
+        const s = p.segs[i]!;
+        blkifSegment.encode(dv, (i - from) * 8, { gref: this.pool.grantFor(s.page, readonly), firstSect: s.first, lastSect: s.last });
+      }
+      r.indirectGrefs[k] = this.pool.grantFor(pg, true);
+    }
+    blkifRequestIndirect.encode(v, off, r);
+  }
+
+  /** Publish what was queued this turn, once. */
+  private scheduleKick(): void {
+    if (this.kickScheduled) return;
+    this.kickScheduled = true;
+    // After this turn of the event loop: everything the FUSE reader took in goes out at once.
+    setImmediate(() => {
+      this.kickScheduled = false;
+      if (this.dead) return;
+      if (this.front.pushRequests()) {
+        this.counters.notifySent++;
+        this.notify();
+      }
+    });
+  }
+
+  /** Event from the backend: consume every response. */
+  onEvent(): void {
+    if (this.dead) return;
+    for (;;) {
+      const n = this.front.unconsumedResponses();
+      if (n === RING_OVERFLOW) {
+        this.fail('backend published more responses than requests');
+        return;
+      }
+      for (let i = 0; i < n; i++) {
+        const v = this.front.takeResponse();
+        blkifResponse.decode(v, 0, this.rsp);
+        this.complete(this.rsp);
+        if (this.dead) return;
+      }
+      if (!this.front.finalCheckForResponses()) break;
+    }
+    if (this.queue.length) this.pump();
+  }
+
+  private complete(r: BlkifResponse): void {
+    const id = r.id < BigInt(this.shadows.length) && r.id >= 0n ? Number(r.id) : -1;
+    const sh = id >= 0 ? this.shadows[id]! : undefined;
+    if (!sh || !sh.busy) {
+      this.fail(`response for unknown request id ${r.id}`);
+      return;
+    }
+    this.counters.responses++;
+    if (r.status !== 0) this.counters.errors++;
+    this.finish(sh, r.status);
+  }
+
+  private finish(sh: Shadow, status: number): void {
+    sh.busy = false;
+    for (const pg of sh.indirect) this.pool.release(pg);
+    // Data pages are revoked by their owner (it still needs a READ's bytes); only their
+    // per-request grants end here.
+    for (const s of sh.segs) this.pool.endGrant(s.page);
+    const resolve = sh.resolve;
+    sh.segs = [];
+    sh.indirect = [];
+    sh.resolve = () => {};
+    this.freeIds.push(sh.id);
+    resolve(status);
+  }
+
+  /** Fail everything in flight and queued (device going away or a broken backend). */
+  shutdown(): void {
+    if (this.dead) return;
+    this.dead = true;
+    for (const sh of this.shadows) if (sh.busy) this.finish(sh, BLKIF_RSP_ERROR);
+    for (const p of this.queue.splice(0)) p.resolve(BLKIF_RSP_ERROR);
+  }
+
+  private fail(why: string): void {
+    this.shutdown();
+    this.onFatal(why);
+  }
+
+  static flushOp(useBarrier: boolean): number {
+    return useBarrier ? BLKIF_OP_WRITE_BARRIER : BLKIF_OP_FLUSH_DISKCACHE;
+  }
+}
+
+export { BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_WRITE_BARRIER };
