@@ -9,9 +9,14 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-# Debian packages: the stock xenstore tools (interop with our xenstored), iproute2 (ip),
-# util-linux (setsid), tmux (drives `xl console` in scripts and tests), e2fsprogs.
-PKGS="xenstore-utils iproute2 util-linux tmux e2fsprogs procps"
+# Debian packages (PV block: fuse3 and fuse2fs for guest disks and filesystems, fio for
+# bench:block): the stock xenstore tools (interop with our xenstored), iproute2 (ip),
+# util-linux (setsid), tmux (drives `xl console` in scripts and tests), e2fsprogs; for PV
+# networking's test LAN and benchmarks: dnsmasq-base (the LAN's DHCP server, binary only: no
+# host service), iperf3, curl, ethtool, iputils-ping.
+# HVM on KVM: cpio (scripts/build-hvm-guest.sh packs the initramfs), xz-utils (the engine
+# unpacks a bzImage's xz payload on the host).
+PKGS="xenstore-utils iproute2 util-linux tmux e2fsprogs procps dnsmasq-base iperf3 curl ethtool iputils-ping fuse3 fuse2fs fio genisoimage cpio xz-utils"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

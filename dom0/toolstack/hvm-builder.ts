@@ -1,7 +1,8 @@
 // The HVM half of the domain builder (docs/hvm.md): the interrupt channel, the serial line
 // `xl console` attaches to, the emulated NICs' TAPs on their bridges, the IDE disks, and the
 // device model in the stub domain. What it opens it keeps until the domain is destroyed.
-import { openSync, closeSync } from 'node:fs';
+import { openSync, closeSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { native, type PtyPair } from '../../native/index.js';
 import type { HypercallClient } from '../../drivers/hypercall/channel.js';
 import type { EventChannels } from '../../drivers/evtchn/event-channels.js';
@@ -78,7 +79,9 @@ export class HvmBuilder {
       rec.pty = native().openpty(true);
       await this.xs.write(`/local/domain/${domid}/serial/0/tty`, rec.pty.path);
       await this.xs.write(`/local/domain/${domid}/console/tty`, rec.pty.path);
-      rec.logFd = openSync(ConsoleDaemon.logPath(spec.name), 'a', 0o640);
+      const logPath = ConsoleDaemon.logPath(spec.name);
+      mkdirSync(dirname(logPath), { recursive: true });
+      rec.logFd = openSync(logPath, 'a', 0o640);
 
       // Emulated NICs (type=ioemu, the HVM default): TAP vif<domid>.<devid>-emu on the bridge.
       const taps: { devid: number; mac: string; fd: number }[] = [];

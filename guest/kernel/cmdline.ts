@@ -8,6 +8,8 @@
 const KERNEL_PARAMS = new Set([
   'console', 'root', 'rootfstype', 'rootflags', 'ro', 'rw', 'quiet', 'debug', 'loglevel',
   'earlyprintk', 'xencons', 'ip', 'panic', 'nomodeset', 'selinux', 'apparmor', 'init',
+  // PV drivers on HVM (guest/hvm/pvhvm.ts): xenode's switch and Linux's unplug knob.
+  'xen_pvhvm', 'xen_emul_unplug', 'xen_platform_pci',
 ]);
 
 export interface InitSpec {
