@@ -54,5 +54,18 @@ export class ForeignMemory {
   /** Forget the mapping; the memory is unmapped when the last view is collected. */
   unmap(domid: number): void {
     this.mapped.delete(domid);
+    // An idle dom0 may not collect for a long time, and until it does the destroyed guest's
+    // pages stay mapped and allocated (a leak a create/destroy loop makes plain). So collect
+    // once the teardown has dropped its views: the backing stores' deleters then munmap.
+    if (this.collectTimer) return;
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (!gc) return;
+    this.collectTimer = setTimeout(() => {
+      this.collectTimer = null;
+      gc();
+    }, 50);
+    this.collectTimer.unref();
   }
+
+  private collectTimer: NodeJS.Timeout | null = null;
 }

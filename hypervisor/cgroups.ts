@@ -134,14 +134,15 @@ export class DomainCgroup {
     }
   }
 
-  /** Kill every process: freeze so nothing forks meanwhile, SIGKILL all, thaw so they die. */
-  killAll(): void {
+  /** Kill every process (but `spare`): freeze so nothing forks meanwhile, SIGKILL all, thaw so they die. */
+  killAll(spare?: number): void {
     try {
       this.freeze();
     } catch {
       /* the group may be gone already */
     }
     for (const pid of this.pids()) {
+      if (pid === spare) continue;
       try {
         process.kill(pid, 'SIGKILL');
       } catch {

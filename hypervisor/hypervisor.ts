@@ -234,7 +234,7 @@ export class Hypervisor {
       d.cgroup.create();
       d.cgroup.setMemoryLimit(memoryMiB * 1024 * 1024 + KERNEL_OVERHEAD_BYTES);
       d.cgroup.setWeight(DEFAULT_WEIGHT);
-      d.cgroup.setCap(0);
+      d.cgroup.setCap(cpuLimit(d, this.cpuList.length));
       d.cgroup.setCpus(union(d.vcpuAffinity));
     } catch (e) {
       await this.release(d);
@@ -424,6 +424,7 @@ export class Hypervisor {
       'domctl.max_vcpus': priv((_c, a) => {
         const d = this.domain(a.domid);
         d.onlineVcpus = this.int(a.online, 'online vcpus', 1, d.maxVcpus);
+        d.cgroup?.setCap(cpuLimit(d, this.cpuList.length));
         return { result: null };
       }),
       'domctl.setvcpuaffinity': priv((_c, a) => {
@@ -443,7 +444,7 @@ export class Hypervisor {
         }
         if (a.cap !== undefined) {
           d.cap = this.int(a.cap, 'cap', 0, 100 * this.cpuList.length);
-          d.cgroup?.setCap(d.cap);
+          d.cgroup?.setCap(cpuLimit(d, this.cpuList.length));
         }
         return { result: { weight: d.weight, cap: d.cap } };
       }),
@@ -607,6 +608,15 @@ export class Hypervisor {
       uptimeSec: uptime(),
     };
   }
+}
+
+/** A domain runs on at most `onlineVcpus` CPUs' worth of time, and within its credit cap
+ * (percent of one CPU; 0 = none): the CFS quota is the smaller. With as many vCPUs as the host
+ * has CPUs and no cap, there is no quota at all. */
+export function cpuLimit(d: Domain, hostCpus: number): number {
+  const vcpuLimit = d.onlineVcpus >= hostCpus ? 0 : d.onlineVcpus * 100;
+  if (d.cap > 0 && vcpuLimit > 0) return Math.min(d.cap, vcpuLimit);
+  return d.cap > 0 ? d.cap : vcpuLimit;
 }
 
 function union(sets: number[][]): number[] {

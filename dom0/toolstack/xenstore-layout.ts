@@ -24,8 +24,10 @@ export async function writeDomainLayout(xs: XsWriter, spec: BuildSpec, f: Layout
   // rwperm: owned by the guest. roperm: owned by dom0, readable by the guest.
   const rw = [`n${f.domid}`];
   const ro = ['n0', `r${f.domid}`];
+  // As libxl: the domain's home is dom0's, readable by the guest; the guest writes only in
+  // the subtrees made for it (device, control, data, memory/target ...).
   await xs.mkdir(dom);
-  await xs.setPerms(dom, rw);
+  await xs.setPerms(dom, ro);
   await xs.mkdir(vm);
   await xs.setPerms(vm, ro);
   const roNodes: [string, string][] = [

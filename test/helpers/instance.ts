@@ -43,8 +43,13 @@ export class Instance {
   readonly cgroup: string;
 
   constructor(label: string) {
-    this.dir = mkdtempSync(join(tmpdir(), `xenode-test-${label}-`));
-    chmodSync(this.dir, 0o755);
+    // A skipped suite still constructs its Instance but never stops it: make no dir then.
+    if (skipReason() === null) {
+      this.dir = mkdtempSync(join(tmpdir(), `xenode-test-${label}-`));
+      chmodSync(this.dir, 0o755);
+    } else {
+      this.dir = join(tmpdir(), `xenode-test-${label}-skipped-${process.pid}`);
+    }
     this.cgroup = `xenode-test-${label}-${process.pid}`;
     this.env = {
       ...process.env,
@@ -193,8 +198,16 @@ export class Instance {
       });
   }
 
-  async waitForShell(name: string): Promise<void> {
-    await this.waitFor(`${name}'s shell prompt`, () => /Run .* as init process/.test(this.consoleLog(name)), 15_000);
+  /** Wait until the domain now called `name` has started init. Its console log keeps earlier
+   * boots under that name, so look after this domain's own xenbus line when it prints one. */
+  async waitForShell(name: string, timeoutMs = 15_000): Promise<void> {
+    const domid = (await this.xlOk('domid', name)).trim();
+    await this.waitFor(`${name}'s shell prompt`, () => {
+      const log = this.consoleLog(name);
+      const boot = log.lastIndexOf(`(domain ${domid})`);
+      const earlier = boot < 0 && /\(domain \d+\)/.test(log); // only older boots so far
+      return !earlier && /Run .* as init process/.test(log.slice(Math.max(boot, 0)));
+    }, timeoutMs);
   }
 
   /** Tear down: stop the services, then make sure nothing of ours is left. */
