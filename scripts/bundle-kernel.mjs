@@ -12,6 +12,22 @@ const kernels = [
   ['guest/kernel/main.ts', 'kernel.mjs'],
   ['guest/hvm/main.ts', 'hvm-kernel.mjs'],
 ];
+// xl runs once per command: one bundled file starts 25-40 ms faster than the module tree
+// (bench/platform.ts measures xl create -> console ready).
+const tools = [['bin/xl.ts', join('bin', 'xl.js')]];
+for (const [entry, out] of tools) {
+  await build({
+    entryPoints: [join(root, entry)],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outfile: join(root, 'dist', out),
+    allowOverwrite: true,
+    banner: { js: "import { createRequire as __xenodeCreateRequire } from 'node:module'; const require = __xenodeCreateRequire(import.meta.url);" },
+    logLevel: 'warning',
+  });
+}
 for (const [entry, out] of kernels) {
   if (!existsSync(join(root, entry))) continue;
   await build({
