@@ -33,6 +33,111 @@ export interface RecvResult {
   fds: number[];
 }
 
+/** A segment register as KVM_GET_SREGS/KVM_SET_SREGS carry it. */
+export interface KvmSegment {
+  base: bigint | number;
+  limit: number;
+  selector: number;
+  type: number;
+  present: number;
+  dpl: number;
+  db: number;
+  s: number;
+  l: number;
+  g: number;
+  avl: number;
+  unusable: number;
+}
+
+export interface KvmSregs {
+  cs: KvmSegment; ds: KvmSegment; es: KvmSegment; fs: KvmSegment; gs: KvmSegment; ss: KvmSegment;
+  tr: KvmSegment; ldt: KvmSegment;
+  gdt: { base: bigint | number; limit: number };
+  idt: { base: bigint | number; limit: number };
+  cr0: bigint | number; cr2: bigint | number; cr3: bigint | number; cr4: bigint | number; cr8: bigint | number;
+  efer: bigint | number;
+  apicBase: bigint | number;
+}
+
+export type KvmRegName = 'rax' | 'rbx' | 'rcx' | 'rdx' | 'rsi' | 'rdi' | 'rsp' | 'rbp' | 'r8' | 'r9' | 'r10' | 'r11'
+  | 'r12' | 'r13' | 'r14' | 'r15' | 'rip' | 'rflags';
+
+export interface KvmVcpuStats {
+  id: number;
+  /** Thread that last ran the vCPU (0 before its first run). */
+  tid: number;
+  inRun: boolean;
+  /** That thread's CPU time, or -1 once it is gone. */
+  cpuNs: number;
+  runs: number;
+  /** Port I/O and MMIO exits handed to user space (device model or engine). */
+  io: number;
+  mmio: number;
+  /** Exits answered in C++ by the null handler (unclaimed ports/addresses). */
+  nullIo: number;
+  nullMmio: number;
+  interrupted: number;
+  other: number;
+  ioBytes: number;
+}
+
+/** /dev/kvm, as native/kvm.cc exposes it. VMs and vCPUs are process-wide integer handles,
+ * usable from any thread. Only kick() and vcpuStats() may be called on a vCPU while another
+ * thread is inside run() for it. */
+export interface KvmAddon {
+  /** Is /dev/kvm usable with what the engine needs? `reason` says why not, plainly. */
+  available(): { ok: boolean; reason: string; maxVcpus?: number; irqfd?: number };
+  /** KVM_CREATE_VM + TSS/identity-map pages + in-kernel irqchip (PIC, IOAPIC, LAPICs) + PIT,
+   * and an mmap of [0, memBytes) of the domain's memfd for mapMemory(). */
+  createVm(memfd: number, memBytes: number): number;
+  /** KVM_SET_USER_MEMORY_REGION: guest-physical [guestPhys, +size) = memfd [memOffset, +size). */
+  mapMemory(vm: number, slot: number, guestPhys: number | bigint, memOffset: number | bigint, size: number | bigint): void;
+  /** Drop the VM handle (the VM itself goes when its last vCPU is destroyed too). */
+  destroyVm(vm: number): void;
+  /** KVM_IRQ_LINE: set GSI `irq` (PIC + IOAPIC pins 0-15, IOAPIC 16-23) to `level`. */
+  irqLine(vm: number, irq: number, level: 0 | 1): void;
+  /** KVM_IRQFD: writes to `eventfd` raise `gsi` in the kernel; with resampleFd, level-triggered. */
+  irqfd(vm: number, eventfd: number, gsi: number, resampleFd?: number, deassign?: boolean): void;
+  /** Ports the device model claims (8192-byte bitmap, bit set = forward); null = all. Others
+   * get Xen's null handler in C++: reads all ones, writes dropped. */
+  setPioForward(vm: number, bitmap: Uint8Array | null): void;
+  /** MMIO ranges the device model claims, [start, end) pairs; null = all. */
+  setMmioForward(vm: number, ranges: Float64Array | null): void;
+  /** KVM_CREATE_VCPU + kvm_run mmap + CPUID (host-supported, topology of nrVcpus cores) +
+   * LAPIC LINT0 ExtINT / LINT1 NMI. vCPU 0 boots; the others wait for INIT/SIPI.
+   * cpuidClear: (leaf, index, reg 0-3 = eax-edx, bits) quadruples of feature bits to hide. */
+  createVcpu(vm: number, id: number, nrVcpus?: number, cpuidClear?: Uint32Array | null): number;
+  /** Throws EBUSY while a thread is inside run() (kick it first). */
+  destroyVcpu(vcpu: number): void;
+  getRegs(vcpu: number): Record<KvmRegName, bigint>;
+  setRegs(vcpu: number, regs: Partial<Record<KvmRegName, bigint | number>>): void;
+  getSregs(vcpu: number): KvmSregs;
+  setSregs(vcpu: number, sregs: Partial<KvmSregs>): void;
+  setFpu(vcpu: number, fpu: { fcw?: number; fsw?: number; ftwx?: number; mxcsr?: number }): void;
+  setMsrs(vcpu: number, msrs: Array<[number, number | bigint]>): void;
+  /** Queue exception `vector` (with an error code unless -1/omitted) for the next entry. */
+  injectException(vcpu: number, vector: number, errorCode?: number): void;
+  /** Complete the previous exit from `exitRecord` (IN / MMIO-read data at byte 64), then
+   * KVM_RUN until an exit user space must see; returns its EXIT_* type. Blocks the calling
+   * thread (a vCPU worker). Layout: hypervisor/kvm/kvm.ts. */
+  run(vcpu: number, exitRecord: Uint8Array): number;
+  /** Make run() return EXIT_INTERRUPTED now (or at its next call). True if it was inside. */
+  kick(vcpu: number): boolean;
+  vcpuStats(vcpu: number): KvmVcpuStats;
+  EXIT_NONE: number;
+  EXIT_IO: number;
+  EXIT_MMIO: number;
+  EXIT_SHUTDOWN: number;
+  EXIT_INTERNAL_ERROR: number;
+  EXIT_FAIL_ENTRY: number;
+  EXIT_INTERRUPTED: number;
+  EXIT_HLT: number;
+  EXIT_SYSTEM_EVENT: number;
+  EXIT_UNKNOWN: number;
+  EXIT_RECORD_BYTES: number;
+  KICK_SIGNAL: number;
+}
+
 export interface NativeAddon {
   // ---- memory ----
   /** memfd_create(name, MFD_CLOEXEC) + ftruncate(size). Sparse: pages are allocated on touch. */
@@ -73,6 +178,8 @@ export interface NativeAddon {
   write(fd: number, buf: Uint8Array, offset: number, length: number): number | null;
   /** writev of several buffers in one syscall (a vnet header plus a frame, say). */
   writev(fd: number, bufs: Uint8Array[]): number | null;
+  /** readv into several buffers in one syscall (a vnet header, then the pages a frame lands in). */
+  readv(fd: number, bufs: Uint8Array[]): number | null;
   close(fd: number): void;
   setNonblocking(fd: number, on: boolean): void;
   setCloexec(fd: number, on: boolean): void;
@@ -92,6 +199,10 @@ export interface NativeAddon {
    * TUNSETVNETHDRSZ(12) and TUNSETOFFLOAD(offloads). The fd is O_NONBLOCK|O_CLOEXEC.
    * Returns the fd and the name the kernel gave. */
   tapOpen(name: string, vnetHdr: boolean, offloads: number): { fd: number; name: string };
+  /** The same TUNSETIFF (+ vnet header and offloads) on a /dev/net/tun fd opened elsewhere: the
+   * TAP is created in the network namespace of whoever opened the fd (a guest kernel gets such
+   * fds from its jailer). The fd is made O_NONBLOCK | O_CLOEXEC. */
+  tapAttach(fd: number, name: string, vnetHdr: boolean, offloads: number): { fd: number; name: string };
   /** TUNSETOFFLOAD on an open TAP fd. */
   tapSetOffload(fd: number, offloads: number): void;
   TUN_F_CSUM: number;
@@ -109,9 +220,24 @@ export interface NativeAddon {
   makeRaw(fd: number): Uint8Array;
   restoreTermios(fd: number, saved: Uint8Array): void;
 
+  // ---- mounts (in the caller's mount namespace) ----
+  /** mount(2); `data` is the filesystem's option string. */
+  mount(source: string, target: string, fstype: string, flags?: number, data?: string): void;
+  /** umount2(2). */
+  umount2(target: string, flags?: number): void;
+  MS_RDONLY: number;
+  MS_NOSUID: number;
+  MS_NODEV: number;
+  MS_NOEXEC: number;
+  MS_BIND: number;
+  MNT_DETACH: number;
+
   // ---- processes ----
   /** kill(pid, sig) returning false on ESRCH instead of throwing. */
   kill(pid: number, sig: number): boolean;
+
+  // ---- KVM (native/kvm.cc; the engine around it is hypervisor/kvm/, see docs/kvm.md) ----
+  kvm: KvmAddon;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

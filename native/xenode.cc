@@ -28,6 +28,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -554,6 +555,39 @@ void Writev(const Args& a) {
   a.GetReturnValue().Set(static_cast<double>(r));
 }
 
+// readv into several buffers in one syscall (a vnet header, then the pages a frame lands in).
+void Readv(const Args& a) {
+  Isolate* iso = a.GetIsolate();
+  Local<Context> ctx = iso->GetCurrentContext();
+  int fd;
+  if (!FdArg(a, 0, &fd)) return;
+  if (!a[1]->IsArray()) return ThrowType(iso, "bufs must be an array of Uint8Array");
+  Local<Array> arr = a[1].As<Array>();
+  uint32_t count = arr->Length();
+  if (count > IOV_MAX) return ThrowRange(iso, "too many buffers for readv");
+  struct iovec iov[64];
+  std::vector<struct iovec> big;
+  struct iovec* v = iov;
+  if (count > 64) {
+    big.resize(count);
+    v = big.data();
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    Local<Value> e;
+    if (!arr->Get(ctx, i).ToLocal(&e)) return;
+    if (!e->IsArrayBufferView()) return ThrowType(iso, "bufs must be an array of Uint8Array");
+    Local<ArrayBufferView> view = e.As<ArrayBufferView>();
+    v[i].iov_base = ViewData(view);
+    v[i].iov_len = view->ByteLength();
+  }
+  ssize_t r;
+  do r = readv(fd, v, static_cast<int>(count));
+  while (r < 0 && errno == EINTR);
+  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return a.GetReturnValue().SetNull();
+  if (r < 0) return ThrowErrno(iso, "readv", errno);
+  a.GetReturnValue().Set(static_cast<double>(r));
+}
+
 void Close(const Args& a) {
   int fd;
   if (!FdArg(a, 0, &fd)) return;
@@ -723,40 +757,83 @@ bool SetOffload(Isolate* iso, int fd, int64_t offloads) {
   return true;
 }
 
+// TUNSETIFF(IFF_TAP|IFF_NO_PI[|IFF_VNET_HDR]) on an open /dev/net/tun fd, then with vnet
+// headers TUNSETVNETHDRSZ(12) and TUNSETOFFLOAD. The interface is created in the network
+// namespace of whoever OPENED the fd. On success `ifname` holds the kernel's name for it.
+bool TapSetIff(Isolate* iso, int fd, const char* name, size_t name_len, bool vnet, int64_t offloads,
+               char ifname[IFNAMSIZ]) {
+  struct ifreq ifr = {};
+  memcpy(ifr.ifr_name, name, name_len);  // "" lets the kernel pick tapN
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
+  int hdr = 12;  // struct virtio_net_hdr_mrg_rxbuf, what virtio-net with MRG_RXBUF uses
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    ThrowErrno(iso, "ioctl(TUNSETIFF)", errno);
+    return false;
+  }
+  if (vnet && ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0) {
+    ThrowErrno(iso, "ioctl(TUNSETVNETHDRSZ)", errno);
+    return false;
+  }
+  if (vnet && !SetOffload(iso, fd, offloads)) return false;
+  memcpy(ifname, ifr.ifr_name, IFNAMSIZ);
+  ifname[IFNAMSIZ - 1] = 0;
+  return true;
+}
+
+bool TapArgs(const Args& a, int i, std::vector<char>* name, bool* vnet, int64_t* offloads) {
+  Isolate* iso = a.GetIsolate();
+  if (!a[i]->IsString()) {
+    ThrowType(iso, "name must be a string");
+    return false;
+  }
+  String::Utf8Value n(iso, a[i]);
+  if (n.length() >= IFNAMSIZ) {
+    ThrowRange(iso, "interface name longer than 15 bytes");
+    return false;
+  }
+  name->assign(*n, *n + n.length());
+  return FlagArg(a, i + 1, "vnetHdr", vnet) && IntArg(a, i + 2, "offloads", 0, 0xffff, offloads);
+}
+
+Local<Object> TapResult(Isolate* iso, int fd, const char* ifname) {
+  Local<Context> ctx = iso->GetCurrentContext();
+  Local<Object> res = Object::New(iso);
+  res->Set(ctx, Str(iso, "fd"), Integer::New(iso, fd)).Check();
+  res->Set(ctx, Str(iso, "name"), Str(iso, ifname)).Check();
+  return res;
+}
+
 void TapOpen(const Args& a) {
   Isolate* iso = a.GetIsolate();
-  Local<Context> ctx = iso->GetCurrentContext();
-  if (!a[0]->IsString()) return ThrowType(iso, "name must be a string");
-  String::Utf8Value name(iso, a[0]);
-  if (name.length() >= IFNAMSIZ) return ThrowRange(iso, "interface name longer than 15 bytes");
+  std::vector<char> name;
   bool vnet;
   int64_t offloads;
-  if (!FlagArg(a, 1, "vnetHdr", &vnet) || !IntArg(a, 2, "offloads", 0, 0xffff, &offloads)) return;
-
+  if (!TapArgs(a, 0, &name, &vnet, &offloads)) return;
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return ThrowErrno(iso, "open(/dev/net/tun)", errno);
-  struct ifreq ifr = {};
-  memcpy(ifr.ifr_name, *name, name.length());  // "" lets the kernel pick tapN
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
-  const char* failed = nullptr;
-  int hdr = 12;  // struct virtio_net_hdr_mrg_rxbuf, what virtio-net with MRG_RXBUF uses
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0)
-    failed = "ioctl(TUNSETIFF)";
-  else if (vnet && ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0)
-    failed = "ioctl(TUNSETVNETHDRSZ)";
-  if (failed != nullptr) {
-    int err = errno;
-    close(fd);
-    return ThrowErrno(iso, failed, err);
-  }
-  if (vnet && !SetOffload(iso, fd, offloads)) {
+  char ifname[IFNAMSIZ];
+  if (!TapSetIff(iso, fd, name.data(), name.size(), vnet, offloads, ifname)) {
     close(fd);
     return;
   }
-  Local<Object> res = Object::New(iso);
-  res->Set(ctx, Str(iso, "fd"), Integer::New(iso, fd)).Check();
-  res->Set(ctx, Str(iso, "name"), Str(iso, ifr.ifr_name)).Check();
-  a.GetReturnValue().Set(res);
+  a.GetReturnValue().Set(TapResult(iso, fd, ifname));
+}
+
+// tapAttach(fd, name, vnetHdr, offloads): the same on a /dev/net/tun fd opened elsewhere (a
+// guest kernel gets them from its jailer, opened inside the guest's network namespace). The
+// fd is made O_NONBLOCK | O_CLOEXEC; on failure it stays open and unattached.
+void TapAttach(const Args& a) {
+  Isolate* iso = a.GetIsolate();
+  int fd;
+  std::vector<char> name;
+  bool vnet;
+  int64_t offloads;
+  if (!FdArg(a, 0, &fd) || !TapArgs(a, 1, &name, &vnet, &offloads)) return;
+  char ifname[IFNAMSIZ];
+  if (!TapSetIff(iso, fd, name.data(), name.size(), vnet, offloads, ifname)) return;
+  if (!SetFdFlag(iso, fd, F_GETFL, F_SETFL, O_NONBLOCK, true)) return;
+  if (!SetFdFlag(iso, fd, F_GETFD, F_SETFD, FD_CLOEXEC, true)) return;
+  a.GetReturnValue().Set(TapResult(iso, fd, ifname));
 }
 
 void TapSetOffload(const Args& a) {
@@ -872,6 +949,38 @@ void RestoreTermios(const Args& a) {
 }
 
 // ---------------------------------------------------------------------------------------
+// mounts (a guest kernel mounting its FUSE-served disks inside its own mount namespace)
+
+// mount(source, target, fstype, flags, data?)
+void Mount(const Args& a) {
+  Isolate* iso = a.GetIsolate();
+  if (!a[0]->IsString() || !a[1]->IsString() || !a[2]->IsString())
+    return ThrowType(iso, "source, target and fstype must be strings");
+  String::Utf8Value src(iso, a[0]), dst(iso, a[1]), type(iso, a[2]);
+  int64_t flags, zero = 0;
+  if (!IntArg(a, 3, "flags", 0, 4294967295.0, &flags, &zero)) return;
+  std::vector<char> data;
+  if (!a[4]->IsUndefined() && !a[4]->IsNull()) {
+    if (!a[4]->IsString()) return ThrowType(iso, "data must be a string");
+    String::Utf8Value d(iso, a[4]);
+    data.assign(*d, *d + d.length() + 1);
+  }
+  if (mount(*src, *dst, *type, static_cast<unsigned long>(flags),
+            data.empty() ? nullptr : data.data()) < 0)
+    ThrowErrno(iso, "mount", errno);
+}
+
+// umount2(target, flags?)
+void Umount2(const Args& a) {
+  Isolate* iso = a.GetIsolate();
+  if (!a[0]->IsString()) return ThrowType(iso, "target must be a string");
+  String::Utf8Value dst(iso, a[0]);
+  int64_t flags, zero = 0;
+  if (!IntArg(a, 1, "flags", 0, INT_MAX, &flags, &zero)) return;
+  if (umount2(*dst, static_cast<int>(flags)) < 0) ThrowErrno(iso, "umount2", errno);
+}
+
+// ---------------------------------------------------------------------------------------
 // processes
 
 void Kill(const Args& a) {
@@ -900,7 +1009,13 @@ void SetInt(Local<Context> ctx, Local<Object> target, const char* name, int valu
 
 }  // namespace
 
+// native/kvm.cc: the KVM vCPU engine, exported as exports.kvm.
+namespace xenode_kvm {
+void Init(v8::Local<v8::Context> context, v8::Local<v8::Object> exports);
+}
+
 NODE_MODULE_INIT(/* exports, module, context */) {
+  xenode_kvm::Init(context, exports);
   Isolate* iso = context->GetIsolate();
 
   // FdWatcher objects: one internal field holding the Watcher*; the signature makes V8
@@ -931,6 +1046,7 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   SetFn(context, exports, "read", Read);
   SetFn(context, exports, "write", Write);
   SetFn(context, exports, "writev", Writev);
+  SetFn(context, exports, "readv", Readv);
   SetFn(context, exports, "close", Close);
   SetFn(context, exports, "setNonblocking", SetNonblocking);
   SetFn(context, exports, "setCloexec", SetCloexec);
@@ -940,12 +1056,15 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   SetFn(context, exports, "recvMsg", RecvMsg);
   SetFn(context, exports, "tapOpen", TapOpen);
   SetFn(context, exports, "tapSetOffload", TapSetOffload);
+  SetFn(context, exports, "tapAttach", TapAttach);
   SetFn(context, exports, "openpty", Openpty);
   SetFn(context, exports, "setWinsize", SetWinsize);
   SetFn(context, exports, "getWinsize", GetWinsize);
   SetFn(context, exports, "makeRaw", MakeRaw);
   SetFn(context, exports, "restoreTermios", RestoreTermios);
   SetFn(context, exports, "kill", Kill);
+  SetFn(context, exports, "mount", Mount);
+  SetFn(context, exports, "umount2", Umount2);
 
   SetInt(context, exports, "READABLE", UV_READABLE);
   SetInt(context, exports, "WRITABLE", UV_WRITABLE);
@@ -953,4 +1072,10 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   SetInt(context, exports, "TUN_F_TSO4", TUN_F_TSO4);
   SetInt(context, exports, "TUN_F_TSO6", TUN_F_TSO6);
   SetInt(context, exports, "TUN_F_TSO_ECN", TUN_F_TSO_ECN);
+  SetInt(context, exports, "MS_RDONLY", MS_RDONLY);
+  SetInt(context, exports, "MS_NOSUID", MS_NOSUID);
+  SetInt(context, exports, "MS_NODEV", MS_NODEV);
+  SetInt(context, exports, "MS_NOEXEC", MS_NOEXEC);
+  SetInt(context, exports, "MS_BIND", MS_BIND);
+  SetInt(context, exports, "MNT_DETACH", MNT_DETACH);
 }

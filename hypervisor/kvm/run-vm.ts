@@ -1,7 +1,8 @@
 // A stand-alone HVM-on-KVM machine: a Linux bzImage booted directly (boot-linux.ts) on the
-// KVM engine (vm.ts), its serial port a 16550 in a device-model thread (dm-worker.ts) whose
-// far side is a pty. The toolstack's `type='hvm'` path does the same with the stub domain's
-// full device set; this runner is what the engine's tests and benchmarks use, and a tool:
+// KVM engine (vm.ts), its serial port the stub domain's 16550A in a device-model thread
+// (dm-worker.ts) whose far side is a pty. The toolstack's `type='hvm'` path does the same
+// with the stub domain's full device set; this runner is what the engine's tests and
+// benchmarks use, and a tool:
 //
 //   node dist/hypervisor/kvm/run-vm.js --kernel vmlinuz --initrd initrd.img \
 //        --cmdline 'console=ttyS0' [--memory 256] [--vcpus 1]
@@ -35,7 +36,8 @@ export interface LinuxVmOptions extends LinuxBootSpec {
 export interface DmMetrics {
   server: { served: number; wakes: number; sleeps: number; faults: number };
   dispatch: { pio: number; mmio: number; rep: number; refused: number };
-  uart: { exits: number; txBytes: number; rxBytes: number; dropped: number };
+  uart: { exits: number; txBytes: number; rxBytes: number; overruns: number; interrupts: number };
+  serial: { bytesOut: number; bytesIn: number; outDropped: number };
 }
 
 const UART_BASE = 0x3f8;
@@ -106,7 +108,7 @@ export class LinuxVm extends EventEmitter {
         ioreqPage: page,
         vcpus,
         words: words.buffer as SharedArrayBuffer,
-        consoleFd: pty.slave,
+        consoleFd: pty.master,
         uartBase: UART_BASE,
         uartIrq: UART_IRQ,
       };
@@ -137,11 +139,12 @@ export class LinuxVm extends EventEmitter {
   private attach(): void {
     const n = native();
     const buf = new Uint8Array(65536);
-    this.watcher = n.watchFd(this.pty.master, () => {
+    n.setNonblocking(this.pty.slave, true);
+    this.watcher = n.watchFd(this.pty.slave, () => {
       for (;;) {
         let got: number | null;
         try {
-          got = n.read(this.pty.master, buf, 0, buf.length);
+          got = n.read(this.pty.slave, buf, 0, buf.length);
         } catch {
           got = null; // EIO once the slave side is gone
         }
@@ -157,9 +160,10 @@ export class LinuxVm extends EventEmitter {
     this.watcher.start(n.READABLE);
     this.dmExited = new Promise<void>((resolve) => {
       this.dm!.on('message', (m: { type: string } & DmMetrics) => {
-        if (m.type === 'metrics') this.dmMetrics = { server: m.server, dispatch: m.dispatch, uart: m.uart };
+        if (m.type === 'metrics') this.dmMetrics = { server: m.server, dispatch: m.dispatch, uart: m.uart, serial: m.serial };
       });
-      this.dm!.on('error', (e) => this.emit('error', e));
+      // A device model that dies takes its guest with it (as the stub domain reports it).
+      this.dm!.on('error', (e) => this.vm.crash(`device model failed: ${e.message}`));
       this.dm!.on('exit', () => {
         this.dm = null;
         resolve();
@@ -171,7 +175,8 @@ export class LinuxVm extends EventEmitter {
     });
   }
 
-  /** The pty the serial console is on (what `xl console` would attach to). */
+  /** The pty the serial console is on (what `xl console` would attach to; the device model
+   * holds the master, as the stub domain does). */
   get consolePath(): string {
     return this.pty.path;
   }
@@ -181,7 +186,7 @@ export class LinuxVm extends EventEmitter {
     const b = typeof text === 'string' ? new TextEncoder().encode(text) : text;
     let off = 0;
     while (off < b.length) {
-      const w = native().write(this.pty.master, b, off, b.length - off);
+      const w = native().write(this.pty.slave, b, off, b.length - off);
       if (w === null) break; // the guest is not reading: drop, as a real terminal would block
       off += w;
     }
@@ -300,4 +305,6 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void end('SIGTERM'));
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) void main();
+// Run as a command only when this very file is the entry point (not when bundled into another).
+const self = fileURLToPath(import.meta.url);
+if (process.argv[1] && /run-vm\.[jt]s$/.test(self) && self === process.argv[1]) void main();

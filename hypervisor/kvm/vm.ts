@@ -268,6 +268,15 @@ export class KvmVm extends EventEmitter {
     this.emit('event', { type, vcpu: id, detail } satisfies KvmVmEvent);
   }
 
+  /** The domain failed outside the vCPUs (its device model died, say): stop the vCPUs and
+   * report a crash, as a vCPU fault would. */
+  crash(detail: string): void {
+    if (this.stateValue !== 'running' && this.stateValue !== 'paused') return;
+    this.stateValue = 'crashed';
+    this.stopVcpus();
+    this.emit('event', { type: 'crash', vcpu: -1, detail } satisfies KvmVmEvent);
+  }
+
   private stopVcpus(): void {
     const k = native().kvm;
     const io = this.cfg.ioreq;
