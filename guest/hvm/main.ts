@@ -94,11 +94,16 @@ async function boot(): Promise<void> {
     ata = await AtaPiix.probe({ cpu, cfg: fw.cfg, pci: ide, ram, log: printk, dma: params['libata.dma'] !== '0' });
     ata.attachIrq(intc);
     for (const dev of ata.devices) {
-      const bd = new IdeBlockDevice(ata, dev, ram.pagePool(IDE_POOL_PAGES), printk);
+      const pool = ram.pagePool(IDE_POOL_PAGES);
+      const bd = new IdeBlockDevice(ata, dev, pool, printk);
       printk(ata.describe(dev));
       try {
         const f = new FuseFile(`/dev/${dev.name}`, bd, { name: dev.name, subtype: 'ata_piix', log: printk });
         f.mount();
+        // A FUSE reader out of receive pages pauses (large writes in flight hold them): let it
+        // go on whenever pages come back, as blkfront does (onFree fires once: re-arm it).
+        const resumeOnFree = (): void => pool.onFree(() => (f.resume(), resumeOnFree()));
+        resumeOnFree();
         fuses.push(f);
         blockdevs.push(bd);
       } catch (e) {

@@ -14,7 +14,8 @@ export interface Bar {
   value: number;
   /** Text on top of the bar (default: the value, shortened). */
   text?: string;
-  /** Split of the bar into parts (drawn proportionally to their share of the bar). */
+  /** Parts of the bar (e.g. CPU of guest, dom0, stub domain): drawn as a cluster of thin bars
+   * on the panel's scale, the bar's value (their total) as a dashed frame around them. */
   segments?: Segment[];
 }
 
@@ -121,7 +122,8 @@ function panelSvg(p: Panel, x0: number, y0: number, width: number, spec: ChartSp
     const gx = left + gi * gw;
     if (gi > 0) out.push(`<line x1="${gx}" y1="${top}" x2="${gx}" y2="${bottom}" stroke="#e4e4e4"/>`);
     const n = g.bars.length;
-    const bw = Math.min(34, (gw - 16) / n);
+    const clustered = g.bars.some((b) => b.segments?.length);
+    const bw = Math.min(clustered ? 66 : 34, (gw - 16) / n);
     const bx0 = gx + (gw - bw * n) / 2;
     for (const [bi, b] of g.bars.entries()) {
       const s = spec.series.find((x) => x.name === b.series);
@@ -140,23 +142,28 @@ function panelSvg(p: Panel, x0: number, y0: number, width: number, spec: ChartSp
       }
       const yt = Math.max(top, y(b.value));
       const h = bottom - yt;
-      const segs = (b.segments ?? []).filter((sg) => sg.value > 0);
-      const total = segs.reduce((a, sg) => a + sg.value, 0);
-      if (segs.length && total > 0) {
-        let yy = bottom;
-        for (const sg of segs) {
-          const sh = (sg.value / total) * h;
+      const segs = b.segments ?? [];
+      if (segs.length) {
+        // A cluster of thin bars, one per part, on the same scale (a stack cannot be read on a
+        // log axis); the config's colour frames the cluster, its total goes on top.
+        const sw = (w - 2) / segs.length;
+        for (const [si, sg] of segs.entries()) {
           const sc = spec.segments?.find((x) => x.name === sg.name)?.color ?? '#aaa';
-          out.push(`<rect x="${bx}" y="${yy - sh}" width="${w}" height="${sh}" fill="${sc}"><title>${esc(`${b.series}: ${sg.name} ${short(sg.value)}`)}</title></rect>`);
-          yy -= sh;
+          const sx = bx + 1 + si * sw;
+          if (!(sg.value > 0) || (p.log && y(sg.value) >= bottom)) {
+            out.push(`<line x1="${sx + 1}" y1="${bottom - 1}" x2="${sx + sw - 1}" y2="${bottom - 1}" stroke="${sc}" stroke-width="3"/>`);
+            continue;
+          }
+          const sy = Math.max(top, y(sg.value));
+          out.push(`<rect x="${sx + 0.5}" y="${sy}" width="${sw - 1}" height="${bottom - sy}" fill="${sc}"><title>${esc(`${b.series}: ${sg.name} ${short(sg.value)}`)}</title></rect>`);
         }
-        out.push(`<rect x="${bx}" y="${yt}" width="${w}" height="${h}" fill="none" stroke="${color}" stroke-width="2"/>`);
+        out.push(`<rect x="${bx}" y="${yt}" width="${w}" height="${h}" fill="none" stroke="${color}" stroke-width="1.5" stroke-dasharray="3,2"/>`);
       } else {
         out.push(`<rect x="${bx}" y="${yt}" width="${w}" height="${h}" fill="${color}"><title>${esc(`${b.series}: ${b.text ?? short(b.value)}`)}</title></rect>`);
       }
       const label = b.text ?? short(b.value);
       out.push(`<text x="${cx}" y="${yt - 4}" ${FONT} font-size="${label.length > 5 ? 8.5 : 10}" text-anchor="middle" fill="#222">${esc(label)}</text>`);
-      if (segs.length) out.push(`<text x="${cx}" y="${bottom + 11}" ${FONT} font-size="8.5" text-anchor="middle" fill="${color}" font-weight="bold">${esc(s?.short ?? '')}</text>`);
+      if (segs.length) out.push(`<text x="${cx}" y="${bottom + 11}" ${FONT} font-size="9" text-anchor="middle" fill="${color}" font-weight="bold">${esc(s?.short ?? '')}</text>`);
     }
     const ly = bottom + (g.bars.some((b) => b.segments?.length) ? 25 : 16);
     out.push(`<text x="${gx + gw / 2}" y="${ly}" ${FONT} font-size="11.5" text-anchor="middle" fill="#222">${esc(g.label)}</text>`);

@@ -6,8 +6,18 @@ import type { BenchInstance } from '../instance.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const ttys = new Map<string, string>();
+
+/** The console pty as `xl console` finds it: xenstore's console/tty (for an HVM guest, the
+ * emulated UART's pty, which xenconsoled does not serve). */
 export async function consoleTty(inst: BenchInstance, dom: string): Promise<string> {
-  return (await inst.rpc<{ tty: string }>('console', { dom })).tty;
+  const known = ttys.get(dom);
+  if (known) return known;
+  const { domid } = await inst.rpc<{ domid: number }>('domid', { name: dom });
+  const r = await inst.run('xenstore-read', [`/local/domain/${domid}/console/tty`]);
+  if (r.code !== 0 || !r.stdout.trim()) throw new Error(`no console/tty for ${dom}: ${r.stderr}`);
+  ttys.set(dom, r.stdout.trim());
+  return r.stdout.trim();
 }
 
 /** Runs `command` in the shell on the guest's console; returns what it printed. Bounded by

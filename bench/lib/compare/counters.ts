@@ -3,7 +3,7 @@
 // device model's counters (toolstack `dm-metrics`: ioreq exits per device, interrupts, NIC
 // frames, IDE commands). A snapshot before and one after give the deltas the mechanism
 // columns divide.
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { BenchInstance } from '../instance.js';
@@ -11,9 +11,24 @@ import type { BenchInstance } from '../instance.js';
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const CPUACCT = '/sys/fs/cgroup/cpuacct';
 
-/** utime + stime of a process (all its threads, live and exited), in ns; 0 if it is gone. */
+/** CPU time of a process in ns, 0 if it is gone: the sum over its threads of
+ * /proc/PID/task/TID/schedstat (ns resolution; the processes measured keep their threads),
+ * else utime + stime from /proc/PID/stat (clock ticks). */
 export function procCpuNs(pid: number | null | undefined): number {
   if (!pid) return 0;
+  try {
+    let sum = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        sum += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        /* thread gone */
+      }
+    }
+    if (sum > 0) return sum;
+  } catch {
+    /* no schedstat */
+  }
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
@@ -136,11 +151,29 @@ export interface Mechanism {
   /** Average bytes per device frame (shows GSO: PV frames carry up to 64 KiB). */
   bytesPerFrame: number;
   cpuS: { dom0: number; stubdom: number; guest: number };
+  /** The raw counter deltas the figures came from (for the JSON). */
+  deltas: Record<string, Record<string, number>>;
+}
+
+function delta(a: Record<string, number> | undefined, b: Record<string, number> | undefined): Record<string, number> {
+  const d: Record<string, number> = {};
+  for (const [k, v] of Object.entries(b ?? {})) if (typeof v === 'number' && !k.startsWith('avg') && !k.endsWith('_avg_batch') && k !== 'notify_per_packet') d[k] = v - (a?.[k] ?? 0);
+  return d;
 }
 
 export function mechanism(kind: 'net' | 'disk', a: Snapshot, b: Snapshot, hvm: boolean, pv: boolean): Mechanism {
   const cpuS = { dom0: (b.dom0Ns - a.dom0Ns) / 1e9, stubdom: (b.stubdomNs - a.stubdomNs) / 1e9, guest: (b.guestNs - a.guestNs) / 1e9 };
-  const m: Mechanism = { units: NaN, exits: NaN, notifies: NaN, exitsPerUnit: NaN, notifyPerUnit: NaN, batch: NaN, bytesPerFrame: NaN, cpuS };
+  const deltas: Record<string, Record<string, number>> = {};
+  if (pv) deltas[kind === 'net' ? 'netback' : 'blkback'] = delta(kind === 'net' ? a.vif : a.vbd, kind === 'net' ? b.vif : b.vbd);
+  if (hvm && a.dm && b.dm) {
+    deltas.ioreq = delta(a.dm.ioreq, b.dm.ioreq);
+    deltas.dispatch = delta(a.dm.dispatch, b.dm.dispatch);
+    deltas.nic = delta(a.dm.nics?.[0]?.metrics, b.dm.nics?.[0]?.metrics);
+    deltas.ide = delta(a.dm.ide, b.dm.ide);
+    deltas.serial = delta(a.dm.serial?.[0], b.dm.serial?.[0]);
+    if (b.dm.platform) deltas.platform = delta(a.dm.platform, b.dm.platform);
+  }
+  const m: Mechanism = { units: NaN, exits: NaN, notifies: NaN, exitsPerUnit: NaN, notifyPerUnit: NaN, batch: NaN, bytesPerFrame: NaN, cpuS, deltas };
   // All synchronous ioreqs except the console UART's (typing the command, printing the result).
   const exits = () => {
     if (!hvm || !a.dm || !b.dm) return NaN;
