@@ -1,11 +1,16 @@
 #!/usr/bin/env node
 // The `xenode` command: start, stop and inspect the hypervisor and dom0 services.
 import { start, stop, status } from '../common/service.js';
+import { lanCommand, uplinkCommand } from '../net/cli.js';
+import { mkimageCommand } from '../common/mkimage.js';
 
 const USAGE = `usage: xenode <command>
   start     start the hypervisor and dom0 (xenstored, consoles, toolstack) in the background
   stop      destroy all guests and stop the services
   status    say whether the services are running
+  lan       the test LAN host: lan up|down|status, lan exec -- CMD (see xenode lan help)
+  uplink    bridge guests onto a real LAN through this machine's interface (prints a plan)
+  mkimage   make a guest disk image with an ext4 filesystem from a directory: mkimage DIR IMAGE SIZE
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -21,6 +26,12 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(s.text.endsWith('\n') ? s.text : s.text + '\n');
       return s.running ? 0 : 3;
     }
+    case 'lan':
+      return lanCommand(argv.slice(1));
+    case 'uplink':
+      return uplinkCommand(argv.slice(1));
+    case 'mkimage':
+      return mkimageCommand(argv.slice(1));
     default:
       process.stderr.write(USAGE);
       return argv[0] === 'help' || argv[0] === '--help' ? 0 : 1;

@@ -70,6 +70,11 @@ export class StubdomHost {
     await this.client.call('stop', { domid }).catch(() => {});
   }
 
+  /** The stub domain's process id while it runs (benchmarks read its CPU time). */
+  get pid(): number | null {
+    return this.child?.pid ?? null;
+  }
+
   async metrics(domid: number): Promise<unknown> {
     if (!this.client) return null;
     return (await this.client.call('metrics', { domid })).result;

@@ -80,9 +80,16 @@ export class BackendBus {
   private probe(type: string, domid: number, devid: number): void {
     const key = `${type}/${domid}/${devid}`;
     const path = `${BACKEND_ROOT}/${type}/${domid}/${devid}`;
+    const self: { p?: Promise<BackendDriver | null> } = {};
     const p = (async () => {
       const frontend = await this.s.xs.read(`${path}/frontend`).catch(() => '');
       if (frontend !== `/local/domain/${domid}/device/${type}/${devid}`) {
+        // Not written yet (the toolstack is still filling the directory in): forget this
+        // probe so the next watch event tries again.
+        if (frontend === '') {
+          if (this.live.get(key) === self.p) this.live.delete(key);
+          return null;
+        }
         this.s.log.warn(`${key}: frontend path "${frontend}" does not match the device; ignoring`);
         return null;
       }
@@ -95,6 +102,7 @@ export class BackendBus {
         return null;
       }
     })();
+    self.p = p;
     this.live.set(key, p);
   }
 

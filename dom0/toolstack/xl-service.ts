@@ -4,6 +4,7 @@ import type { BuildSpec } from './build-spec.js';
 import type { Toolstack } from './toolstack.js';
 import type { ConsoleDaemon } from '../console/console-daemon.js';
 import { ToolstackError } from './rpc.js';
+import { echoPingPong, PINGPONG_MAX_ITERATIONS } from '../backends/evtchn-echo.js';
 
 interface ServiceDeps {
   toolstack: Toolstack;
@@ -13,6 +14,8 @@ interface ServiceDeps {
   stop: () => void;
   /** Per-device backend counters (netback, blkback). */
   deviceStats?: () => Promise<Record<string, Record<string, number>>>;
+  /** An HVM guest's device-model counters from the stub domain, and the stub domain's pid. */
+  dmMetrics?: (domid: number) => Promise<{ pid: number | null; metrics: unknown }>;
 }
 
 function int(v: unknown, what: string, min: number, max: number): number {
@@ -127,6 +130,21 @@ export function xlService(d: ServiceDeps) {
       return { domid, devices: await ts.devicesOf(domid) };
     },
     'device-stats': async () => (d.deviceStats ? d.deviceStats() : {}),
+    // Device-model counters of an HVM guest (ioreq exits per device, interrupts, NIC frames,
+    // IDE commands), as the stub domain last reported them (every ~0.5 s), and its pid.
+    'dm-metrics': async (a) => {
+      const domid = ts.resolve(a.dom);
+      return d.dmMetrics ? { domid, ...(await d.dmMetrics(domid)) } : { domid, pid: null, metrics: null };
+    },
+    // Diagnostic: event-channel round trips between dom0 and a guest's echo device (bench/).
+    'evtchn-pingpong': async (a) =>
+      echoPingPong(
+        ts.resolve(a.dom),
+        int(a.devid ?? 0, 'devid', 0, 0x7fffffff),
+        int(a.iterations ?? 1000, 'iterations', 1, PINGPONG_MAX_ITERATIONS),
+        int(a.warmup ?? 100, 'warmup', 0, PINGPONG_MAX_ITERATIONS),
+        int(a.timeoutMs ?? 30_000, 'timeoutMs', 1, 120_000),
+      ),
     'stop-host': async () => {
       setImmediate(d.stop);
       return null;

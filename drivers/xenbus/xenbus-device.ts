@@ -51,7 +51,15 @@ export class XenbusDevice {
     for (const [k, v] of Object.entries(keys)) await this.xs.write(`${this.path}/${k}`, String(v));
   }
 
+  /** As Linux's xenbus_switch_state: only while the device's state node exists, so a late
+   * state change never brings back a device the toolstack has just removed (a write would
+   * recreate the whole directory, and the bus would see the device again). */
   async switchState(state: XenbusState): Promise<void> {
+    try {
+      await this.xs.read(`${this.path}/state`);
+    } catch {
+      return;
+    }
     await this.xs.write(`${this.path}/state`, String(state));
   }
 

@@ -17,6 +17,7 @@ import { XsClient } from '../../drivers/xenstore/client.js';
 import { ringTransport } from '../../drivers/xenstore/ring-transport.js';
 import { ConsoleFrontend } from './console-frontend.js';
 import { parseCmdline } from './cmdline.js';
+import { ipAutoconfig } from './net/ipconfig.js';
 import { printk, setConsoleSink } from './printk.js';
 import { killAllProcesses, startInit, type Userland } from './userland.js';
 
@@ -68,9 +69,10 @@ async function boot(): Promise<void> {
   printk(`Grant table initialized: ${gt.result.frames} frames, ${grants.nrEntries} entries`);
 
   // xenbus: probe the devices the toolstack gave us (netfront, blkfront ...) before init runs.
-  const frontends = new FrontendBus({ domid, xs, evtchn, hc, grants, pages, memory, printk });
+  const frontends = new FrontendBus({ domid, xs, evtchn, hc, grants, pages, memory, printk, cmdline: si.cmdLine });
   registerFrontends(frontends);
   await frontends.start();
+  await frontends.settle(10_000); // disks and NICs are there when init starts
 
   // A fresh network namespace has lo down; a Linux guest brings it up in early userspace.
   try {
@@ -78,6 +80,10 @@ async function boot(): Promise<void> {
   } catch (e) {
     printk(`lo: could not bring up loopback: ${(e as Error).message}`);
   }
+  // ip= on the command line, or the vifs' own ip=: addresses before init (Linux's ipconfig).
+  const vifs = (await xs.directory(`${home}/device/vif`).catch(() => [] as string[])).filter((d) => /^\d+$/.test(d)).map(Number);
+  const backendIp = async (id: number) => xs.read(`${await xs.read(`${home}/device/vif/${id}/backend`)}/ip`);
+  await ipAutoconfig({ ipParam: parseCmdline(si.cmdLine).params.ip, vifs, backendIp, printk });
 
   let userland: Userland | null = null;
   let stopping = false;

@@ -34,7 +34,7 @@ export function startInit(spec: InitSpec, onExit: (code: number | null, signal: 
   let path: string | undefined;
   let argv: string[] = [];
   if (spec.init === null || isSystemInit(spec.init)) {
-    printk('Run /sbin/init as init process (xenode init: a login shell on hvc0)');
+    printk('Run /sbin/init as init process (xenode init: a login shell on the console)');
     path = '/bin/sh';
     argv = ['-l'];
   } else if (executable(spec.init)) {

@@ -17,6 +17,8 @@ export interface KernelServices {
   pages: PageAllocator;
   memory: SharedArrayBuffer;
   printk: (msg: string) => void;
+  /** The kernel command line (drivers read their `driver.param=value` words from it). */
+  cmdline?: string;
 }
 
 export interface FrontendDriver {
@@ -47,6 +49,19 @@ export class FrontendBus {
     });
   }
 
+  /** Wait (at most timeoutMs) for the devices present at boot to finish probing, as Linux's
+   * xenbus waits for its devices to connect before it runs init. */
+  async settle(timeoutMs: number): Promise<void> {
+    this.scanning = this.scanning.then(() => this.scan()).catch(() => {});
+    const all = (async () => {
+      await this.scanning;
+      await Promise.all([...this.live.values()].map((p) => p.catch(() => null)));
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
+  }
+
   private async list(path: string): Promise<string[]> {
     try {
       return await this.k.xs.directory(path);
@@ -75,10 +90,17 @@ export class FrontendBus {
   private probe(type: string, devid: number): void {
     const key = `${type}/${devid}`;
     const path = `${this.home}/${type}/${devid}`;
+    const self: { p?: Promise<FrontendDriver | null> } = {};
     const p = (async () => {
       const backend = await this.k.xs.read(`${path}/backend`).catch(() => '');
       // The backend path comes from the toolstack, but check its shape before trusting it.
       if (!/^\/local\/domain\/\d+\/backend\/[a-z0-9]+\/\d+\/\d+$/.test(backend)) {
+        // Not written yet (the toolstack is still filling the directory in): forget this
+        // probe so the next watch event tries again.
+        if (backend === '') {
+          if (this.live.get(key) === self.p) this.live.delete(key);
+          return null;
+        }
         this.k.printk(`xenbus: ${key}: no valid backend path ("${backend}"), ignoring`);
         return null;
       }
@@ -91,6 +113,7 @@ export class FrontendBus {
         return null;
       }
     })();
+    self.p = p;
     this.live.set(key, p);
   }
 

@@ -33,6 +33,9 @@ const USAGE = `Usage: xl [-v] [-N] <subcommand> [args]
  vcpu-pin      Set which CPUs a VCPU can use
  vcpu-set      Set the number of active VCPUs allowed for the domain
  sched-credit  Get/set credit scheduler parameters
+ block-attach  Create a new virtual block device
+ block-list    List virtual block devices for a domain
+ block-detach  Destroy a domain's virtual block device
 `;
 
 function call<T>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {

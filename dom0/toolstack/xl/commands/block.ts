@@ -8,49 +8,11 @@
 //
 // As libxl, xl reads xenstore itself for what it lists and waits on: the toolstack only adds
 // and removes the devices. A dry run contacts nothing: it parses and prints.
-import { XsClient } from '../../../../drivers/xenstore/client.js';
-import { socketTransport } from '../../../../drivers/xenstore/socket-transport.js';
 import { diskDryRunJson, parseDiskSpec, validateDiskVdev } from '../../config/disk-spec.js';
 import { parseVdev } from '../../config/vdev-number.js';
 import { diskDeviceEntries } from '../../devices/vbd.js';
+import { domidOf, num, readOr, sleep, withXs, wrap, XlExit } from './common.js';
 import { extraCommands, type XlCommandContext } from './registry.js';
-
-class XlExit extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-async function withXs<T>(fn: (xs: XsClient) => Promise<T>): Promise<T> {
-  const xs = new XsClient(await socketTransport());
-  try {
-    return await fn(xs);
-  } finally {
-    xs.close();
-  }
-}
-
-async function domidOf(ctx: XlCommandContext, dom: string): Promise<number> {
-  try {
-    return (await ctx.call<{ domid: number }>('domid', { name: dom })).domid;
-  } catch (e) {
-    if ((e as { code?: string }).code === 'ESRCH') throw new XlExit(1, `${dom} is an invalid domain identifier`);
-    throw e;
-  }
-}
-
-async function readOr(xs: XsClient, path: string, dflt: string): Promise<string> {
-  try {
-    return await xs.read(path);
-  } catch {
-    return dflt;
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function blockAttach(argv: string[], ctx: XlCommandContext): Promise<number> {
   if (argv.length < 2) throw new XlExit(1, 'Usage: xl block-attach <Domain> <disk-spec-component(s)>...');
@@ -87,9 +49,6 @@ function row(devid: number, be: number, handle: number, state: number, evtch: nu
   return `${l(devid, 5)} ${l(be, 3)} ${l(handle, 6)} ${l(state, 5)} ${l(evtch, 6)} ${l(rref, 8)} ${l(path, 30)}\n`;
 }
 
-function num(s: string): number {
-  return /^-?\d+$/.test(s.trim()) ? Number(s) : -1;
-}
 
 async function blockList(argv: string[], ctx: XlCommandContext): Promise<number> {
   if (argv.length < 1) throw new XlExit(1, 'Usage: xl block-list <Domain(s)>');
@@ -145,21 +104,6 @@ async function blockDetach(argv: string[], ctx: XlCommandContext): Promise<numbe
     throw new XlExit(1, `${(e as Error).message}\nlibxl_device_disk_remove failed.`);
   }
   return 0;
-}
-
-/** XlExit -> its message on stderr and its code; anything else goes to xl's own handler. */
-function wrap(cmd: (argv: string[], ctx: XlCommandContext) => Promise<number>) {
-  return async (argv: string[], ctx: XlCommandContext): Promise<number> => {
-    try {
-      return await cmd(argv, ctx);
-    } catch (e) {
-      if (e instanceof XlExit) {
-        process.stderr.write(`${e.message}\n`);
-        return e.code;
-      }
-      throw e;
-    }
-  };
 }
 
 extraCommands['block-attach'] = wrap(blockAttach);

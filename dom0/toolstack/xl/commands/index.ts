@@ -1,2 +1,4 @@
 // Loads every xl subcommand module so it registers itself in registry.ts. One import each.
+import './block.js';
+import './network.js';
 export { extraCommands } from './registry.js';

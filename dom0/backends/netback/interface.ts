@@ -1,0 +1,202 @@
+// One connected vif (Linux xen-netback interface.c): the frontend's two ring pages, mapped
+// from its grants, the interdomain event channel, the TX and RX paths, the rate limiter, and
+// the guard against event storms. Created when the frontend has published its rings; torn
+// down on disconnect, on a fatal protocol error (only this vif goes), or when the device is
+// removed.
+import { acquire, release, MappedGrantTable } from '../../../drivers/grant/grant-table.js';
+import { BackRing, SharedRing, XEN_PAGE_SIZE } from '../../../drivers/ring/shared-ring.js';
+import { NETIF_RX_SLOT_SIZE, NETIF_TX_SLOT_SIZE } from '../../../drivers/wire/netif.js';
+import { native } from '../../../native/index.js';
+import type { Dom0Services } from '../backend-bus.js';
+import type { VifMetrics } from './metrics.js';
+import { RxPath } from './rx.js';
+import { TokenBucket, type VifRateConfig } from './rate-limit.js';
+import { TxPath } from './tx.js';
+
+export interface VifConnectParams {
+  domid: number;
+  txRingRef: number;
+  rxRingRef: number;
+  /** The frontend's event channel port (unbound, waiting for us). */
+  eventChannel: number;
+  /** The frontend takes multi-slot RX frames. */
+  sg: boolean;
+  /** GSO the frontend can receive. */
+  gsoTcpv4: boolean;
+  gsoTcpv6: boolean;
+  /** The frontend takes RX frames with checksum still blank (not feature-no-csum-offload). */
+  rxCsum: boolean;
+  mtu: number;
+  rate: VifRateConfig | undefined;
+}
+
+/** Consecutive events that find no work before we stop listening for a moment. */
+const SPURIOUS_LIMIT = 16;
+const HOLD_OFF_MIN_MS = 1;
+const HOLD_OFF_MAX_MS = 100;
+
+export class ConnectedVif {
+  private readonly pins: number[] = [];
+  private port = -1;
+  private tx: TxPath | null = null;
+  private rx: RxPath | null = null;
+  private grants!: MappedGrantTable;
+  private txRing: BackRing | null = null;
+  private rxRing: BackRing | null = null;
+  private closed = false;
+  private spurious = 0;
+  private holdOffMs = HOLD_OFF_MIN_MS;
+  private txTimer: NodeJS.Timeout | null = null;
+  private txImmediate: NodeJS.Immediate | null = null;
+
+  constructor(
+    private readonly s: Dom0Services,
+    private readonly tapFd: number,
+    private readonly metrics: VifMetrics,
+    private readonly onFatal: (reason: string) => void,
+  ) {}
+
+  /** Maps the rings, binds the event channel and starts both paths. Throws on a bad grant
+   * or port (the caller reports it and stays disconnected). */
+  async connect(p: VifConnectParams): Promise<void> {
+    const guest = await this.s.foreign.map(p.domid);
+    const memFrames = Math.floor(guest.memory.byteLength / XEN_PAGE_SIZE);
+    this.grants = new MappedGrantTable(guest.grantTable, { memFrames });
+    let txRing: BackRing;
+    let rxRing: BackRing;
+    try {
+      const txFrame = this.pin(p.txRingRef, 'tx-ring-ref');
+      const rxFrame = this.pin(p.rxRingRef, 'rx-ring-ref');
+      // The frontend initialised both rings; we attach without touching their headers.
+      this.txRing = txRing = new BackRing(new SharedRing(guest.memory, txFrame * XEN_PAGE_SIZE, NETIF_TX_SLOT_SIZE));
+      this.rxRing = rxRing = new BackRing(new SharedRing(guest.memory, rxFrame * XEN_PAGE_SIZE, NETIF_RX_SLOT_SIZE));
+      this.port = await this.s.evtchn.bindInterdomain(p.domid, p.eventChannel);
+    } catch (e) {
+      this.teardown();
+      throw e;
+    }
+    if (this.closed) return this.teardown();
+
+    // Sent as soon as a push says the frontend wants it: its event index asks for one event
+    // per sleep, so this costs one event per frontend wake-up however much we push, and it
+    // starts the frontend working while we carry on with the batch.
+    const notify = () => {
+      if (this.closed) return;
+      this.metrics.notifySent++;
+      this.s.evtchn.notify(this.port);
+    };
+    const fatal = (reason: string) => this.fatal(reason);
+    this.tx = new TxPath({
+      ring: txRing,
+      memory: guest.memory,
+      grants: this.grants,
+      tapFd: this.tapFd,
+      metrics: this.metrics,
+      limiter: p.rate ? new TokenBucket(p.rate) : null,
+      fatal,
+      notify,
+      schedule: (ms) => this.scheduleTx(ms),
+    });
+    const gso = p.sg && p.rxCsum && (p.gsoTcpv4 || p.gsoTcpv6);
+    this.rx = new RxPath({ ring: rxRing, memory: guest.memory, grants: this.grants, tapFd: this.tapFd, metrics: this.metrics, gso, sg: p.sg, mtu: p.mtu, fatal, notify });
+    // What the bridge may hand us for this guest: only what its netfront said it takes.
+    const n = native();
+    const offloads = (p.rxCsum ? n.TUN_F_CSUM : 0) | (gso && p.gsoTcpv4 ? n.TUN_F_TSO4 : 0) | (gso && p.gsoTcpv6 ? n.TUN_F_TSO6 : 0);
+    n.tapSetOffload(this.tapFd, offloads);
+    this.s.evtchn.on(this.port, () => this.onEvent());
+    // Xen sets a freshly bound port pending: look at both rings now.
+    this.rx.start();
+    this.tx.run();
+  }
+
+  private pin(ref: number, what: string): number {
+    const frame = acquire(this.grants, ref, 0, true);
+    if (frame < 0) throw new Error(`${what} ${ref}: grant refused (${frame})`);
+    this.pins.push(ref);
+    return frame;
+  }
+
+  private onEvent(): void {
+    if (this.closed) return;
+    this.metrics.eventsReceived++;
+    const work = (this.rx?.onEvent() ?? 0) + (this.tx?.run() ?? 0);
+    if (work > 0) {
+      this.spurious = 0;
+      this.holdOffMs = HOLD_OFF_MIN_MS;
+      return;
+    }
+    // An event that found nothing to do. A few are normal (races with our own polling); a
+    // stream of them is a storm: stop listening for a while, longer each time (XSA-332).
+    this.metrics.eventsSpurious++;
+    if (++this.spurious >= SPURIOUS_LIMIT) {
+      this.spurious = 0;
+      this.metrics.eventThrottles++;
+      this.s.evtchn.holdOff(this.port, this.holdOffMs);
+      this.holdOffMs = Math.min(HOLD_OFF_MAX_MS, this.holdOffMs * 2);
+    }
+  }
+
+  private scheduleTx(ms: number): void {
+    if (this.closed) return;
+    const go = () => {
+      this.txTimer = null;
+      this.txImmediate = null;
+      if (this.closed) return;
+      this.tx?.run();
+    };
+    if (ms <= 0) {
+      if (!this.txImmediate && !this.txTimer) this.txImmediate = setImmediate(go);
+    } else if (!this.txTimer) {
+      if (this.txImmediate) clearImmediate(this.txImmediate);
+      this.txImmediate = null;
+      this.txTimer = setTimeout(go, ms);
+    }
+  }
+
+  private fatal(reason: string): void {
+    if (this.closed) return;
+    this.metrics.fatal = 1;
+    this.close();
+    this.onFatal(reason);
+  }
+
+  /** Stop both paths, unpin the rings and close our end of the event channel. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.teardown();
+  }
+
+  private teardown(): void {
+    this.tx?.stop();
+    this.rx?.stop();
+    if (this.txTimer) clearTimeout(this.txTimer);
+    if (this.txImmediate) clearImmediate(this.txImmediate);
+    for (const ref of this.pins.splice(0)) release(this.grants, ref, true);
+    if (this.port >= 0) void this.s.evtchn.close(this.port).catch(() => {});
+    this.port = -1;
+    // Nothing of the guest's memory stays reachable from here: a destroyed guest's pages are
+    // unmapped when the last view goes.
+    this.tx = this.rx = null;
+    this.txRing = this.rxRing = null;
+  }
+
+  /** RX buffers held right now (diagnostics). */
+  get rxHeld(): number {
+    return this.rx?.held ?? 0;
+  }
+
+  /** Ring indices as we see them (diagnostics: a stuck ring shows here), and GRO's merges. */
+  rings(): Record<string, number> {
+    const r: Record<string, number> = { tx_gro_merged: this.tx?.groMerged ?? 0 };
+    for (const [name, ring] of [['tx', this.txRing], ['rx', this.rxRing]] as const) {
+      if (!ring) continue;
+      r[`${name}_req_prod`] = ring.ring.reqProd;
+      r[`${name}_req_cons`] = ring.reqCons;
+      r[`${name}_rsp_prod`] = ring.rspProdPvt;
+      r[`${name}_req_event`] = ring.ring.reqEvent;
+      r[`${name}_rsp_event`] = ring.ring.rspEvent;
+    }
+    return r;
+  }
+}

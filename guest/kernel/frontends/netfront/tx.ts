@@ -1,0 +1,201 @@
+// netfront's transmit side: frames the guest's stack sends on eth (read from its TAP) go to
+// the backend as TX requests (Linux xen-netfront xennet_start_xmit).
+//
+// Buffers: 256 of the guest's own pages, each granted read-only to the backend once, for the
+// life of the device (persistent grants: no grant operation per packet). A frame is read from
+// the TAP with one readv straight into free buffer pages, so it is never copied in JS:
+//   slot 0:   gref, offset 0, flags (csum_blank/data_validated, more_data, extra_info),
+//             id, size = the whole frame
+//   [extra]:  GSO {size, TCPV4/6} when the vnet header says the frame is a GSO train
+//   slot 1..: the following pages, size = bytes in each
+// A buffer is free again when the backend's response for its id arrives.
+import { FrontRing, RING_OVERFLOW } from '../../../../drivers/ring/shared-ring.js';
+import {
+  NETIF_RSP_NULL,
+  NETIF_RSP_OKAY,
+  NETTXF_extra_info,
+  NETTXF_more_data,
+  XEN_NETIF_EXTRA_TYPE_GSO,
+  XEN_NETIF_GSO_TYPE_NONE,
+  XEN_NETIF_NR_SLOTS_MIN,
+  netifExtraInfo,
+  netifTxRequest,
+  netifTxResponse,
+} from '../../../../drivers/wire/netif.js';
+import { newPacketOffload, offloadFromVnet, txFlagsOf } from '../../../../drivers/netif/offload.js';
+import { decodeVnetHdr, newVnetHdr, VNET_HDR_LEN } from '../../../../net/vnet-hdr.js';
+import { native, type FdWatcher } from '../../../../native/index.js';
+
+const PAGE = 4096;
+/** Data pages a frame may take: 64 KiB of GSO train plus headers. */
+const MAX_DATA_SLOTS = XEN_NETIF_NR_SLOTS_MIN - 1;
+const TX_BUDGET = 64;
+
+export interface NetfrontTxDeps {
+  ring: FrontRing;
+  /** Buffer pages by id, and their grant refs. */
+  pages: Uint8Array[];
+  grefs: number[];
+  tapFd: number;
+  /** The backend takes multi-slot frames (feature-sg). */
+  sg: boolean;
+  notify(): void;
+  log(msg: string): void;
+}
+
+export class NetfrontTx {
+  private readonly free: Int32Array;
+  private nFree: number;
+  private readonly inflight: Uint8Array;
+  private readonly vnetBuf = new Uint8Array(VNET_HDR_LEN);
+  private readonly vnet = newVnetHdr();
+  private readonly offload = newPacketOffload();
+  private readonly iov: Uint8Array[] = [];
+  private readonly req = { gref: 0, offset: 0, flags: 0, id: 0, size: 0 };
+  private readonly rsp = { id: 0, status: 0 };
+  private readonly watcher: FdWatcher;
+  private watching = false;
+  private stopped = false;
+  private readonly maxSlots: number;
+  packets = 0;
+  bytes = 0;
+  errors = 0;
+  drops = 0;
+
+  constructor(private readonly d: NetfrontTxDeps) {
+    const n = d.pages.length;
+    this.free = new Int32Array(n);
+    for (let i = 0; i < n; i++) this.free[i] = n - 1 - i;
+    this.nFree = n;
+    this.inflight = new Uint8Array(n);
+    this.maxSlots = d.sg ? MAX_DATA_SLOTS : 1;
+    this.watcher = native().watchFd(d.tapFd, () => this.run());
+  }
+
+  start(): void {
+    this.updateWatch();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.watcher.close();
+  }
+
+  /** Room for a maximal frame: data buffers, and ring slots for them plus an extra. */
+  private room(): boolean {
+    return this.nFree >= this.maxSlots && this.d.ring.freeRequests() >= this.maxSlots + 1;
+  }
+
+  private updateWatch(): void {
+    if (this.stopped) return;
+    const want = this.room();
+    if (want && !this.watching) this.watcher.start(native().READABLE);
+    else if (!want && this.watching) this.watcher.stop();
+    this.watching = want;
+  }
+
+  /** Frames from the guest's stack, while there is room for them. */
+  private run(): void {
+    const ring = this.d.ring;
+    let sent = 0;
+    while (!this.stopped && sent < TX_BUDGET && this.room()) {
+      const iov = this.iov;
+      iov.length = 0;
+      iov.push(this.vnetBuf);
+      for (let k = 0; k < this.maxSlots; k++) iov.push(this.d.pages[this.free[this.nFree - 1 - k]!]!);
+      let n: number | null;
+      try {
+        n = native().readv(this.d.tapFd, iov);
+      } catch {
+        n = null;
+      }
+      if (n === null) break;
+      const len = n - VNET_HDR_LEN;
+      if (len <= 0) continue;
+      decodeVnetHdr(this.vnetBuf, this.vnet);
+      if (!offloadFromVnet(this.vnet, this.offload) || (len > PAGE && !this.d.sg)) {
+        this.drops++;
+        continue;
+      }
+      this.queue(len);
+      sent++;
+      // Published frame by frame, so the backend starts on it while we read the next.
+      if (ring.pushRequests()) this.d.notify();
+    }
+    this.updateWatch();
+  }
+
+  /** Puts a frame of `len` bytes, already in the top free buffers, on the ring. */
+  private queue(len: number): void {
+    const ring = this.d.ring;
+    const view = ring.ring.view;
+    const pages = Math.ceil(len / PAGE);
+    const gso = this.offload.gsoType !== XEN_NETIF_GSO_TYPE_NONE;
+    const req = this.req;
+    for (let p = 0; p < pages; p++) {
+      const id = this.free[--this.nFree]!;
+      this.inflight[id] = 1;
+      req.gref = this.d.grefs[id]!;
+      req.offset = 0;
+      req.id = id;
+      const more = p < pages - 1 ? NETTXF_more_data : 0;
+      if (p === 0) {
+        req.flags = txFlagsOf(this.offload) | more | (gso ? NETTXF_extra_info : 0);
+        req.size = len;
+      } else {
+        req.flags = more;
+        req.size = Math.min(PAGE, len - p * PAGE);
+      }
+      netifTxRequest.encode(view, ring.nextRequestSlot(), req);
+      if (p === 0 && gso) {
+        netifExtraInfo.encode(view, ring.nextRequestSlot(), {
+          type: XEN_NETIF_EXTRA_TYPE_GSO,
+          flags: 0,
+          gso: { size: this.offload.gsoSize, type: this.offload.gsoType, features: 0 },
+        });
+      }
+    }
+    this.packets++;
+    this.bytes += len;
+  }
+
+  /** A frame built by the kernel itself (DHCP before the stack has an address). */
+  xmit(frame: Uint8Array): boolean {
+    if (this.stopped || frame.length > PAGE || this.nFree === 0 || this.d.ring.freeRequests() === 0) return false;
+    this.d.pages[this.free[this.nFree - 1]!]!.set(frame);
+    this.offload.csumBlank = false;
+    this.offload.dataValidated = false;
+    this.offload.gsoType = XEN_NETIF_GSO_TYPE_NONE;
+    this.queue(frame.length);
+    if (this.d.ring.pushRequests()) this.d.notify();
+    this.updateWatch();
+    return true;
+  }
+
+  /** The backend's answers: buffers come back. Returns responses consumed. */
+  poll(): number {
+    const ring = this.d.ring;
+    let done = 0;
+    for (;;) {
+      const avail = ring.unconsumedResponses();
+      if (avail === RING_OVERFLOW) {
+        this.d.log('TX ring: backend produced more responses than requests; ignoring the ring');
+        this.stop();
+        return done;
+      }
+      for (let k = 0; k < avail; k++) {
+        netifTxResponse.decode(ring.takeResponse(), 0, this.rsp);
+        done++;
+        if (this.rsp.status === NETIF_RSP_NULL) continue; // an extra-info slot
+        const id = this.rsp.id;
+        if (id >= this.inflight.length || !this.inflight[id]) continue; // not ours to free
+        this.inflight[id] = 0;
+        this.free[this.nFree++] = id;
+        if (this.rsp.status !== NETIF_RSP_OKAY) this.errors++;
+      }
+      if (!ring.finalCheckForResponses()) break;
+    }
+    if (done > 0) this.updateWatch();
+    return done;
+  }
+}

@@ -1,0 +1,192 @@
+// Kernel-level IP autoconfiguration, before init (Linux net/ipv4/ipconfig.c and
+// Documentation/admin-guide/nfs/nfsroot.rst):
+//
+//   ip=<client-ip>:<server-ip>:<gw-ip>:<netmask>:<hostname>:<device>:<autoconf>:<dns0-ip>:<dns1-ip>
+//   ip=dhcp | ip=on | ip=any | ip=both | ip=bootp    DHCP on the device (all of them if none named)
+//   ip=off | ip=none                                 nothing at all
+//
+// Without ip= on the command line, a vif whose toolstack entry has ip= (vif = ['ip=198.18.1.5/15'])
+// gets that address statically: the Xen way of handing a PV guest its address.
+// A netmask left out comes from the address class, as ipconfig.c does. DNS servers (from DHCP
+// or the ip= fields) go to /etc/resolv.conf. Messages are ipconfig.c's.
+import { writeFileSync } from 'node:fs';
+import { ip } from '../../../net/ip.js';
+import { dhcp, type DhcpLease } from './dhcp.js';
+import { netdevs, type NetDevice } from './netdev.js';
+
+export interface IpParam {
+  client?: string;
+  server?: string;
+  gateway?: string;
+  netmask?: string;
+  hostname?: string;
+  device?: string;
+  autoconf: 'off' | 'dhcp' | 'static';
+  dns: string[];
+}
+
+const DYNAMIC = new Set(['on', 'any', 'dhcp', 'both', 'bootp', 'rarp']);
+
+const isV4 = (s: string | undefined): s is string =>
+  !!s && /^\d{1,3}(\.\d{1,3}){3}$/.test(s) && s.split('.').every((p) => Number(p) <= 255);
+
+/** Parses the value of `ip=` (undefined when absent). */
+export function parseIpParam(v: string | undefined): IpParam | undefined {
+  if (v === undefined) return undefined;
+  if (v === 'off' || v === 'none') return { autoconf: 'off', dns: [] };
+  if (DYNAMIC.has(v)) return { autoconf: 'dhcp', dns: [] };
+  const f = v.split(':');
+  const field = (i: number) => (f[i] ?? '').trim() || undefined;
+  const p: IpParam = {
+    client: field(0),
+    server: field(1),
+    gateway: field(2),
+    netmask: field(3),
+    hostname: field(4),
+    device: field(5),
+    autoconf: 'static',
+    dns: [field(7), field(8)].filter(isV4),
+  };
+  const auto = field(6);
+  if (auto && DYNAMIC.has(auto)) p.autoconf = 'dhcp';
+  else if (!isV4(p.client)) p.autoconf = auto === 'off' || auto === 'none' ? 'off' : 'dhcp';
+  return p;
+}
+
+/** The class-based default ipconfig.c falls back to. */
+export function classfulNetmask(addr: string): string {
+  const a = Number(addr.split('.')[0]);
+  return a < 128 ? '255.0.0.0' : a < 192 ? '255.255.0.0' : '255.255.255.0';
+}
+
+export function maskToPrefix(mask: string): number {
+  return mask.split('.').reduce((n, o) => n + (Number(o) >>> 0).toString(2).replace(/0/g, '').length, 0);
+}
+
+function prefixToMask(len: number): string {
+  const m = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  return [24, 16, 8, 0].map((s) => (m >>> s) & 0xff).join('.');
+}
+
+interface StaticConfig {
+  address: string;
+  netmask: string;
+  gateway?: string;
+  dns: string[];
+  hostname?: string;
+}
+
+async function apply(dev: NetDevice, c: StaticConfig, printk: (s: string) => void): Promise<void> {
+  const pfx = maskToPrefix(c.netmask);
+  await ip([...dev.ipNetns, 'addr', 'add', `${c.address}/${pfx}`, 'dev', dev.name]);
+  await ip([...dev.ipNetns, 'link', 'set', 'dev', dev.name, 'up']);
+  if (c.gateway) await ip([...dev.ipNetns, 'route', 'replace', 'default', 'via', c.gateway, 'dev', dev.name]).catch((e) => printk(`IP-Config: cannot add the default route: ${(e as Error).message}`));
+  if (c.dns.length && dev.ipNetns.length === 0) {
+    try {
+      writeFileSync('/etc/resolv.conf', c.dns.map((d) => `nameserver ${d}\n`).join(''));
+    } catch {
+      /* a read-only /etc: no DNS configuration */
+    }
+  }
+  printk('IP-Config: Complete:');
+  printk(`     device=${dev.name}, hwaddr=${dev.mac}, ipaddr=${c.address}, mask=${c.netmask}, gw=${c.gateway ?? '255.255.255.255'}`);
+  printk(`     host=${c.hostname ?? c.address}, domain=, nis-domain=(none)`);
+  if (c.dns.length) printk(`     nameserver0=${c.dns[0]}${c.dns[1] ? `, nameserver1=${c.dns[1]}` : ''}`);
+}
+
+/** From a vif's ip= key: "198.18.1.5/15" or "198.18.1.5 198.18.1.6" (the first IPv4 wins). */
+export function staticFromVifIp(v: string): StaticConfig | undefined {
+  for (const w of v.trim().split(/\s+/)) {
+    const [addr, len] = w.split('/');
+    if (!isV4(addr)) continue;
+    const n = len !== undefined && /^\d+$/.test(len) && Number(len) <= 32 ? Number(len) : undefined;
+    return { address: addr, netmask: n !== undefined ? prefixToMask(n) : classfulNetmask(addr), dns: [] };
+  }
+  return undefined;
+}
+
+export interface IpAutoconfigOptions {
+  /** The value of ip= on the kernel command line, if any. */
+  ipParam: string | undefined;
+  /** devids of the vifs this domain has (device/vif/). */
+  vifs: number[];
+  /** A vif's ip= as the toolstack wrote it (backend key), if any: without it, every vif is
+   * waited for and its netfront asked. */
+  backendIp?: (devid: number) => Promise<string | undefined>;
+  printk: (s: string) => void;
+  /** How long to wait for the NICs' backends to connect. */
+  carrierTimeoutMs?: number;
+  dhcpTimeoutMs?: number;
+}
+
+/** Configures the guest's NICs before init; never throws (a failure is printed, as Linux does). */
+export async function ipAutoconfig(o: IpAutoconfigOptions): Promise<void> {
+  const param = parseIpParam(o.ipParam);
+  if (param?.autoconf === 'off' || o.vifs.length === 0) return;
+  // Without ip=, only vifs the toolstack gave an address are waited for and configured.
+  const statics = new Map<number, StaticConfig>();
+  if (!param && o.backendIp) {
+    for (const id of o.vifs) {
+      const v = await o.backendIp(id).catch(() => undefined);
+      const c = v ? staticFromVifIp(v) : undefined;
+      if (c) statics.set(id, c);
+    }
+    if (statics.size === 0) return;
+  }
+  const want = param || !o.backendIp ? o.vifs : [...statics.keys()];
+  const devs = await netdevs.waitFor(want, o.carrierTimeoutMs ?? 10_000);
+  if (devs.length < want.length) o.printk(`IP-Config: ${want.length - devs.length} network device(s) did not get a carrier in time`);
+  try {
+    if (!param) {
+      for (const dev of devs) {
+        const c = statics.get(dev.devid) ?? (dev.backendIp ? staticFromVifIp(dev.backendIp) : undefined);
+        if (c) await apply(dev, c, o.printk);
+      }
+      return;
+    }
+    const candidates = param.device ? devs.filter((d) => d.name === param.device) : devs;
+    if (candidates.length === 0) {
+      o.printk(`IP-Config: Device \`${param.device ?? 'eth0'}' not found`);
+      return;
+    }
+    if (param.autoconf === 'static' && isV4(param.client)) {
+      const dev = candidates[0]!;
+      await apply(
+        dev,
+        {
+          address: param.client,
+          netmask: isV4(param.netmask) ? param.netmask : classfulNetmask(param.client),
+          gateway: isV4(param.gateway) ? param.gateway : undefined,
+          dns: param.dns,
+          hostname: param.hostname,
+        },
+        o.printk,
+      );
+      return;
+    }
+    // DHCP on every candidate at once; the first answer wins (ipconfig.c's ic_dynamic).
+    o.printk('Sending DHCP requests .');
+    const timeout = o.dhcpTimeoutMs ?? 20_000;
+    const results = await Promise.all(candidates.map(async (dev) => ({ dev, lease: await dhcp(dev, timeout, o.printk) })));
+    const got = results.find((r): r is { dev: NetDevice; lease: DhcpLease } => r.lease !== null);
+    if (!got) {
+      o.printk('IP-Config: Auto-configuration of network failed');
+      return;
+    }
+    const { dev, lease } = got;
+    o.printk(`IP-Config: Got DHCP answer from ${lease.server}, my address is ${lease.address}`);
+    await apply(
+      dev,
+      {
+        address: lease.address,
+        netmask: lease.netmask,
+        gateway: isV4(param.gateway) ? param.gateway : lease.router,
+        dns: param.dns.length ? param.dns : lease.dns,
+        hostname: param.hostname ?? lease.hostname,
+      },
+      o.printk,
+    );
+  } catch (e) {
+    o.printk(`IP-Config: ${(e as Error).message}`);
+  }
+}
