@@ -5,7 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { native } from '../native/index.js';
+import { native, type FdWatcher } from '../native/index.js';
 import { MessageSocket, type Received } from '../drivers/hypercall/channel.js';
 import { HVM_IOREQ_PAGES, PlatformWord } from '../drivers/hypercall/hvm-platform-page.js';
 import type { DmRequest, StartDeviceModel, WorkerData } from './protocol.js';
@@ -13,6 +13,8 @@ import type { DmRequest, StartDeviceModel, WorkerData } from './protocol.js';
 const here = dirname(fileURLToPath(import.meta.url));
 
 interface Model {
+  /** Readiness watchers on the NIC TAPs (see watchTaps). */
+  tapWatchers: FdWatcher[];
   worker: Worker;
   fds: number[];
   words: Int32Array;
@@ -64,7 +66,7 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
   const words = new Int32Array(native().mapShared(data.ioreqFd, HVM_IOREQ_PAGES * 4096));
   Atomics.store(words, PlatformWord.STOP, 0);
   const worker = new Worker(join(here, 'worker.js'), { workerData: data });
-  const model: Model = { worker, fds, words, stopping: false, metrics: null };
+  const model: Model = { worker, fds, words, stopping: false, metrics: null, tapWatchers: watchTaps(data.nics.map((n) => n.fd), words) };
   models.set(req.domid, model);
   worker.on('message', (m: { type: string; metrics?: unknown; hard?: boolean }) => {
     if (m.type === 'metrics') model.metrics = m.metrics;
@@ -75,6 +77,7 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
   });
   worker.on('exit', (code) => {
     models.delete(req.domid);
+    for (const w of model.tapWatchers) w.close();
     closeFds(model.fds);
     if (!model.stopping) {
       try {
@@ -85,6 +88,30 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
     }
   });
   reply(id, { result: { started: req.domid } });
+}
+
+/** A frame arriving on a NIC's TAP must reach the guest now, not when the device model next
+ * wakes (a guest exit or its bounded wait): this thread watches the TAPs and rings the device
+ * model's doorbell, as a real NIC's receive raises its interrupt. The device model reads the
+ * frames itself; a watcher rests 1 ms after each ring so a full NIC cannot make it spin. */
+function watchTaps(fds: number[], words: Int32Array): FdWatcher[] {
+  const n = native();
+  return fds.filter((fd) => fd >= 0).map((fd) => {
+    const w = n.watchFd(fd, () => {
+      Atomics.add(words, PlatformWord.DOORBELL, 1);
+      n.futexWake(words, PlatformWord.DOORBELL, 1);
+      w.stop();
+      setTimeout(() => {
+        try {
+          w.start(n.READABLE);
+        } catch {
+          /* closed with its model */
+        }
+      }, 1);
+    });
+    w.start(n.READABLE);
+    return w;
+  });
 }
 
 async function stop(id: unknown, domid: number): Promise<void> {

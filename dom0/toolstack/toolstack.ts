@@ -13,19 +13,12 @@ import { writeDomainLayout } from './xenstore-layout.js';
 import { dumpCore } from './coredump.js';
 import { HvmBuilder } from './hvm-builder.js';
 import { ToolstackError } from './rpc.js';
-import { addDevice, listDevices, removeDevice, type DeviceEntries } from './devices/device-store.js';
+import { addDevice, listDevices, removeDevice, type DeviceEntries, type DeviceXs } from './devices/device-store.js';
 import { deviceKinds } from './devices/device-kinds.js';
 import './devices/all-kinds.js';
 
 /** What the toolstack needs of xenstore (an XsClient on dom0's in-process connection). */
-export interface ToolstackXs {
-  read(path: string): Promise<string>;
-  write(path: string, value: string): Promise<void>;
-  rm(path: string): Promise<void>;
-  mkdir(path: string): Promise<void>;
-  setPerms(path: string, perms: string[]): Promise<void>;
-  directory(path: string): Promise<string[]>;
-}
+export type ToolstackXs = DeviceXs;
 
 /** What the toolstack needs of xenstored itself (domain introduction and release). */
 export interface ToolstackXenstored {

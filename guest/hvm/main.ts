@@ -25,6 +25,7 @@ import { parseCmdline } from '../kernel/cmdline.js';
 import { ipAutoconfig } from '../kernel/net/ipconfig.js';
 import { printk, setConsoleSink } from '../kernel/printk.js';
 import { killAllProcesses, startInit, type Userland } from '../kernel/userland.js';
+import { connectConsolePty } from '../kernel/console-pty.js';
 import { FuseFile } from '../kernel/fuse/fuse-file.js';
 import { VcpuRuntime } from './cpu/runtime.js';
 import { PhysicalMemory } from './cpu/ram.js';
@@ -212,30 +213,7 @@ async function boot(): Promise<void> {
   } catch {
     /* a pty without a size: programs assume 80x24 anyway */
   }
-  if (com1) {
-    const buf = new Uint8Array(4096);
-    const watcher = native().watchFd(master, () => {
-      for (let i = 0; i < 16; i++) {
-        let n: number | null;
-        try {
-          n = native().read(master, buf, 0, buf.length);
-        } catch {
-          watcher.stop(); // EIO: the last process holding the slave is gone
-          return;
-        }
-        if (n === null || n === 0) break;
-        com1.write(buf.slice(0, n));
-      }
-    });
-    watcher.start(native().READABLE);
-    com1.onInput = (bytes) => {
-      try {
-        native().write(master, bytes, 0, bytes.length);
-      } catch {
-        /* userland gone */
-      }
-    };
-  }
+  if (com1) com1.onInput = connectConsolePty(master, (b) => com1.write(b));
 }
 
 boot().catch((e) => {

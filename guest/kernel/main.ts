@@ -20,6 +20,7 @@ import { parseCmdline } from './cmdline.js';
 import { ipAutoconfig } from './net/ipconfig.js';
 import { printk, setConsoleSink } from './printk.js';
 import { killAllProcesses, startInit, type Userland } from './userland.js';
+import { connectConsolePty } from './console-pty.js';
 
 const PAGE = 4096;
 const HYPERCALL_FD = 3;
@@ -133,29 +134,7 @@ async function boot(): Promise<void> {
     if (status === 0) void shutdown('poweroff', 'init exited: powering off');
     else void shutdown('crash', `Kernel panic - not syncing: Attempted to kill init! exitcode=0x${(status << 8).toString(16).padStart(8, '0')}`);
   });
-  const master = userland.pty.master;
-  const buf = new Uint8Array(4096);
-  const watcher = native().watchFd(master, () => {
-    for (let i = 0; i < 16; i++) {
-      let n: number | null;
-      try {
-        n = native().read(master, buf, 0, buf.length);
-      } catch {
-        watcher.stop(); // EIO: the last process holding the slave is gone
-        return;
-      }
-      if (n === null || n === 0) break;
-      hvc.write(buf.slice(0, n));
-    }
-  });
-  watcher.start(native().READABLE);
-  hvc.input = (bytes) => {
-    try {
-      native().write(master, bytes, 0, bytes.length);
-    } catch {
-      /* userland gone */
-    }
-  };
+  hvc.input = connectConsolePty(userland.pty.master, (b) => hvc.write(b));
   await resize();
 }
 
