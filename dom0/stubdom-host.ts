@@ -80,6 +80,12 @@ export class StubdomHost {
     return (await this.client.call('metrics', { domid })).result;
   }
 
+  /** Fault injection for tests: make a device model end as a crash would. */
+  async injectFault(domid: number): Promise<void> {
+    if (!this.client) throw new Error('the stub domain is not running');
+    await this.client.call('fault', { domid });
+  }
+
   shutdown(): void {
     this.child?.kill('SIGTERM');
   }

@@ -136,6 +136,14 @@ function onMessage({ message, fds }: Received): void {
   closeFds(fds);
   if (req.op === 'stop') return void stop(id, Number(req.domid));
   if (req.op === 'metrics') return reply(id, { result: models.get(Number(req.domid))?.metrics ?? null });
+  if (req.op === 'fault') {
+    // Fault injection (tests): end one device model as a crash would, so dom0 and the
+    // hypervisor can show that only its guest goes down.
+    const m = models.get(Number(req.domid));
+    if (!m) return reply(id, { error: { errno: 'ESRCH', message: `no device model for domain ${String(req.domid)}` } });
+    void m.worker.terminate();
+    return reply(id, { result: null });
+  }
   reply(id, { error: { errno: 'ENOSYS', message: `unknown stub domain request ${String((req as { op?: unknown }).op)}` } });
 }
 

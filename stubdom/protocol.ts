@@ -35,7 +35,7 @@ export interface StopDeviceModel {
   domid: number;
 }
 
-export type DmRequest = StartDeviceModel | StopDeviceModel | { op: 'metrics'; domid: number };
+export type DmRequest = StartDeviceModel | StopDeviceModel | { op: 'metrics'; domid: number } | { op: 'fault'; domid: number };
 
 /** Upcall from the stub domain: a device model ended by itself (crash or guest reset). */
 export interface DmExit {

@@ -16,6 +16,8 @@ interface ServiceDeps {
   deviceStats?: () => Promise<Record<string, Record<string, number>>>;
   /** An HVM guest's device-model counters from the stub domain, and the stub domain's pid. */
   dmMetrics?: (domid: number) => Promise<{ pid: number | null; metrics: unknown }>;
+  /** Fault injection (tests): end an HVM guest's device model as a crash would. */
+  dmFault?: (domid: number) => Promise<void>;
 }
 
 function int(v: unknown, what: string, min: number, max: number): number {
@@ -135,6 +137,12 @@ export function xlService(d: ServiceDeps) {
     'dm-metrics': async (a) => {
       const domid = ts.resolve(a.dom);
       return d.dmMetrics ? { domid, ...(await d.dmMetrics(domid)) } : { domid, pid: null, metrics: null };
+    },
+    'dm-fault': async (a) => {
+      const domid = ts.resolve(a.dom);
+      if (!d.dmFault) throw new ToolstackError('ENOSYS', 'no stub domain');
+      await d.dmFault(domid);
+      return null;
     },
     // Diagnostic: event-channel round trips between dom0 and a guest's echo device (bench/).
     'evtchn-pingpong': async (a) =>

@@ -133,4 +133,21 @@ describe.skipIf(netShouldSkip())('HVM guests on emulated devices', () => {
     const out = await xn.consoleRun('pvhvm', 'ls /dev; dd if=/dev/hda bs=64k count=4 2>/dev/null | md5sum');
     expect(out).toContain(hex);
   }, 90_000);
+
+  it('a device model that crashes takes down only its own guest, which follows on_crash', async () => {
+    // 'pvhvm' from the test above is still running; a second HVM guest's device model dies.
+    const victim = 'dmcrash';
+    const cfg = xn.config(victim, [`builder = 'hvm'`, `name = '${victim}'`, `memory = 128`, `serial = 'pty'`, `on_crash = 'destroy'`, ''].join('\n'));
+    const before = xn.consoleLog(victim).length;
+    await xn.xlOk('create', cfg);
+    await xn.waitFor(`${victim}'s init`, () => /Run .* as init process/.test(xn.consoleLog(victim).slice(before)), 60_000);
+    const { rpcCall } = await import('../../dom0/toolstack/rpc.js');
+    await rpcCall(join(xn.dir, 'run', 'toolstack.sock'), 'dm-fault', { dom: victim });
+    await xn.waitFor(`${victim} to be destroyed by on_crash`, async () => !(await xn.list()).some((r) => r.name === victim), 20_000);
+    expect(xn.log()).toMatch(/device model of domain \d+ ended/);
+    expect(xn.log()).toMatch(new RegExp(`"${victim}" crashed; action destroy`));
+    // The other HVM guest and its device model carry on.
+    expect(await xn.consoleRun('pvhvm', 'echo still-here')).toContain('still-here');
+  }, 120_000);
 });
+
