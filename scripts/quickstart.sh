@@ -1,11 +1,23 @@
 #!/usr/bin/env bash
-# The README's first command: install everything, start xenode, and run the embedded default:
-# two guests (a shell and an isolated service), shown with xl list, a command run inside one
-# through its console, then left running for you to explore.
+# The README's first command (as root): install everything, then run the embedded default:
+#   1. a quick driver comparison (native vs PV vs PV-on-HVM vs emulated, in a private instance
+#      on its own bridge; the full run is `npm run bench`);
+#   2. xenode started, a test LAN on bridge xenbr0 (a LAN host 198.18.0.1 with dnsmasq, inside
+#      a namespace of ours; the machine's own network is never touched);
+#   3. two guests: `hello` (a shell on its console) and `service` (a web server as init, on the
+#      LAN), a command run inside `hello` through its console ring, and a page fetched from
+#      `service` by the LAN host.
+# Everything is left running for you to explore; `xenode lan down; xenode stop` ends it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+
+echo; echo "=== 1. driver comparison (quick run; npm run bench for the full one)"
+BENCH_QUICK=1 npm run --silent bench || echo "(the comparison did not complete; see above)"
+
+echo; echo "=== 2. xenode, a test LAN and two guests"
 xenode start
+xenode lan up
 for cfg in examples/quickstart/*.cfg; do
   name=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$cfg")
   if xl domid "$name" >/dev/null 2>&1; then xl destroy "$name"; fi
@@ -13,12 +25,21 @@ for cfg in examples/quickstart/*.cfg; do
 done
 sleep 1
 xl list
-echo
-echo "--- inside 'hello' (through its console ring):"
+
+echo; echo "=== 3a. inside 'hello' (through its console ring)"
 tty=$(xenstore-read "/local/domain/$(xl domid hello)/console/tty")
 exec 3<>"$tty"
-printf 'uname -n; id; ps ax | head -5\n' >&3
-timeout 2 cat <&3 | tr -d '\r' | tail -n +1 || true
+printf 'uname -n; id; ps ax | head -5; ip -o link | cut -d: -f2\n' >&3
+timeout 2 cat <&3 | tr -d '\r' || true
 exec 3>&-
+
+echo; echo "=== 3b. the LAN host fetches a page from 'service' (198.18.1.10:8080)"
+for i in $(seq 1 20); do
+  if xenode lan exec -- curl -s -m 2 -o /dev/null -w 'HTTP %{http_code} from the service guest\n' http://198.18.1.10:8080/; then break; fi
+  sleep 0.5
+done
+xl network-list service
+
 echo
-echo "xenode is running. Try: xl list | xl console hello | xl shutdown -w service | xenode stop"
+echo "xenode is running. Try: xl list | xl console hello | xenode lan exec -- ping -c 3 198.18.1.10"
+echo "                        xl shutdown -w service | xenode lan down | xenode stop"
