@@ -235,6 +235,8 @@ export interface NativeAddon {
   // ---- processes ----
   /** kill(pid, sig) returning false on ESRCH instead of throwing. */
   kill(pid: number, sig: number): boolean;
+  /** waitpid(pid, WNOHANG): true when that exited child was collected (PID 1 reaping orphans). */
+  reap(pid: number): boolean;
 
   // ---- KVM (native/kvm.cc; the engine around it is hypervisor/kvm/, see docs/kvm.md) ----
   kvm: KvmAddon;

@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -992,6 +993,19 @@ void Kill(const Args& a) {
   ThrowErrno(a.GetIsolate(), "kill", errno);
 }
 
+// Collect one exited child by pid without blocking: the guest kernel is PID 1 of its domain
+// and adopts every orphan, which Linux's init reaps. By pid, so libuv's own children (whose
+// exit statuses it waits for) are never taken from it. True when a zombie was collected.
+void Reap(const Args& a) {
+  int64_t pid;
+  if (!IntArg(a, 0, "pid", 1, INT_MAX, &pid)) return;
+  int status;
+  pid_t r = waitpid(static_cast<pid_t>(pid), &status, WNOHANG);
+  if (r > 0) return a.GetReturnValue().Set(true);
+  if (r == 0 || errno == ECHILD) return a.GetReturnValue().Set(false);
+  ThrowErrno(a.GetIsolate(), "waitpid", errno);
+}
+
 // ---------------------------------------------------------------------------------------
 
 void SetFn(Local<Context> ctx, Local<Object> target, const char* name, v8::FunctionCallback fn,
@@ -1063,6 +1077,7 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   SetFn(context, exports, "makeRaw", MakeRaw);
   SetFn(context, exports, "restoreTermios", RestoreTermios);
   SetFn(context, exports, "kill", Kill);
+  SetFn(context, exports, "reap", Reap);
   SetFn(context, exports, "mount", Mount);
   SetFn(context, exports, "umount2", Umount2);
 

@@ -21,6 +21,7 @@ import { ipAutoconfig } from './net/ipconfig.js';
 import { printk, setConsoleSink } from './printk.js';
 import { killAllProcesses, startInit, type Userland } from './userland.js';
 import { connectConsolePty } from './console-pty.js';
+import { startOrphanReaper } from './reaper.js';
 
 const PAGE = 4096;
 const HYPERCALL_FD = 3;
@@ -134,6 +135,8 @@ async function boot(): Promise<void> {
     if (status === 0) void shutdown('poweroff', 'init exited: powering off');
     else void shutdown('crash', `Kernel panic - not syncing: Attempted to kill init! exitcode=0x${(status << 8).toString(16).padStart(8, '0')}`);
   });
+  const initPid = userland.init.pid ?? -1;
+  startOrphanReaper(() => new Set([initPid]));
   hvc.input = connectConsolePty(userland.pty.master, (b) => hvc.write(b));
   await resize();
 }

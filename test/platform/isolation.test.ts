@@ -95,4 +95,13 @@ describe.skipIf(shouldSkip())('guest isolation', () => {
     // The hypervisor and dom0 are still there after all that.
     expect(existsSync(`/proc/${hypervisorPid(xn)}`) && existsSync(`/proc/${dom0Pid(xn)}`)).toBe(true);
   });
+
+  it("the guest kernel, as PID 1, reaps the processes orphaned in its domain, as init does", async () => {
+    // Each `sh -c 'sleep 0.2 &'` exits at once and leaves its sleep to PID 1; when the sleeps
+    // end, nobody but the kernel can collect them.
+    await xn.consoleRun('iso-a', "for i in 1 2 3 4 5; do sh -c 'sleep 0.2 &'; done");
+    await new Promise((r) => setTimeout(r, 2000));
+    const zombies = await xn.consoleRun('iso-a', "ps -A -o stat= | grep -c '^Z'; true");
+    expect(zombies.trim()).toBe('0');
+  });
 });
