@@ -24,9 +24,8 @@ import type { ShutdownReason } from '../../drivers/hypercall/ops.js';
 import { parseCmdline } from '../kernel/cmdline.js';
 import { ipAutoconfig } from '../kernel/net/ipconfig.js';
 import { printk, setConsoleSink } from '../kernel/printk.js';
-import { killAllProcesses, startInit, type Userland } from '../kernel/userland.js';
+import { killAllProcesses, initExitVerdict, startInit, type Userland } from '../kernel/userland.js';
 import { connectConsolePty } from '../kernel/console-pty.js';
-import { startOrphanReaper } from '../kernel/reaper.js';
 import { FuseFile } from '../kernel/fuse/fuse-file.js';
 import { VcpuRuntime } from './cpu/runtime.js';
 import { PhysicalMemory } from './cpu/ram.js';
@@ -204,12 +203,9 @@ async function boot(): Promise<void> {
   // ---- init on ttyS0
   userland = startInit(spec, (code, signal) => {
     if (stopping) return;
-    const status = signal ? 128 : (code ?? 0);
-    if (status === 0) void shutdown('poweroff', 'init exited: powering off');
-    else void shutdown('crash', `Kernel panic - not syncing: Attempted to kill init! exitcode=0x${(status << 8).toString(16).padStart(8, '0')}`);
+    const verdict = initExitVerdict(code, signal);
+    void shutdown(verdict.reason, verdict.message);
   });
-  const initPid = userland.init.pid ?? -1;
-  startOrphanReaper(() => new Set([initPid]));
   const master = userland.pty.master;
   try {
     native().setWinsize(master, 24, 80);

@@ -19,9 +19,8 @@ import { ConsoleFrontend } from './console-frontend.js';
 import { parseCmdline } from './cmdline.js';
 import { ipAutoconfig } from './net/ipconfig.js';
 import { printk, setConsoleSink } from './printk.js';
-import { killAllProcesses, startInit, type Userland } from './userland.js';
+import { killAllProcesses, initExitVerdict, startInit, type Userland } from './userland.js';
 import { connectConsolePty } from './console-pty.js';
-import { startOrphanReaper } from './reaper.js';
 
 const PAGE = 4096;
 const HYPERCALL_FD = 3;
@@ -131,12 +130,9 @@ async function boot(): Promise<void> {
   const spec = parseCmdline(si.cmdLine);
   userland = startInit(spec, (code, signal) => {
     if (stopping) return;
-    const status = signal ? 128 : (code ?? 0);
-    if (status === 0) void shutdown('poweroff', 'init exited: powering off');
-    else void shutdown('crash', `Kernel panic - not syncing: Attempted to kill init! exitcode=0x${(status << 8).toString(16).padStart(8, '0')}`);
+    const verdict = initExitVerdict(code, signal);
+    void shutdown(verdict.reason, verdict.message);
   });
-  const initPid = userland.init.pid ?? -1;
-  startOrphanReaper(() => new Set([initPid]));
   hvc.input = connectConsolePty(userland.pty.master, (b) => hvc.write(b));
   await resize();
 }

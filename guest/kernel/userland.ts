@@ -5,6 +5,7 @@ import { accessSync, constants, realpathSync } from 'node:fs';
 import { native, type PtyPair } from '../../native/index.js';
 import { DEFAULT_INITS, type InitSpec } from './cmdline.js';
 import { printk } from './printk.js';
+import { startOrphanReaper } from './reaper.js';
 
 function executable(path: string): boolean {
   try {
@@ -62,6 +63,9 @@ export function startInit(spec: InitSpec, onExit: (code: number | null, signal: 
   // The kernel keeps only the master: the slave lives on in init's session.
   native().close(pty.slave);
   init.on('exit', onExit);
+  // As PID 1 the kernel adopts the domain's orphans; init itself is libuv's to wait for.
+  const initPid = init.pid ?? -1;
+  startOrphanReaper(() => new Set([initPid]));
   return { pty, init };
 }
 
@@ -88,3 +92,12 @@ export async function killAllProcesses(graceMs: number): Promise<void> {
     /* all gone */
   }
 }
+
+/** What init's exit means, as Linux decides it: status 0 powers the domain off (xenode's
+ * choice; Linux panics on any exit), anything else is "Attempted to kill init", a crash. */
+export function initExitVerdict(code: number | null, signal: NodeJS.Signals | null): { reason: 'poweroff' | 'crash'; message: string } {
+  const status = signal ? 128 : (code ?? 0);
+  if (status === 0) return { reason: 'poweroff', message: 'init exited: powering off' };
+  return { reason: 'crash', message: `Kernel panic - not syncing: Attempted to kill init! exitcode=0x${(status << 8).toString(16).padStart(8, '0')}` };
+}
+

@@ -11,7 +11,7 @@
 import { diskDryRunJson, parseDiskSpec, validateDiskVdev } from '../../config/disk-spec.js';
 import { parseVdev } from '../../config/vdev-number.js';
 import { diskDeviceEntries } from '../../devices/vbd.js';
-import { domidOf, num, readOr, sleep, withXs, wrap, XlExit } from './common.js';
+import { awaitHotplug, domidOf, num, readOr, withXs, wrap, XlExit } from './common.js';
 import { extraCommands, type XlCommandContext } from './registry.js';
 
 async function blockAttach(argv: string[], ctx: XlCommandContext): Promise<number> {
@@ -26,21 +26,7 @@ async function blockAttach(argv: string[], ctx: XlCommandContext): Promise<numbe
   const devid = validateDiskVdev(disk);
   await ctx.call('device-attach', { dom: String(domid), device: diskDeviceEntries(disk, devid) });
   // libxl waits for the hotplug script; here blkback plays its part and says how it went.
-  const be = `/local/domain/0/backend/vbd/${domid}/${devid}`;
-  const outcome = await withXs(async (xs) => {
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline) {
-      const st = await readOr(xs, `${be}/hotplug-status`, '');
-      if (st === 'connected') return null;
-      if (st === 'error') return await readOr(xs, `${be}/hotplug-error`, 'hotplug script failed');
-      await sleep(20);
-    }
-    return 'timed out waiting for the backend (blkback) to open the disk';
-  });
-  if (outcome !== null) {
-    await ctx.call('device-detach', { dom: String(domid), type: 'vbd', devid, force: true }).catch(() => {});
-    throw new XlExit(1, `libxl: error: libxl_device.c: device vbd ${devid} (${disk.vdev}): ${outcome}\nlibxl_device_disk_add failed.`);
-  }
+  await awaitHotplug(ctx, { domid, type: 'vbd', devid, what: `vbd ${devid} (${disk.vdev})`, addFn: 'libxl_device_disk_add' }, 'timed out waiting for the backend (blkback) to open the disk');
   return 0;
 }
 

@@ -61,3 +61,29 @@ export function wrap(cmd: (argv: string[], ctx: XlCommandContext) => Promise<num
     }
   };
 }
+
+/** libxl's wait for a hot-plugged device: poll its backend's `hotplug-status` (the hotplug
+ * script or the backend writes it) until connected or error. On failure the half-made device
+ * is removed and xl exits as libxl does; `what` names it in the message ("vif 1", "vbd 51712 (xvde)"). */
+export async function awaitHotplug(
+  ctx: XlCommandContext,
+  dev: { domid: number; type: string; devid: number; what: string; addFn: string },
+  timeoutMsg: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const be = `/local/domain/0/backend/${dev.type}/${dev.domid}/${dev.devid}`;
+  const outcome = await withXs(async (xs) => {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const st = await readOr(xs, `${be}/hotplug-status`, '');
+      if (st === 'connected') return null;
+      if (st === 'error') return await readOr(xs, `${be}/hotplug-error`, 'hotplug script failed');
+      await sleep(20);
+    }
+    return timeoutMsg;
+  });
+  if (outcome === null) return;
+  await ctx.call('device-detach', { dom: String(dev.domid), type: dev.type, devid: dev.devid, force: true }).catch(() => {});
+  throw new XlExit(1, `libxl: error: libxl_device.c: device ${dev.what}: ${outcome}\n${dev.addFn} failed.`);
+}
+

@@ -13,7 +13,7 @@
 import { ConfigError } from '../../config/config-error.js';
 import { parseMac, parseVifArgs, resolveNicDefaults, vifDryRunJson } from '../../config/vif-spec.js';
 import { vifDeviceEntries } from '../../devices/vif.js';
-import { domidOf, num, readOr, sleep, withXs, wrap, XlExit } from './common.js';
+import { awaitHotplug, domidOf, num, readOr, withXs, wrap, XlExit } from './common.js';
 import { extraCommands, type XlCommandContext } from './registry.js';
 
 const HOTPLUG_TIMEOUT_MS = 10_000;
@@ -58,21 +58,7 @@ async function networkAttach(argv: string[], ctx: XlCommandContext): Promise<num
   } catch (e) {
     throw new XlExit(1, `${(e as Error).message}\nlibxl_device_nic_add failed.`);
   }
-  const be = `/local/domain/0/backend/vif/${domid}/${devid}`;
-  const outcome = await withXs(async (xs) => {
-    const deadline = Date.now() + HOTPLUG_TIMEOUT_MS;
-    while (Date.now() < deadline) {
-      const st = await readOr(xs, `${be}/hotplug-status`, '');
-      if (st === 'connected') return null;
-      if (st === 'error') return await readOr(xs, `${be}/hotplug-error`, 'hotplug script failed');
-      await sleep(20);
-    }
-    return 'timed out waiting for the hotplug script';
-  });
-  if (outcome !== null) {
-    await ctx.call('device-detach', { dom: String(domid), type: 'vif', devid, force: true }).catch(() => {});
-    throw new XlExit(1, `libxl: error: libxl_device.c: device vif ${devid}: ${outcome}\nlibxl_device_nic_add failed.`);
-  }
+  await awaitHotplug(ctx, { domid, type: 'vif', devid, what: `vif ${devid}`, addFn: 'libxl_device_nic_add' }, 'timed out waiting for the hotplug script', HOTPLUG_TIMEOUT_MS);
   return 0;
 }
 
