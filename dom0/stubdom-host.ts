@@ -54,7 +54,7 @@ export class StubdomHost {
     return client;
   }
 
-  async start(spec: { domid: number; name: string; vcpus: number; memoryBytes: number; disks: DmDisk[] }, f: DeviceModelFds): Promise<void> {
+  async start(spec: { domid: number; name: string; vcpus: number; memoryBytes: number; disks: DmDisk[]; firmware?: boolean }, f: DeviceModelFds): Promise<void> {
     const fds: number[] = [];
     const at = (fd: number) => (fd < 0 ? -1 : fds.push(fd) - 1);
     const args = {

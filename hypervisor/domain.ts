@@ -5,6 +5,7 @@ import type { ShutdownReason } from '../drivers/hypercall/ops.js';
 import type { MessageSocket } from '../drivers/hypercall/channel.js';
 import type { DomainCgroup } from './cgroups.js';
 import { EventChannelTable } from './event-channel-table.js';
+import type { KvmDomain } from './kvm/kvm-domain.js';
 
 export const GRANT_ENTRIES_PER_FRAME = 512;
 export const DEFAULT_GRANT_FRAMES = 32;
@@ -41,6 +42,8 @@ export class Domain {
   irqPort = 0;
   cmdline = '';
   readonly hvmParams = new Map<number, number>();
+  /** HVM on KVM: the VM whose vCPU threads run the guest (no kernel process). */
+  kvm: KvmDomain | null = null;
 
   constructor(
     readonly domid: number,

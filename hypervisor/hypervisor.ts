@@ -22,6 +22,9 @@ import { ConsoleLog } from './console-log.js';
 import { Domain, GRANT_ENTRIES_PER_FRAME } from './domain.js';
 import { launchDomainKernel } from './domain-launcher.js';
 import { HVM_IOREQ_PAGES } from '../drivers/hypercall/hvm-platform-page.js';
+import { kvmAvailable } from './kvm/kvm.js';
+import { KvmDomain } from './kvm/kvm-domain.js';
+import type { KvmVmEvent } from './kvm/vm.js';
 
 export class HypercallFault extends Error {
   constructor(readonly errno: string, message: string) {
@@ -148,9 +151,10 @@ export class Hypervisor {
     let running = false;
     let blocked = false;
     if (d.started && !d.paused && !d.isShutdown && !d.dying) {
-      running = d.domid === 0 || this.anyRunnable(d);
+      running = d.domid === 0 || (d.kvm ? d.kvm.runnable : this.anyRunnable(d));
       blocked = !running;
     }
+    const vcpus = d.kvm?.vcpuInfo();
     const memKiB = d.domid === 0 ? d.targetKiB : Math.max(d.targetKiB, 0);
     return {
       domid: d.domid,
@@ -169,12 +173,18 @@ export class Hypervisor {
       targetKiB: d.targetKiB,
       vcpus: d.maxVcpus,
       onlineVcpus: d.onlineVcpus,
-      cpuTimeNs: d.domid === 0 ? Math.round(process.cpuUsage().user * 1000 + process.cpuUsage().system * 1000) : d.cgroup?.cpuTimeNs() ?? 0,
+      cpuTimeNs:
+        d.domid === 0
+          ? Math.round(process.cpuUsage().user * 1000 + process.cpuUsage().system * 1000)
+          : vcpus
+            ? Math.round(vcpus.reduce((t, v) => t + v.cpuTimeSec, 0) * 1e9)
+            : (d.cgroup?.cpuTimeNs() ?? 0),
       startTimeMs: d.startTimeMs,
       pid: d.process?.pid ?? (d.domid === 0 ? process.pid : 0),
       weight: d.weight,
       cap: d.cap,
       vcpuAffinity: d.vcpuAffinity,
+      vcpuInfo: vcpus?.map((v) => ({ state: v.state, cpu: v.cpu, timeSec: v.cpuTimeSec })),
     };
   }
 
@@ -218,6 +228,14 @@ export class Hypervisor {
       d.vcpuAffinity = d.vcpuAffinity.map(() => [...allowed]);
     }
     const kernel = args.kernel as CreateDomainArgs['kernel'] | undefined;
+    const linux = kernel?.kind === 'hvm' ? kernel.linux : undefined;
+    if (linux) {
+      // HVM on KVM: say plainly when this host cannot, before anything is allocated.
+      const kvm = kvmAvailable();
+      if (!kvm.ok) throw fault('ENODEV', `HVM on KVM is not possible here: ${kvm.reason}`);
+      if (vcpus > this.cpuList.length) throw fault('EINVAL', `vcpus=${vcpus}: an HVM guest on KVM may have at most the host's ${this.cpuList.length} CPUs`);
+      if (typeof linux.kernel !== 'string' || !linux.kernel) throw fault('EINVAL', 'kernel: a path to a Linux bzImage is needed');
+    }
     if (kernel?.kind === 'hvm') {
       d.kind = 'hvm';
       d.cmdline = String(kernel.cmdline ?? '').slice(0, 1023);
@@ -236,6 +254,7 @@ export class Hypervisor {
       d.cgroup.setWeight(DEFAULT_WEIGHT);
       d.cgroup.setCap(cpuLimit(d, this.cpuList.length));
       d.cgroup.setCpus(union(d.vcpuAffinity));
+      if (linux) d.kvm = this.createKvm(d, linux);
     } catch (e) {
       await this.release(d);
       throw e;
@@ -245,11 +264,48 @@ export class Hypervisor {
     return d;
   }
 
-  /** First unpause starts the kernel; later ones thaw the freezer. */
-  unpause(d: Domain): void {
+  /** The VM an HVM domain with a Linux `kernel` runs on; its fate is the domain's. */
+  private createKvm(d: Domain, linux: NonNullable<Extract<CreateDomainArgs['kernel'], { kind: 'hvm' }>['linux']>): KvmDomain {
+    const pciIrqs = Array.isArray(linux.pciIrqs) ? linux.pciIrqs : [];
+    try {
+      return KvmDomain.create({
+        domid: d.domid,
+        name: d.label,
+        memfd: d.memFd,
+        memoryBytes: d.memoryMiB * 1048576,
+        vcpus: d.maxVcpus,
+        ioreqFd: d.ioreqFd,
+        linux: { kernel: linux.kernel, ramdisk: linux.ramdisk || undefined, cmdline: String(linux.cmdline ?? ''), pciIrqs },
+        onEvent: (e) => this.onKvmEvent(d, e),
+      });
+    } catch (e) {
+      throw fault('EINVAL', `HVM guest kernel ${linux.kernel}: ${(e as Error).message}`);
+    }
+  }
+
+  private onKvmEvent(d: Domain, e: KvmVmEvent): void {
+    if (e.type === 'debug') return this.log.write(`d${d.domid}: [0xe9] ${e.text}`);
+    if (d.dying || d.shutdownReason !== null) return;
+    if (e.type === 'crash') {
+      d.shutdownReason = 'crash';
+      d.crashed = true;
+      this.log.write(`d${d.domid}: crashed (vCPU ${e.vcpu}: ${e.detail})`);
+      this.sendVirqDomExc();
+    } else this.shutdown(d, e.type === 'reboot' ? 'reboot' : 'poweroff');
+  }
+
+  /** First unpause starts the kernel (or a KVM domain's vCPUs); later ones thaw the freezer. */
+  async unpause(d: Domain): Promise<void> {
     if (d.domid === 0) throw fault('EINVAL', 'dom0 cannot be paused or unpaused');
     if (d.isShutdown || d.dying) throw fault('EINVAL', `domain ${d.domid} is shut down`);
-    if (!d.started) {
+    if (d.kvm) {
+      if (!d.started) {
+        d.started = true;
+        d.startTimeMs = Date.now();
+        this.log.write(`d${d.domid}: vCPUs started on KVM (${d.maxVcpus})`);
+      }
+      await d.kvm.unpause();
+    } else if (!d.started) {
       if (d.kind === 'hvm' && !existsSync(join(bootDir(), 'hvm-kernel.mjs'))) {
         throw fault('ENOSYS', 'no HVM guest kernel is built (dist/boot/hvm-kernel.mjs): run "npm run build"');
       }
@@ -277,10 +333,11 @@ export class Hypervisor {
     d.paused = false;
   }
 
-  pause(d: Domain): void {
+  async pause(d: Domain): Promise<void> {
     if (d.domid === 0) throw fault('EINVAL', 'dom0 cannot be paused or unpaused');
     if (!d.started) return;
-    d.cgroup!.freeze();
+    if (d.kvm) await d.kvm.pause();
+    else d.cgroup!.freeze();
     d.paused = true;
   }
 
@@ -323,6 +380,10 @@ export class Hypervisor {
   /** Give back everything a domain holds: processes, ports (peers see them unbound), memory. */
   private async release(d: Domain): Promise<void> {
     if (d.timer) clearTimeout(d.timer);
+    if (d.kvm) {
+      await d.kvm.destroy().catch((e) => this.log.write(`d${d.domid}: destroying its VM: ${(e as Error).message}`));
+      d.kvm = null;
+    }
     if (d.process && d.process.exitCode === null && d.process.signalCode === null) {
       const exited = new Promise<boolean>((r) => d.process!.once('exit', () => r(true)));
       const timeout = (ms: number) => new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref());
@@ -396,8 +457,8 @@ export class Hypervisor {
       // ---- domctl (dom0 only)
       'domctl.createdomain': priv(async (_c, a) => ({ result: { domid: (await this.createDomain(a)).domid } })),
       'domctl.getdomaininfo': priv((_c, a) => ({ result: this.info(this.domain(a.domid)) })),
-      'domctl.pausedomain': priv((_c, a) => (this.pause(this.domain(a.domid)), { result: null })),
-      'domctl.unpausedomain': priv((_c, a) => (this.unpause(this.domain(a.domid)), { result: null })),
+      'domctl.pausedomain': priv(async (_c, a) => (await this.pause(this.domain(a.domid)), { result: null })),
+      'domctl.unpausedomain': priv(async (_c, a) => (await this.unpause(this.domain(a.domid)), { result: null })),
       'domctl.destroydomain': priv(async (_c, a) => (await this.destroy(this.domain(a.domid)), { result: null })),
       'domctl.shutdown': priv((_c, a) => {
         const reason = a.reason as ShutdownReason;
@@ -476,6 +537,8 @@ export class Hypervisor {
         const p = d.evtchn.get(a.port);
         if (d.kind !== 'hvm' || !p) throw fault('EINVAL', `port ${String(a.port)} is not a port of HVM domain ${d.domid}`);
         d.irqPort = p.port;
+        // A KVM domain has no kernel process to wait on this port: the VM host watches it.
+        d.kvm?.watchIrq(p.fd);
         return { result: null };
       }),
       'domctl.set_hvm_param': priv((_c, a) => {

@@ -101,6 +101,22 @@ export function ideIndexForVdev(vdev: string): number | undefined {
   return i < 4 ? i : undefined;
 }
 
+/** The PCI INTx routes of the machine a config builds, as a BIOS's MP table would describe
+ * them: every function with an interrupt pin (the Xen platform device, one RTL8139 per
+ * emulated NIC) on INTA#, swizzled onto a PIRQ and routed to an ISA IRQ = IOAPIC pin. A kernel
+ * booted without firmware (Linux on KVM) finds its devices' interrupts here. */
+export function pciIntxRoutes(opts: { nics: number; platform?: boolean; pirqRoutes?: readonly (number | null)[] }): { dev: number; pin: number; gsi: number }[] {
+  const routes = opts.pirqRoutes ?? DEFAULT_PIRQ_ROUTES;
+  const out: { dev: number; pin: number; gsi: number }[] = [];
+  const add = (dev: number) => {
+    const gsi = routes[PciBus.pirqOf(dev, 1)];
+    if (gsi !== null && gsi !== undefined) out.push({ dev, pin: 1, gsi });
+  };
+  if (opts.platform ?? true) add(PCI_SLOT_XEN_PLATFORM);
+  for (let i = 0; i < opts.nics; i++) add(PCI_SLOT_FIRST_NIC + i);
+  return out;
+}
+
 export interface MachineMetrics {
   dispatch: IoreqDispatcher['metrics'];
   pci: PciConfigMechanism1['metrics'];

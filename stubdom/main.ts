@@ -50,6 +50,7 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
     memoryBytes: req.memoryBytes,
     nics: req.nics.map((n) => ({ devid: n.devid, mac: n.mac, fd: fd(n.tapFd) })),
     disks: req.disks,
+    firmware: req.firmware === true,
     memFd: fd(req.fds.memory),
     ioreqFd: fd(req.fds.ioreq),
     irqFd: fd(req.fds.irq),

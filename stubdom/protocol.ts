@@ -25,6 +25,9 @@ export interface StartDeviceModel {
   memoryBytes: number;
   nics: DmNic[];
   disks: DmDisk[];
+  /** Set up PCI as hvmloader would (BARs, decode, PIRQ routes, Interrupt Line): for guests
+   * without firmware of their own (a Linux kernel booted directly on KVM). */
+  firmware?: boolean;
   /** fd indices: guest RAM memfd, ioreq memfd, the guest's irq doorbell (eventfd), the serial
    * pty master (or -1), the console log (or -1); NIC TAPs are referenced from `nics`. */
   fds: { memory: number; ioreq: number; irq: number; serial: number; log: number };
@@ -52,6 +55,7 @@ export interface WorkerData {
   memoryBytes: number;
   nics: { devid: number; mac: string; fd: number }[];
   disks: DmDisk[];
+  firmware: boolean;
   memFd: number;
   ioreqFd: number;
   irqFd: number;

@@ -41,6 +41,7 @@ const machine = new PcMachine({
   irqSink: {
     raise(line: number) {
       Atomics.or(words, PlatformWord.IRQ_LEVEL, 1 << line);
+      Atomics.or(words, PlatformWord.IRQ_EDGES, 1 << line);
       Atomics.add(words, PlatformWord.IRQ_RAISES, 1);
       n.eventfdWrite(wd.irqFd, 1);
     },
@@ -51,8 +52,10 @@ const machine = new PcMachine({
   nics: nicBackends.map(({ nic, backend }) => ({ devid: nic.devid, mac: nic.mac, backend })),
   disks: wd.disks.map((d) => ({ index: d.index, path: d.path, readOnly: d.readOnly, cdrom: d.cdrom })),
   serial: serialBackend ? [{ backend: serialBackend }] : [],
-  // The guest's own firmware enumerates PCI and assigns BARs (guest/hvm/firmware).
-  firmware: false,
+  // xenode's HVM guest OS has firmware of its own that enumerates PCI and assigns BARs
+  // (guest/hvm/firmware); a Linux kernel booted directly on KVM has none, so the machine plays
+  // hvmloader's part for it.
+  firmware: wd.firmware,
   log: { info: log, warn: log, error: log },
   onReset: (hard) => parentPort?.postMessage({ type: 'reset', hard }),
   onUnplug: (mask) => {

@@ -13,7 +13,8 @@ import { ipSync } from '../../net/ip.js';
 import { ConsoleDaemon } from '../console/console-daemon.js';
 import type { StubdomHost } from '../stubdom-host.js';
 import type { DmDisk } from '../../stubdom/protocol.js';
-import { ideIndexForVdev } from '../../stubdom/machine.js';
+import { ideIndexForVdev, pciIntxRoutes } from '../../stubdom/machine.js';
+import type { CreateDomainArgs } from '../../drivers/hypercall/ops.js';
 import type { DomainConfig } from './config/domain-config-types.js';
 import type { BuildSpec } from './build-spec.js';
 import { ToolstackError } from './rpc.js';
@@ -26,6 +27,11 @@ interface HvmDomain {
   pty: PtyPair | null;
   logFd: number;
   irqPort: number;
+}
+
+/** The config's emulated NICs (type=ioemu, the HVM default), in the order the machine slots them. */
+function emulatedNics(spec: BuildSpec) {
+  return ((spec.config as DomainConfig).nics ?? []).map((n) => n.resolved).filter((nic) => nic.nictype === 'vif_ioemu');
 }
 
 export class HvmBuilder {
@@ -44,6 +50,22 @@ export class HvmBuilder {
     const cfg = spec.config as DomainConfig;
     const boot = cfg.hvm?.boot ?? 'cd';
     return `${spec.cmdline} xenode.boot=${boot}`.trim();
+  }
+
+  /** An HVM config that names a Linux `kernel` boots it directly on KVM (docs/kvm.md), with
+   * `ramdisk` and `extra` as they are; without one, xenode's own HVM guest OS runs. */
+  static bootsLinux(spec: BuildSpec): boolean {
+    return spec.type === 'hvm' && !!spec.kernel;
+  }
+
+  /** What the hypervisor is told this HVM domain runs (domctl.createdomain's `kernel`). */
+  static kernelArgs(spec: BuildSpec): CreateDomainArgs['kernel'] {
+    if (!HvmBuilder.bootsLinux(spec)) return { kind: 'hvm', cmdline: HvmBuilder.cmdline(spec) };
+    return {
+      kind: 'hvm',
+      cmdline: spec.cmdline,
+      linux: { kernel: spec.kernel!, ramdisk: spec.ramdisk, cmdline: spec.cmdline, pciIrqs: pciIntxRoutes({ nics: emulatedNics(spec).length }) },
+    };
   }
 
   /** PV-on-HVM drivers find xenstore through HVM params, as in Xen. */
@@ -85,8 +107,7 @@ export class HvmBuilder {
 
       // Emulated NICs (type=ioemu, the HVM default): TAP vif<domid>.<devid>-emu on the bridge.
       const taps: { devid: number; mac: string; fd: number }[] = [];
-      for (const { resolved: nic } of cfg.nics ?? []) {
-        if (nic.nictype !== 'vif_ioemu') continue;
+      for (const nic of emulatedNics(spec)) {
         const name = `${nic.ifname ?? `vif${domid}.${nic.devid}`}-emu`.slice(0, 15);
         const tap = native().tapOpen(name, false, 0);
         toClose.push(tap.fd);
@@ -107,7 +128,7 @@ export class HvmBuilder {
       }
 
       await this.stubdom.start(
-        { domid, name: spec.name, vcpus: spec.maxVcpus, memoryBytes: spec.memoryMiB * 1048576, disks },
+        { domid, name: spec.name, vcpus: spec.maxVcpus, memoryBytes: spec.memoryMiB * 1048576, disks, firmware: HvmBuilder.bootsLinux(spec) },
         { memory: mem.fds[0]!, ioreq: ioreq.fds[0]!, irq: irqFd, serial: rec.pty.master, log: rec.logFd, taps },
       );
     } catch (e) {

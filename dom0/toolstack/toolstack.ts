@@ -87,7 +87,7 @@ export class Toolstack {
       vcpus: spec.vcpus,
       maxVcpus: spec.maxVcpus,
       cpus: spec.cpus,
-      kernel: hvm ? { kind: 'hvm', cmdline: HvmBuilder.cmdline(spec) } : { kind: 'pv', startInfoPfn: sp.startInfo },
+      kernel: hvm ? HvmBuilder.kernelArgs(spec) : { kind: 'pv', startInfoPfn: sp.startInfo },
     });
     const rec: DomainRecord = { domid, name: spec.name, uuid, spec, storePort: 0, consolePort: 0, handled: false, waiters: [] };
     this.records.set(domid, rec);

@@ -20,4 +20,8 @@ export const PlatformWord = {
   IRQ_LEVEL: PLATFORM_PAGE_OFFSET / 4 + 2,
   /** Count of raise events, for diagnostics and exit accounting. */
   IRQ_RAISES: PLATFORM_PAGE_OFFSET / 4 + 3,
+  /** Device model -> KVM engine: bit n set on every raise of line n; the engine takes the word
+   * (Atomics.exchange) when it mirrors the lines into KVM, so an edge whose line was lowered
+   * again before anyone looked (a 16550's THRE, say) is not lost (hypervisor/kvm/irq-mirror.ts). */
+  IRQ_EDGES: PLATFORM_PAGE_OFFSET / 4 + 4,
 } as const;

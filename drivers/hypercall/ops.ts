@@ -30,7 +30,17 @@ export interface CreateDomainArgs {
   grantFrames?: number;
   /** What the domain runs: the PV guest kernel (told its start-info frame), or an HVM guest
    * (firmware and native drivers behind emulated devices; docs/hvm.md). */
-  kernel: { kind: 'pv'; startInfoPfn: number } | { kind: 'hvm'; cmdline: string };
+  kernel: { kind: 'pv'; startInfoPfn: number } | { kind: 'hvm'; cmdline: string; linux?: HvmLinuxBoot };
+}
+
+/** An HVM domain that boots a Linux kernel directly on KVM (docs/kvm.md): the config's
+ * `kernel` (a bzImage), `ramdisk` and `extra`, plus the device model's PCI INTx routes for the
+ * MP table. The hypervisor reads the files. */
+export interface HvmLinuxBoot {
+  kernel: string;
+  ramdisk?: string;
+  cmdline: string;
+  pciIrqs: { dev: number; pin: number; gsi: number }[];
 }
 
 export interface DomainInfo {
@@ -57,6 +67,8 @@ export interface DomainInfo {
   weight: number;
   cap: number;
   vcpuAffinity: number[][];
+  /** Per-vCPU state where the hypervisor knows it (HVM on KVM: real vCPU threads). */
+  vcpuInfo?: { state: 'r' | 'b' | 'p' | '-'; cpu: number; timeSec: number }[];
 }
 
 export interface EvtchnStatus {

@@ -90,6 +90,11 @@ let cachedAvail: KvmAvailability | undefined;
 /** Is an HVM-on-KVM domain possible here? Never throws. */
 export function kvmAvailable(): KvmAvailability {
   if (cachedAvail) return cachedAvail;
+  // An administrator's switch (and how tests show what a host without KVM does).
+  if (process.env.XENODE_KVM === 'off') {
+    cachedAvail = { ok: false, reason: 'KVM use is switched off on this host (XENODE_KVM=off)', maxVcpus: 0 };
+    return cachedAvail;
+  }
   if (!existsSync('/dev/kvm')) {
     cachedAvail = {
       ok: false,

@@ -15,10 +15,12 @@
 // interrupted exit and between ioreqs. The control plane back to the owner (guest crashed,
 // guest asked for reset/poweroff, debug-console lines) is postMessage: rare events only.
 //
-// This file imports nothing but node builtins and the ioreq wire constants: it runs either
+// This file imports nothing but node builtins, the ioreq wire constants and the irq mirror
+// (constants and one function): it runs either
 // compiled (dist/) or bundled on the fly from source (vitest).
 import { createRequire } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
+import { syncIrqLines } from './irq-mirror.js';
 import {
   IOREQ_READ,
   IOREQ_SIZE,
@@ -83,6 +85,9 @@ export interface VcpuWorkerData {
   stringIo: 'split' | 'bounce';
   bounce: { page: SharedArrayBuffer; gpa: number } | null;
   internalDevices: boolean;
+  /** Interrupt lines driven by a device model in another process (irq-mirror.ts): after each
+   * ioreq this vCPU completes, bring KVM's lines in step with the platform page. */
+  irqMirror: { vm: number; platform: SharedArrayBuffer; state: SharedArrayBuffer } | null;
 }
 
 export type VcpuMessage =
@@ -121,6 +126,17 @@ if (wd.notify && 'eventfd' in wd.notify) {
   };
 }
 
+const mirror = wd.irqMirror
+  ? { platform: new Int32Array(wd.irqMirror.platform), state: new Int32Array(wd.irqMirror.state), vm: wd.irqMirror.vm }
+  : null;
+const setLine = (gsi: number, level: 0 | 1) => {
+  try {
+    k.irqLine(mirror!.vm, gsi, level);
+  } catch {
+    /* the VM is being destroyed */
+  }
+};
+
 let stopRequested = false;
 let respLo = 0;
 let respHi = 0;
@@ -158,6 +174,7 @@ function ioreqRoundTrip(type: number, addr: number, size: number, count: number,
   respHi = pageDv.getUint32(SLOT + 12, true);
   Atomics.store(page8, SLOT + 30, STATE_IOREQ_NONE);
   Atomics.store(ctl, C + CTL_STATE, ST_RUNNING);
+  if (mirror) syncIrqLines(mirror.platform, mirror.state, setLine);
   return true;
 }
 

@@ -29,6 +29,7 @@ import {
 } from './kvm-abi.js';
 import { defaultCpuidClear, kvmAvailable } from './kvm.js';
 import { workerEntry } from './worker-entry.js';
+import { MIRROR_WORDS, syncIrqLines } from './irq-mirror.js';
 import type { VcpuMessage, VcpuWorkerData } from './vcpu-worker.js';
 
 // ---- guest-physical memory layout ----
@@ -88,6 +89,10 @@ export interface KvmVmConfig {
   /** CPUID feature bits to hide, (leaf, index, reg 0-3 = eax..edx, bits); default: what this
    * host's KVM needs hidden (defaultCpuidClear()). */
   cpuidClear?: Array<[number, number, number, number]>;
+  /** A device model in another process drives the interrupt lines through the platform page
+   * (the ioreq memfd's IRQ_LEVEL / IRQ_EDGES words): mirror them into KVM after every ioreq and
+   * whenever `syncIrqLines()` is called (irq-mirror.ts). */
+  irqMirror?: { platform: SharedArrayBuffer };
 }
 
 export type KvmVmEvent =
@@ -146,6 +151,8 @@ export class KvmVm extends EventEmitter {
   private finalStats: KvmExitStats | null = null;
   private finalInfo: VcpuInfo[] | null = null;
   private stoppedCpuNs: number[] = [];
+  private readonly mirrorState = new Int32Array(new SharedArrayBuffer(MIRROR_WORDS * 4));
+  private readonly mirrorPlatform: Int32Array | null;
 
   private constructor(private readonly cfg: KvmVmConfig) {
     super();
@@ -174,6 +181,7 @@ export class KvmVm extends EventEmitter {
       throw e;
     }
     this.ctl = new Int32Array(new SharedArrayBuffer(cfg.vcpus * CTL_WORDS * 4));
+    this.mirrorPlatform = cfg.irqMirror ? new Int32Array(cfg.irqMirror.platform) : null;
     this.stoppedCpuNs = new Array(cfg.vcpus).fill(-1);
   }
 
@@ -230,6 +238,9 @@ export class KvmVm extends EventEmitter {
         stringIo: bounce ? 'bounce' : 'split',
         bounce: bounce ? { page: native().mapShared(this.cfg.memfd, 4096, BOUNCE_GPA), gpa: BOUNCE_GPA } : null,
         internalDevices: this.cfg.internalDevices ?? true,
+        irqMirror: this.cfg.irqMirror
+          ? { vm: this.vm, platform: this.cfg.irqMirror.platform, state: this.mirrorState.buffer as SharedArrayBuffer }
+          : null,
       };
       const w = 'url' in entry ? new Worker(entry.url, { workerData: data }) : new Worker(entry.code, { eval: true, workerData: data });
       this.workers.push(w);
@@ -357,6 +368,19 @@ export class KvmVm extends EventEmitter {
     }
     k.destroyVm(this.vm);
     this.stateValue = 'destroyed';
+  }
+
+  /** Mirror the device model's interrupt words into KVM now (its irq event channel fired).
+   * Returns the number of line changes made. */
+  syncIrqLines(): number {
+    if (!this.mirrorPlatform || this.stateValue === 'destroyed') return 0;
+    return syncIrqLines(this.mirrorPlatform, this.mirrorState, (gsi, level) => {
+      try {
+        native().kvm.irqLine(this.vm, gsi, level);
+      } catch {
+        /* being destroyed */
+      }
+    });
   }
 
   irqLine(irq: number, level: 0 | 1): void {

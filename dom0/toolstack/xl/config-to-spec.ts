@@ -1,6 +1,6 @@
 // From an xl config file to what dom0's domain builder needs. Extra `key=value` words after
 // the file name on `xl create` are appended as config lines, as xl does.
-import { readFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { cpus as hostCpus } from 'node:os';
 import { resolve } from 'node:path';
 import {
@@ -61,8 +61,10 @@ export function loadBuildSpec(file: string, overrides: string[] = []): LoadedSpe
     maxVcpus: c.maxVcpus,
     cpus: perVcpu ? [...new Set(perVcpu.flat())].sort((a, b) => a - b) : undefined,
     cmdline: c.cmdline ?? '',
-    kernel: c.kernel,
-    ramdisk: c.ramdisk,
+    // An HVM guest's kernel and ramdisk are loaded by the hypervisor, whose working directory
+    // is not ours: relative paths mean relative to where xl runs, as with libxl.
+    kernel: c.type === 'hvm' && c.kernel ? resolve(c.kernel) : c.kernel,
+    ramdisk: c.type === 'hvm' && c.ramdisk ? resolve(c.ramdisk) : c.ramdisk,
     onPoweroff: c.onPoweroff,
     onReboot: c.onReboot,
     onWatchdog: c.onWatchdog,
@@ -99,6 +101,19 @@ function checkXenodeLimits(c: DomainConfig, text: string, file: string): void {
   if (c.maxVcpus > 128) errors.push(new ConfigError(pos('maxvcpus', 'vcpus'), `${c.maxVcpus} vCPUs: a domain may have at most 128`));
   if ((c.cmdline ?? '').length > 1023) {
     errors.push(new ConfigError(pos('cmdline', 'extra', 'root'), `the kernel command line is ${(c.cmdline ?? '').length} bytes: at most 1023 fit in start_info`));
+  }
+  if (c.type === 'hvm') {
+    // HVM with `kernel` = direct Linux boot on KVM (docs/kvm.md): the files must be there.
+    for (const key of ['kernel', 'ramdisk'] as const) {
+      const v = c[key];
+      if (v === undefined) continue;
+      try {
+        accessSync(resolve(v), fsConstants.R_OK);
+      } catch (e) {
+        errors.push(new ConfigError(pos(key), `cannot read ${key} ${v}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`));
+      }
+    }
+    if (c.ramdisk !== undefined && c.kernel === undefined) errors.push(new ConfigError(pos('ramdisk'), 'ramdisk without kernel: an HVM guest boots a ramdisk only with a Linux kernel'));
   }
   ConfigError.throwIfAny(errors);
 }

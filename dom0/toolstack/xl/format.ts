@@ -54,10 +54,16 @@ export function formatVcpuList(infos: NamedInfo[], nrCpus: number): string {
       const online = v < i.onlineVcpus;
       const affinity = i.vcpuAffinity[v] ?? [];
       let line = `${padEnd(i.name, 32)} ${pad(i.domid, 5)} ${pad(v, 5)}`;
+      // Real vCPU threads (HVM on KVM) report their own state, CPU and time; otherwise the
+      // domain's are shared out over its online vCPUs.
+      const real = i.vcpuInfo?.[v];
       if (!online) line += `${pad('-', 5)} ${pad('-', 3)}-p `;
-      else line += `${pad(affinity[v % Math.max(affinity.length, 1)] ?? 0, 5)} ${pad(i.running ? 'r' : '-', 3)}${i.blocked ? 'b' : '-'}- `;
-      const share = online ? i.cpuTimeNs / Math.max(i.onlineVcpus, 1) : 0;
-      line += `${pad((share / 1e9).toFixed(1), 9)}  ${formatCpuMap(affinity, nrCpus)} / all\n`;
+      else if (real) {
+        const state = i.paused ? '--p' : real.state === 'r' ? 'r--' : real.state === 'b' ? '-b-' : real.state === 'p' ? '--p' : '---';
+        line += `${pad(real.cpu >= 0 ? real.cpu : '-', 5)} ${pad(state, 5)} `;
+      } else line += `${pad(affinity[v % Math.max(affinity.length, 1)] ?? 0, 5)} ${pad(i.running ? 'r' : '-', 3)}${i.blocked ? 'b' : '-'}- `;
+      const seconds = real ? real.timeSec : online ? i.cpuTimeNs / Math.max(i.onlineVcpus, 1) / 1e9 : 0;
+      line += `${pad(seconds.toFixed(1), 9)}  ${formatCpuMap(affinity, nrCpus)} / all\n`;
       out += line;
     }
   }

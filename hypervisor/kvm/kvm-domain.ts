@@ -1,0 +1,117 @@
+// An HVM domain whose CPUs are KVM's (docs/kvm.md): what the hypervisor runs instead of a guest
+// kernel process when an HVM config names a Linux `kernel`. The VM's RAM is the domain's memfd
+// and its exits go to the same ioreq page the stub domain's device model serves for every HVM
+// guest (drivers/hypercall/hvm-platform-page.ts), so dom0 builds the device model exactly as
+// for xenode's own HVM guest OS; only the CPU differs. Interrupt lines come back through the
+// platform page and the guest's irq event channel (irq-mirror.ts).
+import { native, type FdWatcher } from '../../native/index.js';
+import { HVM_IOREQ_PAGES, IOREQ_PAGE_OFFSET, PlatformWord } from '../../drivers/hypercall/hvm-platform-page.js';
+import { bootLinux, type LinuxBootInfo } from './boot-linux.js';
+import type { HvmLinuxBoot } from '../../drivers/hypercall/ops.js';
+import { KvmVm, type KvmExitStats, type KvmVmEvent, type VcpuInfo } from './vm.js';
+
+export interface KvmDomainConfig {
+  domid: number;
+  name: string;
+  memfd: number;
+  memoryBytes: number;
+  vcpus: number;
+  /** The domain's ioreq memfd (HVM_IOREQ_PAGES pages). */
+  ioreqFd: number;
+  linux: HvmLinuxBoot;
+  /** A vCPU crashed (triple fault, emulation failure), or the guest reset / powered off. */
+  onEvent: (e: KvmVmEvent) => void;
+}
+
+export class KvmDomain {
+  readonly vm: KvmVm;
+  readonly boot: LinuxBootInfo;
+  private irqWatcher: FdWatcher | null = null;
+  private started = false;
+
+  private constructor(vm: KvmVm, boot: LinuxBootInfo) {
+    this.vm = vm;
+    this.boot = boot;
+  }
+
+  /** Create the VM on the domain's memory and load the kernel; the vCPUs start on unpause.
+   * Throws with a plain reason (no KVM here, not a bzImage, too big for `memory` ...). */
+  static create(cfg: KvmDomainConfig): KvmDomain {
+    const pages = native().mapShared(cfg.ioreqFd, HVM_IOREQ_PAGES * 4096);
+    const vm = KvmVm.create({
+      name: cfg.name,
+      memfd: cfg.memfd,
+      memoryBytes: cfg.memoryBytes,
+      vcpus: cfg.vcpus,
+      ioreq: {
+        page: pages,
+        pageOffset: IOREQ_PAGE_OFFSET,
+        // The stub domain's device model sleeps on the platform page's doorbell, whoever the CPU.
+        notify: { futex: pages, index: PlatformWord.DOORBELL },
+        stringIo: 'bounce',
+      },
+      irqMirror: { platform: pages },
+    });
+    try {
+      const boot = bootLinux(vm, {
+        kernel: cfg.linux.kernel,
+        initrd: cfg.linux.ramdisk ?? null,
+        cmdline: cfg.linux.cmdline,
+        pciIrqs: cfg.linux.pciIrqs,
+      });
+      const d = new KvmDomain(vm, boot);
+      vm.on('event', (e: KvmVmEvent) => cfg.onEvent(e));
+      return d;
+    } catch (e) {
+      void vm.destroy();
+      throw e;
+    }
+  }
+
+  /** The guest's irq event channel: the device model rings it after raising a line. */
+  watchIrq(eventfd: number): void {
+    this.irqWatcher?.close();
+    const n = native();
+    this.irqWatcher = n.watchFd(eventfd, () => {
+      try {
+        n.eventfdRead(eventfd);
+      } catch {
+        /* EAGAIN: another reader drained it */
+      }
+      this.vm.syncIrqLines();
+    });
+    this.irqWatcher.start(n.READABLE);
+  }
+
+  /** First unpause: the vCPU threads start (vCPU 0 at the kernel's entry). */
+  async unpause(): Promise<void> {
+    if (!this.started) {
+      this.started = true;
+      await this.vm.start();
+      return;
+    }
+    if (this.vm.state === 'paused') this.vm.unpause();
+  }
+
+  async pause(): Promise<void> {
+    if (this.vm.state === 'running') await this.vm.pause();
+  }
+
+  get runnable(): boolean {
+    return this.vm.state === 'running' && this.vm.vcpuInfo().some((v) => v.state === 'r');
+  }
+
+  vcpuInfo(): VcpuInfo[] {
+    return this.vm.vcpuInfo();
+  }
+
+  exitStats(): KvmExitStats {
+    return this.vm.exitStats();
+  }
+
+  async destroy(): Promise<void> {
+    this.irqWatcher?.close();
+    this.irqWatcher = null;
+    await this.vm.destroy();
+  }
+}
