@@ -541,6 +541,11 @@ export class Hypervisor {
         d.kvm?.watchIrq(p.fd);
         return { result: null };
       }),
+      'domctl.kvm_exit_stats': priv((_c, a) => {
+        const d = this.domain(a.domid);
+        if (!d.kvm) throw fault('EINVAL', `domain ${d.domid} does not run on KVM`);
+        return { result: d.kvm.exitStats() };
+      }),
       'domctl.set_hvm_param': priv((_c, a) => {
         const d = this.domain(a.domid);
         d.hvmParams.set(this.int(a.index, 'index', 0, 255), this.int(a.value, 'value', 0, 2 ** 52));

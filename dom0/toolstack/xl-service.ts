@@ -136,7 +136,11 @@ export function xlService(d: ServiceDeps) {
     // IDE commands), as the stub domain last reported them (every ~0.5 s), and its pid.
     'dm-metrics': async (a) => {
       const domid = ts.resolve(a.dom);
-      return d.dmMetrics ? { domid, ...(await d.dmMetrics(domid)) } : { domid, pid: null, metrics: null };
+      // An HVM guest on KVM also has the engine's exit counters (docs/kvm.md): what left the
+      // guest, what the engine answered itself, what became an ioreq.
+      const kvm = await d.hc.invoke<unknown>('domctl.kvm_exit_stats', { domid }).catch(() => null);
+      const dm = d.dmMetrics ? await d.dmMetrics(domid) : { pid: null, metrics: null };
+      return { domid, ...dm, kvm };
     },
     'dm-fault': async (a) => {
       const domid = ts.resolve(a.dom);
