@@ -35,12 +35,19 @@ interface Job {
   unit: 'IOPS' | 'MiB/s';
 }
 
-const JOBS: Job[] = [
+const ALL_JOBS: Job[] = [
   { key: 'rr1', label: '4 KiB random read, QD1', args: ['--rw=randread', '--bs=4k', '--iodepth=1'], dir: 'read', unit: 'IOPS' },
   { key: 'rr32', label: '4 KiB random read, QD32', args: ['--rw=randread', '--bs=4k', '--iodepth=32'], dir: 'read', unit: 'IOPS' },
   { key: 'seqr', label: `1 MiB sequential read, QD${CFG.seqDepth}`, args: ['--rw=read', '--bs=1M', `--iodepth=${CFG.seqDepth}`], dir: 'read', unit: 'MiB/s' },
   { key: 'seqw', label: `1 MiB sequential write, QD${CFG.seqDepth}`, args: ['--rw=write', '--bs=1M', `--iodepth=${CFG.seqDepth}`], dir: 'write', unit: 'MiB/s' },
 ];
+
+/** BENCH_JOBS=rr1,rr32 / BENCH_VARIANTS=pi: a subset, for quick looks while tuning. */
+const pick = <T>(all: T[], env: string | undefined, key: (t: T) => string): T[] => {
+  const want = env?.split(',').filter(Boolean);
+  return want?.length ? all.filter((t) => want.includes(key(t))) : all;
+};
+const JOBS = pick(ALL_JOBS, process.env.BENCH_JOBS, (j) => j.key);
 
 interface GuestVariant {
   name: string;
@@ -49,12 +56,14 @@ interface GuestVariant {
   indirect: boolean;
 }
 
-const VARIANTS: GuestVariant[] = [
+const ALL_VARIANTS: GuestVariant[] = [
   { name: 'pi', label: 'guest: persistent + indirect (default)', persistent: true, indirect: true },
   { name: 'i', label: 'guest: persistent off', persistent: false, indirect: true },
   { name: 'p', label: 'guest: indirect off', persistent: true, indirect: false },
   { name: 'none', label: 'guest: both off', persistent: false, indirect: false },
 ];
+
+const VARIANTS = pick(ALL_VARIANTS, process.env.BENCH_VARIANTS, (v) => v.name);
 
 type Results = Record<Job['key'], number>;
 

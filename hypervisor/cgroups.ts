@@ -63,6 +63,14 @@ export class DomainCgroup {
     for (const c of CONTROLLERS) write(join(this.dirs[c], 'cgroup.procs'), String(pid));
   }
 
+  /** One thread of another process (an HVM-on-KVM domain's vCPU thread in the hypervisor):
+   * into the scheduling hierarchies only, never the freezer (freezing a thread of a process
+   * that holds shared locks would stop its siblings too), the memory cgroup (charges follow
+   * the process's mm) or the pids cgroup (whose members killAll kills). */
+  addThread(tid: number): void {
+    for (const c of ['cpu', 'cpuset', 'cpuacct'] as const) write(join(this.dirs[c], 'tasks'), String(tid));
+  }
+
   pids(): number[] {
     try {
       return read(join(this.dirs.pids, 'cgroup.procs'))

@@ -304,7 +304,13 @@ export class Hypervisor {
         d.startTimeMs = Date.now();
         this.log.write(`d${d.domid}: vCPUs started on KVM (${d.maxVcpus})`);
       }
-      await d.kvm.unpause();
+      await d.kvm.unpause((tid) => {
+        try {
+          d.cgroup?.addThread(tid);
+        } catch (e) {
+          this.log.write(`d${d.domid}: vCPU thread ${tid} stays outside the domain's cgroups: ${(e as Error).message}`);
+        }
+      });
     } else if (!d.started) {
       if (d.kind === 'hvm' && !existsSync(join(bootDir(), 'hvm-kernel.mjs'))) {
         throw fault('ENOSYS', 'no HVM guest kernel is built (dist/boot/hvm-kernel.mjs): run "npm run build"');

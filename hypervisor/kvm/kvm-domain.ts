@@ -83,14 +83,32 @@ export class KvmDomain {
     this.irqWatcher.start(n.READABLE);
   }
 
-  /** First unpause: the vCPU threads start (vCPU 0 at the kernel's entry). */
-  async unpause(): Promise<void> {
+  /** First unpause: the vCPU threads start (vCPU 0 at the kernel's entry), and each is put in
+   * the domain's scheduling cgroups (`placeThread`), so `cap`, weight, `vcpus` and vcpu-pin
+   * apply to them as to any domain's processes. */
+  async unpause(placeThread?: (tid: number) => void): Promise<void> {
     if (!this.started) {
       this.started = true;
       await this.vm.start();
+      if (placeThread) await this.placeThreads(placeThread);
       return;
     }
     if (this.vm.state === 'paused') this.vm.unpause();
+  }
+
+  /** A vCPU thread's id is known once it has entered the guest (within moments of start). */
+  private async placeThreads(place: (tid: number) => void): Promise<void> {
+    const placed = new Set<number>();
+    const deadline = Date.now() + 2000;
+    while (placed.size < this.vm.vcpus && Date.now() < deadline) {
+      for (const v of this.vm.vcpuInfo()) {
+        if (v.tid > 0 && !placed.has(v.id)) {
+          placed.add(v.id);
+          place(v.tid);
+        }
+      }
+      if (placed.size < this.vm.vcpus) await new Promise((r) => setTimeout(r, 5));
+    }
   }
 
   async pause(): Promise<void> {

@@ -7,6 +7,7 @@
 // `xl create` says so plainly and nothing is left behind.
 import { execFileSync } from 'node:child_process';
 import { openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '../../native/index.js';
@@ -100,6 +101,29 @@ describe.skipIf(integrationSkip || kvmSkip !== '')(`HVM on KVM through xl${kvmSk
     expect(t2).toBe(t1);
     await xn.xlOk('unpause', 'tiny');
     expect(await line()).not.toMatch(/--p/);
+  }, 30_000);
+
+  it("puts its vCPU thread in the domain's cgroups: vcpu-pin and the credit cap apply to it", async () => {
+    const domid = (await xn.xlOk('domid', 'tiny')).trim();
+    const tasks = (ctl: string) => readFileSync(`/sys/fs/cgroup/${ctl}/${xn.cgroup}/d${domid}/tasks`, 'utf8').split('\n').filter(Boolean);
+    const [tid] = tasks('cpuset');
+    expect(tasks('cpuset')).toHaveLength(1); // the one vCPU thread, not the hypervisor
+    expect(tasks('cpu')).toEqual([tid]);
+    expect(readFileSync(`/proc/${tid}/comm`, 'utf8')).not.toBe(''); // a live thread
+    const hostCpus = cpus().length;
+    if (hostCpus > 1) {
+      await xn.xlOk('vcpu-pin', 'tiny', '0', String(hostCpus - 1));
+      expect(readFileSync(`/proc/${tid}/status`, 'utf8')).toMatch(new RegExp(`Cpus_allowed_list:\\s+${hostCpus - 1}\\n`));
+      await xn.xlOk('vcpu-pin', 'tiny', '0', 'all');
+    }
+    // The tiny guest spins polling its UART: capped at 20% of a CPU, it gets about that.
+    await xn.xlOk('sched-credit', '-d', 'tiny', '-c', '20');
+    const time = async () => Number(/\s(\d+\.\d)\s/.exec((await xn.xlOk('vcpu-list', 'tiny')).split('\n')[1]!.slice(40))![1]);
+    const t0 = await time();
+    await new Promise((r) => setTimeout(r, 3000));
+    const used = (await time()) - t0;
+    expect(used).toBeLessThan(1.2); // 0.6 s at 20%, with slack for the 0.1 s display
+    await xn.xlOk('sched-credit', '-d', 'tiny', '-c', '0');
   }, 30_000);
 
   it('a triple fault is a crash that on_crash handles; destroy then frees the domain', async () => {
