@@ -19,6 +19,9 @@ import { fmt, median, table } from './lib/stats.js';
 import { addLanHost, lanDown, lanSpawn, lanSpec, lanUp, removeLanHost, type LanSpec } from '../net/test-lan.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
+/** More kernel parameters for both PV guests (BENCH_GUEST_EXTRA='xen_netfront.busy_poll=0'),
+ * to compare driver settings; dom0's side is XENODE_NET_BUSY_POLL_US. */
+const GUEST_EXTRA = process.env.BENCH_GUEST_EXTRA ? ` ${process.env.BENCH_GUEST_EXTRA}` : '';
 const CFG = {
   rounds: Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3)),
   tcpSeconds: QUICK ? 2 : 4,
@@ -160,7 +163,7 @@ async function main(): Promise<void> {
           'type = "pv"',
           'memory = 256',
           'vcpus = 1',
-          `extra = "ip=${ADDR[name]}:::255.254.0.0::eth0:off${offload ? '' : ' xen_netfront.offload=0'} init=/bin/sh /boot/netbench-servers.sh"`,
+          `extra = "ip=${ADDR[name]}:::255.254.0.0::eth0:off${offload ? '' : ' xen_netfront.offload=0'}${GUEST_EXTRA} init=/bin/sh /boot/netbench-servers.sh"`,
           `vif = [ 'bridge=${BRIDGE},vifname=xnv-${offload ? 'o' : 'n'}' ]`,
           '',
         ].join('\n'),

@@ -152,6 +152,9 @@ export interface NativeAddon {
   /** Block the calling thread while view[index] === expected. Returns "ok" (woken),
    * "not-equal" (value differed on entry) or "timed-out". timeoutMs < 0 waits forever. */
   futexWait(view: Int32Array, index: number, expected: number, timeoutMs: number): 'ok' | 'not-equal' | 'timed-out';
+  /** Spin (yielding the CPU each turn) until view[index] != expected (1), fd is readable (2;
+   * -1 for none) or maxUs (at most 10 ms) pass (0). */
+  busyPoll(view: Int32Array, index: number, expected: number, fd: number, maxUs: number): 0 | 1 | 2;
   /** Wake up to `count` waiters on view[index]; returns how many were woken. */
   futexWake(view: Int32Array, index: number, count: number): number;
 

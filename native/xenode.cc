@@ -21,6 +21,7 @@
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,6 +246,41 @@ bool FutexWord(const Args& a, int32_t** word) {
   if (!IntArg(a, 1, "index", 0, static_cast<double>(view->Length()) - 1, &index)) return false;
   *word = reinterpret_cast<int32_t*>(ViewData(view)) + index;
   return true;
+}
+
+// busyPoll(view, index, expected, fd, maxUs): spin until view[index] != expected (a ring's
+// producer index moved), `fd` is readable (a TAP has a frame), or maxUs pass. Returns 1, 2
+// or 0 respectively. Yields the CPU on every turn, so a peer woken on this CPU (the guest
+// process that will answer) runs at once instead of waiting out our time slice. Bounded to
+// 10 ms whatever the caller asks: a driver polls briefly after it handed work over, then
+// sleeps on its event as usual (docs/networking.md, "Busy polling").
+void BusyPoll(const Args& a) {
+  Isolate* iso = a.GetIsolate();
+  int32_t* word;
+  int64_t expected, fd;
+  if (!FutexWord(a, &word)) return;
+  if (!IntArg(a, 2, "expected", INT32_MIN, UINT32_MAX, &expected)) return;
+  if (!IntArg(a, 3, "fd", -1, INT32_MAX, &fd)) return;
+  if (!a[4]->IsNumber()) return ThrowType(iso, "maxUs must be a number");
+  double max_us = std::max(0.0, std::min(a[4].As<Number>()->Value(), 10000.0));
+  int64_t deadline = MonoNs() + static_cast<int64_t>(max_us * 1000);
+  int result = 0;
+  for (unsigned turn = 0;; turn++) {
+    if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != static_cast<int32_t>(expected)) {
+      result = 1;
+      break;
+    }
+    if (fd >= 0 && (turn & 3) == 0) {
+      struct pollfd p = {static_cast<int>(fd), POLLIN, 0};
+      if (poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP))) {
+        result = 2;
+        break;
+      }
+    }
+    if (MonoNs() >= deadline) break;
+    sched_yield();
+  }
+  a.GetReturnValue().Set(result);
 }
 
 void FutexWait(const Args& a) {
@@ -1051,6 +1087,7 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   SetFn(context, exports, "mapShared", MapShared);
   SetFn(context, exports, "fdSize", FdSize);
   SetFn(context, exports, "futexWait", FutexWait);
+  SetFn(context, exports, "busyPoll", BusyPoll);
   SetFn(context, exports, "futexWake", FutexWake);
   SetFn(context, exports, "eventfdCreate", EventfdCreate);
   SetFn(context, exports, "eventfdWrite", EventfdWrite);

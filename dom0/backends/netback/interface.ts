@@ -12,6 +12,7 @@ import type { VifMetrics } from './metrics.js';
 import { RxPath } from './rx.js';
 import { TokenBucket, type VifRateConfig } from './rate-limit.js';
 import { TxPath } from './tx.js';
+import { BusyPoller } from '../../../drivers/ring/busy-poll.js';
 
 export interface VifConnectParams {
   domid: number;
@@ -34,6 +35,11 @@ export interface VifConnectParams {
 const SPURIOUS_LIMIT = 16;
 const HOLD_OFF_MIN_MS = 1;
 const HOLD_OFF_MAX_MS = 100;
+/** Busy polling for the guest's reply after a small RX delivery (drivers/ring/busy-poll.ts):
+ * how long (XENODE_NET_BUSY_POLL_US, 0 = off), and up to how many frames count as small. */
+export const NET_BUSY_POLL_US = Number(process.env.XENODE_NET_BUSY_POLL_US ?? 200);
+const BUSY_POLL_MAX_BATCH = 2;
+const BUSY_LOOP_MS = 1;
 
 export class ConnectedVif {
   private readonly pins: number[] = [];
@@ -48,6 +54,11 @@ export class ConnectedVif {
   private holdOffMs = HOLD_OFF_MIN_MS;
   private txTimer: NodeJS.Timeout | null = null;
   private txImmediate: NodeJS.Immediate | null = null;
+  private readonly busy = new BusyPoller(NET_BUSY_POLL_US);
+  private polling = false;
+  /** A poll took work the frontend also rang for: that event will find nothing, and is not
+   * a sign of a storm. */
+  private staleEvents = 0;
 
   constructor(
     private readonly s: Dom0Services,
@@ -98,7 +109,19 @@ export class ConnectedVif {
       schedule: (ms) => this.scheduleTx(ms),
     });
     const gso = p.sg && p.rxCsum && (p.gsoTcpv4 || p.gsoTcpv6);
-    this.rx = new RxPath({ ring: rxRing, memory: guest.memory, grants: this.grants, tapFd: this.tapFd, metrics: this.metrics, gso, sg: p.sg, mtu: p.mtu, fatal, notify });
+    this.rx = new RxPath({
+      ring: rxRing,
+      memory: guest.memory,
+      grants: this.grants,
+      tapFd: this.tapFd,
+      metrics: this.metrics,
+      gso,
+      sg: p.sg,
+      mtu: p.mtu,
+      fatal,
+      notify,
+      afterDelivery: (frames) => this.pollForReply(frames),
+    });
     // What the bridge may hand us for this guest: only what its netfront said it takes.
     const n = native();
     const offloads = (p.rxCsum ? n.TUN_F_CSUM : 0) | (gso && p.gsoTcpv4 ? n.TUN_F_TSO4 : 0) | (gso && p.gsoTcpv6 ? n.TUN_F_TSO6 : 0);
@@ -119,10 +142,17 @@ export class ConnectedVif {
   private onEvent(): void {
     if (this.closed) return;
     this.metrics.eventsReceived++;
-    const work = (this.rx?.onEvent() ?? 0) + (this.tx?.run() ?? 0);
+    const rxWork = this.rx?.onEvent() ?? 0;
+    const txWork = this.tx?.run() ?? 0;
+    const work = rxWork + txWork;
+    if (txWork > 0) this.busyPoll('next', txWork);
     if (work > 0) {
       this.spurious = 0;
       this.holdOffMs = HOLD_OFF_MIN_MS;
+      return;
+    }
+    if (this.staleEvents > 0) {
+      this.staleEvents--;
       return;
     }
     // An event that found nothing to do. A few are normal (races with our own polling); a
@@ -133,6 +163,44 @@ export class ConnectedVif {
       this.metrics.eventThrottles++;
       this.s.evtchn.holdOff(this.port, this.holdOffMs);
       this.holdOffMs = Math.min(HOLD_OFF_MAX_MS, this.holdOffMs * 2);
+    }
+  }
+
+  private pollForReply(frames: number): void {
+    this.busyPoll('reply', frames);
+  }
+
+  /**
+   * Request/response traffic, polled instead of slept on (drivers/ring/busy-poll.ts). After a
+   * small delivery to the guest (a request, most likely) spin briefly for its answer on the
+   * TX ring; after forwarding a small answer from the guest, spin briefly for the client's
+   * next request on the TAP. Each find leads to the other wait, for at most BUSY_LOOP_MS in
+   * all: this is dom0's one event loop, and other vifs wait while it spins.
+   */
+  private busyPoll(want: 'reply' | 'next', batch: number): void {
+    if (this.polling || this.closed || !this.txRing) return;
+    this.polling = true;
+    const until = performance.now() + BUSY_LOOP_MS;
+    try {
+      while (!this.closed && this.txRing && performance.now() < until) {
+        if (!this.busy.shouldPoll(batch <= BUSY_POLL_MAX_BATCH)) break;
+        const found = this.busy.wait(this.txRing.ring, 'requests', this.tapFd, want === 'reply' ? 'ring' : 'fd');
+        if (found === 'none') break;
+        if (found === 'ring') {
+          // The frontend rang for this too: that event will find nothing (not a storm).
+          this.staleEvents = Math.min(this.staleEvents + 1, 4);
+          batch = this.tx?.run() ?? 0;
+          want = 'next';
+        } else {
+          batch = this.rx?.run() ?? 0;
+          want = 'reply';
+        }
+        if (batch === 0) break;
+      }
+    } finally {
+      this.polling = false;
+      this.metrics.busyPolls = this.busy.polls;
+      this.metrics.busyPollHits = this.busy.hits;
     }
   }
 

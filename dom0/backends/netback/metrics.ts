@@ -35,6 +35,9 @@ export class VifMetrics {
   eventsSpurious = 0;
   /** Times we stopped listening for a while because events kept finding no work. */
   eventThrottles = 0;
+  /** Busy polls for the guest's reply after a small delivery, and those that found it. */
+  busyPolls = 0;
+  busyPollHits = 0;
   /** 1 after a fatal error disconnected the vif. */
   fatal = 0;
 
@@ -63,6 +66,8 @@ export class VifMetrics {
       events_spurious: this.eventsSpurious,
       event_throttles: this.eventThrottles,
       notify_per_packet: r(this.notifySent + this.eventsReceived, this.txPackets + this.rxPackets),
+      busy_polls: this.busyPolls,
+      busy_poll_hits: this.busyPollHits,
       fatal: this.fatal,
     };
   }

@@ -56,6 +56,8 @@ export interface RxDeps {
   mtu: number;
   fatal(reason: string): void;
   notify(): void;
+  /** Told after a run that delivered frames (how many): the vif may poll for the reply. */
+  afterDelivery?: (frames: number) => void;
 }
 
 export class RxPath {
@@ -174,8 +176,9 @@ export class RxPath {
     this.run();
   }
 
-  /** Reads frames into the guest's buffers while it has enough of them posted. */
-  run(): void {
+  /** Reads frames into the guest's buffers while it has enough of them posted. Returns the
+   * frames delivered. */
+  run(): number {
     const { ring, metrics } = this.d;
     let frames = 0;
     let responded = false;
@@ -190,7 +193,7 @@ export class RxPath {
       if (w < this.need && w === this.count) {
         // Not enough buffers: take any that were posted meanwhile, else wait for them.
         const took = this.fill();
-        if (took < 0) return;
+        if (took < 0) return frames;
         if (took === 0) {
           if (ring.finalCheckForRequests() && this.fill() > 0) continue;
           break;
@@ -211,6 +214,8 @@ export class RxPath {
       if (ring.pushResponses()) this.d.notify();
     }
     this.updateWatch();
+    if (responded && frames > 0) this.d.afterDelivery?.(frames);
+    return frames;
   }
 
   /** readv into [vnet header, buffer pages...]; with GSO possible, the second held buffer is

@@ -18,6 +18,9 @@
 // Kernel parameter xen_netfront.offload=0 turns checksum and segmentation offload off in
 // both directions (the frontend then advertises no feature-sg/gso and asks for full
 // checksums with feature-no-csum-offload): every frame is at most the MTU on the rings.
+// xen_netfront.busy_poll=US (default 150, 0 = off): after delivering a small batch to the
+// guest's stack, spin that long for its reply rather than sleeping until the TAP wakes us
+// (drivers/ring/busy-poll.ts).
 import type { FrontendDriver, FrontendFactory, KernelServices } from '../../xenbus-frontends.js';
 import { XenbusState, type XenbusDevice } from '../../../../drivers/xenbus/xenbus-device.js';
 import { FrontRing, SharedRing, XEN_PAGE_SIZE } from '../../../../drivers/ring/shared-ring.js';
@@ -29,10 +32,14 @@ import { parseCmdline } from '../../cmdline.js';
 import { jailerTapProvider, type NetTapProvider } from './tap-provider.js';
 import { NetfrontRx } from './rx.js';
 import { NetfrontTx } from './tx.js';
+import { BusyPoller } from '../../../../drivers/ring/busy-poll.js';
 
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 /** How long removal keeps retrying to revoke grants the backend still holds. */
 const REVOKE_RETRY_MS = 10_000;
+const DEFAULT_BUSY_POLL_US = 150;
+/** RX slots in one event that still count as a request worth polling for the reply to. */
+const BUSY_POLL_MAX_SLOTS = 4;
 
 export interface NetfrontOptions {
   /** Where the eth TAPs come from (default: the jailer's pre-opened fds). */
@@ -69,6 +76,10 @@ class Netfront implements FrontendDriver, NetDevice {
   private tap: { fd: number; name: string } | null = null;
   private backendId = 0;
   private offload = true;
+  private busy = new BusyPoller(DEFAULT_BUSY_POLL_US);
+  private polling = false;
+  /** The RX ring's shared page (busy polls watch its rsp_prod). */
+  private rxShared: SharedRing | null = null;
   private backendSg = false;
   private state = XenbusState.Initialising;
   private connected = false;
@@ -108,7 +119,10 @@ class Netfront implements FrontendDriver, NetDevice {
     const beId = await d.readInt('backend-id', 0, 0x7fef, d.path);
     if (beId === undefined) throw new Error('no backend-id');
     this.backendId = beId;
-    this.offload = parseCmdline(this.k.cmdline ?? '').params['xen_netfront.offload'] !== '0';
+    const params = parseCmdline(this.k.cmdline ?? '').params;
+    this.offload = params['xen_netfront.offload'] !== '0';
+    const us = Number(params['xen_netfront.busy_poll'] ?? DEFAULT_BUSY_POLL_US);
+    this.busy = new BusyPoller(Number.isFinite(us) && us >= 0 ? Math.min(us, 10_000) : DEFAULT_BUSY_POLL_US);
     // The guest's NIC appears now; its offloads and MTU follow the backend's features, which
     // the backend publishes before InitWait (talkToBackend).
     this.name = netdevs.freeName();
@@ -189,7 +203,8 @@ class Netfront implements FrontendDriver, NetDevice {
     const txr = grantPage(false);
     const rxr = grantPage(false);
     const txRing = new FrontRing(new SharedRing(memory, txr.pfn * XEN_PAGE_SIZE, NETIF_TX_SLOT_SIZE));
-    const rxRing = new FrontRing(new SharedRing(memory, rxr.pfn * XEN_PAGE_SIZE, NETIF_RX_SLOT_SIZE));
+    this.rxShared = new SharedRing(memory, rxr.pfn * XEN_PAGE_SIZE, NETIF_RX_SLOT_SIZE);
+    const rxRing = new FrontRing(this.rxShared);
     const pool = (count: number, readonly: boolean) => {
       const views: Uint8Array[] = [];
       const refs: number[] = [];
@@ -209,12 +224,22 @@ class Netfront implements FrontendDriver, NetDevice {
       if (this.port >= 0) evtchn.notify(this.port);
     };
     const log = (m: string) => this.log(m);
-    this.tx = new NetfrontTx({ ring: txRing, pages: txPool.views, grefs: txPool.refs, tapFd: this.tap!.fd, sg: this.backendSg, notify, log });
+    this.tx = new NetfrontTx({
+      ring: txRing,
+      pages: txPool.views,
+      grefs: txPool.refs,
+      tapFd: this.tap!.fd,
+      sg: this.backendSg,
+      notify,
+      log,
+      afterSend: (frames) => this.busyPoll('next', frames),
+    });
     this.rx = new NetfrontRx({ ring: rxRing, pages: rxPool.views, grefs: rxPool.refs, tapFd: this.tap!.fd, notify, log, sniffer: () => this.sniffer });
     evtchn.on(this.port, () => {
       if (!this.connected) return;
-      this.rx?.poll();
+      const slots = this.rx?.poll() ?? 0;
       this.tx?.poll();
+      if (slots > 0) this.busyPoll('reply', slots);
     });
     const sg = this.backendSg ? 1 : 0;
     await this.dev.writeKeys({
@@ -229,6 +254,37 @@ class Netfront implements FrontendDriver, NetDevice {
       [FK.featureIpv6CsumOffload]: this.offload ? 1 : 0,
       [FK.featureNoCsumOffload]: this.offload ? 0 : 1,
     });
+  }
+
+  /**
+   * Request/response traffic, polled instead of slept on (drivers/ring/busy-poll.ts): after
+   * handing a small batch to the guest's stack (a request, most likely), spin briefly for its
+   * answer on the TAP; after sending a small answer, spin briefly for the next request on the
+   * RX ring. Each find leads to the other wait, for at most 1 ms in all.
+   */
+  private busyPoll(want: 'reply' | 'next', batch: number): void {
+    if (this.polling) return;
+    this.polling = true;
+    const until = performance.now() + 1;
+    try {
+      while (this.connected && performance.now() < until) {
+        const tap = this.tap;
+        if (!tap || !this.rxShared || !this.rx || !this.tx) break;
+        if (!this.busy.shouldPoll(batch <= BUSY_POLL_MAX_SLOTS)) break;
+        const found = this.busy.wait(this.rxShared, 'responses', tap.fd, want === 'reply' ? 'fd' : 'ring');
+        if (found === 'none') break;
+        if (found === 'fd') {
+          batch = this.tx.readTap();
+          want = 'next';
+        } else {
+          batch = this.rx.poll();
+          want = 'reply';
+        }
+        if (batch === 0) break;
+      }
+    } finally {
+      this.polling = false;
+    }
   }
 
   private startIo(): void {
@@ -261,6 +317,8 @@ class Netfront implements FrontendDriver, NetDevice {
       rx_bytes: this.rx?.bytes ?? 0,
       rx_errors: this.rx?.errors ?? 0,
       rx_drops: this.rx?.drops ?? 0,
+      busy_polls: this.busy.polls,
+      busy_poll_hits: this.busy.hits,
     };
   }
 

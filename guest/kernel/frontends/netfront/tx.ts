@@ -41,6 +41,8 @@ export interface NetfrontTxDeps {
   sg: boolean;
   notify(): void;
   log(msg: string): void;
+  /** Told after frames went on the ring (how many): netfront may poll for the next request. */
+  afterSend?: (frames: number) => void;
 }
 
 export class NetfrontTx {
@@ -94,8 +96,14 @@ export class NetfrontTx {
     this.watching = want;
   }
 
-  /** Frames from the guest's stack, while there is room for them. */
-  private run(): void {
+  /** Read what the guest's stack has sent now, without waiting for the TAP's readiness
+   * event (a busy poll saw it readable). */
+  readTap(): number {
+    return this.run();
+  }
+
+  /** Frames from the guest's stack, while there is room for them. Returns frames sent. */
+  private run(): number {
     const ring = this.d.ring;
     let sent = 0;
     while (!this.stopped && sent < TX_BUDGET && this.room()) {
@@ -123,6 +131,8 @@ export class NetfrontTx {
       if (ring.pushRequests()) this.d.notify();
     }
     this.updateWatch();
+    if (sent > 0) this.d.afterSend?.(sent);
+    return sent;
   }
 
   /** Puts a frame of `len` bytes, already in the top free buffers, on the ring. */

@@ -1,0 +1,94 @@
+// Busy polling after a driver has handed its peer a lone request that will probably be
+// answered within microseconds: a request delivered to a guest whose service will reply, the
+// reply netback will forward. Sleeping on the event instead costs a process wake-up per hop,
+// which on these VMs is 15-50 us when the vCPU had halted (docs/benchmarks.md): for one UDP
+// request/response that is four wake-ups a plain veth does not pay. Linux makes the same
+// trade with net.core.busy_poll.
+//
+// Bounded four ways: a poll spins at most `maxUs`, yielding the CPU every turn so the peer
+// that will answer can run on this CPU; it is only tried after a small delivery that followed
+// a quiet gap (a lone request: bulk and flood traffic keep both sides busy without it); it
+// ends as soon as anything else arrives; and after a run of polls that found no reply
+// (one-way traffic) it backs off for a while.
+import { native } from '../../native/index.js';
+import type { SharedRing } from './shared-ring.js';
+
+/** Header word indices (Int32) of a Xen shared ring. */
+const REQ_PROD = 0;
+const RSP_PROD = 2;
+/** A delivery this soon after the previous one is part of a stream, not a lone request. */
+const MIN_GAP_MS = 0.02;
+/** Consecutive polls without a reply before backing off, and how many chances are skipped. */
+const MISSES_BEFORE_BACKOFF = 4;
+const BACKOFF_SKIPS = 64;
+
+export type BusyPollResult = 'ring' | 'fd' | 'none';
+
+const headers = new WeakMap<SharedRing, Int32Array>();
+function headerWords(ring: SharedRing): Int32Array {
+  let w = headers.get(ring);
+  if (!w) headers.set(ring, (w = new Int32Array(ring.buffer, ring.byteOffset, 4)));
+  return w;
+}
+
+export class BusyPoller {
+  /** Polls made, and those that found the reply. */
+  polls = 0;
+  hits = 0;
+  private misses = 0;
+  private skip = 0;
+  private active = false;
+  private lastDelivery = 0;
+
+  constructor(readonly maxUs: number) {}
+
+  /** Call after every delivery to the peer: true if this one looks like a lone request worth
+   * polling for the answer to (small, after a quiet gap, not backed off, not nested). */
+  shouldPoll(small: boolean): boolean {
+    const now = performance.now();
+    const gap = now - this.lastDelivery;
+    this.lastDelivery = now;
+    if (this.maxUs <= 0 || this.active || !small || gap < MIN_GAP_MS) return false;
+    if (this.skip > 0) {
+      this.skip--;
+      return false;
+    }
+    return true;
+  }
+
+  /** Spin until the ring's producer index (`which` side) moves, `fd` is readable, or the
+   * budget runs out. `reply` says which of the two is the answer we wait for; the other just
+   * ends the poll early (more requests arriving). */
+  wait(ring: SharedRing, which: 'requests' | 'responses', fd: number, reply: 'ring' | 'fd'): BusyPollResult {
+    const words = headerWords(ring);
+    const index = which === 'requests' ? REQ_PROD : RSP_PROD;
+    this.active = true;
+    let r: number;
+    try {
+      r = native().busyPoll(words, index, Atomics.load(words, index), fd, this.maxUs);
+    } finally {
+      this.active = false;
+    }
+    const found: BusyPollResult = r === 1 ? 'ring' : r === 2 ? 'fd' : 'none';
+    this.polls++;
+    if (found === reply) {
+      this.hits++;
+      this.misses = 0;
+    } else if (found === 'none' && ++this.misses >= MISSES_BEFORE_BACKOFF) {
+      this.misses = 0;
+      this.skip = BACKOFF_SKIPS;
+    }
+    return found;
+  }
+
+  /** Run a handler for what a poll found, with no nested poll from inside it. */
+  quiet<T>(fn: () => T): T {
+    const was = this.active;
+    this.active = true;
+    try {
+      return fn();
+    } finally {
+      this.active = was;
+    }
+  }
+}
