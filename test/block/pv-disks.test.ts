@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, truncateSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Instance, shouldSkip } from '../helpers/instance.js';
+import { rpcCall } from '../../dom0/toolstack/rpc.js';
 
 const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
 
@@ -46,6 +47,23 @@ describe.skipIf(shouldSkip())('PV block devices', () => {
     expect(list.split('\n')[0]).toBe('Vdev  BE  handle state evt-ch ring-ref BE-path                       ');
     expect(list.split('\n')[1]).toMatch(new RegExp(`^51712 0   ${domid.padEnd(6)} 4     \\d+ +\\d+ +/local/domain/0/backend/vbd/${domid}/51712$`));
     await xn.xlOk('destroy', 'data');
+  });
+
+  it('one request at a time (queue depth 1) is busy-polled by blkback, not slept on', async () => {
+    const disk = img('qd1.img', 8);
+    await boot('qd1', cfg('qd1', [`file:${disk},xvda,w`]));
+    const domid = (await xn.xlOk('domid', 'qd1')).trim();
+    const vbd = async () => (await rpcCall<Record<string, Record<string, number>>>(join(xn.dir, 'run', 'toolstack.sock'), 'device-stats'))[`vbd/${domid}/51712`]!;
+    const before = await vbd();
+    // 400 direct 4 KiB reads, each issued when the last is answered.
+    await run('qd1', 'dd if=/dev/xvda of=/dev/null bs=4k count=400 iflag=direct 2>&1 | tail -1');
+    const after = await vbd();
+    expect(after.rd_req - before.rd_req).toBeGreaterThanOrEqual(400);
+    const polls = after.busy_polls! - before.busy_polls!;
+    const hits = after.busy_poll_hits! - before.busy_poll_hits!;
+    expect(polls).toBeGreaterThanOrEqual(200);
+    expect(hits).toBeGreaterThanOrEqual(polls / 2); // the next request was caught spinning
+    await xn.xlOk('destroy', 'qd1');
   });
 
   it('a filesystem made and mounted inside the guest (mkfs.ext4, fuse2fs) survives a reboot', async () => {

@@ -25,6 +25,11 @@ import type { BackingStore } from './backing-file.js';
 import { GrantPins } from './grants.js';
 import type { BlkbackCounters } from './metrics.js';
 import { isRefusal, parseRequest, type BlkRequest, type ParseContext } from './request.js';
+import { BusyPoller } from '../../../drivers/ring/busy-poll.js';
+
+/** At queue depth 1, spin this long for the frontend's next request after answering one,
+ * instead of sleeping until its event (drivers/ring/busy-poll.ts). 0 turns it off. */
+export const BLK_BUSY_POLL_US = Number(process.env.XENODE_BLK_BUSY_POLL_US ?? 200);
 
 export interface BlkifInterfaceOptions {
   frontDomid: number;
@@ -57,6 +62,7 @@ export class BlkifInterface {
   private readonly settled = new Set<Promise<void>>();
   private halted = false;
   private pushScheduled = false;
+  private readonly busy = new BusyPoller(BLK_BUSY_POLL_US);
   private readonly mem: Uint8Array;
   private readonly sectors: number;
   private readonly ctx: ParseContext;
@@ -254,6 +260,12 @@ export class BlkifInterface {
       }
       // Responses freed ring room: requests held back by RING_UNCONSUMED may be waiting.
       this.process();
+      // Queue depth 1: the program that waited for this answer usually asks again at once.
+      if (this.back && !this.halted && this.inflight.size === 0 && this.busy.shouldPoll(true)) {
+        if (this.busy.wait(this.back.ring, 'requests', -1, 'ring') === 'ring') this.process();
+        this.o.counters.busy_polls = this.busy.polls;
+        this.o.counters.busy_poll_hits = this.busy.hits;
+      }
     });
   }
 

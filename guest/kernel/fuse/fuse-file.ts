@@ -111,6 +111,11 @@ const BUDGET = 64;
 
 export class FuseFile {
   private fd = -1;
+
+  /** The /dev/fuse descriptor (-1 when not mounted): busy polls watch it for requests. */
+  get deviceFd(): number {
+    return this.fd;
+  }
   private watcher: FdWatcher | null = null;
   private readonly hdr = new Uint8Array(FUSE_WRITE_DATA_OFFSET);
   private readonly hdrView = new DataView(this.hdr.buffer);

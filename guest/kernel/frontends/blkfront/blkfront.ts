@@ -14,7 +14,10 @@
 //
 // Kernel command-line parameters (Linux's names): xen_blkfront.max_indirect_segments=N
 // (default 256, 0 = never use indirect descriptors), xen_blkfront.feature_persistent=0|1
-// (default 1).
+// (default 1), and xenode's xen_blkfront.busy_poll=US (default 150, 0 = off): at queue depth
+// 1, spin that long for the response, and for the program's next request, instead of
+// sleeping (drivers/ring/busy-poll.ts).
+import { BusyPoller } from '../../../../drivers/ring/busy-poll.js';
 import { XenbusState } from '../../../../drivers/xenbus/xenbus-device.js';
 import type { XenbusDevice } from '../../../../drivers/xenbus/xenbus-device.js';
 import {
@@ -42,6 +45,14 @@ const POOL_PAGES = 1536;
 export interface BlkfrontParams {
   maxIndirectSegments: number;
   persistent: boolean;
+  busyPollUs: number;
+}
+
+const DEFAULT_BUSY_POLL_US = 150;
+
+function busyPollUs(v: string | undefined): number {
+  const us = Number(v ?? DEFAULT_BUSY_POLL_US);
+  return Number.isFinite(us) && us >= 0 ? Math.min(us, 10_000) : DEFAULT_BUSY_POLL_US;
 }
 
 export function blkfrontParams(cmdline: string | undefined): BlkfrontParams {
@@ -51,6 +62,7 @@ export function blkfrontParams(cmdline: string | undefined): BlkfrontParams {
   return {
     maxIndirectSegments: Number.isInteger(ind) && ind >= 0 ? Math.min(ind, 4096) : BLKBACK_MAX_INDIRECT_SEGMENTS,
     persistent: pers === undefined ? true : pers !== '0' && pers !== 'n' && pers !== 'N',
+    busyPollUs: busyPollUs(p['xen_blkfront.busy_poll']),
   };
 }
 
@@ -179,6 +191,7 @@ class Blkfront implements FrontendDriver {
     const fuse = new FuseFile(`/dev/${this.vdev}`, this.disk, { name: this.vdev, subtype: 'blkfront', log: (m) => this.log(m) });
     fuse.mount();
     this.fuse = fuse;
+    if (this.params.busyPollUs > 0) this.ring.busy = { poller: new BusyPoller(this.params.busyPollUs), fuseFd: () => fuse.deviceFd };
     this.resumeOnFree();
     this.phase = 'connected';
     this.log(

@@ -29,6 +29,10 @@ export function initBlkifRing(buffer: SharedArrayBuffer, byteOffset: number): Fr
   return new FrontRing(new SharedRing(buffer, byteOffset, BLKIF_SLOT_SIZE));
 }
 import type { IoPage, PagePool } from './page-pool.js';
+import type { BusyPoller } from '../../../../drivers/ring/busy-poll.js';
+
+/** Requests in flight that still count as queue depth 1 for busy polling. */
+const BUSY_POLL_MAX_INFLIGHT = 1;
 
 /** One segment: sectors [first, last] (512-byte units, 0..7) of `page`. */
 export interface Segment {
@@ -71,6 +75,7 @@ export class BlkfrontRing {
   private readonly ind: BlkifRequestIndirect = { operation: BLKIF_OP_INDIRECT, indirectOp: 0, nrSegments: 0, id: 0n, sectorNumber: 0, handle: 0, indirectGrefs: [] };
   private readonly rsp: BlkifResponse = { id: 0n, operation: 0, status: 0 };
   private kickScheduled = false;
+  private nextScheduled = false;
   private dead = false;
   readonly counters: RingCounters = { requests: 0, indirectRequests: 0, segments: 0, notifySent: 0, responses: 0, errors: 0, queued: 0 };
 
@@ -180,6 +185,11 @@ export class BlkfrontRing {
     blkifRequestIndirect.encode(v, off, r);
   }
 
+  /** Busy polling at queue depth 1 (drivers/ring/busy-poll.ts): set once the disk's FUSE
+   * device is open. After a lone request goes out, spin for its response on the ring; after a
+   * lone response is answered, spin for the next request on the FUSE device. */
+  busy: { poller: BusyPoller; fuseFd: () => number } | null = null;
+
   /** Publish what was queued this turn, once. */
   private scheduleKick(): void {
     if (this.kickScheduled) return;
@@ -192,6 +202,24 @@ export class BlkfrontRing {
         this.counters.notifySent++;
         this.notify();
       }
+      const b = this.busy;
+      if (b && b.poller.shouldPoll(this.inFlight <= BUSY_POLL_MAX_INFLIGHT)) {
+        // 'fd': FUSE has more for us: the event loop takes it next, without a wake-up.
+        if (b.poller.wait(this.front.ring, 'responses', b.fuseFd(), 'ring') === 'ring') this.onEvent();
+      }
+    });
+  }
+
+  /** After answering a lone response: the program that waited for it usually asks again at
+   * once. Runs after the answer went out (a later phase of this turn of the event loop). */
+  private pollForNext(): void {
+    const b = this.busy;
+    if (!b || this.dead || this.queue.length || this.inFlight > 0 || this.nextScheduled) return;
+    this.nextScheduled = true;
+    setImmediate(() => {
+      this.nextScheduled = false;
+      if (this.dead || this.inFlight > 0 || !b.poller.shouldPoll(true)) return;
+      if (b.poller.wait(this.front.ring, 'responses', b.fuseFd(), 'fd') === 'ring') this.onEvent();
     });
   }
 
@@ -213,6 +241,7 @@ export class BlkfrontRing {
       if (!this.front.finalCheckForResponses()) break;
     }
     if (this.queue.length) this.pump();
+    else this.pollForNext();
   }
 
   private complete(r: BlkifResponse): void {
