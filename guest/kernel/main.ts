@@ -17,7 +17,7 @@ import { XsClient } from '../../drivers/xenstore/client.js';
 import { ringTransport } from '../../drivers/xenstore/ring-transport.js';
 import { ConsoleFrontend } from './console-frontend.js';
 import { parseCmdline } from './cmdline.js';
-import { ipAutoconfig } from './net/ipconfig.js';
+import { configureHotplugged, ipAutoconfig } from './net/ipconfig.js';
 import { printk, setConsoleSink } from './printk.js';
 import { killAllProcesses, initExitVerdict, startInit, type Userland } from './userland.js';
 import { connectConsolePty } from './console-pty.js';
@@ -84,7 +84,9 @@ async function boot(): Promise<void> {
   // ip= on the command line, or the vifs' own ip=: addresses before init (Linux's ipconfig).
   const vifs = (await xs.directory(`${home}/device/vif`).catch(() => [] as string[])).filter((d) => /^\d+$/.test(d)).map(Number);
   const backendIp = async (id: number) => xs.read(`${await xs.read(`${home}/device/vif/${id}/backend`)}/ip`);
-  await ipAutoconfig({ ipParam: parseCmdline(si.cmdLine).params.ip, vifs, backendIp, printk });
+  const ipParam = parseCmdline(si.cmdLine).params.ip;
+  await ipAutoconfig({ ipParam, vifs, backendIp, printk });
+  if (ipParam !== 'off' && ipParam !== 'none') configureHotplugged(printk);
 
   let userland: Userland | null = null;
   let stopping = false;

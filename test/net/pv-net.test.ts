@@ -138,7 +138,8 @@ describe.skipIf(netShouldSkip())('PV networking: guests on a LAN', () => {
     const rows = (await xn.xlOk('network-list', 'sh1')).trim().split('\n');
     expect(rows).toHaveLength(3);
     await xn.waitFor('eth1 in the guest', async () => (await xn.consoleRun('sh1', 'ip -o link show eth1 2>&1')).includes('eth1:'), 15_000);
-    await xn.consoleRun('sh1', 'ip addr add 198.18.1.21/15 dev eth1');
+    // The hot-plugged vif's ip= is its address, as at boot: the guest kernel configures it.
+    await xn.waitFor('eth1 configured from its vif ip=', async () => (await xn.consoleRun('sh1', 'ip -o -4 addr show eth1')).includes('198.18.1.21/15'), 15_000);
     expect(await xn.consoleRun('sh1', 'ping -I eth1 -c 3 -i 0.2 -W 2 198.18.0.1 | tail -2', 15_000)).toContain('0% packet loss');
     expect(existsSync('/sys/class/net/xnpvn-hot/brport')).toBe(true);
     await xn.xlOk('network-detach', 'sh1', '1');

@@ -6,7 +6,8 @@
 //   ip=off | ip=none                                 nothing at all
 //
 // Without ip= on the command line, a vif whose toolstack entry has ip= (vif = ['ip=198.18.1.5/15'])
-// gets that address statically: the Xen way of handing a PV guest its address.
+// gets that address statically: the Xen way of handing a PV guest its address. So does a vif
+// hot-plugged later (xl network-attach ... ip=), once its backend connects.
 // A netmask left out comes from the address class, as ipconfig.c does. DNS servers (from DHCP
 // or the ip= fields) go to /etc/resolv.conf. Messages are ipconfig.c's.
 import { writeFileSync } from 'node:fs';
@@ -189,4 +190,18 @@ export async function ipAutoconfig(o: IpAutoconfigOptions): Promise<void> {
   } catch (e) {
     o.printk(`IP-Config: ${(e as Error).message}`);
   }
+}
+
+/** NICs hot-plugged into the running guest (xl network-attach) whose vif has ip= get that
+ * address once their backend connects, as the ones present at boot do. Without ip= they stay
+ * unconfigured, as a hot-plugged NIC in Linux does until userland configures it. */
+export function configureHotplugged(printk: (s: string) => void, carrierTimeoutMs = 20_000): () => void {
+  return netdevs.onAdd((dev) => {
+    void (async () => {
+      const [ready] = await netdevs.waitFor([dev.devid], carrierTimeoutMs);
+      if (!ready || ready !== dev) return;
+      const c = dev.backendIp ? staticFromVifIp(dev.backendIp) : undefined;
+      if (c) await apply(dev, c, printk).catch((e) => printk(`IP-Config: ${dev.name}: ${(e as Error).message}`));
+    })();
+  });
 }

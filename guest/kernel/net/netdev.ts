@@ -33,6 +33,12 @@ class NetDevices {
     for (const l of this.listeners) l(dev);
   }
 
+  /** Told of every device added from now on (a NIC hot-plugged into the running guest). */
+  onAdd(l: Listener): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
   remove(dev: NetDevice): void {
     if (this.byName.get(dev.name) === dev) this.byName.delete(dev.name);
   }
