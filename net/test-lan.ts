@@ -26,13 +26,15 @@ export interface LanSpec {
   /** dnsmasq's pool. */
   dhcpRange: [string, string];
   dhcpNetmask: string;
+  /** dnsmasq's lease time (its syntax: 12h, 2m ...; 2 minutes at least). */
+  leaseTime: string;
   /** Where dnsmasq's pid, lease and log files live. */
   stateDir: string;
 }
 
 export const LAN_PREFIX = 15;
 
-export function lanSpec(opts: { bridge?: string; netns?: string; hostIf?: string; stateDir?: string } = {}): LanSpec {
+export function lanSpec(opts: { bridge?: string; netns?: string; hostIf?: string; stateDir?: string; leaseTime?: string } = {}): LanSpec {
   const netns = opts.netns ?? 'xenode-lan';
   return {
     bridge: opts.bridge ?? 'xenbr0',
@@ -42,6 +44,7 @@ export function lanSpec(opts: { bridge?: string; netns?: string; hostIf?: string
     address: `198.18.0.1/${LAN_PREFIX}`,
     dhcpRange: ['198.18.0.100', '198.18.0.199'],
     dhcpNetmask: '255.254.0.0',
+    leaseTime: opts.leaseTime ?? '12h',
     stateDir: opts.stateDir ?? join(runDir(), 'lan', netns),
   };
 }
@@ -145,7 +148,7 @@ async function startDnsmasq(spec: LanSpec): Promise<void> {
     '--port=0', // DHCP only: no DNS service
     `--interface=${spec.lanIf}`,
     '--bind-interfaces',
-    `--dhcp-range=${spec.dhcpRange[0]},${spec.dhcpRange[1]},${spec.dhcpNetmask},12h`,
+    `--dhcp-range=${spec.dhcpRange[0]},${spec.dhcpRange[1]},${spec.dhcpNetmask},${spec.leaseTime}`,
     `--dhcp-option=option:router,${lanHostAddress(spec)}`,
     '--dhcp-authoritative',
     '--no-ping', // our own segment: no need to probe an address before offering it

@@ -32,10 +32,10 @@ export class TestLan {
   readonly bridge: string;
   private readonly hosts: { netns: string; hostIf: string }[] = [];
 
-  constructor(readonly label: string, stateDir: string) {
+  constructor(readonly label: string, stateDir: string, opts: { leaseTime?: string } = {}) {
     if (label.length > 8) throw new Error('TestLan label: at most 8 characters (interface names)');
     this.bridge = `xnbr-${label}`;
-    this.spec = lanSpec({ bridge: this.bridge, netns: `xnlan-${label}`, hostIf: `xnl-${label}`, stateDir: join(stateDir, 'lan') });
+    this.spec = lanSpec({ bridge: this.bridge, netns: `xnlan-${label}`, hostIf: `xnl-${label}`, stateDir: join(stateDir, 'lan'), leaseTime: opts.leaseTime });
   }
 
   /** The LAN host's address (198.18.0.1). */

@@ -3,9 +3,9 @@
 // Ethernet frames and sends them on the NIC itself (netfront's TX ring), and sees replies
 // before the stack does (a sniffer on netfront's RX path), so it needs no address, no route
 // and no socket. DISCOVER -> OFFER -> REQUEST -> ACK (RFC 2131), broadcast flag set so
-// the server answers to the broadcast address; retries with backoff; the lease is then used
-// as a static configuration (ipconfig.c does not renew either: the test LAN's dnsmasq gives
-// long leases).
+// the server answers to the broadcast address; retries with backoff. Unlike ipconfig.c, the
+// lease is then kept: `rebind` asks the server to extend it (REQUEST with ciaddr, RFC 2131
+// 4.4.5), which ipconfig.ts does at half the lease time.
 import { randomInt } from 'node:crypto';
 import type { NetDevice } from './netdev.js';
 import { inetChecksum } from '../../../net/inet-csum.js';
@@ -82,7 +82,7 @@ function frame(mac: string, bootp: Uint8Array): Uint8Array {
   return f;
 }
 
-function bootpMessage(mac: string, xid: number, secs: number, type: number, extra: number[]): Uint8Array {
+function bootpMessage(mac: string, xid: number, secs: number, type: number, extra: number[], ciaddr?: string): Uint8Array {
   const b = new Uint8Array(300); // BOOTP minimum, options padded
   const v = new DataView(b.buffer);
   b[0] = BOOTREQUEST;
@@ -91,6 +91,7 @@ function bootpMessage(mac: string, xid: number, secs: number, type: number, extr
   v.setUint32(4, xid);
   v.setUint16(8, Math.min(secs, 0xffff));
   v.setUint16(10, 0x8000); // broadcast: we cannot receive unicast before we have an address
+  if (ciaddr) b.set(ip4bytes(ciaddr), 12);
   b.set(macBytes(mac), 28);
   v.setUint32(236, DHCP_MAGIC);
   const opts = [OPT_MSG_TYPE, 1, type, OPT_PARAMS, 5, OPT_SUBNET, OPT_ROUTER, OPT_DNS, OPT_HOSTNAME, OPT_DOMAIN, ...extra, OPT_END];
@@ -210,4 +211,32 @@ export async function dhcp(dev: NetDevice, timeoutMs: number, log: (s: string) =
   } finally {
     dev.sniffer = null;
   }
+}
+
+/**
+ * Extends a lease (RFC 2131's REBINDING request: ciaddr = our address, no server identifier,
+ * broadcast, so any server of the LAN may answer). Resolves with the renewed lease, 'nak' if
+ * the server refuses the address (it must then be given up), or null without an answer.
+ */
+export async function rebind(dev: NetDevice, lease: DhcpLease, timeoutMs: number): Promise<DhcpLease | 'nak' | null> {
+  const xid = randomInt(1, 0x7fffffff);
+  return new Promise((resolve) => {
+    const done = (v: DhcpLease | 'nak' | null) => {
+      clearTimeout(timer);
+      if (dev.sniffer === sniff) dev.sniffer = null;
+      resolve(v);
+    };
+    const sniff = (f: Uint8Array) => {
+      const r = parseReply(f, xid, dev.mac);
+      if (!r) return false;
+      if (r.type === DHCPACK) done(leaseOf(r));
+      else if (r.type === DHCPNAK) done('nak');
+      return true;
+    };
+    const timer = setTimeout(() => done(null), timeoutMs);
+    // Below the stack like the first exchange; another exchange on this device wins.
+    if (dev.sniffer) return done(null);
+    dev.sniffer = sniff;
+    if (!dev.xmit(frame(dev.mac, bootpMessage(dev.mac, xid, 0, DHCPREQUEST, [], lease.address)))) done(null);
+  });
 }

@@ -12,7 +12,7 @@
 // or the ip= fields) go to /etc/resolv.conf. Messages are ipconfig.c's.
 import { writeFileSync } from 'node:fs';
 import { ip } from '../../../net/ip.js';
-import { dhcp, type DhcpLease } from './dhcp.js';
+import { dhcp, rebind, type DhcpLease } from './dhcp.js';
 import { netdevs, type NetDevice } from './netdev.js';
 
 export interface IpParam {
@@ -176,17 +176,15 @@ export async function ipAutoconfig(o: IpAutoconfigOptions): Promise<void> {
     }
     const { dev, lease } = got;
     o.printk(`IP-Config: Got DHCP answer from ${lease.server}, my address is ${lease.address}`);
-    await apply(
-      dev,
-      {
-        address: lease.address,
-        netmask: lease.netmask,
-        gateway: isV4(param.gateway) ? param.gateway : lease.router,
-        dns: param.dns.length ? param.dns : lease.dns,
-        hostname: param.hostname ?? lease.hostname,
-      },
-      o.printk,
-    );
+    const fromLease = (l: DhcpLease): StaticConfig => ({
+      address: l.address,
+      netmask: l.netmask,
+      gateway: isV4(param.gateway) ? param.gateway : l.router,
+      dns: param.dns.length ? param.dns : l.dns,
+      hostname: param.hostname ?? l.hostname,
+    });
+    await apply(dev, fromLease(lease), o.printk);
+    keepLease(dev, lease, fromLease, o.printk, o.dhcpTimeoutMs ?? 20_000);
   } catch (e) {
     o.printk(`IP-Config: ${(e as Error).message}`);
   }
@@ -204,4 +202,49 @@ export function configureHotplugged(printk: (s: string) => void, carrierTimeoutM
       if (c) await apply(dev, c, printk).catch((e) => printk(`IP-Config: ${dev.name}: ${(e as Error).message}`));
     })();
   });
+}
+
+/**
+ * Keeps a DHCP lease for as long as the guest runs (dhclient's job on a Linux system; Linux's
+ * ipconfig.c never renews): at half the lease time ask the server to extend it, retrying at
+ * half the time left while there is no answer. A NAK, or an expiry without an answer, gives
+ * the address up and starts over with DISCOVER, as RFC 2131 says. Leases of 2^32-1 seconds
+ * are infinite.
+ */
+export function keepLease(dev: NetDevice, first: DhcpLease, toConfig: (l: DhcpLease) => StaticConfig, printk: (s: string) => void, dhcpTimeoutMs: number): void {
+  let lease = first;
+  let expires = Date.now() + (lease.leaseSecs ?? 0) * 1000;
+  const later = (ms: number) => setTimeout(() => void tick(), Math.max(1000, Math.min(ms, 2 ** 31 - 1)));
+  const giveUp = async (why: string) => {
+    printk(`IP-Config: ${dev.name}: ${why}; giving up ${lease.address}`);
+    await ip([...dev.ipNetns, 'addr', 'del', `${lease.address}/${maskToPrefix(lease.netmask)}`, 'dev', dev.name]).catch(() => {});
+    const fresh = await dhcp(dev, dhcpTimeoutMs, printk);
+    if (!fresh) {
+      printk(`IP-Config: ${dev.name}: no DHCP answer; trying again in 60 s`);
+      expires = 0;
+      later(60_000);
+      return;
+    }
+    printk(`IP-Config: Got DHCP answer from ${fresh.server}, my address is ${fresh.address}`);
+    await apply(dev, toConfig(fresh), printk).catch((e) => printk(`IP-Config: ${(e as Error).message}`));
+    start(fresh);
+  };
+  const tick = async () => {
+    if (!dev.carrier()) return later(5000);
+    if (expires === 0) return giveUp('no lease');
+    const r = await rebind(dev, lease, 4000);
+    if (r === 'nak') return giveUp('the server refused the lease (NAK)');
+    if (r && r.address === lease.address) return start(r);
+    const left = expires - Date.now();
+    if (left <= 0) return giveUp('the lease expired without an answer');
+    later(left / 2);
+  };
+  const start = (l: DhcpLease) => {
+    lease = l;
+    const secs = l.leaseSecs;
+    if (secs === undefined || secs === 0xffffffff) return;
+    expires = Date.now() + secs * 1000;
+    later((secs * 1000) / 2);
+  };
+  start(first);
 }
