@@ -3,6 +3,7 @@
 // netif rings to dom0's netback and its vif TAP, plugged by vif-bridge into a private
 // bridge where the test LAN host (a namespace with dnsmasq) lives.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { Instance } from '../helpers/instance.js';
 import { TestLan, leftovers, netShouldSkip } from '../helpers/lan.js';
@@ -170,6 +171,24 @@ describe.skipIf(netShouldSkip())('PV networking: guests on a LAN', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('vif-nat is not supported yet');
     expect((await xn.xlOk('network-list', 'sh1')).trim().split('\n')).toHaveLength(2);
+  });
+
+  it('vif-route: no bridge; dom0 routes to the guest\'s ip= and they reach each other', async () => {
+    const RT_IP = '198.18.6.10';
+    await create('routed', 'console=hvc0', `script=vif-route,ip=${RT_IP},vifname=xnpvn-rt`);
+    await xn.waitForShell('routed');
+    // The hotplug script: a host route to the guest's address through its vif, no bridge port.
+    expect(execFileSync('ip', ['route', 'show', `${RT_IP}/32`], { encoding: 'utf8' })).toContain('dev xnpvn-rt');
+    expect(existsSync('/sys/class/net/xnpvn-rt/brport')).toBe(false);
+    expect(readFileSync('/proc/sys/net/ipv4/conf/xnpvn-rt/proxy_arp', 'utf8').trim()).toBe('1');
+    // dom0 (this host's own stack) pings the guest; the guest answers on-link (its default route
+    // is the vif, set up by its kernel for a routed vif).
+    expect(spawnSync('ping', ['-c', '3', '-i', '0.2', '-W', '2', RT_IP]).status).toBe(0);
+    expect(await xn.consoleRun('routed', 'ip route show default')).toMatch(/default dev eth0/);
+    await xn.xlOk('destroy', 'routed');
+    // offline: the route goes with the vif
+    expect(execFileSync('ip', ['route', 'show', `${RT_IP}/32`], { encoding: 'utf8' }).trim()).toBe('');
+    expect(existsSync('/sys/class/net/xnpvn-rt')).toBe(false);
   });
 
   it('the vif\'s rate= is delivered within 5% (10Mb/s@20ms)', async () => {

@@ -40,6 +40,8 @@ export class EthTap implements NetDevice {
   private paused = false;
   private readonly buf = new Uint8Array(MAX_FRAME);
   private isUp = false;
+  /** An emulated NIC is always on a bridge (type=ioemu vifs have no vif-route path). */
+  readonly routed = false;
 
   constructor(
     private readonly nic: EthernetDriver,

@@ -82,6 +82,9 @@ async function apply(dev: NetDevice, c: StaticConfig, printk: (s: string) => voi
   await ip([...dev.ipNetns, 'addr', 'add', `${c.address}/${pfx}`, 'dev', dev.name]);
   await ip([...dev.ipNetns, 'link', 'set', 'dev', dev.name, 'up']);
   if (c.gateway) await ip([...dev.ipNetns, 'route', 'replace', 'default', 'via', c.gateway, 'dev', dev.name]).catch((e) => printk(`IP-Config: cannot add the default route: ${(e as Error).message}`));
+  // A routed vif (vif-route) has dom0 on the other end and no gateway: dom0 answers ARP for
+  // its own addresses there, so everything is on-link.
+  else if (dev.routed) await ip([...dev.ipNetns, 'route', 'replace', 'default', 'dev', dev.name]).catch((e) => printk(`IP-Config: cannot add the default route: ${(e as Error).message}`));
   if (c.dns.length && dev.ipNetns.length === 0) {
     try {
       writeFileSync('/etc/resolv.conf', c.dns.map((d) => `nameserver ${d}\n`).join(''));

@@ -12,6 +12,9 @@ export interface NetDevice {
   readonly mtu: number;
   /** The vif's ip= from the toolstack (backend key), if any. */
   readonly backendIp: string | undefined;
+  /** dom0 routes this vif rather than bridging it (its hotplug script is vif-route): there is
+   * no LAN behind it, and dom0's own addresses answer ARP on it, so the way out is on-link. */
+  readonly routed: boolean;
   /** `ip` arguments that reach the namespace the device lives in (empty: our own). */
   readonly ipNetns: string[];
   /** True once the backend is connected (carrier). */

@@ -72,6 +72,7 @@ class Netfront implements FrontendDriver, NetDevice {
   mac = '';
   mtu = 1500;
   backendIp: string | undefined;
+  routed = false;
   sniffer: ((frame: Uint8Array) => boolean) | null = null;
   private tap: { fd: number; name: string } | null = null;
   private backendId = 0;
@@ -143,6 +144,7 @@ class Netfront implements FrontendDriver, NetDevice {
     this.mtu = (await d.readInt('mtu', 68, 65535)) ?? (await d.readInt('mtu', 68, 65535, d.path)) ?? 1500;
     if (!this.backendSg && this.mtu > XEN_PAGE_SIZE - 18) this.mtu = XEN_PAGE_SIZE - 18;
     this.backendIp = (await d.readKey('ip'))?.trim() || undefined;
+    this.routed = /(^|\/)vif-route$/.test((await d.readKey('script'))?.trim() ?? '');
     // What the guest's stack may hand us is what the backend takes.
     const n = native();
     n.tapSetOffload(this.tap!.fd, this.offload ? n.TUN_F_CSUM | (gso4 ? n.TUN_F_TSO4 : 0) | (gso6 ? n.TUN_F_TSO6 : 0) : 0);
