@@ -37,18 +37,18 @@ export class BusyPoller {
   hits = 0;
   private misses = 0;
   private skip = 0;
-  private active = false;
   private lastDelivery = 0;
+  private chaining = false;
 
   constructor(readonly maxUs: number) {}
 
   /** Call after every delivery to the peer: true if this one looks like a lone request worth
-   * polling for the answer to (small, after a quiet gap, not backed off, not nested). */
+   * polling for the answer to (small, after a quiet gap, not backed off). */
   shouldPoll(small: boolean): boolean {
     const now = performance.now();
     const gap = now - this.lastDelivery;
     this.lastDelivery = now;
-    if (this.maxUs <= 0 || this.active || !small || gap < MIN_GAP_MS) return false;
+    if (this.maxUs <= 0 || !small || gap < MIN_GAP_MS) return false;
     if (this.skip > 0) {
       this.skip--;
       return false;
@@ -62,13 +62,7 @@ export class BusyPoller {
   wait(ring: SharedRing, which: 'requests' | 'responses', fd: number, reply: 'ring' | 'fd'): BusyPollResult {
     const words = headerWords(ring);
     const index = which === 'requests' ? REQ_PROD : RSP_PROD;
-    this.active = true;
-    let r: number;
-    try {
-      r = native().busyPoll(words, index, Atomics.load(words, index), fd, this.maxUs);
-    } finally {
-      this.active = false;
-    }
+    const r = native().busyPoll(words, index, Atomics.load(words, index), fd, this.maxUs);
     const found: BusyPollResult = r === 1 ? 'ring' : r === 2 ? 'fd' : 'none';
     this.polls++;
     if (found === reply) {
@@ -81,14 +75,43 @@ export class BusyPoller {
     return found;
   }
 
-  /** Run a handler for what a poll found, with no nested poll from inside it. */
-  quiet<T>(fn: () => T): T {
-    const was = this.active;
-    this.active = true;
+  /**
+   * Request/response traffic between a ring and a descriptor, polled instead of slept on: wait
+   * for `want` (the ring's producer index, or `fd` readable), run its handler, then wait for
+   * the other one, and so on, while batches stay small and each wait finds something, for at
+   * most `maxMs` in all. Drivers alternate like this: netback hands a request to the guest
+   * (the TAP side), then waits for the answer on the TX ring, then for the next request on the
+   * TAP. A handler returns the size of the batch it moved (0 ends the chain). Handlers that
+   * deliver and would start a chain of their own do not nest into this one.
+   */
+  chain(
+    p: {
+      ring: SharedRing;
+      which: 'requests' | 'responses';
+      fd: number;
+      small: (batch: number) => boolean;
+      onRing: () => number;
+      onFd: () => number;
+      alive: () => boolean;
+      maxMs: number;
+    },
+    want: 'ring' | 'fd',
+    batch: number,
+  ): void {
+    if (this.chaining) return;
+    this.chaining = true;
+    const until = performance.now() + p.maxMs;
     try {
-      return fn();
+      while (p.alive() && performance.now() < until) {
+        if (!this.shouldPoll(p.small(batch))) break;
+        const found = this.wait(p.ring, p.which, p.fd, want);
+        if (found === 'none') break;
+        batch = found === 'ring' ? p.onRing() : p.onFd();
+        want = found === 'ring' ? 'fd' : 'ring';
+        if (batch === 0) break;
+      }
     } finally {
-      this.active = was;
+      this.chaining = false;
     }
   }
 }

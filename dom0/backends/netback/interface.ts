@@ -35,8 +35,9 @@ export interface VifConnectParams {
 const SPURIOUS_LIMIT = 16;
 const HOLD_OFF_MIN_MS = 1;
 const HOLD_OFF_MAX_MS = 100;
-/** Busy polling for the guest's reply after a small RX delivery (drivers/ring/busy-poll.ts):
- * how long (XENODE_NET_BUSY_POLL_US, 0 = off), and up to how many frames count as small. */
+/** Busy polling around lone requests (drivers/ring/busy-poll.ts, `busyPoll` below): how long
+ * one spin may last (XENODE_NET_BUSY_POLL_US, 0 = off), up to how many frames a batch counts
+ * as a lone request, and how long one chain of spins may hold dom0's event loop. */
 export const NET_BUSY_POLL_US = Number(process.env.XENODE_NET_BUSY_POLL_US ?? 200);
 const BUSY_POLL_MAX_BATCH = 2;
 const BUSY_LOOP_MS = 1;
@@ -55,7 +56,6 @@ export class ConnectedVif {
   private txTimer: NodeJS.Timeout | null = null;
   private txImmediate: NodeJS.Immediate | null = null;
   private readonly busy = new BusyPoller(NET_BUSY_POLL_US);
-  private polling = false;
   /** A poll took work the frontend also rang for: that event will find nothing, and is not
    * a sign of a storm. */
   private staleEvents = 0;
@@ -120,7 +120,7 @@ export class ConnectedVif {
       mtu: p.mtu,
       fatal,
       notify,
-      afterDelivery: (frames) => this.pollForReply(frames),
+      afterDelivery: (frames) => this.busyPoll('reply', frames),
     });
     // What the bridge may hand us for this guest: only what its netfront said it takes.
     const n = native();
@@ -166,42 +166,36 @@ export class ConnectedVif {
     }
   }
 
-  private pollForReply(frames: number): void {
-    this.busyPoll('reply', frames);
-  }
-
   /**
    * Request/response traffic, polled instead of slept on (drivers/ring/busy-poll.ts). After a
    * small delivery to the guest (a request, most likely) spin briefly for its answer on the
    * TX ring; after forwarding a small answer from the guest, spin briefly for the client's
-   * next request on the TAP. Each find leads to the other wait, for at most BUSY_LOOP_MS in
-   * all: this is dom0's one event loop, and other vifs wait while it spins.
+   * next request on the TAP. At most BUSY_LOOP_MS in all: this is dom0's one event loop, and
+   * other vifs wait while it spins.
    */
   private busyPoll(want: 'reply' | 'next', batch: number): void {
-    if (this.polling || this.closed || !this.txRing) return;
-    this.polling = true;
-    const until = performance.now() + BUSY_LOOP_MS;
-    try {
-      while (!this.closed && this.txRing && performance.now() < until) {
-        if (!this.busy.shouldPoll(batch <= BUSY_POLL_MAX_BATCH)) break;
-        const found = this.busy.wait(this.txRing.ring, 'requests', this.tapFd, want === 'reply' ? 'ring' : 'fd');
-        if (found === 'none') break;
-        if (found === 'ring') {
+    const txRing = this.txRing;
+    if (this.closed || !txRing) return;
+    this.busy.chain(
+      {
+        ring: txRing.ring,
+        which: 'requests',
+        fd: this.tapFd,
+        small: (n) => n <= BUSY_POLL_MAX_BATCH,
+        onRing: () => {
           // The frontend rang for this too: that event will find nothing (not a storm).
           this.staleEvents = Math.min(this.staleEvents + 1, 4);
-          batch = this.tx?.run() ?? 0;
-          want = 'next';
-        } else {
-          batch = this.rx?.run() ?? 0;
-          want = 'reply';
-        }
-        if (batch === 0) break;
-      }
-    } finally {
-      this.polling = false;
-      this.metrics.busyPolls = this.busy.polls;
-      this.metrics.busyPollHits = this.busy.hits;
-    }
+          return this.tx?.run() ?? 0;
+        },
+        onFd: () => this.rx?.run() ?? 0,
+        alive: () => !this.closed && this.txRing === txRing,
+        maxMs: BUSY_LOOP_MS,
+      },
+      want === 'reply' ? 'ring' : 'fd',
+      batch,
+    );
+    this.metrics.busyPolls = this.busy.polls;
+    this.metrics.busyPollHits = this.busy.hits;
   }
 
   private scheduleTx(ms: number): void {

@@ -78,7 +78,6 @@ class Netfront implements FrontendDriver, NetDevice {
   private backendId = 0;
   private offload = true;
   private busy = new BusyPoller(DEFAULT_BUSY_POLL_US);
-  private polling = false;
   /** The RX ring's shared page (busy polls watch its rsp_prod). */
   private rxShared: SharedRing | null = null;
   private backendSg = false;
@@ -262,31 +261,25 @@ class Netfront implements FrontendDriver, NetDevice {
    * Request/response traffic, polled instead of slept on (drivers/ring/busy-poll.ts): after
    * handing a small batch to the guest's stack (a request, most likely), spin briefly for its
    * answer on the TAP; after sending a small answer, spin briefly for the next request on the
-   * RX ring. Each find leads to the other wait, for at most 1 ms in all.
+   * RX ring. At most 1 ms in all.
    */
   private busyPoll(want: 'reply' | 'next', batch: number): void {
-    if (this.polling) return;
-    this.polling = true;
-    const until = performance.now() + 1;
-    try {
-      while (this.connected && performance.now() < until) {
-        const tap = this.tap;
-        if (!tap || !this.rxShared || !this.rx || !this.tx) break;
-        if (!this.busy.shouldPoll(batch <= BUSY_POLL_MAX_SLOTS)) break;
-        const found = this.busy.wait(this.rxShared, 'responses', tap.fd, want === 'reply' ? 'fd' : 'ring');
-        if (found === 'none') break;
-        if (found === 'fd') {
-          batch = this.tx.readTap();
-          want = 'next';
-        } else {
-          batch = this.rx.poll();
-          want = 'reply';
-        }
-        if (batch === 0) break;
-      }
-    } finally {
-      this.polling = false;
-    }
+    const { tap, rxShared, rx, tx } = this;
+    if (!this.connected || !tap || !rxShared || !rx || !tx) return;
+    this.busy.chain(
+      {
+        ring: rxShared,
+        which: 'responses',
+        fd: tap.fd,
+        small: (n) => n <= BUSY_POLL_MAX_SLOTS,
+        onRing: () => rx.poll(),
+        onFd: () => tx.readTap(),
+        alive: () => this.connected && this.rx === rx,
+        maxMs: 1,
+      },
+      want === 'reply' ? 'fd' : 'ring',
+      batch,
+    );
   }
 
   private startIo(): void {
