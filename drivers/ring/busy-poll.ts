@@ -6,10 +6,11 @@
 // trade with net.core.busy_poll.
 //
 // Bounded four ways: a poll spins at most `maxUs`, yielding the CPU every turn so the peer
-// that will answer can run on this CPU; it is only tried after a small delivery that followed
-// a quiet gap (a lone request: bulk and flood traffic keep both sides busy without it); it
-// ends as soon as anything else arrives; and after a run of polls that found no reply
-// (one-way traffic) it backs off for a while.
+// that will answer can run on this CPU; it is only tried when the last batch each way was
+// small and this one followed a quiet gap (an exchange of lone requests and answers: a bulk
+// transfer, whose data goes one way in big batches while only ACKs come back, and floods keep
+// both sides busy without it); it ends as soon as anything else arrives; and after a run of
+// polls that found no answer (one-way traffic) it backs off for a while.
 import { native } from '../../native/index.js';
 import type { SharedRing } from './shared-ring.js';
 
@@ -39,16 +40,21 @@ export class BusyPoller {
   private skip = 0;
   private lastDelivery = 0;
   private chaining = false;
+  /** Whether the last batch moved on each side (ring / descriptor) was small. */
+  private readonly smallLast = { ring: true, fd: true };
 
   constructor(readonly maxUs: number) {}
 
-  /** Call after every delivery to the peer: true if this one looks like a lone request worth
-   * polling for the answer to (small, after a quiet gap, not backed off). */
-  shouldPoll(small: boolean): boolean {
+  /** Call after every batch moved (`moved`: the ring side or the descriptor side): true if it
+   * looks like a lone request worth polling for the answer to (small, the last batch the
+   * other way small too, after a quiet gap, not backed off). */
+  shouldPoll(moved: 'ring' | 'fd', small: boolean): boolean {
     const now = performance.now();
     const gap = now - this.lastDelivery;
     this.lastDelivery = now;
-    if (this.maxUs <= 0 || !small || gap < MIN_GAP_MS) return false;
+    this.smallLast[moved] = small;
+    const other = moved === 'ring' ? 'fd' : 'ring';
+    if (this.maxUs <= 0 || !small || !this.smallLast[other] || gap < MIN_GAP_MS) return false;
     if (this.skip > 0) {
       this.skip--;
       return false;
@@ -81,8 +87,9 @@ export class BusyPoller {
    * the other one, and so on, while batches stay small and each wait finds something, for at
    * most `maxMs` in all. Drivers alternate like this: netback hands a request to the guest
    * (the TAP side), then waits for the answer on the TX ring, then for the next request on the
-   * TAP. A handler returns the size of the batch it moved (0 ends the chain). Handlers that
-   * deliver and would start a chain of their own do not nest into this one.
+   * TAP. `moved` is the side the caller just moved a batch of `batch` on (the chain waits
+   * for the other). A handler returns the size of the batch it moved (0 ends the chain).
+   * Handlers that deliver and would start a chain of their own do not nest into this one.
    */
   chain(
     p: {
@@ -95,7 +102,7 @@ export class BusyPoller {
       alive: () => boolean;
       maxMs: number;
     },
-    want: 'ring' | 'fd',
+    moved: 'ring' | 'fd',
     batch: number,
   ): void {
     if (this.chaining) return;
@@ -103,11 +110,12 @@ export class BusyPoller {
     const until = performance.now() + p.maxMs;
     try {
       while (p.alive() && performance.now() < until) {
-        if (!this.shouldPoll(p.small(batch))) break;
+        if (!this.shouldPoll(moved, p.small(batch))) break;
+        const want = moved === 'ring' ? 'fd' : 'ring';
         const found = this.wait(p.ring, p.which, p.fd, want);
         if (found === 'none') break;
         batch = found === 'ring' ? p.onRing() : p.onFd();
-        want = found === 'ring' ? 'fd' : 'ring';
+        moved = found;
         if (batch === 0) break;
       }
     } finally {

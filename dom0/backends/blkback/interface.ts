@@ -261,7 +261,7 @@ export class BlkifInterface {
       // Responses freed ring room: requests held back by RING_UNCONSUMED may be waiting.
       this.process();
       // Queue depth 1: the program that waited for this answer usually asks again at once.
-      if (this.back && !this.halted && this.inflight.size === 0 && this.busy.shouldPoll(true)) {
+      if (this.back && !this.halted && this.inflight.size === 0 && this.busy.shouldPoll('fd', true)) {
         if (this.busy.wait(this.back.ring, 'requests', -1, 'ring') === 'ring') this.process();
         this.o.counters.busy_polls = this.busy.polls;
         this.o.counters.busy_poll_hits = this.busy.hits;

@@ -36,8 +36,9 @@ const SPURIOUS_LIMIT = 16;
 const HOLD_OFF_MIN_MS = 1;
 const HOLD_OFF_MAX_MS = 100;
 /** Busy polling around lone requests (drivers/ring/busy-poll.ts, `busyPoll` below): how long
- * one spin may last (XENODE_NET_BUSY_POLL_US, 0 = off), up to how many frames a batch counts
- * as a lone request, and how long one chain of spins may hold dom0's event loop. */
+ * one spin may last (XENODE_NET_BUSY_POLL_US, 0 = off), up to how many ring slots a batch
+ * counts as small (a 64-byte datagram takes one; a TCP segment train ten or more), and how
+ * long one chain of spins may hold dom0's event loop. */
 export const NET_BUSY_POLL_US = Number(process.env.XENODE_NET_BUSY_POLL_US ?? 200);
 const BUSY_POLL_MAX_BATCH = 2;
 const BUSY_LOOP_MS = 1;
@@ -173,7 +174,7 @@ export class ConnectedVif {
    * next request on the TAP. At most BUSY_LOOP_MS in all: this is dom0's one event loop, and
    * other vifs wait while it spins.
    */
-  private busyPoll(want: 'reply' | 'next', batch: number): void {
+  private busyPoll(want: 'reply' | 'next', slots: number): void {
     const txRing = this.txRing;
     if (this.closed || !txRing) return;
     this.busy.chain(
@@ -191,8 +192,10 @@ export class ConnectedVif {
         alive: () => !this.closed && this.txRing === txRing,
         maxMs: BUSY_LOOP_MS,
       },
-      want === 'reply' ? 'ring' : 'fd',
-      batch,
+      // 'reply': we just moved a request from the TAP to the guest; 'next': an answer from
+      // the TX ring to the TAP.
+      want === 'reply' ? 'fd' : 'ring',
+      slots,
     );
     this.metrics.busyPolls = this.busy.polls;
     this.metrics.busyPollHits = this.busy.hits;

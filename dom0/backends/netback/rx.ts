@@ -56,8 +56,9 @@ export interface RxDeps {
   mtu: number;
   fatal(reason: string): void;
   notify(): void;
-  /** Told after a run that delivered frames (how many): the vif may poll for the reply. */
-  afterDelivery?: (frames: number) => void;
+  /** Told after a run that delivered frames (how many ring slots they took): the vif may
+   * poll for the reply. */
+  afterDelivery?: (slots: number) => void;
 }
 
 export class RxPath {
@@ -177,10 +178,11 @@ export class RxPath {
   }
 
   /** Reads frames into the guest's buffers while it has enough of them posted. Returns the
-   * frames delivered. */
+   * ring slots the delivered frames took. */
   run(): number {
     const { ring, metrics } = this.d;
     let frames = 0;
+    const slots0 = metrics.rxSlots;
     let responded = false;
     while (!this.stopped && frames < RX_BUDGET) {
       // A buffer whose grant was refused is answered with an error, on its own, in order.
@@ -193,7 +195,7 @@ export class RxPath {
       if (w < this.need && w === this.count) {
         // Not enough buffers: take any that were posted meanwhile, else wait for them.
         const took = this.fill();
-        if (took < 0) return frames;
+        if (took < 0) return metrics.rxSlots - slots0;
         if (took === 0) {
           if (ring.finalCheckForRequests() && this.fill() > 0) continue;
           break;
@@ -214,8 +216,9 @@ export class RxPath {
       if (ring.pushResponses()) this.d.notify();
     }
     this.updateWatch();
-    if (responded && frames > 0) this.d.afterDelivery?.(frames);
-    return frames;
+    const slots = metrics.rxSlots - slots0;
+    if (responded && frames > 0) this.d.afterDelivery?.(slots);
+    return slots;
   }
 
   /** readv into [vnet header, buffer pages...]; with GSO possible, the second held buffer is

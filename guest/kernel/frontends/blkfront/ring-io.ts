@@ -203,7 +203,7 @@ export class BlkfrontRing {
         this.notify();
       }
       const b = this.busy;
-      if (b && b.poller.shouldPoll(this.inFlight <= BUSY_POLL_MAX_INFLIGHT)) {
+      if (b && b.poller.shouldPoll('fd', this.inFlight <= BUSY_POLL_MAX_INFLIGHT)) {
         // 'fd': FUSE has more for us: the event loop takes it next, without a wake-up.
         if (b.poller.wait(this.front.ring, 'responses', b.fuseFd(), 'ring') === 'ring') this.onEvent();
       }
@@ -218,7 +218,7 @@ export class BlkfrontRing {
     this.nextScheduled = true;
     setImmediate(() => {
       this.nextScheduled = false;
-      if (this.dead || this.inFlight > 0 || !b.poller.shouldPoll(true)) return;
+      if (this.dead || this.inFlight > 0 || !b.poller.shouldPoll('ring', true)) return;
       if (b.poller.wait(this.front.ring, 'responses', b.fuseFd(), 'fd') === 'ring') this.onEvent();
     });
   }

@@ -39,7 +39,7 @@ const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 const REVOKE_RETRY_MS = 10_000;
 const DEFAULT_BUSY_POLL_US = 150;
 /** RX slots in one event that still count as a request worth polling for the reply to. */
-const BUSY_POLL_MAX_SLOTS = 4;
+const BUSY_POLL_MAX_SLOTS = 2;
 
 export interface NetfrontOptions {
   /** Where the eth TAPs come from (default: the jailer's pre-opened fds). */
@@ -277,7 +277,9 @@ class Netfront implements FrontendDriver, NetDevice {
         alive: () => this.connected && this.rx === rx,
         maxMs: 1,
       },
-      want === 'reply' ? 'fd' : 'ring',
+      // 'reply': we just handed RX ring slots to the guest's stack; 'next': sent its answer
+      // from the TAP onto the TX ring.
+      want === 'reply' ? 'ring' : 'fd',
       batch,
     );
   }

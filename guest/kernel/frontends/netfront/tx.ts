@@ -41,7 +41,8 @@ export interface NetfrontTxDeps {
   sg: boolean;
   notify(): void;
   log(msg: string): void;
-  /** Told after frames went on the ring (how many): netfront may poll for the next request. */
+  /** Told after frames went on the ring (how many slots they took): netfront may poll for
+   * the next request. */
   afterSend?: (frames: number) => void;
 }
 
@@ -102,10 +103,12 @@ export class NetfrontTx {
     return this.run();
   }
 
-  /** Frames from the guest's stack, while there is room for them. Returns frames sent. */
+  /** Frames from the guest's stack, while there is room for them. Returns the ring slots
+   * they took (a lone datagram one, a TCP segment train ten or more). */
   private run(): number {
     const ring = this.d.ring;
     let sent = 0;
+    const slots0 = ring.reqProdPvt;
     while (!this.stopped && sent < TX_BUDGET && this.room()) {
       const iov = this.iov;
       iov.length = 0;
@@ -131,8 +134,9 @@ export class NetfrontTx {
       if (ring.pushRequests()) this.d.notify();
     }
     this.updateWatch();
-    if (sent > 0) this.d.afterSend?.(sent);
-    return sent;
+    const slots = (ring.reqProdPvt - slots0) >>> 0;
+    if (sent > 0) this.d.afterSend?.(slots);
+    return slots;
   }
 
   /** Puts a frame of `len` bytes, already in the top free buffers, on the ring. */
