@@ -42,6 +42,9 @@ export interface StartInfo {
 }
 
 /** Where the domain builder puts its special pages: the top of the domain's memory. */
+/** How many pages at the top of a domain's memory specialPages() takes. */
+export const SPECIAL_PAGES = 4;
+
 export function specialPages(nrPages: number) {
   return {
     startInfo: nrPages - 1,

@@ -244,6 +244,19 @@ export interface LinuxBootSpec {
   /** Append the words this host's KVM needs on a Linux command line (guestCmdlineQuirks();
    * nothing on hardware-assisted KVM). Default true. */
   hostQuirks?: boolean;
+  /** Pages at the top of RAM that belong to the toolstack, not the guest (Xen's special pfns:
+   * start_info, the xenstore and console rings): reserved in the e820 map, and nothing is
+   * loaded there. Default 0. */
+  reservedTopPages?: number;
+}
+
+/** RAM minus `bytes` at the top of the highest region, and that range (for e820). */
+export function withReservedTop(ram: RamRegion[], bytes: number): { ram: RamRegion[]; reserved: E820Entry | null } {
+  if (bytes <= 0) return { ram, reserved: null };
+  const top = ram.reduce((a, r) => (r.gpa > a.gpa ? r : a));
+  if (bytes >= top.size) throw new BootError(`cannot reserve ${bytes} bytes at the top of a ${top.size}-byte RAM region`);
+  const trimmed = ram.map((r) => (r === top ? { ...r, size: r.size - bytes } : r));
+  return { ram: trimmed, reserved: { addr: top.gpa + top.size - bytes, size: bytes, type: E820_RESERVED } };
 }
 
 export interface LinuxBootInfo {
@@ -273,7 +286,8 @@ function kernelCacheKey(path: string): string | undefined {
 
 /** Lay out kernel, initrd, command line, boot_params, page tables, GDT and MP table in guest
  * memory. Pure memory writes: usable without KVM (tests check the layout). */
-export function layoutLinux(mem: Uint8Array, ram: RamRegion[], vcpus: number, spec: LinuxBootSpec): LinuxBootInfo {
+export function layoutLinux(mem: Uint8Array, allRam: RamRegion[], vcpus: number, spec: LinuxBootSpec): LinuxBootInfo {
+  const { ram, reserved } = withReservedTop(allRam, (spec.reservedTopPages ?? 0) * 4096);
   const img = load(spec.kernel);
   const bare = isElf(img); // a vmlinux given directly: no setup header of its own
   const h = bare ? elfSetupHeader() : parseBzImage(img);
@@ -344,6 +358,7 @@ export function layoutLinux(mem: Uint8Array, ram: RamRegion[], vcpus: number, sp
   zp.setUint32(0x0c4, 0, true); // ext_ramdisk_size
   zp.setUint32(0x0c8, 0, true); // ext_cmd_line_ptr
   const e820 = e820Map(ram);
+  if (reserved) e820.splice(e820.length - 1, 0, reserved);
   if (e820.length > 128) throw new BootError('too many e820 entries');
   zp.setUint8(0x1e8, e820.length);
   e820.forEach((e, i) => {

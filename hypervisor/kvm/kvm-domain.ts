@@ -8,6 +8,7 @@ import { native, type FdWatcher } from '../../native/index.js';
 import { HVM_IOREQ_PAGES, IOREQ_PAGE_OFFSET, PlatformWord } from '../../drivers/hypercall/hvm-platform-page.js';
 import { bootLinux, type LinuxBootInfo } from './boot-linux.js';
 import type { HvmLinuxBoot } from '../../drivers/hypercall/ops.js';
+import { SPECIAL_PAGES } from '../../drivers/hypercall/start-info.js';
 import { KvmVm, type KvmExitStats, type KvmVmEvent, type VcpuInfo } from './vm.js';
 
 export interface KvmDomainConfig {
@@ -58,6 +59,10 @@ export class KvmDomain {
         initrd: cfg.linux.ramdisk ?? null,
         cmdline: cfg.linux.cmdline,
         pciIrqs: cfg.linux.pciIrqs,
+        // The toolstack's pages at the top of every domain's RAM (drivers/hypercall/start-info.ts
+        // specialPages: start_info, xenstore and console rings, shared_info), as Xen's hvmloader
+        // keeps its special pfns out of the guest's e820.
+        reservedTopPages: SPECIAL_PAGES,
       });
       const d = new KvmDomain(vm, boot);
       vm.on('event', (e: KvmVmEvent) => cfg.onEvent(e));

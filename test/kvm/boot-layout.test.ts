@@ -121,6 +121,23 @@ describe('guest memory layout', () => {
     expect(gdt.getBigUint64(0x18, true)).toBe(0x00cf93000000ffffn);
   });
 
+  it("keeps the toolstack's pages at the top of RAM out of the guest's e820 and away from the initrd", () => {
+    const mem = new Uint8Array(64 * MiB);
+    const initrd = new Uint8Array(MiB).fill(0xcd);
+    const top = mem.subarray(mem.length - 4 * 4096).fill(0x5a); // start_info, rings: the toolstack's
+    const info = layoutLinux(mem, guestRamRegions(mem.length), 1, {
+      kernel: tinyBzImage(new Asm(TINY_ENTRY).hlt().build()),
+      initrd,
+      cmdline: '',
+      hostQuirks: false,
+      reservedTopPages: 4,
+    });
+    expect(info.e820).toContainEqual({ addr: MiB, size: 63 * MiB - 4 * 4096, type: E820_RAM });
+    expect(info.e820).toContainEqual({ addr: 64 * MiB - 4 * 4096, size: 4 * 4096, type: 2 });
+    expect(info.initrdAddr + initrd.length).toBeLessThanOrEqual(mem.length - 4 * 4096);
+    expect(top.every((b) => b === 0x5a)).toBe(true);
+  });
+
   it('refuses a command line, kernel or initrd that does not fit', () => {
     const kernel = tinyBzImage(new Asm(TINY_ENTRY).hlt().build());
     const mem = new Uint8Array(16 * MiB);

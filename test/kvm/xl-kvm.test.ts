@@ -213,7 +213,9 @@ describe.skipIf(integrationSkip || kvmSkip !== '')(`Debian's kernel on KVM throu
       await xn.waitFor('"Allowing 2 CPUs"', () => /smpboot: Allowing 2 CPUs/.test(xn.consoleLog('debian-early')), earlyBoundS * 1000);
       const log = xn.consoleLog('debian-early');
       expect(log).toContain(`Linux version ${release}`);
-      expect(log).toMatch(/BIOS-e820: \[mem 0x0000000000100000-0x000000000fffffff\] usable/);
+      expect(log).toMatch(/BIOS-e820: \[mem 0x0000000000100000-0x000000000fffbfff\] usable/);
+      // the toolstack's special pages (start_info, xenstore and console rings) are not the guest's
+      expect(log).toMatch(/BIOS-e820: \[mem 0x000000000fffc000-0x000000000fffffff\] reserved/);
       expect(log).toMatch(/MPTABLE: OEM ID: XENODE/);
       expect(log).toMatch(/Processor #1/);
       // The emulated RTL8139 in slot 4, INTA# -> PIRQ D -> IRQ 11, as the stub domain routes it.
