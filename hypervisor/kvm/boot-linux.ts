@@ -273,7 +273,17 @@ export interface LinuxBootInfo {
   mode: 'decompressor' | 'vmlinux';
 }
 
-const load = (x: Uint8Array | string): Uint8Array => (typeof x === 'string' ? readFileSync(x) : x);
+/** Kernels and initrds are files of a sane size: a path naming a device (/dev/zero) or a FIFO
+ * would block or never end, and a file larger than any guest's RAM cannot be meant. */
+export const MAX_BOOT_FILE_BYTES = 1 << 30;
+
+const load = (x: Uint8Array | string): Uint8Array => {
+  if (typeof x !== 'string') return x;
+  const st = statSync(x);
+  if (!st.isFile()) throw new BootError(`${x} is not a regular file`);
+  if (st.size > MAX_BOOT_FILE_BYTES) throw new BootError(`${x} is ${Math.ceil(st.size / 2 ** 20)} MiB: more than any kernel or initrd (at most ${MAX_BOOT_FILE_BYTES / 2 ** 20} MiB)`);
+  return readFileSync(x);
+};
 
 function kernelCacheKey(path: string): string | undefined {
   try {

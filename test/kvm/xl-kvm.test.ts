@@ -148,6 +148,11 @@ describe.skipIf(integrationSkip || kvmSkip !== '')(`HVM on KVM through xl${kvmSk
     const missing = await xn.xl('create', hvmConfig(xn, 'missing', join(xn.dir, 'no-such-kernel')));
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/missing\.cfg:3: .*cannot read kernel .*no-such-kernel: ENOENT/);
+    // A device would never end (or block): refused before anything is read.
+    const dev = await xn.xl('create', hvmConfig(xn, 'devzero', '/dev/zero'));
+    expect(dev.code).not.toBe(0);
+    expect(dev.stderr).toMatch(/devzero\.cfg:3: .*kernel \/dev\/zero is not a regular file/);
+    expect((await xn.list()).map((d) => d.name)).toEqual(['Domain-0']);
   });
 });
 

@@ -1,6 +1,6 @@
 // From an xl config file to what dom0's domain builder needs. Extra `key=value` words after
 // the file name on `xl create` are appended as config lines, as xl does.
-import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { cpus as hostCpus } from 'node:os';
 import { resolve } from 'node:path';
 import {
@@ -109,6 +109,7 @@ function checkXenodeLimits(c: DomainConfig, text: string, file: string): void {
       if (v === undefined) continue;
       try {
         accessSync(resolve(v), fsConstants.R_OK);
+        if (!statSync(resolve(v)).isFile()) errors.push(new ConfigError(pos(key), `${key} ${v} is not a regular file`));
       } catch (e) {
         errors.push(new ConfigError(pos(key), `cannot read ${key} ${v}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`));
       }
