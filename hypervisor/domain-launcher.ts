@@ -16,10 +16,11 @@ export function uidBaseFor(domid: number): number {
   return UID_BASE + domid * UID_RANGE;
 }
 
-/** /dev/net/tun handles the jailer opens inside each domain's network namespace (fds 4..11 of
+/** /dev/net/tun handles the jailer opens inside each domain's network namespace (fds 4..35 of
  * the kernel): netfront makes one eth TAP per vif with them, so a domain can be given this
- * many vifs over its life (hot-plugged ones included). */
-export const GUEST_TUN_FDS = 8;
+ * many vifs over its life, hot-plugged ones included (a detached vif's handle is gone with its
+ * TAP). An unattached handle costs the host one open file and a few KiB. */
+export const GUEST_TUN_FDS = 32;
 const TUN_FD_BASE = 4;
 
 export interface LaunchSpec {

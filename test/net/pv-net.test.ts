@@ -152,6 +152,18 @@ describe.skipIf(netShouldSkip())('PV networking: guests on a LAN', () => {
     expect(loss, floodOut).toBeLessThanOrEqual(2);
   });
 
+  it('a guest takes more NICs over its life than it has at once: ten attach/detach cycles', async () => {
+    for (let i = 0; i < 10; i++) {
+      await xn.xlOk('network-attach', 'sh1', `bridge=${br}`, `vifname=xnpvn-c${i}`);
+      const rows = (await xn.xlOk('network-list', 'sh1')).trim().split('\n');
+      expect(rows).toHaveLength(3);
+      const devid = rows[2]!.split(/\s+/)[0]!;
+      await xn.waitFor(`cycle ${i}: a second NIC in the guest`, async () => (await xn.consoleRun('sh1', 'ip -o link | grep -c eth')).trim().endsWith('2'), 15_000);
+      await xn.xlOk('network-detach', 'sh1', devid);
+      await xn.waitFor(`cycle ${i}: back to one NIC`, async () => (await xn.consoleRun('sh1', 'ip -o link | grep -c eth')).trim().endsWith('1'), 10_000);
+    }
+  }, 120_000);
+
   it('xl -N network-attach prints the parsed vif as Xen\'s dry run; a bad spec fails', async () => {
     const dry = await xn.xl('-N', 'network-attach', 'sh1', 'bridge=xenbr9', 'mac=00:16:3e:01:02:03', 'rate=10Mb/s@20ms');
     expect(dry.code).toBe(0);

@@ -1,4 +1,4 @@
-// The /dev/net/tun handles the jailer opened in the domain's network namespace (fds 4..11,
+// The /dev/net/tun handles the jailer opened in the domain's network namespace (fds 4..35,
 // XENODE_TUN_FDS), shared by every NIC driver of the HVM kernel: an emulated NIC's eth TAP
 // (no vnet header: the RTL8139 has no offloads) and, with PV drivers, netfront's (with one).
 // One pool, so the two kinds of driver can never pick the same fd.

@@ -1,6 +1,6 @@
 // Where netfront's eth TAPs come from. In a domain, the jailer opened /dev/net/tun a few
 // times inside the domain's network namespace before dropping to the guest's unprivileged
-// uid (native/jailer.c --tun-fds); the kernel holds them as fds 4.. (XENODE_TUN_FDS=4-11)
+// uid (native/jailer.c --tun-fds); the kernel holds them as fds 4.. (XENODE_TUN_FDS=4-35)
 // and netfront attaches one per vif with TUNSETIFF: guest root has CAP_NET_ADMIN over its own
 // namespace only. An fd, once used, goes with its interface: a domain gets that many vifs
 // over its life.
