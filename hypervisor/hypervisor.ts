@@ -150,11 +150,12 @@ export class Hypervisor {
   info(d: Domain): DomainInfo {
     let running = false;
     let blocked = false;
+    // A KVM domain's vCPUs are threads whose state we read directly; others are processes.
+    const vcpus = d.kvm?.vcpuInfo();
     if (d.started && !d.paused && !d.isShutdown && !d.dying) {
-      running = d.domid === 0 || (d.kvm ? d.kvm.runnable : this.anyRunnable(d));
+      running = d.domid === 0 || (vcpus ? vcpus.some((v) => v.state === 'r') : this.anyRunnable(d));
       blocked = !running;
     }
-    const vcpus = d.kvm?.vcpuInfo();
     const memKiB = d.domid === 0 ? d.targetKiB : Math.max(d.targetKiB, 0);
     return {
       domid: d.domid,

@@ -40,6 +40,8 @@
 #include <mutex>
 #include <vector>
 
+#include "js-helpers.h"
+
 namespace xenode_kvm {
 
 void Init(v8::Local<v8::Context> context, v8::Local<v8::Object> exports);
@@ -162,26 +164,10 @@ std::map<int, std::shared_ptr<Vcpu>> g_vcpus;
 // ---------------------------------------------------------------------------------------
 // errors and arguments (same conventions as xenode.cc)
 
-Local<String> Str(Isolate* iso, const char* s) { return String::NewFromUtf8(iso, s).ToLocalChecked(); }
-
-void ThrowErrno(Isolate* iso, const char* syscall, int err) {
-  const char* code = strerrorname_np(err);
-  char codebuf[16];
-  if (code == nullptr) {
-    snprintf(codebuf, sizeof codebuf, "E%d", err);
-    code = codebuf;
-  }
-  char msg[256];
-  snprintf(msg, sizeof msg, "%s: %s (%s)", syscall, code, strerror(err));
-  Local<Context> ctx = iso->GetCurrentContext();
-  Local<Object> e = Exception::Error(Str(iso, msg)).As<Object>();
-  e->Set(ctx, Str(iso, "code"), Str(iso, code)).Check();
-  e->Set(ctx, Str(iso, "errno"), Integer::New(iso, err)).Check();
-  e->Set(ctx, Str(iso, "syscall"), Str(iso, syscall)).Check();
-  iso->ThrowException(e);
-}
-
-void ThrowType(Isolate* iso, const char* what) { iso->ThrowException(Exception::TypeError(Str(iso, what))); }
+using xenode_js::Str;
+using xenode_js::ThrowErrno;
+using xenode_js::ThrowType;
+using xenode_js::ViewData;
 
 bool IntArg(const Args& a, int i, const char* name, double lo, double hi, int64_t* out) {
   Local<Value> v = a[i];
@@ -224,11 +210,6 @@ bool U64From(Isolate* iso, Local<Value> v, const char* name, uint64_t* out) {
   return false;
 }
 
-uint8_t* ViewData(Local<ArrayBufferView> view) {
-  Local<v8::ArrayBuffer> buf = view->Buffer();
-  void* base = buf->IsSharedArrayBuffer() ? buf.As<v8::SharedArrayBuffer>()->Data() : buf->Data();
-  return static_cast<uint8_t*>(base) + view->ByteOffset();
-}
 
 std::shared_ptr<Vm> VmArg(const Args& a, int i) {
   int64_t h;

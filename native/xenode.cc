@@ -43,6 +43,8 @@
 #include <cmath>
 #include <vector>
 
+#include "js-helpers.h"
+
 namespace {
 
 using v8::Array;
@@ -75,34 +77,11 @@ constexpr int kMaxFdsPerMsg = 16;
 // ---------------------------------------------------------------------------------------
 // errors and argument checking
 
-Local<String> Str(Isolate* iso, const char* s) {
-  return String::NewFromUtf8(iso, s).ToLocalChecked();
-}
-
-void ThrowErrno(Isolate* iso, const char* syscall, int err) {
-  const char* code = strerrorname_np(err);  // glibc >= 2.32
-  char codebuf[16];
-  if (code == nullptr) {
-    snprintf(codebuf, sizeof codebuf, "E%d", err);
-    code = codebuf;
-  }
-  char msg[256];
-  snprintf(msg, sizeof msg, "%s: %s (%s)", syscall, code, strerror(err));
-  Local<Context> ctx = iso->GetCurrentContext();
-  Local<Object> e = Exception::Error(Str(iso, msg)).As<Object>();
-  e->Set(ctx, Str(iso, "code"), Str(iso, code)).Check();
-  e->Set(ctx, Str(iso, "errno"), Integer::New(iso, err)).Check();
-  e->Set(ctx, Str(iso, "syscall"), Str(iso, syscall)).Check();
-  iso->ThrowException(e);
-}
-
-void ThrowType(Isolate* iso, const char* what) {
-  iso->ThrowException(Exception::TypeError(Str(iso, what)));
-}
-
-void ThrowRange(Isolate* iso, const char* what) {
-  iso->ThrowException(Exception::RangeError(Str(iso, what)));
-}
+using xenode_js::Str;
+using xenode_js::ThrowErrno;
+using xenode_js::ThrowRange;
+using xenode_js::ThrowType;
+using xenode_js::ViewData;
 
 // args[i] as an integer in [lo, hi]. `dflt` (if given) stands in for undefined.
 bool IntArg(const Args& a, int i, const char* name, double lo, double hi, int64_t* out,
@@ -141,13 +120,6 @@ bool FdArg(const Args& a, int i, int* fd) {
   return true;
 }
 
-// Start of a view's bytes. Buffer() also moves a small on-heap typed array off the heap,
-// so the pointer stays valid for the duration of the (synchronous) call.
-uint8_t* ViewData(Local<ArrayBufferView> view) {
-  Local<ArrayBuffer> buf = view->Buffer();
-  void* base = buf->IsSharedArrayBuffer() ? buf.As<SharedArrayBuffer>()->Data() : buf->Data();
-  return static_cast<uint8_t*>(base) + view->ByteOffset();
-}
 
 bool BytesArg(const Args& a, int i, const char* name, uint8_t** data, size_t* len) {
   if (!a[i]->IsArrayBufferView()) {
@@ -566,63 +538,79 @@ void Write(const Args& a) {
   a.GetReturnValue().Set(static_cast<double>(r));
 }
 
-void Writev(const Args& a) {
-  Isolate* iso = a.GetIsolate();
-  Local<Context> ctx = iso->GetCurrentContext();
-  int fd;
-  if (!FdArg(a, 0, &fd)) return;
-  if (!a[1]->IsArray()) return ThrowType(iso, "bufs must be an array of Uint8Array");
-  Local<Array> arr = a[1].As<Array>();
-  uint32_t count = arr->Length();
-  if (count > IOV_MAX) return ThrowRange(iso, "too many buffers for writev");
-  std::vector<struct iovec> iov(count);
-  for (uint32_t i = 0; i < count; i++) {
-    Local<Value> v;
-    if (!arr->Get(ctx, i).ToLocal(&v)) return;
-    if (!v->IsArrayBufferView()) return ThrowType(iso, "bufs must be an array of Uint8Array");
-    Local<ArrayBufferView> view = v.As<ArrayBufferView>();
-    iov[i].iov_base = ViewData(view);
-    iov[i].iov_len = view->ByteLength();
+// The iovecs for readv/writev from an array of Uint8Array (a vnet header, then the pages a
+// frame lands in or leaves from). Up to 64 buffers live on the stack: the per-frame case.
+class IovArg {
+ public:
+  bool Parse(const Args& a, int i, const char* syscall) {
+    Isolate* iso = a.GetIsolate();
+    Local<Context> ctx = iso->GetCurrentContext();
+    if (!a[i]->IsArray()) {
+      ThrowType(iso, "bufs must be an array of Uint8Array");
+      return false;
+    }
+    Local<Array> arr = a[i].As<Array>();
+    count_ = arr->Length();
+    if (count_ > IOV_MAX) {
+      char msg[64];
+      snprintf(msg, sizeof msg, "too many buffers for %s", syscall);
+      ThrowRange(iso, msg);
+      return false;
+    }
+    if (count_ > kStack) {
+      big_.resize(count_);
+      v_ = big_.data();
+    }
+    for (uint32_t k = 0; k < count_; k++) {
+      Local<Value> e;
+      if (!arr->Get(ctx, k).ToLocal(&e)) return false;
+      if (!e->IsArrayBufferView()) {
+        ThrowType(iso, "bufs must be an array of Uint8Array");
+        return false;
+      }
+      Local<ArrayBufferView> view = e.As<ArrayBufferView>();
+      v_[k].iov_base = ViewData(view);
+      v_[k].iov_len = view->ByteLength();
+    }
+    return true;
   }
-  ssize_t r;
-  do r = writev(fd, iov.data(), static_cast<int>(count));
-  while (r < 0 && errno == EINTR);
+  struct iovec* data() { return v_; }
+  int count() const { return static_cast<int>(count_); }
+
+ private:
+  static constexpr uint32_t kStack = 64;
+  struct iovec stack_[kStack];
+  std::vector<struct iovec> big_;
+  struct iovec* v_ = stack_;
+  uint32_t count_ = 0;
+};
+
+// The result of a readv/writev on a non-blocking fd: bytes, null for EAGAIN, or a throw.
+void IoResult(const Args& a, const char* syscall, ssize_t r) {
   if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return a.GetReturnValue().SetNull();
-  if (r < 0) return ThrowErrno(iso, "writev", errno);
+  if (r < 0) return ThrowErrno(a.GetIsolate(), syscall, errno);
   a.GetReturnValue().Set(static_cast<double>(r));
+}
+
+void Writev(const Args& a) {
+  int fd;
+  IovArg iov;
+  if (!FdArg(a, 0, &fd) || !iov.Parse(a, 1, "writev")) return;
+  ssize_t r;
+  do r = writev(fd, iov.data(), iov.count());
+  while (r < 0 && errno == EINTR);
+  IoResult(a, "writev", r);
 }
 
 // readv into several buffers in one syscall (a vnet header, then the pages a frame lands in).
 void Readv(const Args& a) {
-  Isolate* iso = a.GetIsolate();
-  Local<Context> ctx = iso->GetCurrentContext();
   int fd;
-  if (!FdArg(a, 0, &fd)) return;
-  if (!a[1]->IsArray()) return ThrowType(iso, "bufs must be an array of Uint8Array");
-  Local<Array> arr = a[1].As<Array>();
-  uint32_t count = arr->Length();
-  if (count > IOV_MAX) return ThrowRange(iso, "too many buffers for readv");
-  struct iovec iov[64];
-  std::vector<struct iovec> big;
-  struct iovec* v = iov;
-  if (count > 64) {
-    big.resize(count);
-    v = big.data();
-  }
-  for (uint32_t i = 0; i < count; i++) {
-    Local<Value> e;
-    if (!arr->Get(ctx, i).ToLocal(&e)) return;
-    if (!e->IsArrayBufferView()) return ThrowType(iso, "bufs must be an array of Uint8Array");
-    Local<ArrayBufferView> view = e.As<ArrayBufferView>();
-    v[i].iov_base = ViewData(view);
-    v[i].iov_len = view->ByteLength();
-  }
+  IovArg iov;
+  if (!FdArg(a, 0, &fd) || !iov.Parse(a, 1, "readv")) return;
   ssize_t r;
-  do r = readv(fd, v, static_cast<int>(count));
+  do r = readv(fd, iov.data(), iov.count());
   while (r < 0 && errno == EINTR);
-  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return a.GetReturnValue().SetNull();
-  if (r < 0) return ThrowErrno(iso, "readv", errno);
-  a.GetReturnValue().Set(static_cast<double>(r));
+  IoResult(a, "readv", r);
 }
 
 void Close(const Args& a) {

@@ -120,10 +120,6 @@ export class KvmDomain {
     if (this.vm.state === 'running') await this.vm.pause();
   }
 
-  get runnable(): boolean {
-    return this.vm.state === 'running' && this.vm.vcpuInfo().some((v) => v.state === 'r');
-  }
-
   vcpuInfo(): VcpuInfo[] {
     return this.vm.vcpuInfo();
   }

@@ -233,6 +233,7 @@ export function keepLease(dev: NetDevice, first: DhcpLease, toConfig: (l: DhcpLe
     start(fresh);
   };
   const tick = async () => {
+    if (!netdevs.all().includes(dev)) return; // the NIC was unplugged: its lease goes with it
     if (!dev.carrier()) return later(5000);
     if (expires === 0) return giveUp('no lease');
     const r = await rebind(dev, lease, 4000);

@@ -11,7 +11,7 @@
 import { diskDryRunJson, parseDiskSpec, validateDiskVdev } from '../../config/disk-spec.js';
 import { parseVdev } from '../../config/vdev-number.js';
 import { diskDeviceEntries } from '../../devices/vbd.js';
-import { awaitHotplug, domidOf, num, readOr, withXs, wrap, XlExit } from './common.js';
+import { awaitHotplug, domidOf, forEachDomain, num, readOr, wrap, XlExit } from './common.js';
 import { extraCommands, type XlCommandContext } from './registry.js';
 
 async function blockAttach(argv: string[], ctx: XlCommandContext): Promise<number> {
@@ -39,39 +39,27 @@ function row(devid: number, be: number, handle: number, state: number, evtch: nu
 async function blockList(argv: string[], ctx: XlCommandContext): Promise<number> {
   if (argv.length < 1) throw new XlExit(1, 'Usage: xl block-list <Domain(s)>');
   ctx.out(`${'Vdev'.padEnd(5)} ${'BE'.padEnd(3)} ${'handle'.padEnd(6)} ${'state'.padEnd(5)} ${'evt-ch'.padEnd(6)} ${'ring-ref'.padEnd(8)} ${'BE-path'.padEnd(30)}\n`);
-  let rc = 0;
-  await withXs(async (xs) => {
-    for (const dom of argv) {
-      let domid: number;
-      try {
-        domid = await domidOf(ctx, dom);
-      } catch (e) {
-        process.stderr.write(`${(e as Error).message}\n`);
-        rc = 1;
-        continue;
-      }
-      const fe = `/local/domain/${domid}/device/vbd`;
-      const ids = (await xs.directory(fe).catch(() => [] as string[])).filter((d) => /^\d+$/.test(d)).map(Number).sort((a, b) => a - b);
-      for (const devid of ids) {
-        const dir = `${fe}/${devid}`;
-        const backend = await readOr(xs, `${dir}/backend`, '');
-        const m = /^\/local\/domain\/(\d+)\//.exec(backend);
-        if (!m) continue; // libxl_device_disk_getinfo fails: the row is skipped
-        ctx.out(
-          row(
-            devid,
-            Number(m[1]),
-            domid,
-            num(await readOr(xs, `${dir}/state`, '-1')),
-            num(await readOr(xs, `${dir}/event-channel`, '-1')),
-            num(await readOr(xs, `${dir}/ring-ref`, '-1')),
-            backend,
-          ),
-        );
-      }
+  return forEachDomain(ctx, argv, async (xs, domid) => {
+    const fe = `/local/domain/${domid}/device/vbd`;
+    const ids = (await xs.directory(fe).catch(() => [] as string[])).filter((d) => /^\d+$/.test(d)).map(Number).sort((a, b) => a - b);
+    for (const devid of ids) {
+      const dir = `${fe}/${devid}`;
+      const backend = await readOr(xs, `${dir}/backend`, '');
+      const m = /^\/local\/domain\/(\d+)\//.exec(backend);
+      if (!m) continue; // libxl_device_disk_getinfo fails: the row is skipped
+      ctx.out(
+        row(
+          devid,
+          Number(m[1]),
+          domid,
+          num(await readOr(xs, `${dir}/state`, '-1')),
+          num(await readOr(xs, `${dir}/event-channel`, '-1')),
+          num(await readOr(xs, `${dir}/ring-ref`, '-1')),
+          backend,
+        ),
+      );
     }
   });
-  return rc;
 }
 
 async function blockDetach(argv: string[], ctx: XlCommandContext): Promise<number> {

@@ -32,6 +32,27 @@ export async function domidOf(ctx: XlCommandContext, dom: string): Promise<numbe
   }
 }
 
+/** The `*-list` commands' loop over `xl X-list <Domain(s)>`: each domain that resolves gets
+ * `fn` (with one xenstore connection for all); one that does not is reported on stderr and
+ * makes the exit status 1, as xl does, while the others are still listed. */
+export async function forEachDomain(ctx: XlCommandContext, doms: string[], fn: (xs: XsClient, domid: number) => Promise<void>): Promise<number> {
+  let rc = 0;
+  await withXs(async (xs) => {
+    for (const dom of doms) {
+      let domid: number;
+      try {
+        domid = await domidOf(ctx, dom);
+      } catch (e) {
+        process.stderr.write(`${(e as Error).message}\n`);
+        rc = 1;
+        continue;
+      }
+      await fn(xs, domid);
+    }
+  });
+  return rc;
+}
+
 export async function readOr(xs: XsClient, path: string, dflt: string): Promise<string> {
   try {
     return await xs.read(path);

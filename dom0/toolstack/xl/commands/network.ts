@@ -13,7 +13,7 @@
 import { ConfigError } from '../../config/config-error.js';
 import { parseMac, parseVifArgs, resolveNicDefaults, vifDryRunJson } from '../../config/vif-spec.js';
 import { vifDeviceEntries } from '../../devices/vif.js';
-import { awaitHotplug, domidOf, num, readOr, withXs, wrap, XlExit } from './common.js';
+import { awaitHotplug, domidOf, forEachDomain, num, readOr, withXs, wrap, XlExit } from './common.js';
 import { extraCommands, type XlCommandContext } from './registry.js';
 
 const HOTPLUG_TIMEOUT_MS = 10_000;
@@ -70,33 +70,21 @@ async function networkList(argv: string[], ctx: XlCommandContext): Promise<numbe
   const r = (s: string | number, w: number) => String(s).padStart(w);
   // printf("%-3s %-2s %-17s %-6s %-5s %-6s %5s/%-5s %-30s\n", ...)
   ctx.out(`${l('Idx', 3)} ${l('BE', 2)} ${l('Mac Addr.', 17)} ${l('handle', 6)} ${l('state', 5)} ${l('evt-ch', 6)} ${r('tx-', 5)}/${l('rx-ring-ref', 5)} ${l('BE-path', 30)}\n`);
-  let rc = 0;
-  await withXs(async (xs) => {
-    for (const dom of argv) {
-      let domid: number;
-      try {
-        domid = await domidOf(ctx, dom);
-      } catch (e) {
-        process.stderr.write(`${(e as Error).message}\n`);
-        rc = 1;
-        continue;
-      }
-      for (const devid of await vifDevids(ctx, domid)) {
-        const fe = `/local/domain/${domid}/device/vif/${devid}`;
-        const backend = await readOr(xs, `${fe}/backend`, '');
-        const m = /^\/local\/domain\/(\d+)\//.exec(backend);
-        if (!m) continue; // libxl_device_nic_getinfo fails: the row is skipped
-        const mac = MAC_BYTES(await readOr(xs, `${backend}/mac`, await readOr(xs, `${fe}/mac`, '')));
-        // printf("%-3d %-2d ", ...); LIBXL_MAC_FMT; printf("%6d %5d %6d %5d/%-11d %-30s\n", ...)
-        ctx.out(
-          `${l(devid, 3)} ${l(Number(m[1]), 2)} ${mac}${r(devid, 6)} ${r(num(await readOr(xs, `${fe}/state`, '-1')), 5)} ` +
-            `${r(num(await readOr(xs, `${fe}/event-channel`, '-1')), 6)} ${r(num(await readOr(xs, `${fe}/tx-ring-ref`, '-1')), 5)}/` +
-            `${l(num(await readOr(xs, `${fe}/rx-ring-ref`, '-1')), 11)} ${l(backend, 30)}\n`,
-        );
-      }
+  return forEachDomain(ctx, argv, async (xs, domid) => {
+    for (const devid of await vifDevids(ctx, domid)) {
+      const fe = `/local/domain/${domid}/device/vif/${devid}`;
+      const backend = await readOr(xs, `${fe}/backend`, '');
+      const m = /^\/local\/domain\/(\d+)\//.exec(backend);
+      if (!m) continue; // libxl_device_nic_getinfo fails: the row is skipped
+      const mac = MAC_BYTES(await readOr(xs, `${backend}/mac`, await readOr(xs, `${fe}/mac`, '')));
+      // printf("%-3d %-2d ", ...); LIBXL_MAC_FMT; printf("%6d %5d %6d %5d/%-11d %-30s\n", ...)
+      ctx.out(
+        `${l(devid, 3)} ${l(Number(m[1]), 2)} ${mac}${r(devid, 6)} ${r(num(await readOr(xs, `${fe}/state`, '-1')), 5)} ` +
+          `${r(num(await readOr(xs, `${fe}/event-channel`, '-1')), 6)} ${r(num(await readOr(xs, `${fe}/tx-ring-ref`, '-1')), 5)}/` +
+          `${l(num(await readOr(xs, `${fe}/rx-ring-ref`, '-1')), 11)} ${l(backend, 30)}\n`,
+      );
     }
   });
-  return rc;
 }
 
 async function networkDetach(argv: string[], ctx: XlCommandContext): Promise<number> {
