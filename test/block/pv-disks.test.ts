@@ -61,7 +61,9 @@ describe.skipIf(shouldSkip())('PV block devices', () => {
     expect(after.rd_req - before.rd_req).toBeGreaterThanOrEqual(400);
     const polls = after.busy_polls! - before.busy_polls!;
     const hits = after.busy_poll_hits! - before.busy_poll_hits!;
-    expect(polls).toBeGreaterThanOrEqual(200);
+    // Not every request: after 4 spins in a row that miss (a busy machine), polling backs off
+    // for the next 64 chances. But it happens, and mostly finds the next request.
+    expect(polls).toBeGreaterThanOrEqual(50);
     expect(hits).toBeGreaterThanOrEqual(polls / 2); // the next request was caught spinning
     await xn.xlOk('destroy', 'qd1');
   });

