@@ -183,6 +183,11 @@ export interface NativeAddon {
   writev(fd: number, bufs: Uint8Array[]): number | null;
   /** readv into several buffers in one syscall (a vnet header, then the pages a frame lands in). */
   readv(fd: number, bufs: Uint8Array[]): number | null;
+  /** readv into `head`, then spans of `mem` given as (offset, length) pairs in `segs` (the
+   * first `n`): a frame straight into guest pages without a view per page. */
+  readvSegs(fd: number, head: Uint8Array | null, mem: Uint8Array, segs: Int32Array, n: number): number | null;
+  /** writev from `head`, `head2` (either may be null), then spans of `mem` as in readvSegs. */
+  writevSegs(fd: number, head: Uint8Array | null, head2: Uint8Array | null, mem: Uint8Array, segs: Int32Array, n: number): number | null;
   close(fd: number): void;
   setNonblocking(fd: number, on: boolean): void;
   setCloexec(fd: number, on: boolean): void;

@@ -613,6 +613,84 @@ void Readv(const Args& a) {
   IoResult(a, "readv", r);
 }
 
+// Scatter/gather I/O between an fd and spans of one big buffer (a guest's memory), named by
+// offsets instead of views: the data path's per-frame case (a vnet header and up to 18 guest
+// pages) without a typed array per page in JS, nor a property lookup per page here.
+//   readvSegs(fd, head, mem, segs, n)          readv into [head, mem spans...]
+//   writevSegs(fd, head, head2, mem, segs, n)  writev from [head, head2?, mem spans...]
+// segs is an Int32Array of (offset, length) pairs within mem; every span is bounds-checked.
+class SegIov {
+ public:
+  // Appends an optional header view (null/undefined: none).
+  bool Head(const Args& a, int i) {
+    if (a[i]->IsNullOrUndefined()) return true;
+    if (!a[i]->IsArrayBufferView()) {
+      ThrowType(a.GetIsolate(), "head must be a Uint8Array or null");
+      return false;
+    }
+    Local<ArrayBufferView> v = a[i].As<ArrayBufferView>();
+    v_[count_].iov_base = ViewData(v);
+    v_[count_].iov_len = v->ByteLength();
+    count_++;
+    return true;
+  }
+  bool Spans(const Args& a, int memArg, int segsArg, int nArg) {
+    Isolate* iso = a.GetIsolate();
+    if (!a[memArg]->IsArrayBufferView() || !a[segsArg]->IsInt32Array() || !a[nArg]->IsUint32()) {
+      ThrowType(iso, "usage: (mem: Uint8Array, segs: Int32Array, n: number)");
+      return false;
+    }
+    Local<ArrayBufferView> mem = a[memArg].As<ArrayBufferView>();
+    uint8_t* base = ViewData(mem);
+    size_t memLen = mem->ByteLength();
+    Local<Int32Array> segs = a[segsArg].As<Int32Array>();
+    const int32_t* s = reinterpret_cast<const int32_t*>(ViewData(segs));
+    uint32_t n = a[nArg].As<v8::Uint32>()->Value();
+    if (static_cast<size_t>(n) * 2 > segs->Length() || count_ + n > kMax) {
+      ThrowRange(iso, "segment count out of range");
+      return false;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+      int64_t off = s[2 * k], len = s[2 * k + 1];
+      if (off < 0 || len < 0 || static_cast<size_t>(off + len) > memLen) {
+        ThrowRange(iso, "segment outside the buffer");
+        return false;
+      }
+      v_[count_].iov_base = base + off;
+      v_[count_].iov_len = static_cast<size_t>(len);
+      count_++;
+    }
+    return true;
+  }
+  struct iovec* data() { return v_; }
+  int count() const { return static_cast<int>(count_); }
+
+ private:
+  static constexpr uint32_t kMax = 66;
+  struct iovec v_[kMax];
+  uint32_t count_ = 0;
+};
+
+void ReadvSegs(const Args& a) {
+  int fd;
+  SegIov iov;
+  if (!FdArg(a, 0, &fd) || !iov.Head(a, 1) || !iov.Spans(a, 2, 3, 4)) return;
+  ssize_t r;
+  do r = readv(fd, iov.data(), iov.count());
+  while (r < 0 && errno == EINTR);
+  IoResult(a, "readv", r);
+}
+
+void WritevSegs(const Args& a) {
+  int fd;
+  SegIov iov;
+  if (!FdArg(a, 0, &fd) || !iov.Head(a, 1) || !iov.Head(a, 2) || !iov.Spans(a, 3, 4, 5)) return;
+  ssize_t r;
+  do r = writev(fd, iov.data(), iov.count());
+  while (r < 0 && errno == EINTR);
+  IoResult(a, "writev", r);
+}
+
 void Close(const Args& a) {
   int fd;
   if (!FdArg(a, 0, &fd)) return;
@@ -1086,6 +1164,8 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   SetFn(context, exports, "write", Write);
   SetFn(context, exports, "writev", Writev);
   SetFn(context, exports, "readv", Readv);
+  SetFn(context, exports, "readvSegs", ReadvSegs);
+  SetFn(context, exports, "writevSegs", WritevSegs);
   SetFn(context, exports, "close", Close);
   SetFn(context, exports, "setNonblocking", SetNonblocking);
   SetFn(context, exports, "setCloexec", SetCloexec);

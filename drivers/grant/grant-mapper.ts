@@ -45,11 +45,16 @@ const SPINS = 64;
 /** Pin counts and cached frames for one grant table: trusted memory, never the guest's. */
 export class ActiveGrantTable {
   readonly i32: Int32Array;
+  /** Other threads or processes pin through this table too, so each entry must be locked.
+   * A private table is only ever touched by this JS thread, one call at a time: its entries
+   * need no lock (the guest-shared flags word is still changed by compare-and-swap). */
+  readonly shared: boolean;
 
   /** Private by default; pass a SharedArrayBuffer (16 bytes per entry) that only trusted
    * processes map to share pin counts between them. */
   constructor(readonly nrEntries: number, buffer?: SharedArrayBuffer) {
     const bytes = nrEntries * ACTIVE_INTS * 4;
+    this.shared = buffer !== undefined;
     const buf = buffer ?? new SharedArrayBuffer(bytes);
     if (buf.byteLength < bytes) throw new RangeError('active grant table buffer too small');
     this.i32 = new Int32Array(buf, 0, nrEntries * ACTIVE_INTS);
@@ -155,7 +160,8 @@ export function acquire(table: MappedGrantTable, ref: number, mapperDomid: numbe
   const act = table.active;
   const a = act.i32;
   const base = ref * ACTIVE_INTS;
-  act.lock(ref);
+  const locked = act.shared;
+  if (locked) act.lock(ref);
   try {
     const pins = a[base + A_PINS]!;
     const holders = pins & 0xffff;
@@ -180,7 +186,7 @@ export function acquire(table: MappedGrantTable, ref: number, mapperDomid: numbe
     a[base + A_PINS] = (holders + 1) | ((writers + (write ? 1 : 0)) << 16);
     return a[base + A_FRAME]! >>> 0;
   } finally {
-    act.unlock(ref);
+    if (locked) act.unlock(ref);
   }
 }
 
@@ -191,7 +197,8 @@ export function release(table: MappedGrantTable, ref: number, write: boolean): n
   const act = table.active;
   const a = act.i32;
   const base = ref * ACTIVE_INTS;
-  act.lock(ref);
+  const locked = act.shared;
+  if (locked) act.lock(ref);
   try {
     const pins = a[base + A_PINS]!;
     let holders = pins & 0xffff;
@@ -206,7 +213,7 @@ export function release(table: MappedGrantTable, ref: number, write: boolean): n
     a[base + A_PINS] = holders | (writers << 16);
     return GNTST_okay;
   } finally {
-    act.unlock(ref);
+    if (locked) act.unlock(ref);
   }
 }
 

@@ -71,6 +71,8 @@ export class SharedRing {
   readonly view: DataView;
   /** The four header indices; touch only with Atomics. */
   readonly idx: Uint32Array;
+  /** The ring as words, when its entries are whole words (for clearSlot). */
+  private readonly words: Int32Array | null;
 
   constructor(
     readonly buffer: SharedArrayBuffer,
@@ -85,11 +87,23 @@ export class SharedRing {
     this.bytes = new Uint8Array(buffer, byteOffset, ringBytes);
     this.view = new DataView(buffer, byteOffset, ringBytes);
     this.idx = new Uint32Array(buffer, byteOffset, 4);
+    this.words = entrySize % 4 === 0 ? new Int32Array(buffer, byteOffset, ringBytes >>> 2) : null;
   }
 
   /** Byte offset (within `bytes`/`view`) of the slot that index `i` maps to. */
   slotOffset(i: number): number {
     return RING_HEADER_SIZE + (i & this.mask) * this.entrySize;
+  }
+
+  /** Zeroes the slot at byte offset `off`: word stores (every ring.h layout is 4-byte
+   * aligned) instead of a fill() call, since this runs for every slot produced. */
+  clearSlot(off: number): void {
+    const w = this.words;
+    if (w) {
+      for (let i = off >>> 2, end = i + (this.entrySize >>> 2); i < end; i++) w[i] = 0;
+    } else {
+      this.bytes.fill(0, off, off + this.entrySize);
+    }
   }
 
   /** SHARED_RING_INIT: indices 0, event indices 1, header padding zeroed. Front end only. */
@@ -182,7 +196,7 @@ export class FrontRing {
   nextRequestSlot(): number {
     if (this.freeRequests() <= 0) throw new Error('FrontRing: no free request slot');
     const off = this.ring.slotOffset(this.reqProdPvt);
-    this.ring.bytes.fill(0, off, off + this.ring.entrySize);
+    this.ring.clearSlot(off);
     this.reqProdPvt = (this.reqProdPvt + 1) >>> 0;
     return off;
   }
@@ -286,7 +300,7 @@ export class BackRing {
   nextResponseSlot(): number {
     if (this.rspProdPvt === this.reqCons) throw new Error('BackRing: response without a consumed request');
     const off = this.ring.slotOffset(this.rspProdPvt);
-    this.ring.bytes.fill(0, off, off + this.ring.entrySize);
+    this.ring.clearSlot(off);
     this.rspProdPvt = (this.rspProdPvt + 1) >>> 0;
     return off;
   }

@@ -68,7 +68,6 @@ export class RxPath {
   private readonly grefs: Uint32Array;
   /** Pinned frame per held request, or -1 when its grant was refused. */
   private readonly frames: Int32Array;
-  private readonly views: (Uint8Array | null)[];
   private head = 0;
   private count = 0;
   /** Buffers a frame may need: we read only with this many good ones held. */
@@ -77,8 +76,9 @@ export class RxPath {
   private readonly vnetBuf = new Uint8Array(VNET_HDR_LEN);
   private readonly vnet = newVnetHdr();
   private readonly offload = newPacketOffload();
-  private readonly iov: Uint8Array[] = [];
-  private readonly dataSlot = new Int32Array(RX_SLOTS_GSO);
+  /** (offset, length) in guest memory of each buffer the next frame may land in. */
+  private readonly segs = new Int32Array(RX_SLOTS_GSO * 2);
+  private nSegs = 0;
   private readonly rsp = { id: 0, offset: 0, flags: 0, status: 0 };
   private readonly scratch = new Uint8Array(VNET_HDR_LEN + 65536 + 64);
   private readonly watcher: FdWatcher;
@@ -94,7 +94,6 @@ export class RxPath {
     this.ids = new Uint16Array(this.size);
     this.grefs = new Uint32Array(this.size);
     this.frames = new Int32Array(this.size);
-    this.views = new Array(this.size).fill(null);
     // One byte more than the largest frame, so a frame that fills the buffers exactly is
     // known to be cut short.
     const maxFrame = d.mtu + ETH_HLEN + 4 + 1;
@@ -127,7 +126,6 @@ export class RxPath {
     for (let k = 0; k < this.count; k++) {
       const i = (this.head + k) % this.size;
       if (this.frames[i]! >= 0) release(this.d.grants, this.grefs[i]!, true);
-      this.views[i] = null;
     }
     this.count = 0;
   }
@@ -148,7 +146,6 @@ export class RxPath {
       return -1;
     }
     let took = 0;
-    const u8 = this.u8;
     while (took < n && this.count < this.size) {
       const v = ring.takeRequest();
       const id = v.getUint16(0, true);
@@ -158,7 +155,6 @@ export class RxPath {
       this.ids[i] = id;
       this.grefs[i] = gref;
       this.frames[i] = frame;
-      this.views[i] = frame >= 0 ? u8.subarray(frame * PAGE, frame * PAGE + PAGE) : null;
       this.count++;
       took++;
     }
@@ -224,17 +220,17 @@ export class RxPath {
   /** readv into [vnet header, buffer pages...]; with GSO possible, the second held buffer is
    * kept for the extra-info slot, so data goes to buffers 0, 2, 3, ... */
   private readFrame(w: number): number | null {
-    const iov = this.iov;
-    iov.length = 0;
-    iov.push(this.vnetBuf);
+    const segs = this.segs;
+    let n = 0;
     for (let k = 0; k < w; k++) {
       if (this.d.gso && k === 1) continue;
-      const i = (this.head + k) % this.size;
-      this.dataSlot[iov.length - 1] = k;
-      iov.push(this.views[i]!);
+      segs[2 * n] = this.frames[(this.head + k) % this.size]! * PAGE;
+      segs[2 * n + 1] = PAGE;
+      n++;
     }
+    this.nSegs = n;
     try {
-      return native().readv(this.d.tapFd, iov);
+      return native().readvSegs(this.d.tapFd, this.vnetBuf, this.u8, segs, n);
     } catch {
       return null;
     }
@@ -245,7 +241,7 @@ export class RxPath {
   private deliver(n: number, w: number): boolean {
     const metrics = this.d.metrics;
     const len = n - VNET_HDR_LEN;
-    const capacity = (this.iov.length - 1) * PAGE;
+    const capacity = this.nSegs * PAGE;
     if (len < ETH_HLEN) {
       metrics.rxDrops++;
       return false;
@@ -274,9 +270,9 @@ export class RxPath {
     // pages 1.. down one buffer so the frame occupies buffers 0..pages-1 (jumbo frames only).
     if (!gso && this.d.gso && pages > 1) {
       for (let p = 1; p < pages; p++) {
-        const to = this.views[(this.head + p) % this.size]!;
-        const from = this.views[(this.head + p + 1) % this.size]!;
-        to.set(from.subarray(0, Math.min(PAGE, len - p * PAGE)));
+        const to = this.frames[(this.head + p) % this.size]! * PAGE;
+        const from = this.frames[(this.head + p + 1) % this.size]! * PAGE;
+        this.u8.copyWithin(to, from, from + Math.min(PAGE, len - p * PAGE));
       }
     }
     const ring = this.d.ring;
@@ -325,7 +321,6 @@ export class RxPath {
     for (let k = 0; k < m; k++) {
       const i = this.head;
       if (this.frames[i]! >= 0) release(this.d.grants, this.grefs[i]!, true);
-      this.views[i] = null;
       this.head = (this.head + 1) % this.size;
       this.count--;
     }

@@ -90,7 +90,10 @@ export class TxPath {
   private readonly vnetBuf = new Uint8Array(VNET_HDR_LEN);
   private readonly hdrBuf = new Uint8Array(TX_HEADER_COPY);
   private readonly frames = new Int32Array(XEN_NETBK_LEGACY_SLOTS_MAX);
-  private readonly iov: Uint8Array[] = [];
+  /** (offset, length) in guest memory of what follows the private header copy. */
+  private readonly segs = new Int32Array(XEN_NETBK_LEGACY_SLOTS_MAX * 2);
+  /** hdrBuf cut to the header bytes copied (kept while the length repeats). */
+  private hdrView = this.hdrBuf.subarray(0, 0);
   private readonly u8: Uint8Array;
   private stopped = false;
   private readonly rsp = { id: 0, status: 0 };
@@ -292,16 +295,20 @@ export class TxPath {
         this.dropReason = 'headers do not allow the requested checksum/GSO offload';
       } else {
         encodeVnetHdr(this.vnetBuf, this.vnet);
-        const iov = this.iov;
-        iov.length = 0;
-        iov.push(this.vnetBuf, this.hdrBuf.subarray(0, have));
+        const segs = this.segs;
+        let nSegs = 0;
         for (let i = slot; i < n; i++) {
           const base = this.frames[i]! * PAGE + this.slots[i]!.offset;
           const start = i === slot ? within : 0;
-          if (start < this.lens[i]!) iov.push(this.u8.subarray(base + start, base + this.lens[i]!));
+          if (start < this.lens[i]!) {
+            segs[2 * nSegs] = base + start;
+            segs[2 * nSegs + 1] = this.lens[i]! - start;
+            nSegs++;
+          }
         }
+        if (have !== this.hdrView.length) this.hdrView = this.hdrBuf.subarray(0, have);
         try {
-          ok = native().writev(this.d.tapFd, iov) !== null;
+          ok = native().writevSegs(this.d.tapFd, this.vnetBuf, this.hdrView, this.u8, segs, nSegs) !== null;
         } catch {
           ok = false; // EIO while the vif is down: the frame is dropped, as a real NIC would
         }

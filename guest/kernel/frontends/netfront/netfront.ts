@@ -209,14 +209,17 @@ class Netfront implements FrontendDriver, NetDevice {
     const pool = (count: number, readonly: boolean) => {
       const views: Uint8Array[] = [];
       const refs: number[] = [];
+      const offs = new Int32Array(count);
       for (let i = 0; i < count; i++) {
         const g = grantPage(readonly);
         views.push(pages.page(g.pfn));
         refs.push(g.ref);
+        offs[i] = g.pfn * XEN_PAGE_SIZE;
       }
-      return { views, refs };
+      return { views, refs, offs };
     };
     // The backend only reads what we send: TX buffers are granted read-only.
+    const mem = new Uint8Array(memory);
     const txPool = pool(NET_TX_RING_SIZE, true);
     const rxPool = pool(NET_RX_RING_SIZE, false);
     this.port = await evtchn.allocUnbound(this.backendId);
@@ -228,6 +231,8 @@ class Netfront implements FrontendDriver, NetDevice {
     this.tx = new NetfrontTx({
       ring: txRing,
       pages: txPool.views,
+      mem,
+      offs: txPool.offs,
       grefs: txPool.refs,
       tapFd: this.tap!.fd,
       sg: this.backendSg,
@@ -235,7 +240,7 @@ class Netfront implements FrontendDriver, NetDevice {
       log,
       afterSend: (frames) => this.busyPoll('next', frames),
     });
-    this.rx = new NetfrontRx({ ring: rxRing, pages: rxPool.views, grefs: rxPool.refs, tapFd: this.tap!.fd, notify, log, sniffer: () => this.sniffer });
+    this.rx = new NetfrontRx({ ring: rxRing, pages: rxPool.views, mem, offs: rxPool.offs, grefs: rxPool.refs, tapFd: this.tap!.fd, notify, log, sniffer: () => this.sniffer });
     evtchn.on(this.port, () => {
       if (!this.connected) return;
       const slots = this.rx?.poll() ?? 0;

@@ -33,6 +33,9 @@ const REFILL_BATCH = 32;
 export interface NetfrontRxDeps {
   ring: FrontRing;
   pages: Uint8Array[];
+  /** The guest's memory, and where in it each buffer page lies. */
+  mem: Uint8Array;
+  offs: Int32Array;
   grefs: number[];
   tapFd: number;
   notify(): void;
@@ -46,7 +49,8 @@ export class NetfrontRx {
   private readonly vnetBuf = new Uint8Array(VNET_HDR_LEN);
   private readonly vnet = newVnetHdr();
   private readonly offload = newPacketOffload();
-  private readonly iov: Uint8Array[] = [];
+  /** (offset, length) in memory of the frame's pieces, for one writev. */
+  private readonly segs = new Int32Array(MAX_SLOTS * 2);
   private readonly rsp = { id: 0, offset: 0, flags: 0, status: 0 };
   private readonly slotOff = new Int32Array(MAX_SLOTS);
   private readonly slotLen = new Int32Array(MAX_SLOTS);
@@ -211,15 +215,13 @@ export class NetfrontRx {
       return used;
     }
     encodeVnetHdr(this.vnetBuf, this.vnet);
-    const iov = this.iov;
-    iov.length = 0;
-    iov.push(this.vnetBuf);
+    const segs = this.segs;
     for (let k = 0; k < n; k++) {
-      const off = this.slotOff[k]!;
-      iov.push(pages[this.slotBuf[k]!]!.subarray(off, off + this.slotLen[k]!));
+      segs[2 * k] = this.d.offs[this.slotBuf[k]!]! + this.slotOff[k]!;
+      segs[2 * k + 1] = this.slotLen[k]!;
     }
     try {
-      if (native().writev(this.d.tapFd, iov) === null) this.drops++;
+      if (native().writevSegs(this.d.tapFd, this.vnetBuf, null, this.d.mem, segs, n) === null) this.drops++;
       else {
         this.packets++;
         this.bytes += len;

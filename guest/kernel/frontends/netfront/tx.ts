@@ -35,6 +35,9 @@ export interface NetfrontTxDeps {
   ring: FrontRing;
   /** Buffer pages by id, and their grant refs. */
   pages: Uint8Array[];
+  /** The guest's memory, and where in it each buffer page lies (by id). */
+  mem: Uint8Array;
+  offs: Int32Array;
   grefs: number[];
   tapFd: number;
   /** The backend takes multi-slot frames (feature-sg). */
@@ -53,7 +56,8 @@ export class NetfrontTx {
   private readonly vnetBuf = new Uint8Array(VNET_HDR_LEN);
   private readonly vnet = newVnetHdr();
   private readonly offload = newPacketOffload();
-  private readonly iov: Uint8Array[] = [];
+  /** (offset, length) in memory of the buffers the next frame may land in. */
+  private readonly segs: Int32Array;
   private readonly req = { gref: 0, offset: 0, flags: 0, id: 0, size: 0 };
   private readonly rsp = { id: 0, status: 0 };
   private readonly watcher: FdWatcher;
@@ -72,6 +76,7 @@ export class NetfrontTx {
     this.nFree = n;
     this.inflight = new Uint8Array(n);
     this.maxSlots = d.sg ? MAX_DATA_SLOTS : 1;
+    this.segs = new Int32Array(this.maxSlots * 2);
     this.watcher = native().watchFd(d.tapFd, () => this.run());
   }
 
@@ -110,13 +115,14 @@ export class NetfrontTx {
     let sent = 0;
     const slots0 = ring.reqProdPvt;
     while (!this.stopped && sent < TX_BUDGET && this.room()) {
-      const iov = this.iov;
-      iov.length = 0;
-      iov.push(this.vnetBuf);
-      for (let k = 0; k < this.maxSlots; k++) iov.push(this.d.pages[this.free[this.nFree - 1 - k]!]!);
+      const segs = this.segs;
+      for (let k = 0; k < this.maxSlots; k++) {
+        segs[2 * k] = this.d.offs[this.free[this.nFree - 1 - k]!]!;
+        segs[2 * k + 1] = PAGE;
+      }
       let n: number | null;
       try {
-        n = native().readv(this.d.tapFd, iov);
+        n = native().readvSegs(this.d.tapFd, this.vnetBuf, this.d.mem, segs, this.maxSlots);
       } catch {
         n = null;
       }
