@@ -185,9 +185,9 @@ export interface NativeAddon {
   readv(fd: number, bufs: Uint8Array[]): number | null;
   /** readv into `head`, then spans of `mem` given as (offset, length) pairs in `segs` (the
    * first `n`): a frame straight into guest pages without a view per page. */
-  readvSegs(fd: number, head: Uint8Array | null, mem: Uint8Array, segs: Int32Array, n: number): number | null;
+  readvSegs(fd: number, head: Uint8Array | null, mem: Uint8Array, segs: Float64Array, n: number): number | null;
   /** writev from `head`, `head2` (either may be null), then spans of `mem` as in readvSegs. */
-  writevSegs(fd: number, head: Uint8Array | null, head2: Uint8Array | null, mem: Uint8Array, segs: Int32Array, n: number): number | null;
+  writevSegs(fd: number, head: Uint8Array | null, head2: Uint8Array | null, mem: Uint8Array, segs: Float64Array, n: number): number | null;
   close(fd: number): void;
   setNonblocking(fd: number, on: boolean): void;
   setCloexec(fd: number, on: boolean): void;

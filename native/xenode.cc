@@ -618,7 +618,8 @@ void Readv(const Args& a) {
 // pages) without a typed array per page in JS, nor a property lookup per page here.
 //   readvSegs(fd, head, mem, segs, n)          readv into [head, mem spans...]
 //   writevSegs(fd, head, head2, mem, segs, n)  writev from [head, head2?, mem spans...]
-// segs is an Int32Array of (offset, length) pairs within mem; every span is bounds-checked.
+// segs is a Float64Array of (offset, length) pairs within mem (guest memory may pass 2 GiB);
+// every span is bounds-checked.
 class SegIov {
  public:
   // Appends an optional header view (null/undefined: none).
@@ -636,27 +637,28 @@ class SegIov {
   }
   bool Spans(const Args& a, int memArg, int segsArg, int nArg) {
     Isolate* iso = a.GetIsolate();
-    if (!a[memArg]->IsArrayBufferView() || !a[segsArg]->IsInt32Array() || !a[nArg]->IsUint32()) {
-      ThrowType(iso, "usage: (mem: Uint8Array, segs: Int32Array, n: number)");
+    if (!a[memArg]->IsArrayBufferView() || !a[segsArg]->IsFloat64Array() || !a[nArg]->IsUint32()) {
+      ThrowType(iso, "usage: (mem: Uint8Array, segs: Float64Array, n: number)");
       return false;
     }
     Local<ArrayBufferView> mem = a[memArg].As<ArrayBufferView>();
     uint8_t* base = ViewData(mem);
-    size_t memLen = mem->ByteLength();
-    Local<Int32Array> segs = a[segsArg].As<Int32Array>();
-    const int32_t* s = reinterpret_cast<const int32_t*>(ViewData(segs));
+    double memLen = static_cast<double>(mem->ByteLength());
+    Local<v8::Float64Array> segs = a[segsArg].As<v8::Float64Array>();
+    const double* s = reinterpret_cast<const double*>(ViewData(segs));
     uint32_t n = a[nArg].As<v8::Uint32>()->Value();
     if (static_cast<size_t>(n) * 2 > segs->Length() || count_ + n > kMax) {
       ThrowRange(iso, "segment count out of range");
       return false;
     }
     for (uint32_t k = 0; k < n; k++) {
-      int64_t off = s[2 * k], len = s[2 * k + 1];
-      if (off < 0 || len < 0 || static_cast<size_t>(off + len) > memLen) {
+      double off = s[2 * k], len = s[2 * k + 1];
+      // NaN fails every comparison: the test is written so that it is refused too.
+      if (!(off >= 0 && len >= 0 && off + len <= memLen)) {
         ThrowRange(iso, "segment outside the buffer");
         return false;
       }
-      v_[count_].iov_base = base + off;
+      v_[count_].iov_base = base + static_cast<size_t>(off);
       v_[count_].iov_len = static_cast<size_t>(len);
       count_++;
     }
@@ -666,7 +668,7 @@ class SegIov {
   int count() const { return static_cast<int>(count_); }
 
  private:
-  static constexpr uint32_t kMax = 66;
+  static constexpr uint32_t kMax = IOV_MAX;
   struct iovec v_[kMax];
   uint32_t count_ = 0;
 };

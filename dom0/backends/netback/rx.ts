@@ -77,7 +77,7 @@ export class RxPath {
   private readonly vnet = newVnetHdr();
   private readonly offload = newPacketOffload();
   /** (offset, length) in guest memory of each buffer the next frame may land in. */
-  private readonly segs = new Int32Array(RX_SLOTS_GSO * 2);
+  private readonly segs = new Float64Array(RX_SLOTS_GSO * 2);
   private nSegs = 0;
   private readonly rsp = { id: 0, offset: 0, flags: 0, status: 0 };
   private readonly scratch = new Uint8Array(VNET_HDR_LEN + 65536 + 64);

@@ -91,7 +91,7 @@ export class TxPath {
   private readonly hdrBuf = new Uint8Array(TX_HEADER_COPY);
   private readonly frames = new Int32Array(XEN_NETBK_LEGACY_SLOTS_MAX);
   /** (offset, length) in guest memory of what follows the private header copy. */
-  private readonly segs = new Int32Array(XEN_NETBK_LEGACY_SLOTS_MAX * 2);
+  private readonly segs = new Float64Array(XEN_NETBK_LEGACY_SLOTS_MAX * 2);
   /** hdrBuf cut to the header bytes copied (kept while the length repeats). */
   private hdrView = this.hdrBuf.subarray(0, 0);
   private readonly u8: Uint8Array;

@@ -12,6 +12,7 @@
 // Nothing here blocks: /dev/fuse is watched with uv_poll and drained with a budget.
 import { closeSync, openSync, writeFileSync, unlinkSync, constants as fsc } from 'node:fs';
 import { native, type FdWatcher } from '../../../native/index.js';
+import { SpanIov } from '../../../native/span-iov.js';
 import {
   decodeInHeader,
   EINVAL,
@@ -120,8 +121,12 @@ export class FuseFile {
   private readonly hdr = new Uint8Array(FUSE_WRITE_DATA_OFFSET);
   private readonly hdrView = new DataView(this.hdr.buffer);
   private readonly rx: RxPage[] = [];
-  private iov: Uint8Array[] = [];
+  private readonly rxIov = new SpanIov(RX_PAGES + 1);
   private iovDirty = true;
+  /** One reply's pieces (a header, then the data). */
+  private readonly replyIov = new SpanIov(RX_PAGES + 1);
+  private readonly replyHdr = new Uint8Array(FUSE_OUT_HEADER_SIZE + FUSE_WRITE_OUT_SIZE);
+  private readonly replyHdrView = new DataView(this.replyHdr.buffer);
   /** Scratch for requests longer than the header buffer (other than WRITE data). */
   private readonly scratch = new Uint8Array(FUSE_WRITE_DATA_OFFSET + 64 * 1024);
   private readonly scratchView = new DataView(this.scratch.buffer);
@@ -221,10 +226,12 @@ export class FuseFile {
       let got: number | null;
       try {
         if (this.iovDirty) {
-          this.iov = [this.hdr, ...this.rx.map((p) => p.view)];
+          this.rxIov.reset();
+          this.rxIov.add(this.hdr);
+          for (const p of this.rx) this.rxIov.add(p.view);
           this.iovDirty = false;
         }
-        got = n.readv(this.fd, this.iov);
+        got = this.rxIov.readv(this.fd);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') continue; // the request was interrupted before we read it
@@ -388,9 +395,14 @@ export class FuseFile {
   }
 
   private send(bufs: Uint8Array[]): void {
+    this.sendIov(null, bufs);
+  }
+
+  private sendIov(iov: SpanIov | null, bufs?: Uint8Array[]): void {
     if (this.fd < 0) return;
     try {
-      native().writev(this.fd, bufs);
+      if (iov) iov.writev(this.fd);
+      else native().writev(this.fd, bufs!);
     } catch (e) {
       // ENOENT: the request was interrupted and is gone; ENODEV: aborted. Neither is ours to fix.
       const code = (e as NodeJS.ErrnoException).code;
@@ -404,28 +416,32 @@ export class FuseFile {
       if (done) throw new Error('FUSE request answered twice');
       done = true;
     };
+    // Replies are written synchronously, so one header buffer serves them all.
+    const h = this.replyHdr;
+    const hv = this.replyHdrView;
     return {
       data: (bufs) => {
         once();
         let len = FUSE_OUT_HEADER_SIZE;
         for (const b of bufs) len += b.length;
-        const h = new Uint8Array(FUSE_OUT_HEADER_SIZE);
-        encodeOutHeader(new DataView(h.buffer), 0, len, 0, unique);
-        this.send([h, ...bufs]);
+        encodeOutHeader(hv, 0, len, 0, unique);
+        const iov = this.replyIov;
+        iov.reset();
+        iov.add(h.subarray(0, FUSE_OUT_HEADER_SIZE));
+        for (const b of bufs) iov.add(b);
+        this.sendIov(iov);
       },
       written: (n) => {
         once();
-        const h = new Uint8Array(FUSE_OUT_HEADER_SIZE + FUSE_WRITE_OUT_SIZE);
-        const v = new DataView(h.buffer);
-        encodeOutHeader(v, 0, h.length, 0, unique);
-        v.setUint32(FUSE_OUT_HEADER_SIZE, n, true);
-        this.send([h]);
+        const len = FUSE_OUT_HEADER_SIZE + FUSE_WRITE_OUT_SIZE;
+        encodeOutHeader(hv, 0, len, 0, unique);
+        hv.setUint32(FUSE_OUT_HEADER_SIZE, n, true);
+        this.send([h.subarray(0, len)]);
       },
       ok: () => {
         once();
-        const h = new Uint8Array(FUSE_OUT_HEADER_SIZE);
-        encodeOutHeader(new DataView(h.buffer), 0, FUSE_OUT_HEADER_SIZE, 0, unique);
-        this.send([h]);
+        encodeOutHeader(hv, 0, FUSE_OUT_HEADER_SIZE, 0, unique);
+        this.send([h.subarray(0, FUSE_OUT_HEADER_SIZE)]);
       },
       error: (errno) => {
         once();

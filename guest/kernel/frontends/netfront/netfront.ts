@@ -209,7 +209,7 @@ class Netfront implements FrontendDriver, NetDevice {
     const pool = (count: number, readonly: boolean) => {
       const views: Uint8Array[] = [];
       const refs: number[] = [];
-      const offs = new Int32Array(count);
+      const offs = new Float64Array(count);
       for (let i = 0; i < count; i++) {
         const g = grantPage(readonly);
         views.push(pages.page(g.pfn));

@@ -35,7 +35,7 @@ export interface NetfrontRxDeps {
   pages: Uint8Array[];
   /** The guest's memory, and where in it each buffer page lies. */
   mem: Uint8Array;
-  offs: Int32Array;
+  offs: Float64Array;
   grefs: number[];
   tapFd: number;
   notify(): void;
@@ -50,7 +50,7 @@ export class NetfrontRx {
   private readonly vnet = newVnetHdr();
   private readonly offload = newPacketOffload();
   /** (offset, length) in memory of the frame's pieces, for one writev. */
-  private readonly segs = new Int32Array(MAX_SLOTS * 2);
+  private readonly segs = new Float64Array(MAX_SLOTS * 2);
   private readonly rsp = { id: 0, offset: 0, flags: 0, status: 0 };
   private readonly slotOff = new Int32Array(MAX_SLOTS);
   private readonly slotLen = new Int32Array(MAX_SLOTS);

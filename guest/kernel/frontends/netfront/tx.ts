@@ -37,7 +37,7 @@ export interface NetfrontTxDeps {
   pages: Uint8Array[];
   /** The guest's memory, and where in it each buffer page lies (by id). */
   mem: Uint8Array;
-  offs: Int32Array;
+  offs: Float64Array;
   grefs: number[];
   tapFd: number;
   /** The backend takes multi-slot frames (feature-sg). */
@@ -57,7 +57,7 @@ export class NetfrontTx {
   private readonly vnet = newVnetHdr();
   private readonly offload = newPacketOffload();
   /** (offset, length) in memory of the buffers the next frame may land in. */
-  private readonly segs: Int32Array;
+  private readonly segs: Float64Array;
   private readonly req = { gref: 0, offset: 0, flags: 0, id: 0, size: 0 };
   private readonly rsp = { id: 0, status: 0 };
   private readonly watcher: FdWatcher;
@@ -76,7 +76,7 @@ export class NetfrontTx {
     this.nFree = n;
     this.inflight = new Uint8Array(n);
     this.maxSlots = d.sg ? MAX_DATA_SLOTS : 1;
-    this.segs = new Int32Array(this.maxSlots * 2);
+    this.segs = new Float64Array(this.maxSlots * 2);
     this.watcher = native().watchFd(d.tapFd, () => this.run());
   }
 
