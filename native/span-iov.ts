@@ -1,28 +1,27 @@
 // A scatter/gather list for readv/writev that costs the addon no property lookups when it
-// can: views that all lie in one buffer (a guest's memory: FUSE's receive pages, a READ's
-// data pages) go as (offset, length) spans of that buffer (readvSegs/writevSegs); a list that
-// mixes buffers falls back to an array of views. A FUSE request read into 257 pages through
-// the array form cost the guest kernel ~40 us of V8 lookups per request.
+// can: a header, then spans of one big buffer (a guest's memory: FUSE's receive pages, a
+// READ's data pages) passed as (offset, length) pairs (readvSegs/writevSegs). A list whose
+// spans lie in different buffers falls back to an array of views. A FUSE request read into
+// 257 pages through the array form cost the guest kernel ~40 us of V8 lookups per request.
 import { native } from './index.js';
 
 const wholeViews = new WeakMap<ArrayBufferLike, Uint8Array>();
 
-/** A Uint8Array over all of `buffer` (cached: one per buffer). */
-function whole(buffer: ArrayBufferLike): Uint8Array {
+/** A Uint8Array over all of `buffer` (cached: one per buffer, so spans of views of the same
+ * buffer compare equal). */
+export function wholeView(buffer: ArrayBufferLike): Uint8Array {
   let w = wholeViews.get(buffer);
   if (!w) wholeViews.set(buffer, (w = new Uint8Array(buffer)));
   return w;
 }
 
 export class SpanIov {
-  /** A leading view outside the shared buffer (a header), or null. */
   private head: Uint8Array | null = null;
+  private mem: Uint8Array | null = null;
   private readonly segs: Float64Array;
   private n = 0;
-  private buffer: ArrayBufferLike | null = null;
-  /** Everything added, in order, for the fallback. */
-  private readonly views: Uint8Array[] = [];
-  private mixed = false;
+  /** The whole list as views, once it cannot be spans of one buffer. */
+  private views: Uint8Array[] | null = null;
 
   constructor(readonly capacity: number) {
     this.segs = new Float64Array(capacity * 2);
@@ -30,41 +29,54 @@ export class SpanIov {
 
   reset(): void {
     this.head = null;
+    this.mem = null;
     this.n = 0;
-    this.buffer = null;
-    this.views.length = 0;
-    this.mixed = false;
+    this.views = null;
   }
 
-  /** Adds a view. The first may lie anywhere (a header); the rest should share one buffer. */
+  /** The leading buffer (a header), from anywhere. */
+  setHead(v: Uint8Array): void {
+    this.head = v;
+    if (this.views) this.views.unshift(v);
+  }
+
+  /** Appends a view (its `.buffer` is looked up: prefer addSpan on hot paths). */
   add(v: Uint8Array): void {
-    this.views.push(v);
-    if (this.mixed) return;
-    if (this.views.length === 1 && this.head === null && this.buffer === null) {
-      this.head = v;
-      return;
+    if (this.views) this.views.push(v);
+    else this.addSpan(wholeView(v.buffer), v.byteOffset, v.length);
+  }
+
+  /** Appends bytes [off, off + len) of `mem`. */
+  addSpan(mem: Uint8Array, off: number, len: number): void {
+    if (!this.views) {
+      if (this.mem === null) this.mem = mem;
+      if (mem === this.mem && this.n < this.capacity) {
+        this.segs[2 * this.n] = off;
+        this.segs[2 * this.n + 1] = len;
+        this.n++;
+        return;
+      }
+      this.views = this.head ? [this.head] : [];
+      for (let k = 0; k < this.n; k++) this.views.push(this.mem.subarray(this.segs[2 * k]!, this.segs[2 * k]! + this.segs[2 * k + 1]!));
     }
-    if (this.buffer === null) this.buffer = v.buffer;
-    else if (v.buffer !== this.buffer) {
-      this.mixed = true;
-      return;
-    }
-    if (this.n >= this.capacity) {
-      this.mixed = true;
-      return;
-    }
-    this.segs[2 * this.n] = v.byteOffset;
-    this.segs[2 * this.n + 1] = v.length;
-    this.n++;
+    this.views.push(mem.subarray(off, off + len));
   }
 
   readv(fd: number): number | null {
-    if (this.mixed || this.buffer === null) return native().readv(fd, this.views);
-    return native().readvSegs(fd, this.head, whole(this.buffer), this.segs, this.n);
+    if (this.views || !this.mem) return native().readv(fd, this.views ?? (this.head ? [this.head] : []));
+    return native().readvSegs(fd, this.head, this.mem, this.segs, this.n);
   }
 
   writev(fd: number): number | null {
-    if (this.mixed || this.buffer === null) return native().writev(fd, this.views);
-    return native().writevSegs(fd, this.head, null, whole(this.buffer), this.segs, this.n);
+    if (this.views || !this.mem) return native().writev(fd, this.views ?? (this.head ? [this.head] : []));
+    return native().writevSegs(fd, this.head, null, this.mem, this.segs, this.n);
+  }
+
+  /** writev on libuv's thread pool (native writevSegsAsync); false when the list is not
+   * spans of one buffer (the caller writes it synchronously instead). */
+  writevAsync(fd: number, done: (result: number) => void): boolean {
+    if (this.views || !this.mem) return false;
+    native().writevSegsAsync(fd, this.head, this.mem, this.segs, this.n, done);
+    return true;
   }
 }

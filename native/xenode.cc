@@ -630,9 +630,7 @@ class SegIov {
       return false;
     }
     Local<ArrayBufferView> v = a[i].As<ArrayBufferView>();
-    v_[count_].iov_base = ViewData(v);
-    v_[count_].iov_len = v->ByteLength();
-    count_++;
+    Push(ViewData(v), v->ByteLength());
     return true;
   }
   bool Spans(const Args& a, int memArg, int segsArg, int nArg) {
@@ -647,7 +645,7 @@ class SegIov {
     Local<v8::Float64Array> segs = a[segsArg].As<v8::Float64Array>();
     const double* s = reinterpret_cast<const double*>(ViewData(segs));
     uint32_t n = a[nArg].As<v8::Uint32>()->Value();
-    if (static_cast<size_t>(n) * 2 > segs->Length() || count_ + n > kMax) {
+    if (static_cast<size_t>(n) * 2 > segs->Length()) {
       ThrowRange(iso, "segment count out of range");
       return false;
     }
@@ -658,25 +656,37 @@ class SegIov {
         ThrowRange(iso, "segment outside the buffer");
         return false;
       }
-      v_[count_].iov_base = base + static_cast<size_t>(off);
-      v_[count_].iov_len = static_cast<size_t>(len);
-      count_++;
+      Push(base + static_cast<size_t>(off), static_cast<size_t>(len));
     }
     return true;
   }
-  struct iovec* data() { return v_; }
+  // readv/writev take at most IOV_MAX buffers (preadv/pwritev below go in pieces).
+  bool FitsOneCall(const Args& a) {
+    if (count_ <= IOV_MAX) return true;
+    ThrowRange(a.GetIsolate(), "too many buffers for one readv/writev");
+    return false;
+  }
+  struct iovec* data() { return count_ > kStack ? big_.data() : stack_; }
   int count() const { return static_cast<int>(count_); }
 
  private:
-  static constexpr uint32_t kMax = IOV_MAX;
-  struct iovec v_[kMax];
-  uint32_t count_ = 0;
+  void Push(void* p, size_t len) {
+    if (count_ == kStack) big_.assign(stack_, stack_ + kStack);
+    struct iovec v = {p, len};
+    if (count_ >= kStack) big_.push_back(v);
+    else stack_[count_] = v;
+    count_++;
+  }
+  static constexpr size_t kStack = 72;
+  struct iovec stack_[kStack];
+  std::vector<struct iovec> big_;
+  size_t count_ = 0;
 };
 
 void ReadvSegs(const Args& a) {
   int fd;
   SegIov iov;
-  if (!FdArg(a, 0, &fd) || !iov.Head(a, 1) || !iov.Spans(a, 2, 3, 4)) return;
+  if (!FdArg(a, 0, &fd) || !iov.Head(a, 1) || !iov.Spans(a, 2, 3, 4) || !iov.FitsOneCall(a)) return;
   ssize_t r;
   do r = readv(fd, iov.data(), iov.count());
   while (r < 0 && errno == EINTR);
@@ -686,12 +696,154 @@ void ReadvSegs(const Args& a) {
 void WritevSegs(const Args& a) {
   int fd;
   SegIov iov;
-  if (!FdArg(a, 0, &fd) || !iov.Head(a, 1) || !iov.Head(a, 2) || !iov.Spans(a, 3, 4, 5)) return;
+  if (!FdArg(a, 0, &fd) || !iov.Head(a, 1) || !iov.Head(a, 2) || !iov.Spans(a, 3, 4, 5) || !iov.FitsOneCall(a)) return;
   ssize_t r;
   do r = writev(fd, iov.data(), iov.count());
   while (r < 0 && errno == EINTR);
   IoResult(a, "writev", r);
 }
+
+// preadv/pwritev until every byte moved (or EOF, or an error): the disk side of blkback.
+// Returns the bytes moved, or -errno if nothing could be.
+ssize_t FullPosIo(bool write, int fd, struct iovec* iov, int cnt, off_t pos) {
+  ssize_t total = 0;
+  int i = 0;
+  while (i < cnt) {
+    ssize_t r;
+    int m = std::min(cnt - i, IOV_MAX);
+    do r = write ? pwritev(fd, iov + i, m, pos) : preadv(fd, iov + i, m, pos);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) return total > 0 ? total : -errno;
+    if (r == 0) break;
+    total += r;
+    pos += r;
+    while (i < cnt && static_cast<size_t>(r) >= iov[i].iov_len) r -= static_cast<ssize_t>(iov[i++].iov_len);
+    if (i < cnt && r > 0) {
+      iov[i].iov_base = static_cast<uint8_t*>(iov[i].iov_base) + r;
+      iov[i].iov_len -= static_cast<size_t>(r);
+    }
+  }
+  return total;
+}
+
+bool PosArg(const Args& a, int i, off_t* pos) {
+  if (!a[i]->IsNumber()) {
+    ThrowType(a.GetIsolate(), "position must be a number");
+    return false;
+  }
+  double d = a[i].As<Number>()->Value();
+  if (!(d >= 0 && d <= 9007199254740991.0) || d != std::floor(d)) {
+    ThrowRange(a.GetIsolate(), "position out of range");
+    return false;
+  }
+  *pos = static_cast<off_t>(d);
+  return true;
+}
+
+// Work for libuv's thread pool: a writev of [head, spans] (a FUSE reply), or a full
+// preadv/pwritev of spans at a position (a disk request). The head bytes and the iovecs are
+// copied when queued; `mem` is kept alive until the callback, which gets the bytes moved or
+// -errno. The caller must leave the spans' bytes alone until then.
+struct AsyncIo {
+  uv_work_t req;
+  Isolate* isolate;
+  Global<Context> context;
+  Global<Function> callback;
+  Global<Value> keep;
+  enum Kind { kWritev, kPread, kPwrite } kind;
+  int fd;
+  off_t pos = 0;
+  std::vector<struct iovec> iov;
+  std::vector<uint8_t> head;
+  ssize_t result = 0;
+};
+
+void AsyncIoWork(uv_work_t* req) {
+  AsyncIo* w = static_cast<AsyncIo*>(req->data);
+  if (w->kind == AsyncIo::kWritev) {
+    ssize_t r;
+    do r = writev(w->fd, w->iov.data(), static_cast<int>(w->iov.size()));
+    while (r < 0 && errno == EINTR);
+    w->result = r < 0 ? -errno : r;
+  } else {
+    w->result = FullPosIo(w->kind == AsyncIo::kPwrite, w->fd, w->iov.data(), static_cast<int>(w->iov.size()), w->pos);
+  }
+}
+
+void AsyncIoDone(uv_work_t* req, int status) {
+  AsyncIo* w = static_cast<AsyncIo*>(req->data);
+  Isolate* iso = w->isolate;
+  {
+    HandleScope scope(iso);
+    Local<Context> ctx = w->context.Get(iso);
+    Context::Scope context_scope(ctx);
+    double r = status == UV_ECANCELED ? -ECANCELED : static_cast<double>(w->result);
+    Local<Value> argv[1] = {Number::New(iso, r)};
+    (void)node::MakeCallback(iso, ctx->Global(), w->callback.Get(iso), 1, argv, node::async_context{0, 0});
+  }
+  delete w;
+}
+
+void QueueAsyncIo(const Args& a, AsyncIo::Kind kind, int fd, off_t pos, SegIov& iov, bool hasHead, int memArg, int cbArg) {
+  Isolate* iso = a.GetIsolate();
+  if (!a[cbArg]->IsFunction()) return ThrowType(iso, "callback must be a function");
+  AsyncIo* w = new AsyncIo();
+  w->isolate = iso;
+  w->context.Reset(iso, iso->GetCurrentContext());
+  w->callback.Reset(iso, a[cbArg].As<Function>());
+  w->keep.Reset(iso, a[memArg]);
+  w->kind = kind;
+  w->fd = fd;
+  w->pos = pos;
+  w->iov.assign(iov.data(), iov.data() + iov.count());
+  if (hasHead) {
+    // The head is the first iovec: copy its bytes, the caller may reuse its buffer at once.
+    const uint8_t* h = static_cast<const uint8_t*>(w->iov[0].iov_base);
+    w->head.assign(h, h + w->iov[0].iov_len);
+    w->iov[0].iov_base = w->head.data();
+  }
+  w->req.data = w;
+  int r = uv_queue_work(node::GetCurrentEventLoop(iso), &w->req, AsyncIoWork, AsyncIoDone);
+  if (r != 0) {
+    delete w;
+    return ThrowErrno(iso, "uv_queue_work", -r);
+  }
+}
+
+// writevSegsAsync(fd, head, mem, segs, n, cb): writevSegs on the thread pool. For large
+// copies that should not hold the event loop (a 1 MiB FUSE READ reply).
+void WritevSegsAsync(const Args& a) {
+  int fd;
+  SegIov iov;
+  if (!FdArg(a, 0, &fd) || !iov.Head(a, 1) || !iov.Spans(a, 2, 3, 4) || !iov.FitsOneCall(a)) return;
+  QueueAsyncIo(a, AsyncIo::kWritev, fd, 0, iov, !a[1]->IsNullOrUndefined(), 2, 5);
+}
+
+// preadvSegs / pwritevSegs(fd, mem, segs, n, pos): every byte of the spans from/to the file
+// at pos, now; returns the bytes moved (fewer only at the end of the file) or throws.
+void PosSegs(const Args& a, bool write) {
+  int fd;
+  off_t pos;
+  SegIov iov;
+  if (!FdArg(a, 0, &fd) || !iov.Spans(a, 1, 2, 3) || !PosArg(a, 4, &pos)) return;
+  ssize_t r = FullPosIo(write, fd, iov.data(), iov.count(), pos);
+  if (r < 0) return ThrowErrno(a.GetIsolate(), write ? "pwritev" : "preadv", static_cast<int>(-r));
+  a.GetReturnValue().Set(static_cast<double>(r));
+}
+void PreadvSegs(const Args& a) { PosSegs(a, false); }
+void PwritevSegs(const Args& a) { PosSegs(a, true); }
+
+// preadvSegsAsync / pwritevSegsAsync(fd, mem, segs, n, pos, cb): the same on the thread
+// pool; cb(bytes moved or -errno).
+void PosSegsAsync(const Args& a, bool write) {
+  int fd;
+  off_t pos;
+  SegIov iov;
+  if (!FdArg(a, 0, &fd) || !iov.Spans(a, 1, 2, 3) || !PosArg(a, 4, &pos)) return;
+  QueueAsyncIo(a, write ? AsyncIo::kPwrite : AsyncIo::kPread, fd, pos, iov, false, 1, 5);
+}
+void PreadvSegsAsync(const Args& a) { PosSegsAsync(a, false); }
+void PwritevSegsAsync(const Args& a) { PosSegsAsync(a, true); }
 
 void Close(const Args& a) {
   int fd;
@@ -1168,6 +1320,11 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   SetFn(context, exports, "readv", Readv);
   SetFn(context, exports, "readvSegs", ReadvSegs);
   SetFn(context, exports, "writevSegs", WritevSegs);
+  SetFn(context, exports, "writevSegsAsync", WritevSegsAsync);
+  SetFn(context, exports, "preadvSegs", PreadvSegs);
+  SetFn(context, exports, "pwritevSegs", PwritevSegs);
+  SetFn(context, exports, "preadvSegsAsync", PreadvSegsAsync);
+  SetFn(context, exports, "pwritevSegsAsync", PwritevSegsAsync);
   SetFn(context, exports, "close", Close);
   SetFn(context, exports, "setNonblocking", SetNonblocking);
   SetFn(context, exports, "setCloexec", SetCloexec);

@@ -28,6 +28,11 @@ export class PageAllocator {
     this.free.push(pfn);
   }
 
+  /** The guest memory the pages lie in. */
+  get memoryBuffer(): SharedArrayBuffer {
+    return this.memory;
+  }
+
   page(pfn: number): Uint8Array {
     return new Uint8Array(this.memory, pfn * PAGE_SIZE, PAGE_SIZE);
   }

@@ -1,6 +1,6 @@
 // What a vbd's sectors live in: a raw image file or a host block device (a disk, a partition,
 // a loop device). Opened once per device by blkback, read and written with preadv/pwritev on
-// libuv's thread pool, flushed with fdatasync.
+// libuv's thread pool (the addon's span I/O: no view per page), flushed with fdatasync.
 //
 // By default the file is opened O_DIRECT, as Linux blkback bypasses dom0's page cache: the
 // guest has a cache of its own, and a second one in dom0 would only hide the disk's real
@@ -10,7 +10,9 @@
 //
 // Formats: raw only. qcow/qcow2/vhd/qed are refused with a clear error (docs/block.md says
 // how to convert).
-import { closeSync, fstatSync, openSync, readFileSync, constants as fsc, readv, writev, fdatasync, readvSync, writevSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, constants as fsc, fdatasync } from 'node:fs';
+import { constants as osc } from 'node:os';
+import { native } from '../../../native/index.js';
 
 // Disk I/O runs on libuv's pool (4 threads by default): enough threads that a ring's worth
 // of requests (32) can be at the disk at once. Read by libuv when the pool first starts,
@@ -29,6 +31,14 @@ export interface BackingOptions {
   direct?: boolean;
 }
 
+/** Bytes of guest memory an I/O moves: the first `n` (offset, length) pairs of `spans`, in
+ * `mem`. The store copies the list when it starts; the bytes must stay put until it ends. */
+export interface Spans {
+  mem: Uint8Array;
+  spans: Float64Array;
+  n: number;
+}
+
 export interface BackingStore {
   readonly path: string;
   /** Size in 512-byte sectors (a partial last sector is not addressable). */
@@ -38,13 +48,13 @@ export interface BackingStore {
   readonly physicalDevice?: string;
   /** Whether I/O currently bypasses dom0's page cache. */
   readonly direct: boolean;
-  /** Fills `bufs` from byte `pos`; resolves when all of them are full. */
-  read(bufs: Uint8Array[], pos: number): Promise<void>;
-  write(bufs: Uint8Array[], pos: number): Promise<void>;
+  /** Fills the spans from byte `pos` of the disk, on libuv's thread pool. */
+  read(io: Spans, pos: number): Promise<void>;
+  write(io: Spans, pos: number): Promise<void>;
   /** The same, blocking the calling thread: for a lone small request, a trip through the
    * thread pool costs more than the disk (docs/block.md). */
-  readSync(bufs: Uint8Array[], pos: number): void;
-  writeSync(bufs: Uint8Array[], pos: number): void;
+  readSync(io: Spans, pos: number): void;
+  writeSync(io: Spans, pos: number): void;
   /** fdatasync: everything written before is on stable storage when this resolves. */
   flush(): Promise<void>;
   close(): void;
@@ -123,84 +133,77 @@ class FileStore implements BackingStore {
     this.direct = false;
   }
 
-  private io(kind: 'read' | 'write', bufs: Uint8Array[], pos: number): Promise<void> {
+  private total(io: Spans): number {
+    let t = 0;
+    for (let k = 0; k < io.n; k++) t += io.spans[2 * k + 1]!;
+    return t;
+  }
+
+  private short(kind: 'read' | 'write'): Error {
+    return Object.assign(new Error(`${kind} beyond the end of ${this.path}`), { code: 'EIO' });
+  }
+
+  /** The thread-pool I/O (native pread/pwritevSegsAsync: every byte, or an error). */
+  private io(kind: 'read' | 'write', io: Spans, pos: number): Promise<void> {
+    const want = this.total(io);
     return new Promise((resolve, reject) => {
-      let left = bufs;
-      let at = pos;
       let retried = false;
-      const step = () => {
-        const cb = (err: NodeJS.ErrnoException | null, n: number) => {
-          if (err) {
-            if (err.code === 'EINVAL' && this.direct && !retried) {
-              retried = true;
-              try {
-                this.dropDirect();
-              } catch (e) {
-                return reject(e);
-              }
-              return step();
+      const start = () => {
+        const done = (r: number) => {
+          if (r === -osc.errno.EINVAL && this.direct && !retried) {
+            // O_DIRECT refused this transfer (alignment): carry on buffered.
+            retried = true;
+            try {
+              this.dropDirect();
+            } catch (e) {
+              return reject(e);
             }
-            return reject(err);
+            return start();
           }
-          if (n <= 0) return reject(Object.assign(new Error(`${kind} beyond the end of ${this.path}`), { code: 'EIO' }));
-          at += n;
-          // Short transfer: drop the bytes done and go on with the rest.
-          let skip = n;
-          let i = 0;
-          while (i < left.length && skip >= left[i]!.length) skip -= left[i++]!.length;
-          if (i >= left.length) return resolve();
-          left = left.slice(i);
-          if (skip > 0) left[0] = left[0]!.subarray(skip);
-          step();
+          if (r < 0) return reject(errnoError(kind, -r));
+          if (r < want) return reject(this.short(kind));
+          resolve();
         };
-        if (kind === 'read') readv(this.fd, left, at, cb);
-        else writev(this.fd, left, at, cb);
+        try {
+          const n = native();
+          if (kind === 'read') n.preadvSegsAsync(this.fd, io.mem, io.spans, io.n, pos, done);
+          else n.pwritevSegsAsync(this.fd, io.mem, io.spans, io.n, pos, done);
+        } catch (e) {
+          reject(e);
+        }
       };
-      step();
+      start();
     });
   }
 
-  read(bufs: Uint8Array[], pos: number): Promise<void> {
-    return this.io('read', bufs, pos);
+  read(io: Spans, pos: number): Promise<void> {
+    return this.io('read', io, pos);
   }
 
-  private ioSync(kind: 'read' | 'write', bufs: Uint8Array[], pos: number): void {
-    let left = bufs;
-    let at = pos;
-    let retried = false;
-    for (;;) {
-      let n: number;
-      try {
-        n = kind === 'read' ? readvSync(this.fd, left, at) : writevSync(this.fd, left, at);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EINVAL' && this.direct && !retried) {
-          retried = true;
-          this.dropDirect();
-          continue;
-        }
-        throw e;
-      }
-      if (n <= 0) throw Object.assign(new Error(`${kind} beyond the end of ${this.path}`), { code: 'EIO' });
-      at += n;
-      let skip = n;
-      let i = 0;
-      while (i < left.length && skip >= left[i]!.length) skip -= left[i++]!.length;
-      if (i >= left.length) return;
-      left = left.slice(i);
-      if (skip > 0) left[0] = left[0]!.subarray(skip);
+  write(io: Spans, pos: number): Promise<void> {
+    return this.io('write', io, pos);
+  }
+
+  private ioSync(kind: 'read' | 'write', io: Spans, pos: number): void {
+    const want = this.total(io);
+    const n = native();
+    let r: number;
+    try {
+      r = kind === 'read' ? n.preadvSegs(this.fd, io.mem, io.spans, io.n, pos) : n.pwritevSegs(this.fd, io.mem, io.spans, io.n, pos);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EINVAL' || !this.direct) throw e;
+      this.dropDirect();
+      r = kind === 'read' ? n.preadvSegs(this.fd, io.mem, io.spans, io.n, pos) : n.pwritevSegs(this.fd, io.mem, io.spans, io.n, pos);
     }
+    if (r < want) throw this.short(kind);
   }
 
-  readSync(bufs: Uint8Array[], pos: number): void {
-    this.ioSync('read', bufs, pos);
+  readSync(io: Spans, pos: number): void {
+    this.ioSync('read', io, pos);
   }
 
-  writeSync(bufs: Uint8Array[], pos: number): void {
-    this.ioSync('write', bufs, pos);
-  }
-
-  write(bufs: Uint8Array[], pos: number): Promise<void> {
-    return this.io('write', bufs, pos);
+  writeSync(io: Spans, pos: number): void {
+    this.ioSync('write', io, pos);
   }
 
   flush(): Promise<void> {
@@ -211,4 +214,10 @@ class FileStore implements BackingStore {
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
   }
+}
+
+/** An Error like node's for a failed system call (code 'EIO', 'ENOSPC'...). */
+function errnoError(kind: 'read' | 'write', errno: number): NodeJS.ErrnoException {
+  const code = Object.entries(osc.errno).find(([, v]) => v === errno)?.[0] ?? `errno ${errno}`;
+  return Object.assign(new Error(`${kind === 'read' ? 'preadv' : 'pwritev'}: ${code}`), { code, errno: -errno });
 }

@@ -12,6 +12,7 @@ import { BackRing, RING_OVERFLOW, SharedRing, XEN_PAGE_SIZE } from '../../../dri
 import { acquire, release, type MappedGrantTable } from '../../../drivers/grant/grant-mapper.js';
 import { gnttabErrorMessage } from '../../../drivers/grant/grant-entry.js';
 import {
+  BLKIF_MAX_SEGMENTS_PER_REQUEST,
   BLKIF_OP_FLUSH_DISKCACHE,
   BLKIF_OP_INDIRECT,
   BLKIF_OP_READ,
@@ -21,7 +22,7 @@ import {
   BLKIF_SLOT_SIZE,
   blkifResponse,
 } from '../../../drivers/wire/blkif.js';
-import type { BackingStore } from './backing-file.js';
+import type { BackingStore, Spans } from './backing-file.js';
 import { GrantPins } from './grants.js';
 import type { BlkbackCounters } from './metrics.js';
 import { isRefusal, parseRequest, type BlkRequest, type ParseContext } from './request.js';
@@ -66,10 +67,14 @@ export class BlkifInterface {
   private readonly mem: Uint8Array;
   private readonly sectors: number;
   private readonly ctx: ParseContext;
+  /** Scratch span list for one request's I/O (copied by the store when the I/O starts). */
+  private readonly io: Spans;
+  private readonly pinOut = { persistent: false };
 
   constructor(private readonly o: BlkifInterfaceOptions) {
     this.pins = new GrantPins(o.table, DOM0, o.maxPersistent, o.counters);
     this.mem = new Uint8Array(o.memory);
+    this.io = { mem: this.mem, spans: new Float64Array(2 * Math.max(BLKIF_MAX_SEGMENTS_PER_REQUEST, o.maxIndirect)), n: 0 };
     this.sectors = o.store?.sectors ?? 0;
     this.ctx = {
       sectors: this.sectors,
@@ -145,11 +150,14 @@ export class BlkifInterface {
     void p.finally(() => this.settled.delete(p));
   }
 
-  /** Pins the request's frames and returns views of them, or null (grant refused; what was
-   * pinned is unpinned). `held` gets the pins to drop afterwards. */
-  private mapSegments(r: BlkRequest, toGuest: boolean, held: number[]): Uint8Array[] | null {
-    const views: Uint8Array[] = [];
-    const pin = { persistent: false };
+  /** Pins the request's frames and returns the guest memory the I/O moves as spans, or null
+   * (grant refused; what was pinned is unpinned). `held` gets the pins to drop afterwards.
+   * The spans live in a scratch list: the store copies them when the I/O starts. */
+  private mapSegments(r: BlkRequest, toGuest: boolean, held: number[]): Spans | null {
+    const io = this.io;
+    const spans = io.spans;
+    let k = -1;
+    const pin = this.pinOut;
     for (const s of r.segs) {
       const frame = this.pins.pin(s.gref, toGuest, pin);
       if (frame < 0) {
@@ -160,14 +168,18 @@ export class BlkifInterface {
       }
       if (!pin.persistent) held.push(s.gref);
       const off = frame * XEN_PAGE_SIZE + s.first * 512;
-      const end = off + (s.last - s.first + 1) * 512;
-      // Segments that continue each other in guest memory become one buffer: one iovec for
+      const len = (s.last - s.first + 1) * 512;
+      // Segments that continue each other in guest memory become one span: one iovec for
       // the disk instead of one per page.
-      const prev = views[views.length - 1];
-      if (prev && prev.byteOffset + prev.length === off) views[views.length - 1] = this.mem.subarray(prev.byteOffset, end);
-      else views.push(this.mem.subarray(off, end));
+      if (k >= 0 && spans[2 * k]! + spans[2 * k + 1]! === off) spans[2 * k + 1] += len;
+      else {
+        k++;
+        spans[2 * k] = off;
+        spans[2 * k + 1] = len;
+      }
     }
-    return views;
+    io.n = k + 1;
+    return io;
   }
 
   private account(r: BlkRequest, toGuest: boolean): void {
@@ -185,11 +197,11 @@ export class BlkifInterface {
     const store = this.o.store!;
     const toGuest = r.op === BLKIF_OP_READ;
     const held: number[] = [];
-    const views = this.mapSegments(r, toGuest, held);
-    if (!views) return BLKIF_RSP_ERROR;
+    const io = this.mapSegments(r, toGuest, held);
+    if (!io) return BLKIF_RSP_ERROR;
     try {
-      if (toGuest) store.readSync(views, r.sector * 512);
-      else store.writeSync(views, r.sector * 512);
+      if (toGuest) store.readSync(io, r.sector * 512);
+      else store.writeSync(io, r.sector * 512);
       this.account(r, toGuest);
       return BLKIF_RSP_OKAY;
     } catch (e) {
@@ -213,14 +225,14 @@ export class BlkifInterface {
     if (!store) return BLKIF_RSP_ERROR; // unreachable: an empty drive has 0 sectors
     const toGuest = r.op === BLKIF_OP_READ; // we write into the guest's frames
     const held: number[] = [];
-    const views = this.mapSegments(r, toGuest, held);
-    if (!views) return BLKIF_RSP_ERROR;
+    const io = this.mapSegments(r, toGuest, held);
+    if (!io) return BLKIF_RSP_ERROR;
     try {
       const pos = r.sector * 512;
       if (toGuest) {
-        await store.read(views, pos);
+        await store.read(io, pos);
       } else {
-        const w = store.write(views, pos);
+        const w = store.write(io, pos);
         this.writesInFlight.add(w);
         try {
           await w;

@@ -11,6 +11,7 @@
 // Replies go out with one writev, READ data straight from the pages it was read into.
 // Nothing here blocks: /dev/fuse is watched with uv_poll and drained with a budget.
 import { closeSync, openSync, writeFileSync, unlinkSync, constants as fsc } from 'node:fs';
+import { constants as osc } from 'node:os';
 import { native, type FdWatcher } from '../../../native/index.js';
 import { SpanIov } from '../../../native/span-iov.js';
 import {
@@ -69,12 +70,18 @@ export const FUSE_MAX_IO = 256 * PAGE;
 /** A page-sized buffer lent to the session to receive request bytes. */
 export interface RxPage {
   view: Uint8Array;
+  /** Where the page lies in FuseFileOps.rxMemory, when the owner has one. */
+  offset?: number;
 }
 
 /** The answer to one READ, WRITE or FSYNC; exactly one method must be called, once. */
 export interface FuseReply {
   /** READ: the bytes, as a list of views (sent with one writev). */
   data(bufs: Uint8Array[]): void;
+  /** READ: the bytes as (offset, length) pairs of `mem` (the first n of `spans`, which may be
+   * reused at once). A large reply is written from libuv's thread pool: the bytes must stay
+   * untouched until `sent` is called (at once, or later). */
+  spans(mem: Uint8Array, spans: Float64Array, n: number, sent: () => void): void;
   /** WRITE: how many bytes were written. */
   written(n: number): void;
   ok(): void;
@@ -92,6 +99,9 @@ export interface FuseFileOps {
    * must give every page back with releaseRx(). */
   write(offset: number, size: number, pages: RxPage[], reply: FuseReply): void;
   fsync(datasync: boolean, reply: FuseReply): void;
+  /** The memory every RxPage with an `offset` lies in (lets requests be read into them
+   * without a view per page). */
+  readonly rxMemory?: Uint8Array;
   /** A page to receive request data into, or null when none is free right now. */
   allocRx(): RxPage | null;
   releaseRx(p: RxPage): void;
@@ -107,6 +117,9 @@ export interface FuseFileOptions {
 }
 
 const RX_PAGES = FUSE_MAX_IO / PAGE;
+/** READ replies at least this big are written off the event loop (their copy into the
+ * reader's pages is the guest kernel's largest single cost in sequential reads). */
+const ASYNC_REPLY_MIN = 64 * 1024;
 /** Requests handled per poll callback before yielding to the rest of the event loop. */
 const BUDGET = 64;
 
@@ -127,6 +140,7 @@ export class FuseFile {
   private readonly replyIov = new SpanIov(RX_PAGES + 1);
   private readonly replyHdr = new Uint8Array(FUSE_OUT_HEADER_SIZE + FUSE_WRITE_OUT_SIZE);
   private readonly replyHdrView = new DataView(this.replyHdr.buffer);
+  private readonly replyHead = this.replyHdr.subarray(0, FUSE_OUT_HEADER_SIZE);
   /** Scratch for requests longer than the header buffer (other than WRITE data). */
   private readonly scratch = new Uint8Array(FUSE_WRITE_DATA_OFFSET + 64 * 1024);
   private readonly scratchView = new DataView(this.scratch.buffer);
@@ -134,6 +148,9 @@ export class FuseFile {
   private readonly outView = new DataView(this.out.buffer);
   private readonly ih: FuseInHeader = { len: 0, opcode: 0, unique: 0n, nodeid: 0n, uid: 0, gid: 0, pid: 0 };
   private mounted = false;
+  /** READ replies being written from the thread pool. */
+  private asyncPending = 0;
+  private closeWhenIdle = false;
   private closed = false;
   private paused = false;
   private readonly birth = Math.floor(Date.now() / 1000);
@@ -184,16 +201,22 @@ export class FuseFile {
       }
       this.mounted = false;
     }
-    if (this.fd >= 0) {
-      closeSync(this.fd);
-      this.fd = -1;
-    }
+    // A reply still being written from the thread pool holds the fd number: closing it now
+    // could let another file take that number under the write.
+    if (this.asyncPending > 0) this.closeWhenIdle = true;
+    else this.closeFd();
     try {
       unlinkSync(this.target);
     } catch {
       /* already gone */
     }
     for (const p of this.rx.splice(0)) this.ops.releaseRx(p);
+  }
+
+  private closeFd(): void {
+    if (this.fd < 0) return;
+    closeSync(this.fd);
+    this.fd = -1;
   }
 
   /** Pages came back: if we stopped reading for want of them, start again. */
@@ -226,9 +249,14 @@ export class FuseFile {
       let got: number | null;
       try {
         if (this.iovDirty) {
-          this.rxIov.reset();
-          this.rxIov.add(this.hdr);
-          for (const p of this.rx) this.rxIov.add(p.view);
+          const iov = this.rxIov;
+          const mem = this.ops.rxMemory;
+          iov.reset();
+          iov.setHead(this.hdr);
+          for (const p of this.rx) {
+            if (mem && p.offset !== undefined) iov.addSpan(mem, p.offset, PAGE);
+            else iov.add(p.view);
+          }
           this.iovDirty = false;
         }
         got = this.rxIov.readv(this.fd);
@@ -410,6 +438,11 @@ export class FuseFile {
     }
   }
 
+  private replyFailed(errno: number): void {
+    if (errno === osc.errno.ENOENT || errno === osc.errno.ENODEV) return;
+    this.opts.log?.(`${this.target}: reply: errno ${errno}`);
+  }
+
   private reply(unique: bigint): FuseReply {
     let done = false;
     const once = () => {
@@ -425,11 +458,36 @@ export class FuseFile {
         let len = FUSE_OUT_HEADER_SIZE;
         for (const b of bufs) len += b.length;
         encodeOutHeader(hv, 0, len, 0, unique);
+        this.send([h.subarray(0, FUSE_OUT_HEADER_SIZE), ...bufs]);
+      },
+      spans: (mem, spans, n, sent) => {
+        once();
+        let len = FUSE_OUT_HEADER_SIZE;
+        for (let k = 0; k < n; k++) len += spans[2 * k + 1]!;
+        encodeOutHeader(hv, 0, len, 0, unique);
         const iov = this.replyIov;
         iov.reset();
-        iov.add(h.subarray(0, FUSE_OUT_HEADER_SIZE));
-        for (const b of bufs) iov.add(b);
+        iov.setHead(this.replyHead);
+        for (let k = 0; k < n; k++) iov.addSpan(mem, spans[2 * k]!, spans[2 * k + 1]!);
+        if (len >= ASYNC_REPLY_MIN && this.fd >= 0) {
+          let queued = false;
+          try {
+            queued = iov.writevAsync(this.fd, (r) => {
+              this.asyncPending--;
+              if (r < 0) this.replyFailed(-r);
+              sent();
+              if (this.asyncPending === 0 && this.closeWhenIdle) this.closeFd();
+            });
+          } catch (e) {
+            this.opts.log?.(`${this.target}: reply: ${(e as Error).message}`);
+          }
+          if (queued) {
+            this.asyncPending++; // the callback cannot run before this turn ends
+            return;
+          }
+        }
         this.sendIov(iov);
+        sent();
       },
       written: (n) => {
         once();

@@ -10,12 +10,13 @@
 import { constants as fsc } from 'node:fs';
 import { BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_OKAY } from '../../../../drivers/wire/blkif.js';
 import { EIO, ENOMEDIUM, ENOSPC, EROFS } from '../../fuse/fuse-abi.js';
-import type { FuseFileOps, FuseReply, RxPage } from '../../fuse/fuse-file.js';
+import { FUSE_MAX_IO, type FuseFileOps, type FuseReply, type RxPage } from '../../fuse/fuse-file.js';
 import type { IoPage, PagePool } from './page-pool.js';
 import { BlkfrontRing, type Segment } from './ring-io.js';
 
 const SECTOR = 512;
 const SECTORS_PER_PAGE = 8;
+const PAGE = 4096;
 
 export interface DiskInfo {
   /** 512-byte sectors. */
@@ -69,6 +70,8 @@ class WriteLock {
 
 export class BlkDisk implements FuseFileOps {
   private readonly lock = new WriteLock();
+  /** A READ reply's spans (reused: the reply copies them at once). */
+  private readonly spans = new Float64Array(2 * (FUSE_MAX_IO / PAGE + 1));
   private gone = false;
   readonly counters: DiskCounters = { reads: 0, writes: 0, readBytes: 0, writeBytes: 0, flushes: 0, rmw: 0, ioErrors: 0 };
 
@@ -98,6 +101,10 @@ export class BlkDisk implements FuseFileOps {
     return 0;
   }
 
+  get rxMemory(): Uint8Array {
+    return this.pool.mem;
+  }
+
   allocRx(): RxPage | null {
     return this.pool.alloc();
   }
@@ -110,15 +117,9 @@ export class BlkDisk implements FuseFileOps {
    * holding halves). */
   private async pages(n: number): Promise<IoPage[]> {
     for (;;) {
-      const got: IoPage[] = [];
-      for (let i = 0; i < n; i++) {
-        const p = this.pool.alloc();
-        if (!p) break;
-        got.push(p);
-      }
+      const got = this.pool.allocMany(n);
       // In frame order: runs of neighbouring frames then reach the disk as one buffer.
-      if (got.length === n) return n > 1 ? got.sort((a, b) => a.pfn - b.pfn) : got;
-      for (const p of got) this.pool.release(p);
+      if (got) return n > 1 ? got.sort((a, b) => a.pfn - b.pfn) : got;
       await new Promise<void>((r) => this.pool.onFree(r));
     }
   }
@@ -149,29 +150,38 @@ export class BlkDisk implements FuseFileOps {
     const n = Math.ceil(end / SECTOR) - s0;
     void (async () => {
       const pages = await this.pages(Math.ceil(n / SECTORS_PER_PAGE));
+      // The pages go back once the reply is out (a large one is written off the event loop).
+      let held = false;
+      const giveBack = () => {
+        for (const p of pages) this.pool.release(p);
+      };
       try {
         if (!(await this.transfer(BLKIF_OP_READ, s0, n, pages)) || this.gone) return reply.error(EIO);
         this.counters.reads++;
         this.counters.readBytes += end - offset;
+        // The reply as spans of guest memory; neighbouring frames make one span.
+        const spans = this.spans;
+        let k = -1;
         let skip = offset - s0 * SECTOR;
         let left = end - offset;
-        const views: Uint8Array[] = [];
+        let prevPfn = -2;
         for (const p of pages) {
           if (left <= 0) break;
-          const take = Math.min(4096 - skip, left);
-          const prev = views[views.length - 1];
-          const v = p.view;
-          if (prev && prev.buffer === v.buffer && prev.byteOffset + prev.length === v.byteOffset + skip) {
-            views[views.length - 1] = new Uint8Array(v.buffer, prev.byteOffset, prev.length + take);
-          } else {
-            views.push(v.subarray(skip, skip + take));
+          const take = Math.min(PAGE - skip, left);
+          if (k >= 0 && skip === 0 && p.pfn === prevPfn + 1) spans[2 * k + 1] += take;
+          else {
+            k++;
+            spans[2 * k] = p.pfn * PAGE + skip;
+            spans[2 * k + 1] = take;
           }
+          prevPfn = p.pfn;
           left -= take;
           skip = 0;
         }
-        reply.data(views);
+        held = true;
+        reply.spans(this.pool.mem, spans, k + 1, giveBack);
       } finally {
-        for (const p of pages) this.pool.release(p);
+        if (!held) giveBack();
       }
     })().catch((e) => {
       this.log(`read: ${(e as Error).message}`);

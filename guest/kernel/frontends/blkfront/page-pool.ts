@@ -9,15 +9,20 @@
 // page on a quarantine list, retried later; such a page is never reused or freed before.
 import type { GrantTable } from '../../../../drivers/grant/grant-table.js';
 import type { PageAllocator } from '../../page-allocator.js';
+import { wholeView } from '../../../../native/span-iov.js';
 
 export interface IoPage {
   pfn: number;
   view: Uint8Array;
+  /** Byte offset of the page in the pool's `mem` (pfn * 4096). */
+  offset: number;
   /** Grant reference while granted, else -1. */
   gref: number;
 }
 
 export class PagePool {
+  /** All of guest memory: every page's bytes are mem[offset, offset + 4096). */
+  readonly mem: Uint8Array;
   private readonly free: IoPage[] = [];
   private readonly quarantine: IoPage[] = [];
   private owned = 0;
@@ -32,7 +37,9 @@ export class PagePool {
     readonly persistent: boolean,
     /** Most frames this pool may take from the guest. */
     readonly cap: number,
-  ) {}
+  ) {
+    this.mem = wholeView(pages.memoryBuffer);
+  }
 
   get inUse(): number {
     return this.owned - this.free.length - this.quarantine.length;
@@ -47,7 +54,7 @@ export class PagePool {
     if (this.owned >= this.cap) return null;
     const pfn = this.pages.alloc();
     this.owned++;
-    const page: IoPage = { pfn, view: this.pages.page(pfn), gref: -1 };
+    const page: IoPage = { pfn, view: this.pages.page(pfn), offset: pfn * 4096, gref: -1 };
     if (this.persistent) {
       page.gref = this.grants.grantAccess(this.backendDomid, pfn, false);
       this.grantOps++;
@@ -58,6 +65,25 @@ export class PagePool {
       }
     }
     return page;
+  }
+
+  /** `n` pages, or null (and nothing taken) when the pool cannot give that many now: all or
+   * nothing, so that waiters never take and give back halves (which wakes the other waiters,
+   * who do the same, without end). */
+  allocMany(n: number): IoPage[] | null {
+    if (this.quarantine.length && this.free.length < n) this.retryQuarantine();
+    if (this.free.length + (this.cap - this.owned) < n) return null;
+    const got: IoPage[] = [];
+    for (let i = 0; i < n; i++) {
+      const p = this.alloc();
+      if (!p) {
+        // Only a grant refusal gets here: give back without waking anyone.
+        this.free.push(...got);
+        return null;
+      }
+      got.push(p);
+    }
+    return got;
   }
 
   /** Call `cb` once when a page is given back. */

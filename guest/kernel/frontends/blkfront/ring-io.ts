@@ -74,6 +74,9 @@ export class BlkfrontRing {
   private readonly req = createBlkifRequest();
   private readonly ind: BlkifRequestIndirect = { operation: BLKIF_OP_INDIRECT, indirectOp: 0, nrSegments: 0, id: 0n, sectorNumber: 0, handle: 0, indirectGrefs: [] };
   private readonly rsp: BlkifResponse = { id: 0n, operation: 0, status: 0 };
+  private readonly seg = { gref: 0, firstSect: 0, lastSect: 0 };
+  /** All of guest memory, to write indirect descriptor pages in place. */
+  private readonly memView: DataView;
   private kickScheduled = false;
   private nextScheduled = false;
   private dead = false;
@@ -89,6 +92,7 @@ export class BlkfrontRing {
     private readonly notify: () => void,
     private readonly onFatal: (why: string) => void,
   ) {
+    this.memView = new DataView(pool.mem.buffer);
     for (let i = 0; i < this.front.size; i++) {
       this.shadows.push({ id: i, op: 0, segs: [], indirect: [], resolve: () => {}, busy: false });
       this.freeIds.push(this.front.size - 1 - i);
@@ -171,14 +175,18 @@ export class BlkfrontRing {
     r.sectorNumber = p.sector;
     r.handle = this.handle;
     for (let i = 0; i < 8; i++) r.indirectGrefs[i] = 0;
+    const dv = this.memView;
+    const seg = this.seg;
     for (let k = 0; k < indirect.length; k++) {
       const pg = indirect[k]!;
-      const dv = new DataView(pg.view.buffer, pg.view.byteOffset, pg.view.byteLength);
       const from = k * BLKIF_SEGS_PER_INDIRECT_FRAME;
       const to = Math.min(p.segs.length, from + BLKIF_SEGS_PER_INDIRECT_FRAME);
       for (let i = from; i < to; i++) {
         const s = p.segs[i]!;
-        blkifSegment.encode(dv, (i - from) * 8, { gref: this.pool.grantFor(s.page, readonly), firstSect: s.first, lastSect: s.last });
+        seg.gref = this.pool.grantFor(s.page, readonly);
+        seg.firstSect = s.first;
+        seg.lastSect = s.last;
+        blkifSegment.encode(dv, pg.offset + (i - from) * blkifSegment.size, seg);
       }
       r.indirectGrefs[k] = this.pool.grantFor(pg, true);
     }
