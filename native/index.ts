@@ -188,9 +188,6 @@ export interface NativeAddon {
   readvSegs(fd: number, head: Uint8Array | null, mem: Uint8Array, segs: Float64Array, n: number): number | null;
   /** writev from `head`, `head2` (either may be null), then spans of `mem` as in readvSegs. */
   writevSegs(fd: number, head: Uint8Array | null, head2: Uint8Array | null, mem: Uint8Array, segs: Float64Array, n: number): number | null;
-  /** writev from `head` (copied at once) and spans of `mem` on libuv's thread pool; `done`
-   * gets the bytes written or -errno. Leave the spans' bytes alone until then. */
-  writevSegsAsync(fd: number, head: Uint8Array | null, mem: Uint8Array, segs: Float64Array, n: number, done: (result: number) => void): void;
   /** preadv/pwritev of spans of `mem` (as in readvSegs) at file position `pos`, until every
    * byte moved: returns the bytes moved (fewer only at the end of the file) or throws. */
   preadvSegs(fd: number, mem: Uint8Array, segs: Float64Array, n: number, pos: number): number;

@@ -71,12 +71,4 @@ export class SpanIov {
     if (this.views || !this.mem) return native().writev(fd, this.views ?? (this.head ? [this.head] : []));
     return native().writevSegs(fd, this.head, null, this.mem, this.segs, this.n);
   }
-
-  /** writev on libuv's thread pool (native writevSegsAsync); false when the list is not
-   * spans of one buffer (the caller writes it synchronously instead). */
-  writevAsync(fd: number, done: (result: number) => void): boolean {
-    if (this.views || !this.mem) return false;
-    native().writevSegsAsync(fd, this.head, this.mem, this.segs, this.n, done);
-    return true;
-  }
 }

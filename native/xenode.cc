@@ -740,34 +740,25 @@ bool PosArg(const Args& a, int i, off_t* pos) {
   return true;
 }
 
-// Work for libuv's thread pool: a writev of [head, spans] (a FUSE reply), or a full
-// preadv/pwritev of spans at a position (a disk request). The head bytes and the iovecs are
-// copied when queued; `mem` is kept alive until the callback, which gets the bytes moved or
-// -errno. The caller must leave the spans' bytes alone until then.
+// Work for libuv's thread pool: a full preadv/pwritev of spans at a position (a disk
+// request). The iovecs are copied when queued; `mem` is kept alive until the callback, which
+// gets the bytes moved or -errno. The caller must leave the spans' bytes alone until then.
 struct AsyncIo {
   uv_work_t req;
   Isolate* isolate;
   Global<Context> context;
   Global<Function> callback;
   Global<Value> keep;
-  enum Kind { kWritev, kPread, kPwrite } kind;
+  bool write;
   int fd;
   off_t pos = 0;
   std::vector<struct iovec> iov;
-  std::vector<uint8_t> head;
   ssize_t result = 0;
 };
 
 void AsyncIoWork(uv_work_t* req) {
   AsyncIo* w = static_cast<AsyncIo*>(req->data);
-  if (w->kind == AsyncIo::kWritev) {
-    ssize_t r;
-    do r = writev(w->fd, w->iov.data(), static_cast<int>(w->iov.size()));
-    while (r < 0 && errno == EINTR);
-    w->result = r < 0 ? -errno : r;
-  } else {
-    w->result = FullPosIo(w->kind == AsyncIo::kPwrite, w->fd, w->iov.data(), static_cast<int>(w->iov.size()), w->pos);
-  }
+  w->result = FullPosIo(w->write, w->fd, w->iov.data(), static_cast<int>(w->iov.size()), w->pos);
 }
 
 void AsyncIoDone(uv_work_t* req, int status) {
@@ -784,7 +775,7 @@ void AsyncIoDone(uv_work_t* req, int status) {
   delete w;
 }
 
-void QueueAsyncIo(const Args& a, AsyncIo::Kind kind, int fd, off_t pos, SegIov& iov, bool hasHead, int memArg, int cbArg) {
+void QueueAsyncIo(const Args& a, bool write, int fd, off_t pos, SegIov& iov, int memArg, int cbArg) {
   Isolate* iso = a.GetIsolate();
   if (!a[cbArg]->IsFunction()) return ThrowType(iso, "callback must be a function");
   AsyncIo* w = new AsyncIo();
@@ -792,31 +783,16 @@ void QueueAsyncIo(const Args& a, AsyncIo::Kind kind, int fd, off_t pos, SegIov& 
   w->context.Reset(iso, iso->GetCurrentContext());
   w->callback.Reset(iso, a[cbArg].As<Function>());
   w->keep.Reset(iso, a[memArg]);
-  w->kind = kind;
+  w->write = write;
   w->fd = fd;
   w->pos = pos;
   w->iov.assign(iov.data(), iov.data() + iov.count());
-  if (hasHead) {
-    // The head is the first iovec: copy its bytes, the caller may reuse its buffer at once.
-    const uint8_t* h = static_cast<const uint8_t*>(w->iov[0].iov_base);
-    w->head.assign(h, h + w->iov[0].iov_len);
-    w->iov[0].iov_base = w->head.data();
-  }
   w->req.data = w;
   int r = uv_queue_work(node::GetCurrentEventLoop(iso), &w->req, AsyncIoWork, AsyncIoDone);
   if (r != 0) {
     delete w;
     return ThrowErrno(iso, "uv_queue_work", -r);
   }
-}
-
-// writevSegsAsync(fd, head, mem, segs, n, cb): writevSegs on the thread pool. For large
-// copies that should not hold the event loop (a 1 MiB FUSE READ reply).
-void WritevSegsAsync(const Args& a) {
-  int fd;
-  SegIov iov;
-  if (!FdArg(a, 0, &fd) || !iov.Head(a, 1) || !iov.Spans(a, 2, 3, 4) || !iov.FitsOneCall(a)) return;
-  QueueAsyncIo(a, AsyncIo::kWritev, fd, 0, iov, !a[1]->IsNullOrUndefined(), 2, 5);
 }
 
 // preadvSegs / pwritevSegs(fd, mem, segs, n, pos): every byte of the spans from/to the file
@@ -840,7 +816,7 @@ void PosSegsAsync(const Args& a, bool write) {
   off_t pos;
   SegIov iov;
   if (!FdArg(a, 0, &fd) || !iov.Spans(a, 1, 2, 3) || !PosArg(a, 4, &pos)) return;
-  QueueAsyncIo(a, write ? AsyncIo::kPwrite : AsyncIo::kPread, fd, pos, iov, false, 1, 5);
+  QueueAsyncIo(a, write, fd, pos, iov, 1, 5);
 }
 void PreadvSegsAsync(const Args& a) { PosSegsAsync(a, false); }
 void PwritevSegsAsync(const Args& a) { PosSegsAsync(a, true); }
@@ -1320,7 +1296,6 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   SetFn(context, exports, "readv", Readv);
   SetFn(context, exports, "readvSegs", ReadvSegs);
   SetFn(context, exports, "writevSegs", WritevSegs);
-  SetFn(context, exports, "writevSegsAsync", WritevSegsAsync);
   SetFn(context, exports, "preadvSegs", PreadvSegs);
   SetFn(context, exports, "pwritevSegs", PwritevSegs);
   SetFn(context, exports, "preadvSegsAsync", PreadvSegsAsync);

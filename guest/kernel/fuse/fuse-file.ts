@@ -11,7 +11,6 @@
 // Replies go out with one writev, READ data straight from the pages it was read into.
 // Nothing here blocks: /dev/fuse is watched with uv_poll and drained with a budget.
 import { closeSync, openSync, writeFileSync, unlinkSync, constants as fsc } from 'node:fs';
-import { constants as osc } from 'node:os';
 import { native, type FdWatcher } from '../../../native/index.js';
 import { SpanIov } from '../../../native/span-iov.js';
 import {
@@ -66,6 +65,7 @@ import {
 export const PAGE = 4096;
 /** Largest READ/WRITE the kernel sends us: max_pages (256) pages. */
 export const FUSE_MAX_IO = 256 * PAGE;
+const RX_PAGES = FUSE_MAX_IO / PAGE;
 
 /** A page-sized buffer lent to the session to receive request bytes. */
 export interface RxPage {
@@ -78,10 +78,9 @@ export interface RxPage {
 export interface FuseReply {
   /** READ: the bytes, as a list of views (sent with one writev). */
   data(bufs: Uint8Array[]): void;
-  /** READ: the bytes as (offset, length) pairs of `mem` (the first n of `spans`, which may be
-   * reused at once). A large reply is written from libuv's thread pool: the bytes must stay
-   * untouched until `sent` is called (at once, or later). */
-  spans(mem: Uint8Array, spans: Float64Array, n: number, sent: () => void): void;
+  /** READ: the bytes as (offset, length) pairs of `mem` (the first n of `spans`), written
+   * before this returns. */
+  spans(mem: Uint8Array, spans: Float64Array, n: number): void;
   /** WRITE: how many bytes were written. */
   written(n: number): void;
   ok(): void;
@@ -116,10 +115,6 @@ export interface FuseFileOptions {
   log?: (msg: string) => void;
 }
 
-const RX_PAGES = FUSE_MAX_IO / PAGE;
-/** READ replies at least this big are written off the event loop (their copy into the
- * reader's pages is the guest kernel's largest single cost in sequential reads). */
-const ASYNC_REPLY_MIN = 64 * 1024;
 /** Requests handled per poll callback before yielding to the rest of the event loop. */
 const BUDGET = 64;
 
@@ -148,9 +143,6 @@ export class FuseFile {
   private readonly outView = new DataView(this.out.buffer);
   private readonly ih: FuseInHeader = { len: 0, opcode: 0, unique: 0n, nodeid: 0n, uid: 0, gid: 0, pid: 0 };
   private mounted = false;
-  /** READ replies being written from the thread pool. */
-  private asyncPending = 0;
-  private closeWhenIdle = false;
   private closed = false;
   private paused = false;
   private readonly birth = Math.floor(Date.now() / 1000);
@@ -201,22 +193,16 @@ export class FuseFile {
       }
       this.mounted = false;
     }
-    // A reply still being written from the thread pool holds the fd number: closing it now
-    // could let another file take that number under the write.
-    if (this.asyncPending > 0) this.closeWhenIdle = true;
-    else this.closeFd();
+    if (this.fd >= 0) {
+      closeSync(this.fd);
+      this.fd = -1;
+    }
     try {
       unlinkSync(this.target);
     } catch {
       /* already gone */
     }
     for (const p of this.rx.splice(0)) this.ops.releaseRx(p);
-  }
-
-  private closeFd(): void {
-    if (this.fd < 0) return;
-    closeSync(this.fd);
-    this.fd = -1;
   }
 
   /** Pages came back: if we stopped reading for want of them, start again. */
@@ -438,11 +424,6 @@ export class FuseFile {
     }
   }
 
-  private replyFailed(errno: number): void {
-    if (errno === osc.errno.ENOENT || errno === osc.errno.ENODEV) return;
-    this.opts.log?.(`${this.target}: reply: errno ${errno}`);
-  }
-
   private reply(unique: bigint): FuseReply {
     let done = false;
     const once = () => {
@@ -460,7 +441,7 @@ export class FuseFile {
         encodeOutHeader(hv, 0, len, 0, unique);
         this.send([h.subarray(0, FUSE_OUT_HEADER_SIZE), ...bufs]);
       },
-      spans: (mem, spans, n, sent) => {
+      spans: (mem, spans, n) => {
         once();
         let len = FUSE_OUT_HEADER_SIZE;
         for (let k = 0; k < n; k++) len += spans[2 * k + 1]!;
@@ -469,25 +450,7 @@ export class FuseFile {
         iov.reset();
         iov.setHead(this.replyHead);
         for (let k = 0; k < n; k++) iov.addSpan(mem, spans[2 * k]!, spans[2 * k + 1]!);
-        if (len >= ASYNC_REPLY_MIN && this.fd >= 0) {
-          let queued = false;
-          try {
-            queued = iov.writevAsync(this.fd, (r) => {
-              this.asyncPending--;
-              if (r < 0) this.replyFailed(-r);
-              sent();
-              if (this.asyncPending === 0 && this.closeWhenIdle) this.closeFd();
-            });
-          } catch (e) {
-            this.opts.log?.(`${this.target}: reply: ${(e as Error).message}`);
-          }
-          if (queued) {
-            this.asyncPending++; // the callback cannot run before this turn ends
-            return;
-          }
-        }
         this.sendIov(iov);
-        sent();
       },
       written: (n) => {
         once();

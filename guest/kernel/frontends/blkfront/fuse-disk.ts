@@ -150,11 +150,6 @@ export class BlkDisk implements FuseFileOps {
     const n = Math.ceil(end / SECTOR) - s0;
     void (async () => {
       const pages = await this.pages(Math.ceil(n / SECTORS_PER_PAGE));
-      // The pages go back once the reply is out (a large one is written off the event loop).
-      let held = false;
-      const giveBack = () => {
-        for (const p of pages) this.pool.release(p);
-      };
       try {
         if (!(await this.transfer(BLKIF_OP_READ, s0, n, pages)) || this.gone) return reply.error(EIO);
         this.counters.reads++;
@@ -178,10 +173,9 @@ export class BlkDisk implements FuseFileOps {
           left -= take;
           skip = 0;
         }
-        held = true;
-        reply.spans(this.pool.mem, spans, k + 1, giveBack);
+        reply.spans(this.pool.mem, spans, k + 1);
       } finally {
-        if (!held) giveBack();
+        for (const p of pages) this.pool.release(p);
       }
     })().catch((e) => {
       this.log(`read: ${(e as Error).message}`);
