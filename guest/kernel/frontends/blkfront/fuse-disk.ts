@@ -12,7 +12,7 @@ import { BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_OKAY } f
 import { EIO, ENOMEDIUM, ENOSPC, EROFS } from '../../fuse/fuse-abi.js';
 import { FUSE_MAX_IO, type FuseFileOps, type FuseReply, type RxPage } from '../../fuse/fuse-file.js';
 import type { IoPage, PagePool } from './page-pool.js';
-import { BlkfrontRing, type Segment } from './ring-io.js';
+import { BlkfrontRing } from './ring-io.js';
 
 const SECTOR = 512;
 const SECTORS_PER_PAGE = 8;
@@ -127,18 +127,20 @@ export class BlkDisk implements FuseFileOps {
 
   /** Read or write `n` sectors from `sector` through `pages` (laid out from byte 0). */
   private async transfer(op: number, sector: number, n: number, pages: IoPage[]): Promise<boolean> {
-    const segs: Segment[] = [];
-    for (let i = 0; i * SECTORS_PER_PAGE < n; i++) {
-      const cnt = Math.min(SECTORS_PER_PAGE, n - i * SECTORS_PER_PAGE);
-      segs.push({ page: pages[i]!, first: 0, last: cnt - 1 });
-    }
+    const used = Math.ceil(n / SECTORS_PER_PAGE);
     const max = this.ring.maxSegments;
-    const waits: Promise<number>[] = [];
-    for (let k = 0; k < segs.length; k += max) {
-      waits.push(this.ring.submit(op, sector + k * SECTORS_PER_PAGE, segs.slice(k, k + max)));
+    let ok: boolean;
+    if (used <= max) {
+      // The usual case (up to 1 MiB with indirect descriptors): one request.
+      ok = (await this.ring.submit(op, sector, used === pages.length ? pages : pages.slice(0, used), n)) === BLKIF_RSP_OKAY;
+    } else {
+      const waits: Promise<number>[] = [];
+      for (let k = 0; k < used; k += max) {
+        const part = pages.slice(k, Math.min(used, k + max));
+        waits.push(this.ring.submit(op, sector + k * SECTORS_PER_PAGE, part, Math.min(n - k * SECTORS_PER_PAGE, part.length * SECTORS_PER_PAGE)));
+      }
+      ok = (await Promise.all(waits)).every((s) => s === BLKIF_RSP_OKAY);
     }
-    const st = await Promise.all(waits);
-    const ok = st.every((s) => s === BLKIF_RSP_OKAY);
     if (!ok) this.counters.ioErrors++;
     return ok;
   }
@@ -256,7 +258,7 @@ export class BlkDisk implements FuseFileOps {
     if (this.info.flush === 'none' || this.info.readonly) return reply.ok();
     this.counters.flushes++;
     const op = BlkfrontRing.flushOp(this.info.flush === 'barrier');
-    void this.ring.submit(op, 0, []).then((st) => {
+    void this.ring.submit(op, 0, [], 0).then((st) => {
       if (st === BLKIF_RSP_OKAY) return reply.ok();
       if (st === BLKIF_RSP_EOPNOTSUPP) {
         // As Linux blkfront: the backend cannot flush after all; stop asking.

@@ -34,17 +34,12 @@ import type { BusyPoller } from '../../../../drivers/ring/busy-poll.js';
 /** Requests in flight that still count as queue depth 1 for busy polling. */
 const BUSY_POLL_MAX_INFLIGHT = 1;
 
-/** One segment: sectors [first, last] (512-byte units, 0..7) of `page`. */
-export interface Segment {
-  page: IoPage;
-  first: number;
-  last: number;
-}
-
+/** A request's data: `nsect` sectors laid out from byte 0 of `pages`, one segment per page
+ * (sectors 0..7 of each, the last page holding what remains). */
 interface Shadow {
   id: number;
   op: number;
-  segs: Segment[];
+  pages: IoPage[];
   indirect: IoPage[];
   resolve: (status: number) => void;
   busy: boolean;
@@ -53,7 +48,8 @@ interface Shadow {
 interface Pending {
   op: number;
   sector: number;
-  segs: Segment[];
+  pages: IoPage[];
+  nsect: number;
   resolve: (status: number) => void;
 }
 
@@ -94,7 +90,7 @@ export class BlkfrontRing {
   ) {
     this.memView = new DataView(pool.mem.buffer);
     for (let i = 0; i < this.front.size; i++) {
-      this.shadows.push({ id: i, op: 0, segs: [], indirect: [], resolve: () => {}, busy: false });
+      this.shadows.push({ id: i, op: 0, pages: [], indirect: [], resolve: () => {}, busy: false });
       this.freeIds.push(this.front.size - 1 - i);
     }
   }
@@ -103,13 +99,17 @@ export class BlkfrontRing {
     return this.front.size - this.freeIds.length;
   }
 
-  /** Queue one request (segs.length <= maxSegments; 0 for a flush). Resolves with the
-   * response status (BLKIF_RSP_*). */
-  submit(op: number, sector: number, segs: Segment[]): Promise<number> {
+  /** Queue one request of `nsect` sectors laid out from byte 0 of `pages` (one segment per
+   * page, at most maxSegments; none for a flush). Resolves with the response status
+   * (BLKIF_RSP_*). */
+  submit(op: number, sector: number, pages: IoPage[], nsect: number): Promise<number> {
     if (this.dead) return Promise.resolve(BLKIF_RSP_ERROR);
-    if (segs.length > this.maxSegments) throw new RangeError(`${segs.length} segments > ${this.maxSegments}`);
+    if (pages.length > this.maxSegments) throw new RangeError(`${pages.length} segments > ${this.maxSegments}`);
+    if (nsect > pages.length * 8 || nsect <= (pages.length - 1) * 8) {
+      if (pages.length || nsect) throw new RangeError(`${nsect} sectors do not fill ${pages.length} pages from the start`);
+    }
     return new Promise((resolve) => {
-      this.queue.push({ op, sector, segs, resolve });
+      this.queue.push({ op, sector, pages, nsect, resolve });
       this.counters.queued++;
       this.pump();
     });
@@ -118,7 +118,7 @@ export class BlkfrontRing {
   private pump(): void {
     while (this.queue.length && this.freeIds.length && this.front.freeRequests() > 0) {
       const p = this.queue.shift()!;
-      const nInd = p.segs.length > BLKIF_MAX_SEGMENTS_PER_REQUEST ? Math.ceil(p.segs.length / BLKIF_SEGS_PER_INDIRECT_FRAME) : 0;
+      const nInd = p.pages.length > BLKIF_MAX_SEGMENTS_PER_REQUEST ? Math.ceil(p.pages.length / BLKIF_SEGS_PER_INDIRECT_FRAME) : 0;
       const indirect: IoPage[] = [];
       for (let i = 0; i < nInd; i++) {
         const pg = this.pool.alloc();
@@ -140,7 +140,7 @@ export class BlkfrontRing {
     const id = this.freeIds.pop()!;
     const sh = this.shadows[id]!;
     sh.op = p.op;
-    sh.segs = p.segs;
+    sh.pages = p.pages;
     sh.indirect = indirect;
     sh.resolve = p.resolve;
     sh.busy = true;
@@ -149,20 +149,22 @@ export class BlkfrontRing {
     const off = this.front.nextRequestSlot();
     const v = this.front.ring.view;
     this.counters.requests++;
-    this.counters.segments += p.segs.length;
+    this.counters.segments += p.pages.length;
+    const nseg = p.pages.length;
+    // Sectors in the last page (the others are full).
+    const lastSects = p.nsect - (nseg - 1) * 8;
     if (indirect.length === 0) {
       const r = this.req;
       r.operation = p.op;
-      r.nrSegments = p.segs.length;
+      r.nrSegments = nseg;
       r.handle = this.handle;
       r.id = BigInt(id);
       r.sectorNumber = p.sector;
-      for (let i = 0; i < p.segs.length; i++) {
-        const s = p.segs[i]!;
+      for (let i = 0; i < nseg; i++) {
         const rs = r.seg[i]!;
-        rs.gref = this.pool.grantFor(s.page, readonly);
-        rs.firstSect = s.first;
-        rs.lastSect = s.last;
+        rs.gref = this.pool.grantFor(p.pages[i]!, readonly);
+        rs.firstSect = 0;
+        rs.lastSect = i === nseg - 1 ? lastSects - 1 : 7;
       }
       blkifRequest.encode(v, off, r);
       return;
@@ -170,7 +172,7 @@ export class BlkfrontRing {
     this.counters.indirectRequests++;
     const r = this.ind;
     r.indirectOp = p.op;
-    r.nrSegments = p.segs.length;
+    r.nrSegments = nseg;
     r.id = BigInt(id);
     r.sectorNumber = p.sector;
     r.handle = this.handle;
@@ -180,12 +182,11 @@ export class BlkfrontRing {
     for (let k = 0; k < indirect.length; k++) {
       const pg = indirect[k]!;
       const from = k * BLKIF_SEGS_PER_INDIRECT_FRAME;
-      const to = Math.min(p.segs.length, from + BLKIF_SEGS_PER_INDIRECT_FRAME);
+      const to = Math.min(nseg, from + BLKIF_SEGS_PER_INDIRECT_FRAME);
       for (let i = from; i < to; i++) {
-        const s = p.segs[i]!;
-        seg.gref = this.pool.grantFor(s.page, readonly);
-        seg.firstSect = s.first;
-        seg.lastSect = s.last;
+        seg.gref = this.pool.grantFor(p.pages[i]!, readonly);
+        seg.firstSect = 0;
+        seg.lastSect = i === nseg - 1 ? lastSects - 1 : 7;
         blkifSegment.encode(dv, pg.offset + (i - from) * blkifSegment.size, seg);
       }
       r.indirectGrefs[k] = this.pool.grantFor(pg, true);
@@ -269,9 +270,9 @@ export class BlkfrontRing {
     for (const pg of sh.indirect) this.pool.release(pg);
     // Data pages are revoked by their owner (it still needs a READ's bytes); only their
     // per-request grants end here.
-    for (const s of sh.segs) this.pool.endGrant(s.page);
+    for (const pg of sh.pages) this.pool.endGrant(pg);
     const resolve = sh.resolve;
-    sh.segs = [];
+    sh.pages = [];
     sh.indirect = [];
     sh.resolve = () => {};
     this.freeIds.push(sh.id);
