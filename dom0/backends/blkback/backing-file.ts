@@ -144,7 +144,9 @@ class FileStore implements BackingStore {
   }
 
   /** The thread-pool I/O (native pread/pwritevSegsAsync: every byte, or an error). */
-  private io(kind: 'read' | 'write', io: Spans, pos: number): Promise<void> {
+  private io(kind: 'read' | 'write', given: Spans, pos: number): Promise<void> {
+    // Our own copy of the list: a retry (below) starts after the caller has reused its own.
+    const io: Spans = { mem: given.mem, spans: given.spans.slice(0, 2 * given.n), n: given.n };
     const want = this.total(io);
     return new Promise((resolve, reject) => {
       let retried = false;

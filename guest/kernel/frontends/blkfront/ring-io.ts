@@ -105,8 +105,9 @@ export class BlkfrontRing {
   submit(op: number, sector: number, pages: IoPage[], nsect: number): Promise<number> {
     if (this.dead) return Promise.resolve(BLKIF_RSP_ERROR);
     if (pages.length > this.maxSegments) throw new RangeError(`${pages.length} segments > ${this.maxSegments}`);
-    if (nsect > pages.length * 8 || nsect <= (pages.length - 1) * 8) {
-      if (pages.length || nsect) throw new RangeError(`${nsect} sectors do not fill ${pages.length} pages from the start`);
+    const room = pages.length * 8;
+    if (pages.length === 0 ? nsect !== 0 : nsect > room || nsect <= room - 8) {
+      throw new RangeError(`${nsect} sectors do not fill ${pages.length} pages from the start`);
     }
     return new Promise((resolve) => {
       this.queue.push({ op, sector, pages, nsect, resolve });
