@@ -592,14 +592,19 @@ void IoResult(const Args& a, const char* syscall, ssize_t r) {
   a.GetReturnValue().Set(static_cast<double>(r));
 }
 
+// readv/writev on a non-blocking fd, retried on EINTR; the result as IoResult gives it.
+void VecIo(const Args& a, bool write, int fd, const struct iovec* v, int n) {
+  ssize_t r;
+  do r = write ? writev(fd, v, n) : readv(fd, v, n);
+  while (r < 0 && errno == EINTR);
+  IoResult(a, write ? "writev" : "readv", r);
+}
+
 void Writev(const Args& a) {
   int fd;
   IovArg iov;
   if (!FdArg(a, 0, &fd) || !iov.Parse(a, 1, "writev")) return;
-  ssize_t r;
-  do r = writev(fd, iov.data(), iov.count());
-  while (r < 0 && errno == EINTR);
-  IoResult(a, "writev", r);
+  VecIo(a, true, fd, iov.data(), iov.count());
 }
 
 // readv into several buffers in one syscall (a vnet header, then the pages a frame lands in).
@@ -607,10 +612,7 @@ void Readv(const Args& a) {
   int fd;
   IovArg iov;
   if (!FdArg(a, 0, &fd) || !iov.Parse(a, 1, "readv")) return;
-  ssize_t r;
-  do r = readv(fd, iov.data(), iov.count());
-  while (r < 0 && errno == EINTR);
-  IoResult(a, "readv", r);
+  VecIo(a, false, fd, iov.data(), iov.count());
 }
 
 // Scatter/gather I/O between an fd and spans of one big buffer (a guest's memory), named by
@@ -687,20 +689,14 @@ void ReadvSegs(const Args& a) {
   int fd;
   SegIov iov;
   if (!FdArg(a, 0, &fd) || !iov.Head(a, 1) || !iov.Spans(a, 2, 3, 4) || !iov.FitsOneCall(a)) return;
-  ssize_t r;
-  do r = readv(fd, iov.data(), iov.count());
-  while (r < 0 && errno == EINTR);
-  IoResult(a, "readv", r);
+  VecIo(a, false, fd, iov.data(), iov.count());
 }
 
 void WritevSegs(const Args& a) {
   int fd;
   SegIov iov;
   if (!FdArg(a, 0, &fd) || !iov.Head(a, 1) || !iov.Head(a, 2) || !iov.Spans(a, 3, 4, 5) || !iov.FitsOneCall(a)) return;
-  ssize_t r;
-  do r = writev(fd, iov.data(), iov.count());
-  while (r < 0 && errno == EINTR);
-  IoResult(a, "writev", r);
+  VecIo(a, true, fd, iov.data(), iov.count());
 }
 
 // preadv/pwritev until every byte moved (or EOF, or an error): the disk side of blkback.
