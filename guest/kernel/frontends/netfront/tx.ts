@@ -64,6 +64,8 @@ export class NetfrontTx {
   private watching = false;
   private stopped = false;
   private readonly maxSlots: number;
+  /** Free buffers above which TX completions are collected lazily (see poll). */
+  private readonly lazyFree: number;
   packets = 0;
   bytes = 0;
   errors = 0;
@@ -76,6 +78,9 @@ export class NetfrontTx {
     this.nFree = n;
     this.inflight = new Uint8Array(n);
     this.maxSlots = d.sg ? MAX_DATA_SLOTS : 1;
+    // Room for a few maximal frames (buffers and ring slots): below that, completions are
+    // asked for.
+    this.lazyFree = Math.min(n >> 1, 4 * (this.maxSlots + 1));
     this.segs = new Float64Array(this.maxSlots * 2);
     this.watcher = native().watchFd(d.tapFd, () => this.run());
   }
@@ -114,7 +119,8 @@ export class NetfrontTx {
     const ring = this.d.ring;
     let sent = 0;
     const slots0 = ring.reqProdPvt;
-    while (!this.stopped && sent < TX_BUDGET && this.room()) {
+    if (!this.room()) this.poll(); // collect completions (and ask for them if still short)
+    while (!this.stopped && sent < TX_BUDGET && (this.room() || (this.poll() > 0 && this.room()))) {
       const segs = this.segs;
       for (let k = 0; k < this.maxSlots; k++) {
         segs[2 * k] = this.d.offs[this.free[this.nFree - 1 - k]!]!;
@@ -181,6 +187,7 @@ export class NetfrontTx {
 
   /** A frame built by the kernel itself (DHCP before the stack has an address). */
   xmit(frame: Uint8Array): boolean {
+    if (!this.stopped && (this.nFree === 0 || this.d.ring.freeRequests() === 0)) this.poll();
     if (this.stopped || frame.length > PAGE || this.nFree === 0 || this.d.ring.freeRequests() === 0) return false;
     this.d.pages[this.free[this.nFree - 1]!]!.set(frame);
     this.offload.csumBlank = false;
@@ -192,7 +199,14 @@ export class NetfrontTx {
     return true;
   }
 
-  /** The backend's answers: buffers come back. Returns responses consumed. */
+  /** The backend's answers: buffers come back. Returns responses consumed.
+   *
+   * With buffers to spare we do not ask to hear of each completion (rsp_event is left
+   * behind, so the backend sends no event for them): they are collected whenever we run for
+   * another reason (an RX event, a frame to send). Only when spare buffers run low is
+   * rsp_event armed, so a stalled sender is woken (Linux netfront likewise asks for TX
+   * completions sparingly, at half its requests in flight). Every completion event the guest
+   * is spared is a process wake-up saved, one per ACK in a TCP download. */
   poll(): number {
     const ring = this.d.ring;
     let done = 0;
@@ -213,7 +227,9 @@ export class NetfrontTx {
         this.free[this.nFree++] = id;
         if (this.rsp.status !== NETIF_RSP_OKAY) this.errors++;
       }
-      if (!ring.finalCheckForResponses()) break;
+      if (this.nFree > this.lazyFree && this.d.ring.freeRequests() > this.lazyFree) {
+        if (ring.unconsumedResponses() === 0) break;
+      } else if (!ring.finalCheckForResponses()) break;
     }
     if (done > 0) this.updateWatch();
     return done;
