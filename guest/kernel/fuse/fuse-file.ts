@@ -408,15 +408,12 @@ export class FuseFile {
     this.send([h]);
   }
 
-  private send(bufs: Uint8Array[]): void {
-    this.sendIov(null, bufs);
-  }
-
-  private sendIov(iov: SpanIov | null, bufs?: Uint8Array[]): void {
+  /** One reply: a list of views, or spans already gathered in a SpanIov. */
+  private send(out: Uint8Array[] | SpanIov): void {
     if (this.fd < 0) return;
     try {
-      if (iov) iov.writev(this.fd);
-      else native().writev(this.fd, bufs!);
+      if (out instanceof SpanIov) out.writev(this.fd);
+      else native().writev(this.fd, out);
     } catch (e) {
       // ENOENT: the request was interrupted and is gone; ENODEV: aborted. Neither is ours to fix.
       const code = (e as NodeJS.ErrnoException).code;
@@ -450,7 +447,7 @@ export class FuseFile {
         iov.reset();
         iov.setHead(this.replyHead);
         for (let k = 0; k < n; k++) iov.addSpan(mem, spans[2 * k]!, spans[2 * k + 1]!);
-        this.sendIov(iov);
+        this.send(iov);
       },
       written: (n) => {
         once();

@@ -119,7 +119,7 @@ export class NetfrontTx {
     const ring = this.d.ring;
     let sent = 0;
     const slots0 = ring.reqProdPvt;
-    if (!this.room()) this.poll(); // collect completions (and ask for them if still short)
+    // Short of room: collect completions first (poll asks for them if we stay short).
     while (!this.stopped && sent < TX_BUDGET && (this.room() || (this.poll() > 0 && this.room()))) {
       const segs = this.segs;
       for (let k = 0; k < this.maxSlots; k++) {
