@@ -12,7 +12,7 @@
   'targets': [
     {
       'target_name': 'xenode',
-      'sources': ['native/xenode.cc', 'native/kvm.cc'],
+      'sources': ['native/xenode.cc', 'native/kvm.cc', 'native/uring.cc'],
       # node.h's NODE_MODULE_INIT casts the init function; not our warning to fix.
       'cflags': ['-Wall', '-Wno-cast-function-type'],
       'cflags_cc!': ['-std=gnu++17'],

@@ -84,6 +84,20 @@ export interface KvmVcpuStats {
 /** /dev/kvm, as native/kvm.cc exposes it. VMs and vCPUs are process-wide integer handles,
  * usable from any thread. Only kick() and vcpuStats() may be called on a vCPU while another
  * thread is inside run() for it. */
+/** io_uring for disk I/O into one registered memory (native/uring.cc). */
+export interface UringAddon {
+  /** A ring of `entries` (rounded up to a power of two) with `mem` registered as its fixed
+   * buffer (pinned until close). Throws when the kernel lacks io_uring or READV_FIXED. */
+  open(entries: number, mem: Uint8Array): { handle: number; eventfd: number; entries: number };
+  /** preadv/pwritev of spans of the registered memory ((offset, length) pairs, the first n)
+   * at `pos`; the result comes from reap() with `token`. Throws EBUSY when `entries`
+   * requests are in flight. */
+  submit(handle: number, write: boolean, fd: number, segs: Float64Array, n: number, pos: number, token: number): void;
+  /** Completed requests as (token, bytes or -errno) pairs in `out`; returns how many. */
+  reap(handle: number, out: Float64Array): number;
+  close(handle: number): void;
+}
+
 export interface KvmAddon {
   /** Is /dev/kvm usable with what the engine needs? `reason` says why not, plainly. */
   available(): { ok: boolean; reason: string; maxVcpus?: number; irqfd?: number };
@@ -252,6 +266,9 @@ export interface NativeAddon {
   kill(pid: number, sig: number): boolean;
   /** waitpid(pid, WNOHANG): true when that exited child was collected (PID 1 reaping orphans). */
   reap(pid: number): boolean;
+
+  // ---- io_uring (native/uring.cc): blkback's disk I/O into a frontend's registered memory ----
+  uring: UringAddon;
 
   // ---- KVM (native/kvm.cc; the engine around it is hypervisor/kvm/, see docs/kvm.md) ----
   kvm: KvmAddon;

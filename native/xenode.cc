@@ -1255,9 +1255,14 @@ void SetInt(Local<Context> ctx, Local<Object> target, const char* name, int valu
 namespace xenode_kvm {
 void Init(v8::Local<v8::Context> context, v8::Local<v8::Object> exports);
 }
+// native/uring.cc: blkback's disk I/O on io_uring with registered memory, as exports.uring.
+namespace xenode_uring {
+void Init(v8::Local<v8::Context> context, v8::Local<v8::Object> exports);
+}
 
 NODE_MODULE_INIT(/* exports, module, context */) {
   xenode_kvm::Init(context, exports);
+  xenode_uring::Init(context, exports);
   Isolate* iso = context->GetIsolate();
 
   // FdWatcher objects: one internal field holding the Watcher*; the signature makes V8

@@ -37,6 +37,11 @@ describe.skipIf(shouldSkip())('PV block devices', () => {
     expect(out).toMatch(/^-rw-rw---- 1 root root 33554432 .* \/dev\/xvda$/m);
     const sum = /([0-9a-f]{32})/.exec(out)?.[1];
     expect(sum).toBeDefined();
+    // The 1 MiB writes went to the image through io_uring with the guest's memory registered.
+    const domid0 = (await xn.xlOk('domid', 'data')).trim();
+    const stats = (await rpcCall<Record<string, Record<string, number>>>(join(xn.dir, 'run', 'toolstack.sock'), 'device-stats'))[`vbd/${domid0}/51712`]!;
+    expect(stats.uring).toBe(1);
+    expect(stats.uring_req).toBeGreaterThanOrEqual(6);
     await xn.xlOk('destroy', 'data');
     expect(md5(readFileSync(disk).subarray(0, 6 << 20))).toBe(sum);
 

@@ -1,6 +1,8 @@
 // What a vbd's sectors live in: a raw image file or a host block device (a disk, a partition,
-// a loop device). Opened once per device by blkback, read and written with preadv/pwritev on
-// libuv's thread pool (the addon's span I/O: no view per page), flushed with fdatasync.
+// a loop device). Opened once per device by blkback, read and written through io_uring with
+// the frontend's memory registered (uring-io.ts) or, where the kernel cannot, with
+// preadv/pwritev on libuv's thread pool (the addon's span I/O: no view per page); flushed
+// with fdatasync.
 //
 // By default the file is opened O_DIRECT, as Linux blkback bypasses dom0's page cache: the
 // guest has a cache of its own, and a second one in dom0 would only hide the disk's real
@@ -13,6 +15,7 @@
 import { closeSync, fstatSync, openSync, readFileSync, constants as fsc, fdatasync } from 'node:fs';
 import { constants as osc } from 'node:os';
 import { native } from '../../../native/index.js';
+import type { UringIo } from './uring-io.js';
 
 // Disk I/O runs on libuv's pool (4 threads by default): enough threads that a ring's worth
 // of requests (32) can be at the disk at once. Read by libuv when the pool first starts,
@@ -57,6 +60,9 @@ export interface BackingStore {
   writeSync(io: Spans, pos: number): void;
   /** fdatasync: everything written before is on stable storage when this resolves. */
   flush(): Promise<void>;
+  /** Asynchronous I/O on spans of `uring.mem` goes through this ring instead of the thread
+   * pool (null: back to the pool). */
+  useUring(uring: UringIo | null): void;
   close(): void;
 }
 
@@ -84,6 +90,7 @@ class FileStore implements BackingStore {
   readonly physicalDevice?: string;
   private fd: number;
   direct: boolean;
+  private uring: UringIo | null = null;
 
   constructor(
     readonly path: string,
@@ -167,8 +174,10 @@ class FileStore implements BackingStore {
           resolve();
         };
         try {
+          const u = this.uring;
           const n = native();
-          if (kind === 'read') n.preadvSegsAsync(this.fd, io.mem, io.spans, io.n, pos, done);
+          if (u && io.mem === u.mem && u.hasRoom) u.run(kind === 'write', this.fd, io.spans, io.n, pos, done);
+          else if (kind === 'read') n.preadvSegsAsync(this.fd, io.mem, io.spans, io.n, pos, done);
           else n.pwritevSegsAsync(this.fd, io.mem, io.spans, io.n, pos, done);
         } catch (e) {
           reject(e);
@@ -210,6 +219,10 @@ class FileStore implements BackingStore {
 
   flush(): Promise<void> {
     return new Promise((resolve, reject) => fdatasync(this.fd, (e) => (e ? reject(e) : resolve())));
+  }
+
+  useUring(uring: UringIo | null): void {
+    this.uring = uring;
   }
 
   close(): void {

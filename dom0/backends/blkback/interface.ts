@@ -27,6 +27,7 @@ import { GrantPins } from './grants.js';
 import type { BlkbackCounters } from './metrics.js';
 import { isRefusal, parseRequest, type BlkRequest, type ParseContext } from './request.js';
 import { BusyPoller } from '../../../drivers/ring/busy-poll.js';
+import { URING_WANTED, UringIo } from './uring-io.js';
 
 /** At queue depth 1, spin this long for the frontend's next request after answering one,
  * instead of sleeping until its event (drivers/ring/busy-poll.ts). 0 turns it off. */
@@ -70,12 +71,23 @@ export class BlkifInterface {
   /** Scratch span list for one request's I/O (copied by the store when the I/O starts). */
   private readonly io: Spans;
   private readonly pinOut = { persistent: false };
+  /** Disk I/O on io_uring with the frontend's memory registered, when the kernel allows. */
+  private uring: UringIo | null = null;
 
   constructor(private readonly o: BlkifInterfaceOptions) {
     this.pins = new GrantPins(o.table, DOM0, o.maxPersistent, o.counters);
     this.mem = new Uint8Array(o.memory);
     this.io = { mem: this.mem, spans: new Float64Array(2 * Math.max(BLKIF_MAX_SEGMENTS_PER_REQUEST, o.maxIndirect)), n: 0 };
     this.sectors = o.store?.sectors ?? 0;
+    if (o.store && URING_WANTED) {
+      const u = UringIo.open(this.mem);
+      if (typeof u === 'string') o.log(`io_uring unavailable (${u}): disk I/O on the thread pool`);
+      else {
+        this.uring = u;
+        o.store.useUring(u);
+        o.counters.uring = 1;
+      }
+    }
     this.ctx = {
       sectors: this.sectors,
       readonly: o.readonly,
@@ -184,6 +196,7 @@ export class BlkifInterface {
 
   private account(r: BlkRequest, toGuest: boolean): void {
     if (r.operation === BLKIF_OP_INDIRECT) this.o.counters.indirect_req++;
+    if (this.uring) this.o.counters.uring_req = this.uring.submitted;
     if (toGuest) {
       this.o.counters.rd_req++;
       this.o.counters.rd_sect += r.nsect;
@@ -293,6 +306,12 @@ export class BlkifInterface {
   async disconnect(): Promise<void> {
     this.halted = true;
     if (this.settled.size) await Promise.allSettled([...this.settled]);
+    if (this.uring) {
+      this.o.store?.useUring(null);
+      this.uring.close();
+      this.uring = null;
+      this.o.counters.uring = 0;
+    }
     this.pins.releaseAll();
     if (this.ringRef >= 0) release(this.o.table, this.ringRef, true);
     this.ringRef = -1;

@@ -30,6 +30,10 @@ export class BlkbackCounters {
   busy_poll_hits = 0;
   /** Ring halted for a protocol violation (1) or not (0). */
   halted = 0;
+  /** Disk I/O goes through io_uring with the frontend's memory registered (1), or through
+   * libuv's thread pool (0); and how many disk I/Os went through the ring. */
+  uring = 0;
+  uring_req = 0;
 
   snapshot(): Record<string, number> {
     return { ...this } as unknown as Record<string, number>;
