@@ -89,10 +89,12 @@ export interface UringAddon {
   /** A ring of `entries` (rounded up to a power of two) with `mem` registered as its fixed
    * buffer (pinned until close). Throws when the kernel lacks io_uring or READV_FIXED. */
   open(entries: number, mem: Uint8Array): { handle: number; eventfd: number; entries: number };
-  /** preadv/pwritev of spans of the registered memory ((offset, length) pairs, the first n)
-   * at `pos`; the result comes from reap() with `token`. Throws EBUSY when `entries`
-   * requests are in flight. */
+  /** Queue a preadv/pwritev of spans of the registered memory ((offset, length) pairs, the
+   * first n) at `pos`; it starts at the next flush() (or reap()); the result comes from
+   * reap() with `token`. Throws EBUSY when `entries` requests are in flight. */
   submit(handle: number, write: boolean, fd: number, segs: Float64Array, n: number, pos: number, token: number): void;
+  /** Start everything queued, with one io_uring_enter. */
+  flush(handle: number): void;
   /** Completed requests as (token, bytes or -errno) pairs in `out`; returns how many. */
   reap(handle: number, out: Float64Array): number;
   close(handle: number): void;

@@ -170,17 +170,19 @@ export class BlkifInterface {
     const spans = io.spans;
     let k = -1;
     const pin = this.pinOut;
-    for (const s of r.segs) {
-      const frame = this.pins.pin(s.gref, toGuest, pin);
+    const { grefs, first, last } = r.segs;
+    for (let i = 0; i < r.segs.n; i++) {
+      const gref = grefs[i]!;
+      const frame = this.pins.pin(gref, toGuest, pin);
       if (frame < 0) {
         this.o.counters.invalid++;
-        this.o.log(`request ${r.id}: grant ${s.gref}: ${gnttabErrorMessage(frame)}`);
+        this.o.log(`request ${r.id}: grant ${gref}: ${gnttabErrorMessage(frame)}`);
         for (const g of held.splice(0)) this.pins.unpin(g, toGuest);
         return null;
       }
-      if (!pin.persistent) held.push(s.gref);
-      const off = frame * XEN_PAGE_SIZE + s.first * 512;
-      const len = (s.last - s.first + 1) * 512;
+      if (!pin.persistent) held.push(gref);
+      const off = frame * XEN_PAGE_SIZE + first[i]! * 512;
+      const len = (last[i]! - first[i]! + 1) * 512;
       // Segments that continue each other in guest memory become one span: one iovec for
       // the disk instead of one per page.
       if (k >= 0 && spans[2 * k]! + spans[2 * k + 1]! === off) spans[2 * k + 1] += len;
@@ -233,7 +235,7 @@ export class BlkifInterface {
       this.o.counters.f_req++;
       if (this.writesInFlight.size) await Promise.allSettled([...this.writesInFlight]);
       if (store) await store.flush();
-      if (r.segs.length === 0) return BLKIF_RSP_OKAY;
+      if (r.segs.n === 0) return BLKIF_RSP_OKAY;
     }
     if (!store) return BLKIF_RSP_ERROR; // unreachable: an empty drive has 0 sectors
     const toGuest = r.op === BLKIF_OP_READ; // we write into the guest's frames

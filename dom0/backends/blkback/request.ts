@@ -22,10 +22,13 @@ import {
   blkifIndirectPages,
 } from '../../../drivers/wire/blkif.js';
 
-export interface Seg {
-  gref: number;
-  first: number;
-  last: number;
+/** A request's segments, decoded once: segment i is grant grefs[i], sectors first[i]..last[i]
+ * of its page. Typed arrays, not an object per segment: an indirect request has up to 256. */
+export interface Segs {
+  n: number;
+  grefs: Uint32Array;
+  first: Uint8Array;
+  last: Uint8Array;
 }
 
 export interface BlkRequest {
@@ -37,7 +40,7 @@ export interface BlkRequest {
   sector: number;
   /** Total 512-byte sectors the segments cover. */
   nsect: number;
-  segs: Seg[];
+  segs: Segs;
 }
 
 export interface Refusal {
@@ -61,17 +64,28 @@ export interface ParseContext {
 const scratch = new Uint8Array(BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST * 4096);
 const scratchView = new DataView(scratch.buffer);
 
-function segFrom(v: DataView, o: number): Seg {
-  return { gref: v.getUint32(o, true), first: v.getUint8(o + 4), last: v.getUint8(o + 5) };
+/** Decodes `n` segment descriptors (blkif_request_segment: gref u32, first_sect u8,
+ * last_sect u8, 2 bytes padding) found at `at(i)` in `v`. */
+function decodeSegs(v: DataView, n: number, at: (i: number) => number): Segs {
+  const segs: Segs = { n, grefs: new Uint32Array(n), first: new Uint8Array(n), last: new Uint8Array(n) };
+  for (let i = 0; i < n; i++) {
+    const o = at(i);
+    segs.grefs[i] = v.getUint32(o, true);
+    segs.first[i] = v.getUint8(o + 4);
+    segs.last[i] = v.getUint8(o + 5);
+  }
+  return segs;
 }
 
 /** Checks segments and the sector range; returns the sector count or a reason. */
-function checkSegs(segs: Seg[], sector: number, ctx: ParseContext): number | string {
+function checkSegs(segs: Segs, sector: number, ctx: ParseContext): number | string {
   let n = 0;
-  for (const s of segs) {
-    if (s.last >= BLKIF_SECTORS_PER_PAGE) return `segment last_sect ${s.last} >= ${BLKIF_SECTORS_PER_PAGE}`;
-    if (s.last < s.first) return `segment last_sect ${s.last} < first_sect ${s.first}`;
-    n += s.last - s.first + 1;
+  for (let i = 0; i < segs.n; i++) {
+    const first = segs.first[i]!;
+    const last = segs.last[i]!;
+    if (last >= BLKIF_SECTORS_PER_PAGE) return `segment last_sect ${last} >= ${BLKIF_SECTORS_PER_PAGE}`;
+    if (last < first) return `segment last_sect ${last} < first_sect ${first}`;
+    n += last - first + 1;
   }
   if (sector + n > ctx.sectors) return `sectors ${sector}+${n} beyond the end of the disk (${ctx.sectors})`;
   return n;
@@ -93,8 +107,7 @@ export function parseRequest(v: DataView, ctx: ParseContext): BlkRequest | Refus
       const isFlush = operation === BLKIF_OP_FLUSH_DISKCACHE;
       if ((nseg === 0 && !isFlush) || nseg > BLKIF_MAX_SEGMENTS_PER_REQUEST) return refuse(`bad number of segments ${nseg}`);
       if (operation !== BLKIF_OP_READ && ctx.readonly) return refuse('write to a read-only disk');
-      const segs: Seg[] = [];
-      for (let i = 0; i < nseg; i++) segs.push(segFrom(v, 24 + i * 8));
+      const segs = decodeSegs(v, nseg, (i) => 24 + i * 8);
       const n = checkSegs(segs, sector, ctx);
       if (typeof n === 'string') return refuse(n);
       return { operation, op: operation, id, sector, nsect: n, segs };
@@ -113,11 +126,8 @@ export function parseRequest(v: DataView, ctx: ParseContext): BlkRequest | Refus
         const err = ctx.copyIndirect(gref, scratch.subarray(p * 4096, p * 4096 + bytes), bytes);
         if (err) return refuse(`indirect page ${p}: ${err}`);
       }
-      const segs: Seg[] = [];
-      for (let i = 0; i < nseg; i++) {
-        const page = Math.floor(i / BLKIF_SEGS_PER_INDIRECT_FRAME);
-        segs.push(segFrom(scratchView, page * 4096 + (i % BLKIF_SEGS_PER_INDIRECT_FRAME) * 8));
-      }
+      // Descriptor i is in page i / 512 at slot i % 512 (8 bytes each).
+      const segs = decodeSegs(scratchView, nseg, (i) => Math.floor(i / BLKIF_SEGS_PER_INDIRECT_FRAME) * 4096 + (i % BLKIF_SEGS_PER_INDIRECT_FRAME) * 8);
       const n = checkSegs(segs, sector, ctx);
       if (typeof n === 'string') return refuse(n);
       return { operation, op, id, sector, nsect: n, segs };

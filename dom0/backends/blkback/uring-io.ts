@@ -25,6 +25,7 @@ export class UringIo {
   submitted = 0;
   private watcher: FdWatcher | null;
   private closed = false;
+  private flushQueued = false;
 
   private constructor(
     /** The memory registered with the ring: spans of it, and only it, go through here. */
@@ -88,7 +89,24 @@ export class UringIo {
     native().uring.submit(this.handle, write, fd, spans, n, pos, token);
     this.waiting.set(token, done);
     this.submitted++;
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(this.flush);
+    }
   }
+
+  /** Once the code that queued requests returns (blkback's pass over its ring), start them all
+   * with one system call: the block layer then plugs them and rings the device once, where a
+   * call per request cost a device kick per 4 KiB read (QD32 fell from 37k to 23k IOPS). */
+  private readonly flush = (): void => {
+    this.flushQueued = false;
+    if (this.closed) return;
+    try {
+      native().uring.flush(this.handle);
+    } catch {
+      // Left queued: the next flush or reap hands it over.
+    }
+  };
 
   private reap(): void {
     if (this.closed) return;

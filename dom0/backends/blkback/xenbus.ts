@@ -14,7 +14,8 @@
 // Module parameters, as Linux's xen_blkback.* (environment of dom0):
 //   XENODE_BLKBACK_MAX_INDIRECT_SEGMENTS (256; 0 = do not offer indirect descriptors),
 //   XENODE_BLKBACK_PERSISTENT (1; 0 = do not offer persistent grants),
-//   XENODE_BLKBACK_MAX_PERSISTENT_GRANTS (2048 per ring), XENODE_BLKBACK_DIRECT_IO (1).
+//   XENODE_BLKBACK_MAX_PERSISTENT_GRANTS (2048 per ring), XENODE_BLKBACK_DIRECT_IO (1),
+//   XENODE_BLKBACK_URING (1; 0 = big disk I/O on the thread pool too, not io_uring).
 import { XenbusState, type XenbusDevice } from '../../../drivers/xenbus/xenbus-device.js';
 import {
   BLKIF_BACKEND_KEYS as BK,
