@@ -205,6 +205,12 @@ export class FuseFile {
     for (const p of this.rx.splice(0)) this.ops.releaseRx(p);
   }
 
+  /** Read and dispatch the requests waiting now (as the poll callback would), for an owner
+   * about to be busy for a while. */
+  pollRequests(): void {
+    if (!this.closed && !this.paused && this.fd >= 0) this.drain();
+  }
+
   /** Pages came back: if we stopped reading for want of them, start again. */
   resume(): void {
     if (this.paused && !this.closed) {

@@ -16,7 +16,8 @@
 // (default 256, 0 = never use indirect descriptors), xen_blkfront.feature_persistent=0|1
 // (default 1), and xenode's xen_blkfront.busy_poll=US (default 150, 0 = off): at queue depth
 // 1, spin that long for the response, and for the program's next request, instead of
-// sleeping (drivers/ring/busy-poll.ts).
+// sleeping (drivers/ring/busy-poll.ts); xen_blkfront.eager=0|1 (default 1): send big requests
+// to the backend before copying other requests' data (fuse-disk.ts, docs/block.md).
 import { BusyPoller } from '../../../../drivers/ring/busy-poll.js';
 import { XenbusState } from '../../../../drivers/xenbus/xenbus-device.js';
 import type { XenbusDevice } from '../../../../drivers/xenbus/xenbus-device.js';
@@ -46,6 +47,7 @@ export interface BlkfrontParams {
   maxIndirectSegments: number;
   persistent: boolean;
   busyPollUs: number;
+  eager: boolean;
 }
 
 const DEFAULT_BUSY_POLL_US = 150;
@@ -63,6 +65,7 @@ export function blkfrontParams(cmdline: string | undefined): BlkfrontParams {
     maxIndirectSegments: Number.isInteger(ind) && ind >= 0 ? Math.min(ind, 4096) : BLKBACK_MAX_INDIRECT_SEGMENTS,
     persistent: pers === undefined ? true : pers !== '0' && pers !== 'n' && pers !== 'N',
     busyPollUs: busyPollUs(p['xen_blkfront.busy_poll']),
+    eager: p['xen_blkfront.eager'] !== '0',
   };
 }
 
@@ -191,6 +194,8 @@ class Blkfront implements FrontendDriver {
     const fuse = new FuseFile(`/dev/${this.vdev}`, this.disk, { name: this.vdev, subtype: 'blkfront', log: (m) => this.log(m) });
     fuse.mount();
     this.fuse = fuse;
+    this.disk.pollRequests = () => fuse.pollRequests();
+    this.disk.eager = this.params.eager;
     if (this.params.busyPollUs > 0) this.ring.busy = { poller: new BusyPoller(this.params.busyPollUs), fuseFd: () => fuse.deviceFd };
     this.resumeOnFree();
     this.phase = 'connected';
