@@ -5,8 +5,10 @@
 // all O_DIRECT on both sides (the guest's page cache would otherwise measure memory, not the
 // disk path). The guest runs in four configurations, persistent grants and indirect
 // descriptors each on and off (xen_blkfront.feature_persistent / max_indirect_segments on the
-// guest's command line), so their effect shows in the same table. Host runs bracket the guest
-// runs and are averaged, since these shared machines drift.
+// guest's command line), so their effect shows in the same table. A host run comes before the
+// first guest run and after every guest run; each guest figure is compared with the two host
+// runs around it, since these shared machines drift (BENCH_ROUNDS repeats the whole sequence
+// and averages).
 // Prints a table and writes JSON to bench/results/. Record results in docs/benchmarks.md
 // ("## PV block").
 import { spawnSync } from 'node:child_process';
@@ -22,6 +24,8 @@ const CFG = {
   imageMiB: 1024,
   /** Queue depth of the sequential jobs (both sides). */
   seqDepth: Number(process.env.BENCH_SEQ_DEPTH ?? 4),
+  /** Rounds of [host, then each guest followed by host again] (BENCH_ROUNDS). */
+  rounds: Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1) || 1),
   hardLimitMs: 10 * 60_000,
 };
 const TARGETS = { rr1: 0.45, rr32: 0.3, seqr: 0.7, seqw: 0.7 };
@@ -140,28 +144,42 @@ async function main(): Promise<void> {
     const fill = spawnSync('fio', ['--name=fill', `--filename=${image}`, `--size=${CFG.imageMiB}M`, '--rw=write', '--bs=1M', '--direct=1', '--ioengine=libaio', '--iodepth=4'], { encoding: 'utf8' });
     if (fill.status !== 0) throw new Error(`fio fill failed: ${fill.stderr}`);
 
+    // Host runs bracket every guest run, and each guest run is compared with the mean of the
+    // host runs just before and after it: on these shared machines the disk's own speed drifts
+    // by a third within minutes, and one host figure for the whole run made ratios swing with it.
     const host: Results[] = [];
-    const guests: Record<string, Results> = {};
-    log('host fio (1/2)');
-    host.push(hostFio(image));
-    for (const v of VARIANTS) {
-      log(v.label);
-      guests[v.name] = await guestFio(inst, image, v);
+    const guestRuns: Record<string, Results[]> = {};
+    const ratioRuns: Record<string, Results[]> = {};
+    const mean = (rs: Results[]) => Object.fromEntries(JOBS.map((j) => [j.key, rs.reduce((a, r) => a + r[j.key], 0) / rs.length])) as Results;
+    for (let round = 0; round < CFG.rounds; round++) {
+      log(`host fio (round ${round + 1})`);
+      host.push(hostFio(image));
+      for (const v of VARIANTS) {
+        log(`${v.label} (round ${round + 1})`);
+        const g = await guestFio(inst, image, v);
+        log('host fio');
+        const before = host[host.length - 1]!;
+        const after = hostFio(image);
+        host.push(after);
+        const bracket = mean([before, after]);
+        (guestRuns[v.name] ??= []).push(g);
+        (ratioRuns[v.name] ??= []).push(Object.fromEntries(JOBS.map((j) => [j.key, g[j.key] / bracket[j.key]])) as Results);
+      }
     }
-    log('host fio (2/2)');
-    host.push(hostFio(image));
-    const native = Object.fromEntries(JOBS.map((j) => [j.key, (host[0]![j.key] + host[1]![j.key]) / 2])) as Results;
+    const native = mean(host);
+    const guests = Object.fromEntries(VARIANTS.map((v) => [v.name, mean(guestRuns[v.name]!)])) as Record<string, Results>;
+    const ratios = Object.fromEntries(VARIANTS.map((v) => [v.name, mean(ratioRuns[v.name]!)])) as Record<string, Results>;
 
     const rows: string[][] = [['', ...JOBS.map((j) => `${j.label} (${j.unit})`)]];
-    rows.push(['host (same file, mean of 2)', ...JOBS.map((j) => fmt(native[j.key], 0))]);
+    rows.push([`host (same file, mean of ${host.length})`, ...JOBS.map((j) => fmt(native[j.key], 0))]);
     for (const v of VARIANTS) {
       const g = guests[v.name]!;
-      rows.push([v.label, ...JOBS.map((j) => `${fmt(g[j.key], 0)} (${fmt(g[j.key] / native[j.key], 2)}x)`)]);
+      rows.push([v.label, ...JOBS.map((j) => `${fmt(g[j.key], 0)} (${fmt(ratios[v.name]![j.key], 2)}x)`)]);
     }
     rows.push(['target (default guest / host)', ...JOBS.map((j) => `>= ${TARGETS[j.key]}x`)]);
-    const def = guests.pi!;
-    const verdict = JOBS.map((j) => `${j.key} ${fmt(def[j.key] / native[j.key], 2)}x ${def[j.key] / native[j.key] >= TARGETS[j.key] ? 'meets' : 'MISSES'} ${TARGETS[j.key]}x`);
-    process.stdout.write(`\nPV block: fio in a guest vs fio on the host, same image file, O_DIRECT, ${CFG.runtimeS} s per job\n`);
+    const def = ratios.pi;
+    const verdict = def ? JOBS.map((j) => `${j.key} ${fmt(def[j.key], 2)}x ${def[j.key] >= TARGETS[j.key] ? 'meets' : 'MISSES'} ${TARGETS[j.key]}x`) : [];
+    process.stdout.write(`\nPV block: fio in a guest vs fio on the host, same image file, O_DIRECT, ${CFG.runtimeS} s per job, ${CFG.rounds} round(s); ratios against the host runs just before and after each guest run\n`);
     process.stdout.write(table(rows) + '\n');
     process.stdout.write(verdict.join('; ') + '\n');
 
@@ -171,7 +189,7 @@ async function main(): Promise<void> {
     const file = join(dir, `block-${when.replace(/[:.]/g, '-')}.json`);
     writeFileSync(
       file,
-      JSON.stringify({ when, machine: { host: hostname(), cpus: cpus().length, cpu: cpus()[0]?.model, kernel: release() }, config: CFG, host, native, guests, ratios: Object.fromEntries(VARIANTS.map((v) => [v.name, Object.fromEntries(JOBS.map((j) => [j.key, guests[v.name]![j.key] / native[j.key]]))])) }, null, 2),
+      JSON.stringify({ when, machine: { host: hostname(), cpus: cpus().length, cpu: cpus()[0]?.model, kernel: release() }, config: CFG, host, native, guestRuns, ratioRuns, guests, ratios }, null, 2),
     );
     log(`results in ${file}`);
   } finally {
