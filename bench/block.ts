@@ -152,8 +152,10 @@ async function main(): Promise<void> {
     const ratioRuns: Record<string, Results[]> = {};
     const mean = (rs: Results[]) => Object.fromEntries(JOBS.map((j) => [j.key, rs.reduce((a, r) => a + r[j.key], 0) / rs.length])) as Results;
     for (let round = 0; round < CFG.rounds; round++) {
-      log(`host fio (round ${round + 1})`);
-      host.push(hostFio(image));
+      if (host.length === 0) {
+        log('host fio');
+        host.push(hostFio(image)); // later rounds start from the previous round's last host run
+      }
       for (const v of VARIANTS) {
         log(`${v.label} (round ${round + 1})`);
         const g = await guestFio(inst, image, v);
