@@ -236,6 +236,16 @@ export class FrontRing {
     this.rspCons = (this.rspCons + 1) >>> 0;
   }
 
+  /** Asks for an event once `after` more responses are published (rsp_event = rsp_cons +
+   * after), then re-checks as finalCheckForResponses does. For a sender that wants to wake
+   * for a batch of completions, not for each (Linux netfront asks at half its requests in
+   * flight). True means responses are already there. */
+  armResponseEvent(after: number): boolean {
+    if (this.unconsumedResponses() !== 0) return true;
+    Atomics.store(this.ring.idx, RSP_EVENT, (this.rspCons + Math.max(1, after)) >>> 0);
+    return this.unconsumedResponses() !== 0;
+  }
+
   /** RING_FINAL_CHECK_FOR_RESPONSES: call when the ring looks empty, before sleeping. Arms
    * rsp_event = rsp_cons + 1 and re-checks, closing the race with a response published in
    * between. True means there is work (or an overflow to report): keep going. */

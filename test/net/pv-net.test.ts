@@ -251,6 +251,34 @@ describe.skipIf(netShouldSkip())('PV networking: guests on a LAN', () => {
     }
   });
 
+  it('a guest flooding 64-byte UDP datagrams gets tens of thousands a second onto the LAN', async () => {
+    // TX completions are collected in batches (netfront asks for an event at half its requests
+    // in flight): asked for at the next completion, this flood once went out a few frames per
+    // wake-up, 18,000 datagrams a second here (3,000 in the driver comparison) instead of
+    // ~70,000.
+    const server = lan.spawn(['iperf3', '-s', '-1', '-J']);
+    let out = '';
+    server.stdout!.on('data', (d) => (out += String(d)));
+    const done = new Promise((r) => server.once('exit', r));
+    try {
+      await sleep(300);
+      await create('flood', 'init=/usr/bin/iperf3 -c 198.18.0.1 -u -l 64 -b 0 -t 2', `bridge=${br},ip=198.18.1.50/15,vifname=xnpvn-fld`, 'on_poweroff = "preserve"\n');
+      await Promise.race([done, sleep(30_000)]);
+      const sum = JSON.parse(out).end.sum as { packets: number; lost_packets: number; seconds: number };
+      const rate = (sum.packets - sum.lost_packets) / sum.seconds;
+      expect(rate, `${Math.round(rate)} datagrams/s received`).toBeGreaterThan(10_000);
+      // The mechanism, steadier than a rate on a shared machine: events both ways per packet
+      // (0.01 batched; 0.13 when completions were asked for one at a time, at a quarter of
+      // the rate).
+      const st = await stats('flood');
+      expect(st.tx_packets).toBeGreaterThan(20_000);
+      expect(st.notify_per_packet).toBeLessThanOrEqual(0.05);
+    } finally {
+      server.kill();
+      await xn.xl('destroy', 'flood');
+    }
+  });
+
   it('a missing bridge is created on demand and removed with its last vif', async () => {
     const od = 'xnbr-pvod';
     await create('od', 'init=/bin/sleep 600', `bridge=${od},vifname=xnpvn-od`);
