@@ -49,4 +49,12 @@ inline uint8_t* ViewData(v8::Local<v8::ArrayBufferView> view) {
   return static_cast<uint8_t*>(base) + view->ByteOffset();
 }
 
+// target[name] = a function calling fn (a named export of the addon).
+inline void SetFn(v8::Local<v8::Context> ctx, v8::Local<v8::Object> target, const char* name, v8::FunctionCallback fn) {
+  v8::Isolate* iso = ctx->GetIsolate();
+  v8::Local<v8::Function> f = v8::FunctionTemplate::New(iso, fn)->GetFunction(ctx).ToLocalChecked();
+  f->SetName(Str(iso, name));
+  target->Set(ctx, Str(iso, name), f).Check();
+}
+
 }  // namespace xenode_js

@@ -164,6 +164,7 @@ std::map<int, std::shared_ptr<Vcpu>> g_vcpus;
 // ---------------------------------------------------------------------------------------
 // errors and arguments (same conventions as xenode.cc)
 
+using xenode_js::SetFn;
 using xenode_js::Str;
 using xenode_js::ThrowErrno;
 using xenode_js::ThrowType;
@@ -1065,13 +1066,6 @@ void VcpuStats(const Args& a) {
   SetNum(iso, o, "other", static_cast<double>(v->exits_other.load()));
   SetNum(iso, o, "ioBytes", static_cast<double>(v->io_bytes.load()));
   a.GetReturnValue().Set(o);
-}
-
-void SetFn(Local<Context> ctx, Local<Object> target, const char* name, v8::FunctionCallback fn) {
-  Isolate* iso = ctx->GetIsolate();
-  Local<Function> f = FunctionTemplate::New(iso, fn)->GetFunction(ctx).ToLocalChecked();
-  f->SetName(Str(iso, name));
-  target->Set(ctx, Str(iso, name), f).Check();
 }
 
 }  // namespace

@@ -44,13 +44,12 @@ namespace {
 
 using v8::Context;
 using v8::Float64Array;
-using v8::Function;
-using v8::FunctionTemplate;
 using v8::Isolate;
 using v8::Local;
 using v8::Number;
 using v8::Object;
 using v8::Value;
+using xenode_js::SetFn;
 using xenode_js::Str;
 using xenode_js::ThrowErrno;
 using xenode_js::ThrowRange;
@@ -326,13 +325,6 @@ void CloseRing(const Args& a) {
     registry[a[0].As<v8::Uint32>()->Value()] = nullptr;
   }
   delete r;
-}
-
-void SetFn(Local<Context> ctx, Local<Object> target, const char* name, v8::FunctionCallback fn) {
-  Isolate* iso = ctx->GetIsolate();
-  Local<Function> f = FunctionTemplate::New(iso, fn)->GetFunction(ctx).ToLocalChecked();
-  f->SetName(Str(iso, name));
-  target->Set(ctx, Str(iso, name), f).Check();
 }
 
 }  // namespace

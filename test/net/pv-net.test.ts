@@ -28,6 +28,20 @@ describe.skipIf(netShouldSkip())('PV networking: guests on a LAN', () => {
   };
 
   /** `xl create` of a PV guest config with a vif list, as a user writes it. */
+  /** A one-shot iperf3 server on the LAN host; report() is its JSON once the client is done. */
+  const iperfServer = () => {
+    const proc = lan.spawn(['iperf3', '-s', '-1', '-J']);
+    let out = '';
+    proc.stdout!.on('data', (d) => (out += String(d)));
+    const done = new Promise((r) => proc.once('exit', r));
+    return {
+      report: async (ms: number) => {
+        await Promise.race([done, sleep(ms)]);
+        return JSON.parse(out);
+      },
+      kill: () => proc.kill(),
+    };
+  };
   const create = async (name: string, extra: string, vif: string, more = ''): Promise<number> => {
     const cfg = xn.config(name, `name = "${name}"\ntype = "pv"\nmemory = 128\nvcpus = 1\nextra = "${extra}"\nvif = [ '${vif}' ]\n${more}`);
     await xn.xlOk('create', cfg);
@@ -228,16 +242,12 @@ describe.skipIf(netShouldSkip())('PV networking: guests on a LAN', () => {
   });
 
   it('with offloads off (xen_netfront.offload=0) every frame on the rings fits the MTU, and TCP still flows', async () => {
-    const server = lan.spawn(['iperf3', '-s', '-1', '-J']);
-    let out = '';
-    server.stdout!.on('data', (d) => (out += String(d)));
-    const done = new Promise((r) => server.once('exit', r));
+    const server = iperfServer();
     try {
       await sleep(300);
       // on_poweroff=preserve: the domain (and its vif's counters) stay after iperf3 ends.
       await create('nooff', 'xen_netfront.offload=0 init=/usr/bin/iperf3 -c 198.18.0.1 -t 2', `bridge=${br},ip=198.18.1.40/15,vifname=xnpvn-noo`, 'on_poweroff = "preserve"\n');
-      await Promise.race([done, sleep(20_000)]);
-      const received = JSON.parse(out).end.sum_received.bytes as number;
+      const received = (await server.report(20_000)).end.sum_received.bytes as number;
       expect(received).toBeGreaterThan(10_000_000);
       expect(xn.consoleLog('nooff')).toContain('offloads off');
       const st = await stats('nooff');
@@ -256,15 +266,11 @@ describe.skipIf(netShouldSkip())('PV networking: guests on a LAN', () => {
     // in flight): asked for at the next completion, this flood once went out a few frames per
     // wake-up, 18,000 datagrams a second here (3,000 in the driver comparison) instead of
     // ~70,000.
-    const server = lan.spawn(['iperf3', '-s', '-1', '-J']);
-    let out = '';
-    server.stdout!.on('data', (d) => (out += String(d)));
-    const done = new Promise((r) => server.once('exit', r));
+    const server = iperfServer();
     try {
       await sleep(300);
       await create('flood', 'init=/usr/bin/iperf3 -c 198.18.0.1 -u -l 64 -b 0 -t 2', `bridge=${br},ip=198.18.1.50/15,vifname=xnpvn-fld`, 'on_poweroff = "preserve"\n');
-      await Promise.race([done, sleep(30_000)]);
-      const sum = JSON.parse(out).end.sum as { packets: number; lost_packets: number; seconds: number };
+      const sum = (await server.report(30_000)).end.sum as { packets: number; lost_packets: number; seconds: number };
       const rate = (sum.packets - sum.lost_packets) / sum.seconds;
       expect(rate, `${Math.round(rate)} datagrams/s received`).toBeGreaterThan(10_000);
       // The mechanism, steadier than a rate on a shared machine: events both ways per packet
