@@ -130,6 +130,24 @@ describe.skipIf(unavailable !== '')('io_uring disk I/O on registered memory', ()
     expect(r.inFlight).toBe(0);
   });
 
+  it('a completion callback that throws loses none of the completions reaped with it', async () => {
+    const logged: string[] = [];
+    const r = UringIo.open(mem, (m) => logged.push(m));
+    if (typeof r === 'string') throw new Error(r);
+    rings.push(r);
+    const fd = file('throw.img', 8 * PAGE);
+    const second = new Promise<number>((resolve) => {
+      r.run(false, fd, new Float64Array([0, PAGE]), 1, 0, () => {
+        throw new Error('a bug in a caller');
+      });
+      r.run(false, fd, new Float64Array([PAGE, PAGE]), 1, PAGE, resolve);
+    });
+    expect(await second).toBe(PAGE);
+    await new Promise((res) => setTimeout(res, 50)); // the first may complete after the second
+    expect(logged.join('\n')).toContain('a bug in a caller');
+    expect(r.inFlight).toBe(0);
+  });
+
   it('says EBUSY once as many requests as the ring holds are in flight', () => {
     const u = n.uring;
     const h = u.open(1, mem);

@@ -80,7 +80,7 @@ export class BlkifInterface {
     this.io = { mem: this.mem, spans: new Float64Array(2 * Math.max(BLKIF_MAX_SEGMENTS_PER_REQUEST, o.maxIndirect)), n: 0 };
     this.sectors = o.store?.sectors ?? 0;
     if (o.store && URING_WANTED) {
-      const u = UringIo.open(this.mem);
+      const u = UringIo.open(this.mem, o.log);
       if (typeof u === 'string') o.log(`io_uring unavailable (${u}): disk I/O on the thread pool`);
       else {
         this.uring = u;

@@ -33,16 +33,17 @@ export class UringIo {
     private readonly handle: number,
     private readonly eventfd: number,
     readonly entries: number,
+    private readonly log: (msg: string) => void,
   ) {
     this.watcher = native().watchFd(eventfd, () => this.reap());
     this.watcher.start(native().READABLE);
   }
 
   /** A ring over `mem`, or the reason there cannot be one. */
-  static open(mem: Uint8Array): UringIo | string {
+  static open(mem: Uint8Array, log: (msg: string) => void = () => {}): UringIo | string {
     try {
       const r = native().uring.open(ENTRIES, mem);
-      return new UringIo(mem, r.handle, r.eventfd, r.entries);
+      return new UringIo(mem, r.handle, r.eventfd, r.entries, log);
     } catch (e) {
       return (e as Error).message;
     }
@@ -117,7 +118,13 @@ export class UringIo {
         const token = this.out[2 * i]!;
         const done = this.waiting.get(token);
         this.waiting.delete(token);
-        done?.(this.out[2 * i + 1]!);
+        // One callback failing must not lose the completions reaped with it (their requests
+        // would never be answered, and the vbd could never disconnect).
+        try {
+          done?.(this.out[2 * i + 1]!);
+        } catch (e) {
+          this.log(`disk I/O completion: ${(e as Error).message}`);
+        }
       }
       if (got < ENTRIES) return;
     }
