@@ -6,7 +6,7 @@
 //
 // One ring per connected vbd, opened on the frontend's memory as dom0 maps it. When the kernel
 // cannot (no io_uring, no READV_FIXED before Linux 6.15, memory that cannot be pinned) open()
-// returns null with the reason, and the store keeps using the thread pool.
+// returns the reason instead, and the store keeps using the thread pool.
 import { native, type FdWatcher } from '../../../native/index.js';
 
 /** Requests a ring holds in flight: a blkif ring has 32 slots, one I/O each. */
@@ -104,8 +104,10 @@ export class UringIo {
     if (this.closed) return;
     try {
       native().uring.flush(this.handle);
-    } catch {
-      // Left queued: the next flush or reap hands it over.
+    } catch (e) {
+      // Left queued: the next flush or reap hands it over. Said, because if nothing is in
+      // flight to be reaped the queued requests wait until the next one is submitted.
+      this.log(`io_uring_enter: ${(e as Error).message}`);
     }
   };
 
