@@ -9,6 +9,9 @@
 // first guest run and after every guest run; each guest figure is compared with the two host
 // runs around it, since these shared machines drift (BENCH_ROUNDS repeats the whole sequence
 // and averages).
+// For A/B runs while tuning: BENCH_JOBS / BENCH_VARIANTS pick subsets, BENCH_GUEST_ARGS adds
+// guest kernel parameters (e.g. "xen_blkfront.eager=0"), BENCH_GUEST_VCPUS the guest's vCPUs
+// (default 1), BENCH_SEQ_DEPTH the sequential jobs' queue depth (default 4).
 // Prints a table and writes JSON to bench/results/. Record results in docs/benchmarks.md
 // ("## PV block").
 import { spawnSync } from 'node:child_process';
@@ -26,6 +29,8 @@ const CFG = {
   seqDepth: Number(process.env.BENCH_SEQ_DEPTH ?? 4),
   /** Rounds of [host, then each guest followed by host again] (BENCH_ROUNDS). */
   rounds: Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1) || 1),
+  /** vCPUs of the fio guest (BENCH_GUEST_VCPUS). */
+  vcpus: Math.max(1, Number(process.env.BENCH_GUEST_VCPUS ?? 1) || 1),
   hardLimitMs: 10 * 60_000,
 };
 const TARGETS = { rr1: 0.45, rr32: 0.3, seqr: 0.7, seqw: 0.7 };
@@ -108,12 +113,13 @@ async function guestFio(inst: BenchInstance, image: string, v: GuestVariant): Pr
     'console=hvc0',
     `xen_blkfront.feature_persistent=${v.persistent ? 1 : 0}`,
     `xen_blkfront.max_indirect_segments=${v.indirect ? 256 : 0}`,
+    ...(process.env.BENCH_GUEST_ARGS ?? '').split(' ').filter(Boolean),
     'init=/usr/bin/fio',
     '--',
     ...fioArgs('/dev/xvda'),
   ].join(' ');
   const cfg = join(inst.dir, `${name}.cfg`);
-  writeFileSync(cfg, [`name = "${name}"`, 'type = "pv"', 'memory = 256', 'vcpus = 1', `extra = "${extra}"`, `disk = ['file:${image},xvda,w']`, ''].join('\n'));
+  writeFileSync(cfg, [`name = "${name}"`, 'type = "pv"', 'memory = 256', `vcpus = ${CFG.vcpus}`, `extra = "${extra}"`, `disk = ['file:${image},xvda,w']`, ''].join('\n'));
   await inst.xl('create', cfg);
   // fio is the guest's init: when it exits the guest powers off and is destroyed. Asked over
   // the toolstack's socket, not by `xl list`: starting a Node process four times a second took

@@ -24,6 +24,7 @@ import { launchDomainKernel } from './domain-launcher.js';
 import { HVM_IOREQ_PAGES } from '../drivers/hypercall/hvm-platform-page.js';
 import { kvmAvailable } from './kvm/kvm.js';
 import { KvmDomain } from './kvm/kvm-domain.js';
+import { createGuestRam } from './guest-ram.js';
 import type { KvmVmEvent } from './kvm/vm.js';
 
 export class HypercallFault extends Error {
@@ -245,7 +246,7 @@ export class Hypervisor {
     }
     const n = native();
     try {
-      d.memFd = n.memfdCreate(`xenode-d${domid}-ram`, memoryMiB * 1024 * 1024);
+      d.memFd = createGuestRam(`xenode-d${domid}-ram`, memoryMiB * 1024 * 1024, (m) => this.log.write(m));
       d.grantFrames = args.grantFrames ?? d.grantFrames;
       d.grantFd = n.memfdCreate(`xenode-d${domid}-gnttab`, d.grantFrames * 4096);
       if (d.kind === 'hvm') d.ioreqFd = n.memfdCreate(`xenode-d${domid}-ioreq`, HVM_IOREQ_PAGES * 4096);

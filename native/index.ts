@@ -158,6 +158,9 @@ export interface NativeAddon {
   // ---- memory ----
   /** memfd_create(name, MFD_CLOEXEC) + ftruncate(size). Sparse: pages are allocated on touch. */
   memfdCreate(name: string, size: number): number;
+  /** A file for guest RAM on a detached tmpfs of its own with huge=within_size (2 MiB pages
+   * when the host has them); throws when the kernel cannot (fall back to memfdCreate). */
+  hugeRamCreate(name: string, size: number): number;
   /** mmap(MAP_SHARED) of [offset, offset+length) of fd, wrapped as a SharedArrayBuffer whose
    * deleter munmaps. The buffer can be posted to worker threads. */
   mapShared(fd: number, length: number, offset?: number): SharedArrayBuffer;

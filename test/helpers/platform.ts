@@ -85,7 +85,12 @@ export function fdTargets(pid: number): string[] {
   return out;
 }
 
-/** Host processes whose fds hold a xenode guest memfd ("memfd:xenode-dN-..."). */
+/** A guest's memory file as /proc/PID/fd and /proc/PID/maps name it: a memfd
+ * ("memfd:xenode-dN-gnttab") or guest RAM on its own tmpfs ("/xenode-dN-ram (deleted)",
+ * hypervisor/guest-ram.ts). */
+export const GUEST_MEMORY_FILE = /(memfd:|\/)xenode-d\d+-/;
+
+/** Host processes whose fds hold a xenode guest memory file (GUEST_MEMORY_FILE). */
 export function memfdHolders(): string[] {
   const out: string[] = [];
   for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
@@ -98,7 +103,7 @@ export function memfdHolders(): string[] {
     for (const fd of fds) {
       try {
         const t = readlinkSync(`/proc/${p}/fd/${fd}`);
-        if (t.includes('memfd:xenode')) out.push(`${p}:${fd} ${t}`);
+        if (GUEST_MEMORY_FILE.test(t)) out.push(`${p}:${fd} ${t}`);
       } catch {
         /* gone */
       }

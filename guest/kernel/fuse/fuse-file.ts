@@ -103,6 +103,10 @@ export interface FuseFileOps {
   readonly rxMemory?: Uint8Array;
   /** A page to receive request data into, or null when none is free right now. */
   allocRx(): RxPage | null;
+  /** `n` pages at once, in ascending address order, or null if not that many now (then
+   * allocRx is asked one page at a time). A WRITE's data lands in these pages as they are,
+   * and pages in order make fewer, longer spans down to the host's disk. */
+  allocRxMany?(n: number): RxPage[] | null;
   releaseRx(p: RxPage): void;
 }
 
@@ -220,6 +224,13 @@ export class FuseFile {
   }
 
   private fillRx(): boolean {
+    const want = RX_PAGES - this.rx.length;
+    const many = want > 1 ? this.ops.allocRxMany?.(want) : null;
+    if (many) {
+      for (const p of many) this.rx.push(p);
+      this.iovDirty = true;
+      return true;
+    }
     while (this.rx.length < RX_PAGES) {
       const p = this.ops.allocRx();
       if (!p) return false;

@@ -125,6 +125,10 @@ export class BlkDisk implements FuseFileOps {
     return this.pool.alloc();
   }
 
+  allocRxMany(n: number): RxPage[] | null {
+    return this.pool.allocMany(n);
+  }
+
   releaseRx(p: RxPage): void {
     this.pool.release(p as IoPage);
   }
