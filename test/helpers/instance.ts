@@ -183,7 +183,17 @@ export class Instance {
       if (await pred()) return;
       await new Promise((r) => setTimeout(r, 50));
     }
-    throw new Error(`timed out waiting for ${what}\n--- log:\n${this.log().split('\n').slice(-30).join('\n')}`);
+    throw new Error(`timed out waiting for ${what}\n--- log:\n${this.log().split('\n').slice(-30).join('\n')}${this.kernelLogTails()}`);
+  }
+
+  /** The last lines of each guest kernel's own log (its printk: a frontend that gave up says
+   * why there), for a failure message. */
+  kernelLogTails(lines = 8): string {
+    const dir = join(this.dir, 'log');
+    const files = existsSync(dir) ? readdirSync(dir).filter((f) => /^kernel-\d+\.log$/.test(f)) : [];
+    return files
+      .map((f) => `\n--- ${f}:\n${readFileSync(join(dir, f), 'utf8').trimEnd().split('\n').slice(-lines).join('\n')}`)
+      .join('');
   }
 
   async list(): Promise<{ name: string; id: number; mem: number; vcpus: number; state: string; time: number }[]> {
