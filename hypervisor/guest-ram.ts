@@ -8,7 +8,7 @@
 // 1 MiB request in 256 scattered pages has more segments than the virtio disk under these
 // hosts takes in one request (254), so the host's block layer split every 1 MiB guest request
 // in two, and that disk charges about the same for a request whatever its size. In 2 MiB
-// pages the request is a handful of segments. The guest kernel's copies (FUSE answers) and
+// pages, with blkfront handing out frames in order, the request is a few dozen segments. The guest kernel's copies (FUSE answers) and
 // dom0's pinning walk fewer, hotter page structures too.
 //
 // XENODE_HUGE_RAM=0 asks for plain memfds; a kernel without the new mount API or tmpfs huge

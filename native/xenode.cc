@@ -174,8 +174,9 @@ void MemfdCreate(const Args& a) {
 // is left behind if we die, and it goes away with the last descriptor of the file. The file is
 // created as `name` and unlinked at once (so /proc/PID/fd shows "/name (deleted)").
 // Why it matters: a 1 MiB request in 256 scattered 4 KiB pages is more segments than a virtio
-// disk takes (254), so the host splits every such request in two; in 2 MiB pages it is one
-// segment. Throws (callers fall back to memfdCreate) when the kernel cannot.
+// disk takes (254), so the host splits every such request in two; in 2 MiB pages, with the
+// frames in order, it is a few dozen. Throws (callers fall back to memfdCreate) when the
+// kernel cannot.
 void HugeRamCreate(const Args& a) {
   Isolate* iso = a.GetIsolate();
   if (!a[0]->IsString()) return ThrowType(iso, "name must be a string");

@@ -1,7 +1,8 @@
 // Guest RAM on a tmpfs of its own in 2 MiB pages (hypervisor/guest-ram.ts, native
-// hugeRamCreate): what a user would notice is that a guest's 1 MiB disk requests reach the
-// host disk whole (test/block/pv-disks.test.ts measures the disk); here, that the memory is
-// what it claims to be, that nothing is left in any mount table, and the way back to memfds.
+// hugeRamCreate). What a user notices is a guest's 1 MiB disk requests reaching the host disk
+// whole (bench:block, docs/benchmarks.md; it depends on the host's disk, so no test asserts
+// it). Here: the memory is what it claims to be, nothing is left in any mount table, and the
+// way back to memfds works.
 import { readFileSync, readlinkSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { native } from '../../native/index.js';
@@ -28,7 +29,8 @@ function smapsField(name: string, field: string): number {
 
 describe('guest RAM', () => {
   // fsopen/fsmount need CAP_SYS_ADMIN, which the hypervisor (root) has; under CI this must run.
-  it.skipIf(!isRoot && process.env.CI !== 'true')('comes in 2 MiB host pages, from a tmpfs in no mount table', () => {
+  const skip = !isRoot && process.env.CI !== 'true';
+  it.skipIf(skip)(`comes in 2 MiB host pages, from a tmpfs in no mount table${skip ? ' (skipped: needs root for fsopen/fsmount)' : ''}`, () => {
     const mountsBefore = readFileSync('/proc/self/mountinfo', 'utf8');
     const fd = createGuestRam('xenode-dtest-ram', 8 * MiB);
     open.push(fd);
