@@ -24,11 +24,20 @@ export function orphanZombies(): number[] {
   return out;
 }
 
-/** Reap orphans every `intervalMs`; returns a function that stops it. */
-export function startOrphanReaper(ownChildren: () => ReadonlySet<number>, intervalMs = 1000): () => void {
+/** Reap orphans every `intervalMs`; returns a function that stops it.
+ * A zombie is reaped only when it was already a zombie at the previous scan. The kernel's own
+ * children (the `ip` commands a frontend runs, ...) also have PID 1 as their parent, and libuv
+ * collects them when it handles SIGCHLD in its poll phase, after the timers. Reaped by us
+ * first, their exit was never seen, and the frontend waiting on one hung (a hot-plugged NIC
+ * that never connected). Between two scans the loop has polled at least once, so a zombie
+ * still there is nobody's but ours. */
+export function startOrphanReaper(ownChildren: () => ReadonlySet<number>, intervalMs = 500): () => void {
+  let seen = new Set<number>();
   const timer = setInterval(() => {
     const own = ownChildren();
-    for (const pid of orphanZombies()) if (!own.has(pid)) native().reap(pid);
+    const now = new Set(orphanZombies());
+    for (const pid of now) if (seen.has(pid) && !own.has(pid)) native().reap(pid);
+    seen = now;
   }, intervalMs);
   timer.unref();
   return () => clearInterval(timer);
