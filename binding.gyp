@@ -3,6 +3,8 @@
   #  - xenode.node: the addon (native/index.ts describes its interface). It uses the V8 C++ API
   #    (SharedArrayBuffer over mmap'd memory), so it is tied to the Node major it was built for.
   #  - xenode-jailer: a plain C executable that builds a domain's sandbox (native/jailer.c).
+  #  - xenode-rootboot: run by a guest kernel (inside the sandbox) to start the init of the
+  #    guest's own root filesystem in a pid namespace of its own (native/rootboot.c).
   'target_defaults': {
     'configurations': {
       # node's common.gypi asks for -O3; -O2 is plenty for thin syscall wrappers.
@@ -22,6 +24,12 @@
       'target_name': 'xenode-jailer',
       'type': 'executable',
       'sources': ['native/jailer.c'],
+      'cflags': ['-Wall', '-std=gnu11'],
+    },
+    {
+      'target_name': 'xenode-rootboot',
+      'type': 'executable',
+      'sources': ['native/rootboot.c'],
       'cflags': ['-Wall', '-std=gnu11'],
     },
   ],

@@ -7,6 +7,7 @@
 //   pids     a guest that forks without end stops at pids.max
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DelegatedCgroups } from './delegated-cgroups.js';
 
 const ROOT = '/sys/fs/cgroup';
 const CONTROLLERS = ['freezer', 'memory', 'cpu', 'cpuset', 'cpuacct', 'pids'] as const;
@@ -31,8 +32,11 @@ export function cgroupsAvailable(): boolean {
 
 export class DomainCgroup {
   private readonly dirs: Record<Controller, string>;
+  /** The directories the guest's own init may manage (systemd's hierarchy, cgroup2). */
+  readonly delegated: DelegatedCgroups;
 
   constructor(group: string, domid: number) {
+    this.delegated = new DelegatedCgroups(group, domid);
     this.dirs = Object.fromEntries(CONTROLLERS.map((c) => [c, join(ROOT, c, group, `d${domid}`)])) as Record<Controller, string>;
   }
 
@@ -61,6 +65,7 @@ export class DomainCgroup {
 
   addProcess(pid: number): void {
     for (const c of CONTROLLERS) write(join(this.dirs[c], 'cgroup.procs'), String(pid));
+    this.delegated.addProcess(pid);
   }
 
   /** One thread of another process (an HVM-on-KVM domain's vCPU thread in the hypervisor):
@@ -168,6 +173,7 @@ export class DomainCgroup {
   async destroy(): Promise<void> {
     for (let attempt = 0; attempt < 100; attempt++) {
       if (this.pids().length > 0) this.killAll();
+      this.delegated.destroy();
       let busy = false;
       for (const c of CONTROLLERS) {
         const dir = this.dirs[c];
@@ -187,7 +193,7 @@ export class DomainCgroup {
 
 /** Remove the xenode parent groups once no domain is left (leak check friendliness). */
 export function removeParentGroups(group: string): void {
-  for (const c of CONTROLLERS) {
+  for (const c of [...CONTROLLERS, 'systemd', 'unified']) {
     try {
       rmdirSync(join(ROOT, c, group));
     } catch {

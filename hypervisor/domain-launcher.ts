@@ -78,6 +78,7 @@ export function launchDomainKernel(spec: LaunchSpec): ChildProcess {
   });
   closeSync(kernelLog);
   if (child.pid === undefined) throw new Error('could not start the domain jailer');
+  spec.cgroup.delegated.create(uidBaseFor(spec.domid));
   spec.cgroup.addProcess(child.pid);
   child.stdin!.end('g');
   return child;

@@ -26,6 +26,9 @@ function stageBootImage(): void {
     copyFileSync(hvmKernel, join(dir, 'hvm-kernel.mjs'));
     chmodSync(join(dir, 'hvm-kernel.mjs'), 0o644);
   }
+  // The guest kernel runs it to boot a guest's own root filesystem (native/rootboot.c).
+  copyFileSync(join(nativeBuildDir(), 'xenode-rootboot'), join(dir, 'xenode-rootboot'));
+  chmodSync(join(dir, 'xenode-rootboot'), 0o755);
   chmodSync(join(dir, 'kernel.mjs'), 0o644);
   chmodSync(join(dir, 'xenode.node'), 0o644);
 }

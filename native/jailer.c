@@ -7,7 +7,9 @@
  *
  * 1. Read one byte from fd 0: the hypervisor's "go", sent once it has put this process in
  *    the domain's cgroups (so everything cloned below is accounted there). EOF first: exit 1.
- * 2. clone() into new user, pid, mount, net, uts and ipc namespaces.
+ * 2. clone() into new user, pid, mount, net, uts, ipc and cgroup namespaces (the cgroup
+ *    namespace roots the domain at its own cgroups, which is what lets a guest's own init
+ *    mount its delegated name=systemd hierarchy: hypervisor/delegated-cgroups.ts).
  * 3. The parent stays host root: it writes the child's uid/gid maps (uid 0 inside = host
  *    uid N), releases the child, forwards SIGTERM/SIGINT/SIGHUP/SIGUSR2 to it and exits
  *    with its status (128+signal if it was killed).
@@ -244,6 +246,9 @@ static void build_dev(void) {
   xsymlink("/proc/self/fd/0", in_root("/dev/stdin"));
   xsymlink("/proc/self/fd/1", in_root("/dev/stdout"));
   xsymlink("/proc/self/fd/2", in_root("/dev/stderr"));
+  /* Shared: a guest booted from its own root sees this /dev through a slave bind
+   * (native/rootboot.c), so disks the kernel mounts here later appear there too. */
+  xmount(NULL, dev, NULL, MS_SHARED, NULL);
 }
 
 /* poweroff/halt/reboot for the guest's userland: they ask its kernel (PID 1) to stop. */
@@ -289,6 +294,11 @@ static void build_root(const struct config *c) {
   /* We are PID 1 of the new pid namespace: this proc shows the domain's processes only. */
   xmkdir(in_root("/proc"), 0555);
   xmount("proc", in_root("/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  /* Read-only sysfs of our own network namespace. A user namespace may mount sysfs only
+   * where one is already fully visible, so this one is what lets a guest booted from its own
+   * root (native/rootboot.c) mount /sys for its init. */
+  xmkdir(in_root("/sys"), 0555);
+  xmount("sysfs", in_root("/sys"), "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL);
 
   xmkdir(in_root("/tmp"), 01777);
   xmount("tmpfs", in_root("/tmp"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
@@ -505,7 +515,7 @@ int main(int argc, char **argv) {
   if (!stack) die("malloc");
   pid_t pid = clone(child_main, stack + stack_size,
                     CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS |
-                        CLONE_NEWIPC | SIGCHLD,
+                        CLONE_NEWIPC | CLONE_NEWCGROUP | SIGCHLD,
                     &c);
   if (pid < 0) die("clone");
   child_pid = pid;

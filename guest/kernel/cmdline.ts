@@ -6,7 +6,7 @@
 
 /** Parameters the guest kernel itself understands (not passed on to init). */
 const KERNEL_PARAMS = new Set([
-  'console', 'root', 'rootfstype', 'rootflags', 'ro', 'rw', 'quiet', 'debug', 'loglevel',
+  'console', 'root', 'rootfstype', 'rootflags', 'rootwait', 'rootdelay', 'ro', 'rw', 'quiet', 'debug', 'loglevel',
   'earlyprintk', 'xencons', 'ip', 'panic', 'nomodeset', 'selinux', 'apparmor', 'init',
   // PV drivers on HVM (guest/hvm/pvhvm.ts): xenode's switch and Linux's unplug knob.
   'xen_pvhvm', 'xen_emul_unplug', 'xen_platform_pci',

@@ -21,6 +21,9 @@ import { configureHotplugged, ipAutoconfig } from './net/ipconfig.js';
 import { printk, setConsoleSink } from './printk.js';
 import { killAllProcesses, initExitVerdict, startInit, type Userland } from './userland.js';
 import { connectConsolePty } from './console-pty.js';
+import { rootParams } from './boot/root-params.js';
+import { bootOwnRoot, RootMountError, type OwnRoot } from './boot/own-root.js';
+import type { PtyPair } from '../../native/index.js';
 
 const PAGE = 4096;
 const HYPERCALL_FD = 3;
@@ -89,11 +92,14 @@ async function boot(): Promise<void> {
   if (ipParam !== 'off' && ipParam !== 'none') configureHotplugged(printk);
 
   let userland: Userland | null = null;
+  let ownRoot: OwnRoot | null = null;
+  let consolePty: PtyPair | null = null;
   let stopping = false;
   const shutdown = async (reason: ShutdownReason, why: string) => {
     if (stopping) return;
     stopping = true;
     printk(why);
+    if (ownRoot) await stopOwnRoot(ownRoot);
     await killAllProcesses(1500);
     await frontends.removeAll();
     printk(reason === 'reboot' ? 'reboot: Restarting system' : reason === 'crash' ? 'Kernel panic - not syncing: Fatal exception' : 'reboot: Power down');
@@ -102,12 +108,29 @@ async function boot(): Promise<void> {
     await hc.invoke('sched.shutdown', { reason }).catch(() => {});
     process.exit(0);
   };
+  // The guest's own root: its init (and everything in its pid namespace) is gone first, then
+  // the root filesystem is unmounted so fuse2fs writes back, before anything else is killed.
+  const stopOwnRoot = async (r: OwnRoot) => {
+    const pid = r.init.pid();
+    if (pid !== null) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    if (!(await r.mounted.unmount(10_000))) printk(`EXT4-fs (${r.device.name}): not written back within 10 s; killed`);
+  };
 
   // dom0 asks through xenstore (xl shutdown / reboot); we acknowledge by clearing the node.
+  // A guest with its own init is asked the way Linux's Xen PV kernel asks it
+  // (boot/own-init.ts); the minimal userland is simply stopped.
   await xs.watch(`${home}/control/shutdown`, 'shutdown', () => {
     void xs.read(`${home}/control/shutdown`).then(async (req) => {
       if (!req) return;
       await xs.write(`${home}/control/shutdown`, '');
+      if (ownRoot && (req === 'poweroff' || req === 'halt')) return ownRoot.init.poweroff(printk);
+      if (ownRoot && req === 'reboot') return ownRoot.init.ctrlAltDel();
       if (req === 'poweroff' || req === 'halt') await shutdown('poweroff', 'xenbus: shutdown requested: poweroff');
       else if (req === 'reboot') await shutdown('reboot', 'xenbus: shutdown requested: reboot');
       else if (req === 'crash') await shutdown('crash', 'sysrq: Trigger a crash');
@@ -116,26 +139,47 @@ async function boot(): Promise<void> {
   });
 
   // The guest's own poweroff/reboot (/usr/local/sbin scripts) signal PID 1, busybox-style.
-  process.on('SIGUSR2', () => void shutdown('poweroff', 'init: poweroff requested'));
-  process.on('SIGTERM', () => void shutdown('reboot', 'init: reboot requested'));
-  process.on('SIGINT', () => void shutdown('reboot', 'init: ctrl-alt-del'));
+  process.on('SIGUSR2', () => (ownRoot ? ownRoot.init.poweroff(printk) : void shutdown('poweroff', 'init: poweroff requested')));
+  process.on('SIGTERM', () => (ownRoot ? ownRoot.init.ctrlAltDel() : void shutdown('reboot', 'init: reboot requested')));
+  process.on('SIGINT', () => (ownRoot ? ownRoot.init.ctrlAltDel() : void shutdown('reboot', 'init: ctrl-alt-del')));
 
   // Window size from `xl console` (xenode's console/rows and console/cols nodes).
   const resize = async () => {
-    if (!userland) return;
+    if (!consolePty) return;
     const rows = Number(await xs.read(`${home}/console/rows`).catch(() => '0'));
     const cols = Number(await xs.read(`${home}/console/cols`).catch(() => '0'));
-    if (rows > 0 && cols > 0 && rows < 10000 && cols < 10000) native().setWinsize(userland.pty.master, rows, cols);
+    if (rows > 0 && cols > 0 && rows < 10000 && cols < 10000) native().setWinsize(consolePty.master, rows, cols);
   };
   await xs.watch(`${home}/console/cols`, 'winsize', () => void resize());
 
   const spec = parseCmdline(si.cmdLine);
-  userland = startInit(spec, (code, signal) => {
-    if (stopping) return;
-    const verdict = initExitVerdict(code, signal);
-    void shutdown(verdict.reason, verdict.message);
-  });
-  hvc.input = connectConsolePty(userland.pty.master, (b) => hvc.write(b));
+  const root = rootParams(si.cmdLine);
+  if (root) {
+    // root= on the command line: the guest is the OS on that disk (boot/own-root.ts).
+    try {
+      ownRoot = await bootOwnRoot(root, { path: spec.init, argv: spec.argv, env: spec.env }, {
+        log: printk,
+        memoryBytes: si.nrPages * PAGE,
+        procBinds: [],
+        onInitExit: (o) => {
+          if (!stopping) void shutdown(o.reason, o.reason === 'crash' ? o.message : `init: ${o.reason === 'reboot' ? 'restart' : 'power off'} requested by the guest`);
+        },
+      });
+    } catch (e) {
+      if (!(e instanceof RootMountError)) throw e;
+      await shutdown('crash', `Kernel panic - not syncing: ${e.message}`);
+      return;
+    }
+    consolePty = ownRoot.init.pty;
+  } else {
+    userland = startInit(spec, (code, signal) => {
+      if (stopping) return;
+      const verdict = initExitVerdict(code, signal);
+      void shutdown(verdict.reason, verdict.message);
+    });
+    consolePty = userland.pty;
+  }
+  hvc.input = connectConsolePty(consolePty.master, (b) => hvc.write(b));
   await resize();
 }
 

@@ -1,0 +1,46 @@
+// The ext2/3/4 superblock fields the kernel needs before mounting a root filesystem: is it
+// ext at all, which of the three, its UUID and label (root=UUID=..., root=LABEL=...). Layout:
+// Linux's fs/ext4/ext4.h struct ext4_super_block, 1024 bytes at byte 1024 of the device.
+
+export const EXT_SUPERBLOCK_OFFSET = 1024;
+const EXT_MAGIC = 0xef53;
+const COMPAT_HAS_JOURNAL = 0x4;
+const INCOMPAT_EXTENTS = 0x40;
+const INCOMPAT_64BIT = 0x80;
+const INCOMPAT_FLEX_BG = 0x200;
+
+export interface ExtSuperblock {
+  /** What Linux would mount it as: ext4 when it uses ext4-only features. */
+  type: 'ext2' | 'ext3' | 'ext4';
+  uuid: string;
+  label: string;
+  hasJournal: boolean;
+  blocks: number;
+  blockSize: number;
+}
+
+/** `sb` is the 1024 bytes at EXT_SUPERBLOCK_OFFSET; null when it is not an ext superblock. */
+export function parseExtSuperblock(sb: Uint8Array): ExtSuperblock | null {
+  if (sb.length < 1024) return null;
+  const v = new DataView(sb.buffer, sb.byteOffset, sb.byteLength);
+  if (v.getUint16(0x38, true) !== EXT_MAGIC) return null;
+  const logBlock = v.getUint32(0x18, true);
+  if (logBlock > 6) return null; // 1 KiB .. 64 KiB blocks only
+  const compat = v.getUint32(0x5c, true);
+  const incompat = v.getUint32(0x60, true);
+  const hex = [...sb.subarray(0x68, 0x78)].map((b) => b.toString(16).padStart(2, '0')).join('');
+  const uuid = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  const labelBytes = sb.subarray(0x78, 0x88);
+  const end = labelBytes.indexOf(0);
+  const label = Buffer.from(labelBytes.subarray(0, end < 0 ? 16 : end)).toString('utf8');
+  const hasJournal = (compat & COMPAT_HAS_JOURNAL) !== 0;
+  const ext4 = (incompat & (INCOMPAT_EXTENTS | INCOMPAT_64BIT | INCOMPAT_FLEX_BG)) !== 0;
+  return {
+    type: ext4 ? 'ext4' : hasJournal ? 'ext3' : 'ext2',
+    uuid,
+    label,
+    hasJournal,
+    blocks: v.getUint32(0x04, true),
+    blockSize: 1024 << logBlock,
+  };
+}
