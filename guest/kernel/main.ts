@@ -99,6 +99,9 @@ async function boot(): Promise<void> {
     if (stopping) return;
     stopping = true;
     printk(why);
+    // A panic is also the hypervisor's business: it goes to its log (xl dmesg), as Linux's
+    // panic reaches Xen's console through HYPERVISOR_console_io.
+    if (reason === 'crash') await hc.invoke('console.write', { text: why }).catch(() => {});
     if (ownRoot) await stopOwnRoot(ownRoot);
     await killAllProcesses(1500);
     await frontends.removeAll();

@@ -44,3 +44,52 @@ export function parseExtSuperblock(sb: Uint8Array): ExtSuperblock | null {
     blockSize: 1024 << logBlock,
   };
 }
+
+/** Where the group descriptor table starts and how much of it to check. */
+export function groupDescriptorSpan(sb: Uint8Array): { offset: number; bytes: number } | null {
+  const g = geometry(sb);
+  if (!g) return null;
+  return { offset: (g.firstDataBlock + 1) * g.blockSize, bytes: Math.min(g.groups, MAX_CHECKED_GROUPS) * g.descSize };
+}
+
+const MAX_CHECKED_GROUPS = 65536;
+const INCOMPAT_64BIT_FLAG = 0x80;
+
+interface Geometry {
+  blockSize: number;
+  firstDataBlock: number;
+  blocks: number;
+  groups: number;
+  descSize: number;
+}
+
+function geometry(sb: Uint8Array): Geometry | null {
+  const v = new DataView(sb.buffer, sb.byteOffset, sb.byteLength);
+  if (v.getUint16(0x38, true) !== EXT_MAGIC) return null;
+  const blockSize = 1024 << v.getUint32(0x18, true);
+  const is64 = (v.getUint32(0x60, true) & INCOMPAT_64BIT_FLAG) !== 0;
+  const blocks = v.getUint32(0x04, true) + (is64 ? v.getUint32(0x150, true) * 2 ** 32 : 0);
+  const firstDataBlock = v.getUint32(0x14, true);
+  const perGroup = v.getUint32(0x20, true);
+  if (perGroup === 0 || blocks <= firstDataBlock) return null;
+  const descSize = is64 ? Math.max(32, v.getUint16(0xfe, true)) : 32;
+  return { blockSize, firstDataBlock, blocks, groups: Math.ceil((blocks - firstDataBlock) / perGroup), descSize };
+}
+
+/** Linux's ext4_check_descriptors, in its flex_bg form: every group's block bitmap, inode
+ * bitmap and inode table must lie inside the filesystem. Returns Linux's complaint, or null. */
+export function checkGroupDescriptors(sb: Uint8Array, gdt: Uint8Array): string | null {
+  const g = geometry(sb);
+  if (!g) return 'not an ext filesystem';
+  const v = new DataView(gdt.buffer, gdt.byteOffset, gdt.byteLength);
+  const n = Math.min(g.groups, Math.floor(gdt.byteLength / g.descSize));
+  const fields: [string, number, number][] = [['Block bitmap', 0x0, 0x20], ['Inode bitmap', 0x4, 0x24], ['Inode table', 0x8, 0x28]];
+  for (let i = 0; i < n; i++) {
+    const at = i * g.descSize;
+    for (const [what, lo, hi] of fields) {
+      const block = v.getUint32(at + lo, true) + (g.descSize >= 64 ? v.getUint32(at + hi, true) * 2 ** 32 : 0);
+      if (block < g.firstDataBlock || block >= g.blocks) return `ext4_check_descriptors: ${what} for group ${i} not in group (block ${block})!`;
+    }
+  }
+  return null;
+}

@@ -3,7 +3,7 @@
 // rootwait), check what filesystem it holds, mount it, and start the image's init on it in a
 // pid namespace of its own. Every failure ends in Linux's own words and a panic, which the
 // toolstack handles with on_crash.
-import { findRootDevice, partitionListing, readExtSuperblock, type RootDevice } from './root-device.js';
+import { checkExtDescriptors, findRootDevice, partitionListing, readExtSuperblock, type RootDevice } from './root-device.js';
 import { mountRoot, supportedRootFsTypes, type MountedRoot } from './root-mount.js';
 import { startOwnInit, type InitOutcome, type OwnInit } from './own-init.js';
 import type { RootParams } from './root-params.js';
@@ -67,6 +67,12 @@ export async function bootOwnRoot(
   const fstype = await chooseFsType(device, p, log);
   let mounted: MountedRoot;
   try {
+    // fuse2fs mounts some filesystems Linux refuses (garbage group descriptors): check first.
+    const bad = await checkExtDescriptors(device.path);
+    if (bad) {
+      log(`EXT4-fs (${device.name}): ${bad}`);
+      throw new Error('group descriptors corrupted!');
+    }
     mounted = await mountRoot(device, fstype, ROOT_MOUNT_DIR, { flags: p.flags, readonlyDevice: device.readonly, log });
   } catch (e) {
     log(`EXT4-fs (${device.name}): ${(e as Error).message}`);

@@ -8,7 +8,7 @@
 // from it would wait for itself forever.
 import { open, readdir, stat } from 'node:fs/promises';
 import { blockDevices, type BlockDevice } from '../block/block-devices.js';
-import { EXT_SUPERBLOCK_OFFSET, parseExtSuperblock, type ExtSuperblock } from './ext-superblock.js';
+import { checkGroupDescriptors, EXT_SUPERBLOCK_OFFSET, groupDescriptorSpan, parseExtSuperblock, type ExtSuperblock } from './ext-superblock.js';
 
 export interface RootDevice {
   /** Linux's name: "xvda1". */
@@ -62,6 +62,25 @@ export async function readExtSuperblock(path: string): Promise<ExtSuperblock | n
     return bytesRead === 1024 ? parseExtSuperblock(buf) : null;
   } catch {
     return null;
+  } finally {
+    await fh.close().catch(() => {});
+  }
+}
+
+/** Linux's complaint about an ext filesystem's group descriptors, or null when they are sane. */
+export async function checkExtDescriptors(path: string): Promise<string | null> {
+  const fh = await open(path, 'r').catch(() => null);
+  if (!fh) return 'cannot open the device';
+  try {
+    const sb = new Uint8Array(1024);
+    await fh.read(sb, 0, 1024, EXT_SUPERBLOCK_OFFSET);
+    const span = groupDescriptorSpan(sb);
+    if (!span) return 'not an ext filesystem';
+    const gdt = new Uint8Array(span.bytes);
+    const { bytesRead } = await fh.read(gdt, 0, span.bytes, span.offset);
+    return checkGroupDescriptors(sb, gdt.subarray(0, bytesRead));
+  } catch (e) {
+    return (e as Error).message;
   } finally {
     await fh.close().catch(() => {});
   }
