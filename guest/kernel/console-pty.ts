@@ -1,20 +1,31 @@
 // init's controlling terminal is a pty; the kernel holds its master and carries bytes between
 // it and the console device (hvc0 for a PV guest, the 8250 UART for an HVM guest). Shared by
 // both kernels.
+//
+// A read of the master fails with EIO while no one has the slave open: between two gettys,
+// and while agetty or systemd hang the line up (vhangup) and open it again. That is not the
+// end of the console, so the kernel stops watching (the master would poll as readable all the
+// time) and looks again a little later, as a serial line waits for carrier.
 import { native } from '../../native/index.js';
+
+const RETRY_MS = [10, 20, 50, 100, 200];
 
 /** Send what userland writes to `output`; returns the function that types bytes into the pty. */
 export function connectConsolePty(master: number, output: (bytes: Uint8Array) => void): (input: Uint8Array) => void {
   const buf = new Uint8Array(4096);
+  let retries = 0;
   const watcher = native().watchFd(master, () => {
     for (let i = 0; i < 16; i++) {
       let n: number | null;
       try {
         n = native().read(master, buf, 0, buf.length);
       } catch {
-        watcher.stop(); // EIO: the last process holding the slave is gone
+        watcher.stop();
+        const t = setTimeout(() => watcher.start(native().READABLE), RETRY_MS[Math.min(retries++, RETRY_MS.length - 1)]!);
+        t.unref();
         return;
       }
+      retries = 0;
       if (n === null || n === 0) break;
       output(buf.slice(0, n));
     }
@@ -24,7 +35,7 @@ export function connectConsolePty(master: number, output: (bytes: Uint8Array) =>
     try {
       native().write(master, bytes, 0, bytes.length);
     } catch {
-      /* userland gone */
+      /* no one on the line right now */
     }
   };
 }
