@@ -31,7 +31,7 @@ import {
   XEN_IO_PROTO_ABI_X86_64,
 } from '../../../../drivers/wire/blkif.js';
 import type { FrontRing } from '../../../../drivers/ring/shared-ring.js';
-import { devidToVdev } from '../../../../dom0/toolstack/config/vdev-number.js';
+import { devidToVdev } from '../../../../common/vdev-number.js';
 import type { FrontendDriver, FrontendFactory, KernelServices } from '../../xenbus-frontends.js';
 import { parseCmdline } from '../../cmdline.js';
 import { FuseFile } from '../../fuse/fuse-file.js';
