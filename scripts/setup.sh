@@ -16,7 +16,8 @@ fi
 # host service), iperf3, curl, ethtool, iputils-ping.
 # HVM on KVM: cpio (scripts/build-hvm-guest.sh packs the initramfs), xz-utils (the engine
 # unpacks a bzImage's xz payload on the host).
-PKGS="xenstore-utils iproute2 util-linux tmux e2fsprogs procps dnsmasq-base iperf3 curl ethtool iputils-ping fuse3 fuse2fs fio genisoimage cpio xz-utils"
+# Partition tables: fdisk (sfdisk, to cross-check the partition-table codec in tests).
+PKGS="xenstore-utils iproute2 util-linux tmux e2fsprogs procps dnsmasq-base iperf3 curl ethtool iputils-ping fuse3 fuse2fs fio genisoimage cpio xz-utils fdisk"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -10,6 +10,8 @@ const KERNEL_PARAMS = new Set([
   'earlyprintk', 'xencons', 'ip', 'panic', 'nomodeset', 'selinux', 'apparmor', 'init',
   // PV drivers on HVM (guest/hvm/pvhvm.ts): xenode's switch and Linux's unplug knob.
   'xen_pvhvm', 'xen_emul_unplug', 'xen_platform_pci',
+  // Partition tables: use a GPT without a protective MBR, or its backup (common/disk/partition-table.ts).
+  'gpt',
 ]);
 
 export interface InitSpec {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../dom0/toolstack/config/config-error.js';
 import { diskDryRunJson, parseDiskSpec, type LibxlDeviceDisk } from '../../dom0/toolstack/config/disk-spec.js';
-import { devidToVdev, parseVdev, vdevToDevid } from '../../dom0/toolstack/config/vdev-number.js';
+import { devidToVdev, parseVdev, vdevToDevid } from '../../common/vdev-number.js';
 
 /** Fields xlu_disk_parse() leaves at their init values unless a spec sets them. */
 const BASE: LibxlDeviceDisk = {

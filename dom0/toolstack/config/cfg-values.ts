@@ -5,7 +5,7 @@
 // those cases, leaving a silent default; we make them errors naming file, line and key.
 
 import { ConfigError } from './config-error.js';
-import { parseXlLong } from './c-strtol.js';
+import { parseXlLong } from '../../../common/c-strtol.js';
 import type { RawSetting, RawString, XlCfg } from './xl-cfg-parser.js';
 
 export class CfgReader {

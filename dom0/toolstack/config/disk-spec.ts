@@ -15,7 +15,7 @@
 
 import { COMMAND_LINE, ConfigError, type SourcePos } from './config-error.js';
 import { defbool, LibxlMap, libxlJsonText } from './libxl-json.js';
-import { parseVdev } from './vdev-number.js';
+import { parseVdev } from '../../../common/vdev-number.js';
 
 /** libxl_disk_format names as libxl prints them. */
 export type DiskFormat = 'unknown' | 'qcow' | 'qcow2' | 'vhd' | 'raw' | 'empty' | 'qed';

@@ -10,7 +10,7 @@ export {
   parseDiskSpec, validateDiskVdev, diskToLibxlJson, diskDryRunJson,
   type LibxlDeviceDisk, type DiskBackend, type DiskFormat, type DiskSpecification,
 } from './disk-spec.js';
-export { parseVdev, vdevToDevid, devidToVdev, type VdevInfo, type VdevKind } from './vdev-number.js';
+export { parseVdev, vdevToDevid, devidToVdev, type VdevInfo, type VdevKind } from '../../../common/vdev-number.js';
 export {
   parseVifSpec, parseVifArgs, parseMac, resolveNicDefaults, generateXenMac, nicToLibxlJson, vifDryRunJson,
   DEFAULT_BRIDGE, DEFAULT_MTU, DEFAULT_NIC_MODEL, DEFAULT_VIF_SCRIPT, MAX_IFNAME_LEN, XEN_OUI,

@@ -8,7 +8,7 @@
 // So `10Mb/s@20ms` = 1,250,000 B/s -> 25000 bytes every 20000 us, and `1MB/s@20ms` -> 20000 bytes
 // (the example in xl-network-configuration.5).
 
-import { cStrto } from './c-strtol.js';
+import { cStrto } from '../../../common/c-strtol.js';
 
 export interface VifRate {
   rate_bytes_per_interval: number;

@@ -18,7 +18,7 @@ import { isIP } from 'node:net';
 import { COMMAND_LINE, ConfigError, type SourcePos } from './config-error.js';
 import { defbool, LibxlMap, libxlJsonText } from './libxl-json.js';
 import { parseVifRate, VifRateError } from './vif-rate.js';
-import { parseXlUlong } from './c-strtol.js';
+import { parseXlUlong } from '../../../common/c-strtol.js';
 
 export type NicType = 'vif' | 'vif_ioemu';
 export type GuestType = 'pv' | 'pvh' | 'hvm';

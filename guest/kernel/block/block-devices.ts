@@ -47,3 +47,12 @@ export function onBlockDevicesChanged(fn: () => void): () => void {
   listeners.add(fn);
   return () => listeners.delete(fn);
 }
+
+/** The lowest minor of major 259 (BLOCK_EXT_MAJOR) no registered device has: Linux's
+ * blk_alloc_ext_minor(), for partitions numbered past their disk's own minors. */
+export function freeExtMinor(extMajor: number): number {
+  const used = new Set([...devices.values()].filter((d) => d.major === extMajor).map((d) => d.minor));
+  let m = 0;
+  while (used.has(m)) m++;
+  return m;
+}

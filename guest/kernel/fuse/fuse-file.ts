@@ -149,6 +149,8 @@ export class FuseFile {
   private mounted = false;
   private closed = false;
   private paused = false;
+  /** Inside fillRx(): the window is being built and must not be given back. */
+  private filling = false;
   private readonly birth = Math.floor(Date.now() / 1000);
   /** Requests answered (for counters). */
   requests = 0;
@@ -223,7 +225,25 @@ export class FuseFile {
     }
   }
 
+  /** Give the receive window back to the owner (several files share one disk's pages, and
+   * an idle one need not hold 1 MiB); it is taken again at the next request. Safe whenever
+   * no readv is under way, which is always outside drain()'s own call. */
+  dropReceivePages(): void {
+    if (!this.rx.length || this.filling) return;
+    for (const p of this.rx.splice(0)) this.ops.releaseRx(p);
+    this.iovDirty = true;
+  }
+
   private fillRx(): boolean {
+    this.filling = true;
+    try {
+      return this.fillRxNow();
+    } finally {
+      this.filling = false;
+    }
+  }
+
+  private fillRxNow(): boolean {
     const want = RX_PAGES - this.rx.length;
     const many = want > 1 ? this.ops.allocRxMany?.(want) : null;
     if (many) {

@@ -14,7 +14,7 @@ import { BLKIF_SLOT_SIZE, blkifResponse, type BlkifResponse } from '../../../dri
 import { addDevice, removeDevice } from '../../../dom0/toolstack/devices/device-store.js';
 import { diskDeviceEntries } from '../../../dom0/toolstack/devices/vbd.js';
 import { parseDiskSpec } from '../../../dom0/toolstack/config/disk-spec.js';
-import { vdevToDevid } from '../../../dom0/toolstack/config/vdev-number.js';
+import { vdevToDevid } from '../../../common/vdev-number.js';
 import { makeBlkback, type BlkbackOptions } from '../../../dom0/backends/blkback/xenbus.js';
 import type { BackendDriver, Dom0Services } from '../../../dom0/backends/backend-bus.js';
 

@@ -9,7 +9,7 @@
 // As libxl, xl reads xenstore itself for what it lists and waits on: the toolstack only adds
 // and removes the devices. A dry run contacts nothing: it parses and prints.
 import { diskDryRunJson, parseDiskSpec, validateDiskVdev } from '../../config/disk-spec.js';
-import { parseVdev } from '../../config/vdev-number.js';
+import { parseVdev } from '../../../../common/vdev-number.js';
 import { diskDeviceEntries } from '../../devices/vbd.js';
 import { awaitHotplug, domidOf, forEachDomain, num, readOr, wrap, XlExit } from './common.js';
 import { extraCommands, type XlCommandContext } from './registry.js';

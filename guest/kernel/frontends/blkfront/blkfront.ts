@@ -31,10 +31,10 @@ import {
   XEN_IO_PROTO_ABI_X86_64,
 } from '../../../../drivers/wire/blkif.js';
 import type { FrontRing } from '../../../../drivers/ring/shared-ring.js';
-import { devidToVdev } from '../../../../dom0/toolstack/config/vdev-number.js';
+import { devidToVdev } from '../../../../common/vdev-number.js';
 import type { FrontendDriver, FrontendFactory, KernelServices } from '../../xenbus-frontends.js';
 import { parseCmdline } from '../../cmdline.js';
-import { FuseFile } from '../../fuse/fuse-file.js';
+import { DiskFiles } from '../../block/disk-files.js';
 import { PagePool } from './page-pool.js';
 import { BlkfrontRing, initBlkifRing } from './ring-io.js';
 import { BlkDisk } from './fuse-disk.js';
@@ -48,6 +48,8 @@ export interface BlkfrontParams {
   persistent: boolean;
   busyPollUs: number;
   eager: boolean;
+  /** Linux's `gpt`: use a GPT without a protective MBR, or its backup when the primary is bad. */
+  forceGpt: boolean;
 }
 
 const DEFAULT_BUSY_POLL_US = 150;
@@ -66,7 +68,17 @@ export function blkfrontParams(cmdline: string | undefined): BlkfrontParams {
     persistent: pers === undefined ? true : pers !== '0' && pers !== 'n' && pers !== 'N',
     busyPollUs: busyPollUs(p['xen_blkfront.busy_poll']),
     eager: p['xen_blkfront.eager'] !== '0',
+    forceGpt: p.gpt !== undefined,
   };
+}
+
+/** A partition-table read the backend does not answer in this time counts as an I/O error. */
+const SCAN_READ_TIMEOUT_MS = 10_000;
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 type Phase = 'idle' | 'initialised' | 'connected' | 'closed';
@@ -81,7 +93,8 @@ class Blkfront implements FrontendDriver {
   private ring: BlkfrontRing | null = null;
   private pool: PagePool | null = null;
   private disk: BlkDisk | null = null;
-  private fuse: FuseFile | null = null;
+  /** /dev/<vdev> and its partitions. */
+  private files: DiskFiles | null = null;
   private removed = false;
   readonly vdev: string;
   private readonly params: BlkfrontParams;
@@ -190,21 +203,33 @@ class Blkfront implements FrontendDriver {
     });
     const readonly = (info & VDISK_READONLY) !== 0;
     const cdrom = (info & VDISK_CDROM) !== 0 || (await d.readKey(FK.deviceType, d.path)) === 'cdrom';
-    this.disk = new BlkDisk(this.ring, this.pool, { sectors, readonly: readonly || cdrom, cdrom, flush }, (m) => this.log(m));
-    const fuse = new FuseFile(`/dev/${this.vdev}`, this.disk, { name: this.vdev, subtype: 'blkfront', log: (m) => this.log(m) });
-    fuse.mount();
-    this.fuse = fuse;
-    this.disk.pollRequests = () => fuse.pollRequests();
-    this.disk.eager = this.params.eager;
-    if (this.params.busyPollUs > 0) this.ring.busy = { poller: new BusyPoller(this.params.busyPollUs), fuseFd: () => fuse.deviceFd };
-    this.resumeOnFree();
+    const disk = new BlkDisk(this.ring, this.pool, { sectors, readonly: readonly || cdrom, cdrom, flush }, (m) => this.log(m));
+    this.disk = disk;
+    disk.eager = this.params.eager;
     this.phase = 'connected';
+    this.resumeOnFree();
     this.log(
       `flush diskcache: ${flush === 'flush' ? 'enabled' : flush === 'barrier' ? 'barrier' : 'disabled'}; ` +
         `persistent grants: ${persistent ? 'enabled' : 'disabled'}; ` +
         `indirect descriptors: ${maxSegments > BLKIF_MAX_SEGMENTS_PER_REQUEST ? `enabled (${maxSegments} segments)` : 'disabled'};`,
     );
     this.log(`${sectors} sectors (${Math.round((sectors * 512) / 1048576)} MiB, sector size ${sectorSize})${readonly || cdrom ? ', read-only' : ''}${cdrom ? ', cdrom' : ''} at /dev/${this.vdev}`);
+    // /dev/<vdev>, then the partitions of its table (read through the ring), before we say
+    // Connected: at boot, init and root= find them all.
+    const files = await DiskFiles.expose({
+      name: this.vdev,
+      ops: disk,
+      sectors,
+      readonly: readonly || cdrom,
+      subtype: 'blkfront',
+      read: cdrom ? undefined : (lba, n) => withTimeout(disk.readSectors(lba, n), SCAN_READ_TIMEOUT_MS, `reading sector ${lba}`),
+      forceGpt: this.params.forceGpt,
+      printk: (m) => this.k.printk(m),
+    });
+    this.files = files;
+    disk.pollRequests = () => files.pollRequests();
+    disk.reclaim = () => files.reclaim();
+    if (this.params.busyPollUs > 0) this.ring.busy = { poller: new BusyPoller(this.params.busyPollUs), fuseFd: () => files.activeFd };
     await this.setState(XenbusState.Connected);
     this.settled();
   }
@@ -214,7 +239,7 @@ class Blkfront implements FrontendDriver {
     const pool = this.pool;
     if (!pool || this.removed) return;
     pool.onFree(() => {
-      this.fuse?.resume();
+      this.files?.resume();
       if (this.pool === pool) this.resumeOnFree();
     });
   }
@@ -222,8 +247,8 @@ class Blkfront implements FrontendDriver {
   /** Drop the disk and everything shared with the backend. Synchronous: safe to call twice. */
   private teardown(): void {
     this.settled();
-    this.fuse?.close();
-    this.fuse = null;
+    this.files?.close();
+    this.files = null;
     this.disk?.detach();
     this.disk = null;
     this.ring?.shutdown();

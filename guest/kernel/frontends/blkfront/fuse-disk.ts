@@ -87,6 +87,8 @@ export class BlkDisk implements FuseFileOps {
   private gone = false;
   /** Reads the requests waiting on /dev/fuse now (set once the FUSE file is mounted). */
   pollRequests: (() => void) | null = null;
+  /** Out of pages: asks the disk's idle FUSE files to give back their receive windows. */
+  reclaim: (() => void) | null = null;
   /** Send requests to the backend before copying the answers of others (off: as they come). */
   eager = true;
   readonly counters: DiskCounters = { reads: 0, writes: 0, readBytes: 0, writeBytes: 0, flushes: 0, rmw: 0, ioErrors: 0 };
@@ -139,7 +141,11 @@ export class BlkDisk implements FuseFileOps {
     for (;;) {
       // In ascending frame order (allocMany sorts them): neighbouring frames make one span
       // here and one segment at the host's disk (page-pool.ts says why that matters).
-      const got = this.pool.allocMany(n);
+      let got = this.pool.allocMany(n);
+      if (!got && this.reclaim) {
+        this.reclaim();
+        got = this.pool.allocMany(n);
+      }
       if (got) return got;
       await new Promise<void>((r) => this.pool.onFree(r));
     }
@@ -163,6 +169,28 @@ export class BlkDisk implements FuseFileOps {
     }
     if (!ok) this.counters.ioErrors++;
     return ok;
+  }
+
+  /** The kernel's own read of `count` sectors from `sector` (the partition table), through
+   * the ring like any other, a copy out of the I/O pages. Rejects on an I/O error. */
+  async readSectors(sector: number, count: number): Promise<Uint8Array> {
+    if (sector < 0 || count < 0 || sector + count > this.info.sectors) throw new RangeError(`sectors ${sector}+${count} are past the end of the disk`);
+    const out = new Uint8Array(count * SECTOR);
+    const chunk = FUSE_MAX_IO / SECTOR;
+    for (let done = 0; done < count; done += chunk) {
+      const n = Math.min(chunk, count - done);
+      const pages = await this.pages(Math.ceil(n / SECTORS_PER_PAGE));
+      try {
+        if (this.gone || !(await this.transfer(BLKIF_OP_READ, sector + done, n, pages))) throw new Error(`I/O error reading sector ${sector + done}`);
+        for (let i = 0; i < pages.length; i++) {
+          const take = Math.min(PAGE, (n - i * SECTORS_PER_PAGE) * SECTOR);
+          out.set(pages[i]!.view.subarray(0, take), done * SECTOR + i * PAGE);
+        }
+      } finally {
+        for (const p of pages) this.pool.release(p);
+      }
+    }
+    return out;
   }
 
   read(offset: number, size: number, reply: FuseReply): void {
