@@ -18,6 +18,8 @@ fi
 # unpacks a bzImage's xz payload on the host).
 # Partition tables: fdisk (sfdisk, to cross-check the partition-table codec in tests).
 PKGS="xenstore-utils iproute2 util-linux tmux e2fsprogs procps dnsmasq-base iperf3 curl ethtool iputils-ping fuse3 fuse2fs fio genisoimage cpio xz-utils fdisk"
+# Guests booting their own OS: fuseiso mounts an HVM guest's ISO 9660 CD as its root (a live CD).
+PKGS="$PKGS fuseiso"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

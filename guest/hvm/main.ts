@@ -26,6 +26,8 @@ import { ipAutoconfig } from '../kernel/net/ipconfig.js';
 import { printk, setConsoleSink } from '../kernel/printk.js';
 import { killAllProcesses, initExitVerdict, startInit, type Userland } from '../kernel/userland.js';
 import { connectConsolePty } from '../kernel/console-pty.js';
+import { bootOwnRoot, RootMountError, stopOwnRoot, type OwnRoot } from '../kernel/boot/own-root.js';
+import { hvmRoot } from './boot-root.js';
 import { FuseFile } from '../kernel/fuse/fuse-file.js';
 import { VcpuRuntime } from './cpu/runtime.js';
 import { PhysicalMemory } from './cpu/ram.js';
@@ -166,11 +168,13 @@ async function boot(): Promise<void> {
 
   // ---- shutdown
   let userland: Userland | null = null;
+  let ownRoot: OwnRoot | null = null;
   let stopping = false;
   const shutdown = async (reason: ShutdownReason, why: string) => {
     if (stopping) return;
     stopping = true;
     printk(why);
+    if (ownRoot) await stopOwnRoot(ownRoot, printk);
     await killAllProcesses(1500);
     await pv?.frontends.removeAll().catch(() => {});
     for (const f of fuses) f.close();
@@ -189,24 +193,46 @@ async function boot(): Promise<void> {
     else if (reason === 'crash') await rt.shutdown('crash');
     else await rt.powerOff();
   };
-  process.on('SIGUSR2', () => void shutdown('poweroff', 'init: poweroff requested'));
-  process.on('SIGTERM', () => void shutdown('reboot', 'init: reboot requested'));
-  process.on('SIGINT', () => void shutdown('reboot', 'init: ctrl-alt-del'));
+  // A guest running its own init is asked as Linux asks it (kernel/boot/own-init.ts).
+  const request = (req: ShutdownReason, why: string) => {
+    if (ownRoot && req === 'poweroff') return ownRoot.init.poweroff(printk);
+    if (ownRoot && req === 'reboot') return ownRoot.init.ctrlAltDel();
+    void shutdown(req, why);
+  };
+  process.on('SIGUSR2', () => request('poweroff', 'init: poweroff requested'));
+  process.on('SIGTERM', () => request('reboot', 'init: reboot requested'));
+  process.on('SIGINT', () => request('reboot', 'init: ctrl-alt-del'));
   if (pv) {
-    await watchShutdownRequests(
-      pv,
-      (req) => void shutdown(req, `xenbus: shutdown requested: ${req === 'crash' ? 'crash' : req}`),
-      printk,
-    );
+    await watchShutdownRequests(pv, (req) => request(req, `xenbus: shutdown requested: ${req === 'crash' ? 'crash' : req}`), printk);
   }
 
-  // ---- init on ttyS0
-  userland = startInit(spec, (code, signal) => {
-    if (stopping) return;
-    const verdict = initExitVerdict(code, signal);
-    void shutdown(verdict.reason, verdict.message);
-  });
-  const master = userland.pty.master;
+  // ---- init on ttyS0: the OS on the boot device, or the built-in kernel's userland
+  const root = await hvmRoot(cmdline, fw.boot, printk);
+  let master: number;
+  if (root) {
+    try {
+      ownRoot = await bootOwnRoot(root, { path: spec.init, argv: spec.argv, env: spec.env }, {
+        log: printk,
+        memoryBytes: ram.sizeBytes,
+        procBinds: [],
+        onInitExit: (o) => {
+          if (!stopping) void shutdown(o.reason, o.reason === 'crash' ? o.message : `init: ${o.reason === 'reboot' ? 'restart' : 'power off'} requested by the guest`);
+        },
+      });
+    } catch (e) {
+      if (!(e instanceof RootMountError)) throw e;
+      await shutdown('crash', `Kernel panic - not syncing: ${e.message}`);
+      return;
+    }
+    master = ownRoot.init.pty.master;
+  } else {
+    userland = startInit(spec, (code, signal) => {
+      if (stopping) return;
+      const verdict = initExitVerdict(code, signal);
+      void shutdown(verdict.reason, verdict.message);
+    });
+    master = userland.pty.master;
+  }
   try {
     native().setWinsize(master, 24, 80);
   } catch {

@@ -22,7 +22,7 @@ import { printk, setConsoleSink } from './printk.js';
 import { killAllProcesses, initExitVerdict, startInit, type Userland } from './userland.js';
 import { connectConsolePty } from './console-pty.js';
 import { rootParams } from './boot/root-params.js';
-import { bootOwnRoot, RootMountError, type OwnRoot } from './boot/own-root.js';
+import { bootOwnRoot, RootMountError, stopOwnRoot, type OwnRoot } from './boot/own-root.js';
 import type { PtyPair } from '../../native/index.js';
 
 const PAGE = 4096;
@@ -102,7 +102,7 @@ async function boot(): Promise<void> {
     // A panic is also the hypervisor's business: it goes to its log (xl dmesg), as Linux's
     // panic reaches Xen's console through HYPERVISOR_console_io.
     if (reason === 'crash') await hc.invoke('console.write', { text: why }).catch(() => {});
-    if (ownRoot) await stopOwnRoot(ownRoot);
+    if (ownRoot) await stopOwnRoot(ownRoot, printk);
     await killAllProcesses(1500);
     await frontends.removeAll();
     printk(reason === 'reboot' ? 'reboot: Restarting system' : reason === 'crash' ? 'Kernel panic - not syncing: Fatal exception' : 'reboot: Power down');
@@ -111,20 +111,6 @@ async function boot(): Promise<void> {
     await hc.invoke('sched.shutdown', { reason }).catch(() => {});
     process.exit(0);
   };
-  // The guest's own root: its init (and everything in its pid namespace) is gone first, then
-  // the root filesystem is unmounted so fuse2fs writes back, before anything else is killed.
-  const stopOwnRoot = async (r: OwnRoot) => {
-    const pid = r.init.pid();
-    if (pid !== null) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
-    if (!(await r.mounted.unmount(10_000))) printk(`EXT4-fs (${r.device.name}): not written back within 10 s; killed`);
-  };
-
   // dom0 asks through xenstore (xl shutdown / reboot); we acknowledge by clearing the node.
   // A guest with its own init is asked the way Linux's Xen PV kernel asks it
   // (boot/own-init.ts); the minimal userland is simply stopped.

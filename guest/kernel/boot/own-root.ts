@@ -3,7 +3,7 @@
 // rootwait), check what filesystem it holds, mount it, and start the image's init on it in a
 // pid namespace of its own. Every failure ends in Linux's own words and a panic, which the
 // toolstack handles with on_crash.
-import { checkExtDescriptors, findRootDevice, partitionListing, readExtSuperblock, type RootDevice } from './root-device.js';
+import { checkExtDescriptors, findRootDevice, isIso9660, partitionListing, readExtSuperblock, type RootDevice } from './root-device.js';
 import { mountRoot, supportedRootFsTypes, type MountedRoot } from './root-mount.js';
 import { startOwnInit, type InitOutcome, type OwnInit } from './own-init.js';
 import type { RootParams } from './root-params.js';
@@ -44,11 +44,13 @@ async function waitForDevice(p: RootParams, log: (m: string) => void): Promise<R
 /** Which filesystem to mount: rootfstype= if given, else what the superblock says. */
 async function chooseFsType(d: RootDevice, p: RootParams, log: (m: string) => void): Promise<string> {
   const sb = await readExtSuperblock(d.path);
+  const iso = !sb && (await isIso9660(d.path));
   const tried = p.fstypes.length ? p.fstypes : supportedRootFsTypes();
   for (const t of tried) {
     if (!supportedRootFsTypes().includes(t)) continue;
     // An ext superblock mounts as any of ext2/3/4 the way Linux's ext4 driver serves all three.
-    if (sb) return p.fstypes.length ? t : sb.type;
+    if (sb && t.startsWith('ext')) return p.fstypes.length ? t : sb.type;
+    if (iso && t === 'iso9660') return t;
   }
   if (p.fstypes.length && !sb) for (const t of p.fstypes) if (t.startsWith('ext')) log(`EXT4-fs (${d.name}): VFS: Can't find ${t} filesystem`);
   log('List of all partitions:');
@@ -68,14 +70,14 @@ export async function bootOwnRoot(
   let mounted: MountedRoot;
   try {
     // fuse2fs mounts some filesystems Linux refuses (garbage group descriptors): check first.
-    const bad = await checkExtDescriptors(device.path);
+    const bad = fstype.startsWith('ext') ? await checkExtDescriptors(device.path) : null;
     if (bad) {
       log(`EXT4-fs (${device.name}): ${bad}`);
       throw new Error('group descriptors corrupted!');
     }
     mounted = await mountRoot(device, fstype, ROOT_MOUNT_DIR, { flags: p.flags, readonlyDevice: device.readonly, log });
   } catch (e) {
-    log(`EXT4-fs (${device.name}): ${(e as Error).message}`);
+    log(`${fstype.startsWith('ext') ? 'EXT4-fs' : fstype} (${device.name}): ${(e as Error).message}`);
     log(`No filesystem could mount root, tried:  ${fstype}`);
     throw new RootMountError(`VFS: Unable to mount root fs on unknown-block(${devNumber(device)})`);
   }
@@ -97,4 +99,19 @@ export async function bootOwnRoot(
     ctx.onInitExit,
   );
   return { device, mounted, init: own };
+}
+
+/** Stop a guest booted from its own root: its init (and with it everything in its pid
+ * namespace) first, then unmount the root filesystem so fuse2fs writes back, before the kernel
+ * kills whatever is left. */
+export async function stopOwnRoot(r: OwnRoot, log: (m: string) => void): Promise<void> {
+  const pid = r.init.pid();
+  if (pid !== null) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  if (!(await r.mounted.unmount(10_000))) log(`EXT4-fs (${r.device.name}): not written back within 10 s; killed`);
 }

@@ -67,6 +67,21 @@ export async function readExtSuperblock(path: string): Promise<ExtSuperblock | n
   }
 }
 
+/** An ISO 9660 primary volume descriptor at 32 KiB (sector 16 of 2 KiB): a CD's filesystem. */
+export async function isIso9660(path: string): Promise<boolean> {
+  const fh = await open(path, 'r').catch(() => null);
+  if (!fh) return false;
+  try {
+    const b = new Uint8Array(6);
+    const { bytesRead } = await fh.read(b, 0, 6, 16 * 2048);
+    return bytesRead === 6 && b[0] === 1 && Buffer.from(b.subarray(1, 6)).toString('latin1') === 'CD001';
+  } catch {
+    return false;
+  } finally {
+    await fh.close().catch(() => {});
+  }
+}
+
 /** Linux's complaint about an ext filesystem's group descriptors, or null when they are sane. */
 export async function checkExtDescriptors(path: string): Promise<string | null> {
   const fh = await open(path, 'r').catch(() => null);
@@ -113,7 +128,7 @@ export async function partitionListing(devDir = '/dev'): Promise<string[]> {
     const st = await stat(d.path).catch(() => null);
     const kb = st ? Math.floor(st.size / 1024) : 0;
     const num = ((d.major << 8) | (d.minor & 0xff)).toString(16).padStart(4, '0');
-    lines.push(`${num} ${String(kb).padStart(14)} ${d.name} ${DEVICE_NAME.exec(d.name)?.[2] ? '' : ' driver: vbd'}`.trimEnd());
+    lines.push(`${num} ${String(kb).padStart(14)} ${d.name} ${DEVICE_NAME.exec(d.name)?.[2] ? '' : ` driver: ${d.name.startsWith('xvd') ? 'vbd' : d.name.startsWith('hd') ? 'ide-disk' : 'sd'}`}`.trimEnd());
   }
   return lines;
 }

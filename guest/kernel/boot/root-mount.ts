@@ -14,11 +14,31 @@ import type { RootDevice } from './root-device.js';
 
 const MNT_DETACH = 2;
 
-/** Filesystems the kernel can mount as root, and the program that serves each. */
-const DRIVERS: Record<string, { program: string[]; readonlyOnly: boolean }> = {
-  ext4: { program: ['/usr/sbin/fuse2fs', '/sbin/fuse2fs', '/usr/bin/fuse2fs'], readonlyOnly: false },
-  ext3: { program: ['/usr/sbin/fuse2fs', '/sbin/fuse2fs', '/usr/bin/fuse2fs'], readonlyOnly: false },
-  ext2: { program: ['/usr/sbin/fuse2fs', '/sbin/fuse2fs', '/usr/bin/fuse2fs'], readonlyOnly: false },
+interface FsDriver {
+  program: string[];
+  readonlyOnly: boolean;
+  /** The driver's command line: device, mount point, FUSE options (foreground). */
+  args(dev: string, dir: string, opts: string[]): string[];
+}
+
+const FUSE2FS: FsDriver = {
+  program: ['/usr/sbin/fuse2fs', '/sbin/fuse2fs', '/usr/bin/fuse2fs'],
+  readonlyOnly: false,
+  args: (dev, dir, opts) => [dev, dir, '-f', '-o', opts.join(',')],
+};
+
+/** Filesystems the kernel can mount as root, and the program that serves each: ext2/3/4 with
+ * fuse2fs, ISO 9660 (a live CD; Rock Ridge gives it symlinks and modes) with fuseiso, whose
+ * -n keeps it from writing a mount table of its own. */
+const DRIVERS: Record<string, FsDriver> = {
+  ext4: FUSE2FS,
+  ext3: FUSE2FS,
+  ext2: FUSE2FS,
+  iso9660: {
+    program: ['/usr/bin/fuseiso'],
+    readonlyOnly: true,
+    args: (dev, dir, opts) => ['-n', dev, dir, '-f', '-o', opts.filter((o) => o !== 'ro').join(',')],
+  },
 };
 
 export function supportedRootFsTypes(): string[] {
@@ -62,12 +82,12 @@ export async function mountRoot(
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const passed = opts.flags.filter((f) => FUSE2FS_FLAGS.test(f));
   const ignored = opts.flags.filter((f) => !FUSE2FS_FLAGS.test(f) && f !== 'ro' && f !== 'rw');
-  if (ignored.length) opts.log(`EXT4-fs (${dev.name}): rootflags ${ignored.join(',')} have no effect here (fuse2fs); ignored`);
+  if (ignored.length) opts.log(`${fstype} (${dev.name}): rootflags ${ignored.join(',')} have no effect here (${driver === FUSE2FS ? 'fuse2fs' : 'fuseiso'}); ignored`);
   // allow_other: every user of the guest, not only its root, uses the root filesystem.
   const o = ['allow_other', ...passed];
   if (opts.readonlyDevice || driver.readonlyOnly) o.push('ro');
   const program = findProgram(driver.program);
-  const child: ChildProcess = spawn(program, [dev.path, dir, '-f', '-o', o.join(',')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(program, driver.args(dev.path, dir, o), { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (b: Buffer) => {
     output = (output + b.toString('utf8')).slice(-4096);

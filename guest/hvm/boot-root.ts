@@ -1,0 +1,48 @@
+// Which root filesystem an HVM guest boots, from what its BIOS chose (firmware/boot-order.ts)
+// or its command line. Linux on a PC learns its root from the bootloader's command line; a
+// xenode HVM guest has its kernel built into the firmware, so the firmware's choice stands in
+// for the bootloader on that device:
+//   root= given           that device (/dev/hda1, LABEL=..., or a PV disk after the unplug)
+//   booted a hard disk    its first Linux partition (MBR type 0x83, GPT's Linux filesystem)
+//   booted a CD           the disc itself, ISO 9660, read-only: a live CD
+//   nothing bootable      no root: the built-in kernel's own minimal userland, as before
+import { open } from 'node:fs/promises';
+import { GPT_TYPE, scanPartitions } from '../../common/disk/partition-table.js';
+import { rootParams, type RootParams } from '../kernel/boot/root-params.js';
+import type { BootChoice } from './firmware/boot-order.js';
+
+const MBR_LINUX = 0x83;
+
+async function firstLinuxPartition(disk: string): Promise<number | null> {
+  const fh = await open(`/dev/${disk}`, 'r').catch(() => null);
+  if (!fh) return null;
+  try {
+    const sectors = Math.floor((await fh.stat()).size / 512);
+    const scan = await scanPartitions({ name: disk, sectors }, async (lba, count) => {
+      const b = new Uint8Array(count * 512);
+      await fh.read(b, 0, b.length, lba * 512);
+      return b;
+    });
+    const p = scan.partitions.find((x) => x.type === MBR_LINUX || x.type === GPT_TYPE.linux);
+    return p?.number ?? null;
+  } finally {
+    await fh.close().catch(() => {});
+  }
+}
+
+export async function hvmRoot(cmdline: string, boot: BootChoice | null, log: (m: string) => void): Promise<RootParams | null> {
+  const given = rootParams(cmdline);
+  if (given) return given;
+  if (!boot) return null;
+  const base = rootParams(`${cmdline} root=/dev/${boot.device}`)!;
+  if (boot.letter === 'd') return { ...base, fstypes: ['iso9660'], readonly: true };
+  if (boot.letter === 'c') {
+    const n = await firstLinuxPartition(boot.device);
+    if (n === null) {
+      log(`${boot.device}: no Linux partition to boot; running the built-in kernel's userland`);
+      return null;
+    }
+    return { ...base, root: `/dev/${boot.device}${n}` };
+  }
+  return null;
+}
