@@ -10,10 +10,9 @@
 // everything started is torn down on success, error or signal. Record results in
 // docs/benchmarks.md ("## Platform").
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, constants, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { cpus, totalmem, release, hostname } from 'node:os';
 import { join } from 'node:path';
-import { native, type FdWatcher } from '../native/index.js';
 import { XsClient } from '../drivers/xenstore/client.js';
 import { BenchInstance, ROOT } from './lib/instance.js';
 import { summarise, median, nowMs, fmt, table, type Summary } from './lib/stats.js';
@@ -21,6 +20,7 @@ import { procMem, sumMem, domainPids, domainCgroupUsage, domainCpuNs, procCpuNs,
 import { futexPingPong, eventfdPingPong, type PingPong } from './lib/native-pingpong.js';
 import { xenstoreRates, cToolRate, type Rate, type XsRates } from './lib/xs-bench.js';
 import { killAll } from './lib/children.js';
+import { ConsoleTap } from './lib/console-tap.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const CFG = {
@@ -57,64 +57,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
-}
-
-/** Reads a guest's console pty (dom0 side) as it arrives; writes keystrokes to it. */
-class ConsoleTap {
-  private readonly fd: number;
-  private readonly watcher: FdWatcher;
-  private out = '';
-  private waiters: { re: RegExp; resolve: (t: number) => void }[] = [];
-  private readonly buf = new Uint8Array(16384);
-
-  constructor(tty: string) {
-    this.fd = openSync(tty, constants.O_RDWR | constants.O_NOCTTY | constants.O_NONBLOCK);
-    this.watcher = native().watchFd(this.fd, () => this.drain());
-    this.watcher.start(native().READABLE);
-    this.drain();
-  }
-
-  private drain(): void {
-    for (let i = 0; i < 64; i++) {
-      let n: number | null;
-      try {
-        n = native().read(this.fd, this.buf, 0, this.buf.length);
-      } catch {
-        this.watcher.stop();
-        return;
-      }
-      if (n === null || n === 0) break;
-      this.out = (this.out + Buffer.from(this.buf.subarray(0, n)).toString('latin1')).slice(-65536);
-    }
-    const t = nowMs();
-    this.waiters = this.waiters.filter((w) => {
-      if (!w.re.test(this.out)) return true;
-      w.resolve(t);
-      return false;
-    });
-  }
-
-  /** Resolves with the time the output first matched (or rejects after timeoutMs). */
-  waitFor(re: RegExp, timeoutMs: number): Promise<number> {
-    if (re.test(this.out)) return Promise.resolve(nowMs());
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w.re !== re);
-        reject(new Error(`console: no ${re} within ${timeoutMs} ms; got: ${JSON.stringify(this.out.slice(-400))}`));
-      }, timeoutMs);
-      this.waiters.push({ re, resolve: (t) => (clearTimeout(timer), resolve(t)) });
-    });
-  }
-
-  type(text: string): void {
-    const b = Buffer.from(text);
-    native().write(this.fd, b, 0, b.length);
-  }
-
-  close(): void {
-    this.watcher.close();
-    closeSync(this.fd);
-  }
 }
 
 interface CreateTiming {

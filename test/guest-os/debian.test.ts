@@ -35,11 +35,7 @@ describe.skipIf(shouldSkip() || netShouldSkip())('Debian guests booted from thei
   beforeAll(async () => {
     await xn.start();
     await lan.up();
-    for (const init of ['systemd', 'sysvinit'] as const) {
-      images[init] = join(xn.dir, `deb-${init}.img`);
-      buildImage(images[init], init);
-    }
-  }, BUILD_MS * 2);
+  });
   afterAll(async () => {
     for (const c of consoles) c.close();
     await xn.stop();
@@ -61,7 +57,9 @@ describe.skipIf(shouldSkip() || netShouldSkip())('Debian guests booted from thei
     await c.waitFor(/root@deb-\S+:~# $/m, 20_000);
   };
 
-  it('systemd boots to a login prompt, root logs in, the system is running in a container, DHCP gives eth0 a lease', async () => {
+  it('systemd boots to a login prompt, root logs in, the system is running in a container, DHCP gives eth0 a lease', { timeout: BUILD_MS + 180_000 }, async () => {
+    images.systemd = join(xn.dir, 'deb-systemd.img');
+    buildImage(images.systemd, 'systemd');
     const con = await create('dsys', images.systemd, '00:16:3e:de:b0:01');
     await con.waitFor(/Welcome to Debian GNU\/Linux/, 60_000);
     await login(con);
@@ -75,7 +73,7 @@ describe.skipIf(shouldSkip() || netShouldSkip())('Debian guests booted from thei
     expect(lan.ping(addr)).toBe(true);
   });
 
-  it('systemd: a file survives xl shutdown -w and a re-create; xl reboot and poweroff inside', async () => {
+  it('systemd: a file survives xl shutdown -w and a re-create; xl reboot and poweroff inside', { timeout: 240_000 }, async () => {
     const con = consoles[0]!;
     await con.run('echo kept-by-debian > /root/kept; sync');
     expect((await xn.xl('shutdown', '-w', 'dsys')).code).toBe(0);
@@ -97,7 +95,9 @@ describe.skipIf(shouldSkip() || netShouldSkip())('Debian guests booted from thei
     await waitGone(xn, 'dsys', 30_000);
   });
 
-  it('sysvinit boots to a login prompt, takes a lease with ifupdown, and stops on xl shutdown -w and reboots on xl reboot', async () => {
+  it('sysvinit boots to a login prompt, takes a lease with ifupdown, and stops on xl shutdown -w and reboots on xl reboot', { timeout: BUILD_MS + 180_000 }, async () => {
+    images.sysvinit = join(xn.dir, 'deb-sysvinit.img');
+    buildImage(images.sysvinit, 'sysvinit');
     const con = await create('dsysv', images.sysvinit, '00:16:3e:de:b0:02');
     await con.waitFor(/INIT: version/, 60_000);
     await login(con);
