@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Instance, shouldSkip } from '../helpers/instance.js';
+import { Instance, shouldSkip, XENODE } from '../helpers/instance.js';
 import { waitGone } from '../helpers/platform.js';
 import { XlConsole } from '../helpers/xl-console.js';
 import { busyboxAvailable, busyboxRoot } from '../helpers/busybox-root.js';
@@ -99,5 +99,41 @@ describe.skipIf(shouldSkip() || !busyboxAvailable())('a guest booted from its ow
       return r.code === 0 && Number(r.stdout.trim()) !== second;
     }, 15_000);
     await xn.xlOk('destroy', 'bb2');
+  });
+
+  it('finds root=LABEL= on a GPT partition of an image made by xenode mkimage, mounts it read-only with ro, and remount,rw works', async () => {
+    const gpt = join(xn.dir, 'gpt.img');
+    const r = spawnSync(process.execPath, [XENODE, 'mkimage', '--from', 'busybox', '--partition', 'gpt', '--label', 'bbroot', gpt, '64M'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    await xn.xlOk('create', xn.config('bbgpt', `name = "bbgpt"\nmemory = 128\ndisk = [ 'file:${gpt},xvda,w' ]\nextra = "root=LABEL=bbroot ro console=hvc0"\n`));
+    const con = attach('bbgpt');
+    await con.waitFor(/VFS: Mounted root \(ext4 filesystem\) readonly on device 202:1\./);
+    await con.waitFor(/login: $/m);
+    con.type('root');
+    await con.waitFor(/# $/m);
+    expect(await con.run('touch /ro-test 2>&1')).toMatch(/Read-only file system/);
+    await con.run('mount -o remount,rw /');
+    expect((await con.run('touch /rw-test && echo made')).trim()).toBe('made');
+    expect((await xn.xl('shutdown', '-w', 'bbgpt')).code).toBe(0);
+  });
+
+  it("boots the layout Xen's Debian tooling writes: root on a disk named xvda2, swap on xvda1, root=/dev/xvda2 ro", async () => {
+    // xen-create-image gives each image its own vdev named like a partition, no table inside.
+    const rootImg = join(xn.dir, 'xvda2.img');
+    const swapImg = join(xn.dir, 'swap.img');
+    const r = spawnSync(process.execPath, [XENODE, 'mkimage', '--from', 'busybox', rootImg, '32M'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(spawnSync('sh', ['-c', `truncate -s 16M ${swapImg} && mkswap ${swapImg}`]).status).toBe(0);
+    await xn.xlOk('create', xn.config('xtools', [
+      'name = "xtools"', 'memory = 128', "root = '/dev/xvda2 ro'",
+      `disk = [ 'file:${rootImg},xvda2,w', 'file:${swapImg},xvda1,w' ]`, '',
+    ].join('\n')));
+    const con = attach('xtools');
+    await con.waitFor(/login: $/m);
+    con.type('root');
+    await con.waitFor(/# $/m);
+    expect(await con.run('ls -l /dev/xvda1 /dev/xvda2')).toMatch(/16777216[\s\S]*xvda1[\s\S]*33554432[\s\S]*xvda2/);
+    expect(await con.run('grep " / " /proc/mounts')).toMatch(/^\/dev\/xvda2 \/ fuse\.ext4 ro/);
+    expect((await xn.xl('shutdown', '-w', 'xtools')).code).toBe(0);
   });
 });
