@@ -2,9 +2,10 @@
 // `xenode mkimage --partition` writes them) given to a PV guest show their partitions as
 // /dev/xvda1, /dev/xvda2 ..., each a window of the disk that reads and writes only its own
 // sectors of the image; hostile tables get Linux's messages on the guest's console and break
-// nothing else.
+// nothing else. The HVM guest's IDE disk shows the same partitions (/dev/hda1 ...), over the
+// emulated controller and, after the PV unplug, over blkfront.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Instance, shouldSkip } from '../helpers/instance.js';
 import { buildGpt, buildMbr, type SectorWrite } from '../../common/disk/partition-table.js';
@@ -165,4 +166,25 @@ describe.skipIf(shouldSkip())('partitions of PV disks', () => {
     expect(out).toMatch(/^0$/m);
     expect(await run('cat /dev/xvda1 | wc -c')).toMatch(new RegExp(`^${p1.sectors * S}$`, 'm'));
   });
+  it('an HVM guest shows the partitions of its IDE disk, over the emulated controller and over PV', async () => {
+    const hvmImg = join(xn.dir, 'hvm.img');
+    copyFileSync(mbrImg, hvmImg);
+    const hvmCfg = (name: string, extra: string) =>
+      xn.config(name, [`builder = 'hvm'`, `name = '${name}'`, `memory = 128`, `vcpus = 1`, `serial = 'pty'`, `boot = 'c'`, `disk = [ 'file:${hvmImg},hda,w' ]`, `extra = '${extra}'`, `on_crash = 'destroy'`, ''].join('\n'));
+    for (const [name, extra] of [['hvmide', ''], ['hvmpv', 'xen_pvhvm=1']] as const) {
+      const before = xn.consoleLog(name).length;
+      await xn.xlOk('create', hvmCfg(name, extra));
+      await xn.waitFor(`${name}'s init`, () => /Run .* as init process/.test(xn.consoleLog(name).slice(before)), 60_000);
+      const lines = xn.consoleLog(name).slice(before).split(/\r?\n/).map((l) => l.replace(/^\[\s*\d+\.\d+\] /, ''));
+      expect(lines).toContain(' hda: hda1 hda2');
+      const out = await xn.consoleRun(name, `stat -c "%n %s" /dev/hda*; grep -o "^hda[0-9]* /dev/hda[0-9]* fuse.[a-z_]*" /proc/mounts; mkdir -p /mnt/p && fuse2fs -o ro /dev/hda2 /mnt/p && cat /mnt/p/hello.txt; umount /mnt/p; while pidof fuse2fs >/dev/null; do sleep 0.1; done; printf ${name}-was-here | dd of=/dev/hda1 bs=512 seek=7 conv=notrunc,fsync 2>/dev/null; echo done`, 60_000);
+      expect(out).toContain(`/dev/hda ${DISK}\n/dev/hda1 ${p1.sectors * S}\n/dev/hda2 ${p2.sectors * S}`);
+      // The emulated controller's driver, or blkfront after the unplug.
+      expect(out).toContain(`hda1 /dev/hda1 fuse.${extra ? 'blkfront' : 'ata_piix'}`);
+      expect(out).toContain('inside partition two');
+      expect(out).toContain('done');
+      expect(readFileSync(hvmImg).subarray((p1.start + 7) * S, (p1.start + 7) * S + name.length + 9).toString()).toBe(`${name}-was-here`);
+      await xn.xlOk('destroy', name);
+    }
+  }, 180_000);
 });
