@@ -44,6 +44,7 @@ describe.skipIf(shouldSkip())('partitions of PV disks', () => {
   const g2 = { start: 18432, sectors: SECTORS - 2048 - 18432 };
   let mbrImg = '';
   let gptImg = '';
+  let manyImg = '';
 
   beforeAll(async () => {
     mbrImg = image('mbr.img', buildMbr({ diskSectors: SECTORS, primary: [{ ...p1, type: 0x83 }, { ...p2, type: 0x83 }] }));
@@ -80,9 +81,16 @@ describe.skipIf(shouldSkip())('partitions of PV disks', () => {
     badW.find((w) => w.lba === 1)!.data[60] ^= 0xff; // the disk GUID changes under the CRC
     const bad = image('badcrc.img', badW, 8 * MIB);
     const named = image('named.img', buildMbr({ diskSectors: small, primary: [{ start: 2048, sectors: 2048, type: 0x83 }] }), 8 * MIB);
+    // Ten logical partitions: eleven files on one disk, more receive windows than its pages.
+    const many = image('many.img', buildMbr({
+      diskSectors: 32 * MIB / S,
+      primary: [{ start: 2048, sectors: 60000, type: 0x05 }],
+      logical: Array.from({ length: 10 }, (_, k) => ({ start: 4096 + k * 5000, sectors: 4096, type: 0x83 })),
+    }), 32 * MIB);
+    manyImg = many;
 
     await xn.start();
-    await xn.xlOk('create', cfg('parts', [`file:${mbrImg},xvda,w`, `file:${gptImg},xvdb,w`, `file:${past},xvdc,w`, `file:${loop},xvdd,w`, `file:${bad},xvde,w`, `file:${named},xvdf2,w`]));
+    await xn.xlOk('create', cfg('parts', [`file:${mbrImg},xvda,w`, `file:${gptImg},xvdb,w`, `file:${past},xvdc,w`, `file:${loop},xvdd,w`, `file:${bad},xvde,w`, `file:${named},xvdf2,w`, `file:${many},xvdg,w`]));
     await xn.waitForShell('parts', 30_000);
   }, 120_000);
 
@@ -157,6 +165,18 @@ describe.skipIf(shouldSkip())('partitions of PV disks', () => {
     ]);
     // The good disks still work.
     expect(await run('head -c 18 /dev/xvdb2 >/dev/null && echo still-fine')).toContain('still-fine');
+  });
+
+  it('eleven files on one disk share its pages: each partition takes 1 MiB writes in turn', async () => {
+    const out = await run('for i in 5 6 7 8 9 10 11 12 13 14; do head -c 1048576 /dev/urandom > /tmp/r && dd if=/tmp/r of=/dev/xvdg$i bs=1M conv=fsync 2>/dev/null && md5sum < /tmp/r | cut -c1-32; done', 60_000);
+    const sums = out.trim().split('\n');
+    expect(sums).toHaveLength(10);
+    const img = readFileSync(manyImg);
+    const { createHash } = await import('node:crypto');
+    sums.forEach((sum, k) => {
+      const at = (4096 + k * 5000) * S;
+      expect(createHash('md5').update(img.subarray(at, at + MIB)).digest('hex')).toBe(sum);
+    });
   });
 
   it('a detached disk takes its partitions with it', async () => {
