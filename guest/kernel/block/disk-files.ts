@@ -63,7 +63,6 @@ export class DiskFiles {
     const scan = await scanPartitions({ name: o.name, sectors: o.sectors }, o.read, { forceGpt: o.forceGpt });
     for (const m of scan.messages) o.printk(m);
     for (const p of scan.partitions) {
-      if (d.closed) break; // the disk went while we read its table
       const name = partitionName(o.name, p.number);
       try {
         d.mount(name, p.start * SECTOR, p.sectors * SECTOR);
