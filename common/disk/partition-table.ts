@@ -76,14 +76,7 @@ export function partitionName(disk: string, n: number): string {
   return /\d$/.test(disk) ? `${disk}p${n}` : `${disk}${n}`;
 }
 
-interface Slot {
-  start: number;
-  sectors: number;
-  type: number | string;
-  extended?: boolean;
-  uuid: string;
-  label?: string;
-}
+type Slot = Omit<Partition, 'number'>;
 
 /** One scan: Linux's struct parsed_partitions. */
 class ScanState {

@@ -28,7 +28,7 @@ import { killAllProcesses, initExitVerdict, startInit, type Userland } from '../
 import { connectConsolePty } from '../kernel/console-pty.js';
 import { bootOwnRoot, RootMountError, stopOwnRoot, type OwnRoot } from '../kernel/boot/own-root.js';
 import { hvmRoot } from './boot-root.js';
-import { FuseFile } from '../kernel/fuse/fuse-file.js';
+import { DiskFiles } from '../kernel/block/disk-files.js';
 import { VcpuRuntime } from './cpu/runtime.js';
 import { PhysicalMemory } from './cpu/ram.js';
 import { runFirmware } from './firmware/firmware.js';
@@ -87,8 +87,8 @@ async function boot(): Promise<void> {
     printk(com1.describe());
   }
 
-  // IDE disks and CD-ROMs: /dev/hdX, served like blkfront's disks.
-  const fuses: FuseFile[] = [];
+  // IDE disks and CD-ROMs: /dev/hdX and the partitions of each disk, served like blkfront's.
+  const disks: DiskFiles[] = [];
   const blockdevs: IdeBlockDevice[] = [];
   let ata: AtaPiix | null = null;
   const ide = devices.find((d) => d.vendor === PCI_VENDOR_INTEL && d.device === PIIX3_IDE_DEVICE);
@@ -101,13 +101,21 @@ async function boot(): Promise<void> {
       const bd = new IdeBlockDevice(ata, dev, pool, printk);
       printk(ata.describe(dev));
       try {
-        const f = new FuseFile(`/dev/${dev.name}`, bd, { name: dev.name, subtype: 'ata_piix', log: printk });
-        f.mount();
+        const files = await DiskFiles.expose({
+          name: dev.name,
+          ops: bd,
+          sectors: (dev.blocks * dev.blockSize) / 512,
+          readonly: dev.kind === 'atapi',
+          subtype: 'ata_piix',
+          read: dev.kind === 'ata' ? (lba, n) => bd.readSectors(lba, n) : undefined,
+          forceGpt: params.gpt !== undefined,
+          printk,
+        });
         // A FUSE reader out of receive pages pauses (large writes in flight hold them): let it
         // go on whenever pages come back, as blkfront does (onFree fires once: re-arm it).
-        const resumeOnFree = (): void => pool.onFree(() => (f.resume(), resumeOnFree()));
+        const resumeOnFree = (): void => pool.onFree(() => (files.resume(), resumeOnFree()));
         resumeOnFree();
-        fuses.push(f);
+        disks.push(files);
         blockdevs.push(bd);
       } catch (e) {
         printk(`${dev.name}: cannot create /dev/${dev.name}: ${(e as Error).message}`);
@@ -177,7 +185,7 @@ async function boot(): Promise<void> {
     if (ownRoot) await stopOwnRoot(ownRoot, printk);
     await killAllProcesses(1500);
     await pv?.frontends.removeAll().catch(() => {});
-    for (const f of fuses) f.close();
+    for (const d of disks) d.close();
     for (const bd of blockdevs) bd.detach();
     if (ata) {
       for (const d of ata.devices) if (d.kind === 'ata') await ata.flush(d).catch((e) => printk(`${d.name}: flush: ${(e as Error).message}`));

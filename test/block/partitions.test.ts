@@ -2,9 +2,10 @@
 // `xenode mkimage --partition` writes them) given to a PV guest show their partitions as
 // /dev/xvda1, /dev/xvda2 ..., each a window of the disk that reads and writes only its own
 // sectors of the image; hostile tables get Linux's messages on the guest's console and break
-// nothing else.
+// nothing else. The HVM guest's IDE disk shows the same partitions (/dev/hda1 ...), over the
+// emulated controller and, after the PV unplug, over blkfront.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Instance, shouldSkip } from '../helpers/instance.js';
 import { buildGpt, buildMbr, type SectorWrite } from '../../common/disk/partition-table.js';
@@ -43,6 +44,7 @@ describe.skipIf(shouldSkip())('partitions of PV disks', () => {
   const g2 = { start: 18432, sectors: SECTORS - 2048 - 18432 };
   let mbrImg = '';
   let gptImg = '';
+  let manyImg = '';
 
   beforeAll(async () => {
     mbrImg = image('mbr.img', buildMbr({ diskSectors: SECTORS, primary: [{ ...p1, type: 0x83 }, { ...p2, type: 0x83 }] }));
@@ -79,9 +81,16 @@ describe.skipIf(shouldSkip())('partitions of PV disks', () => {
     badW.find((w) => w.lba === 1)!.data[60] ^= 0xff; // the disk GUID changes under the CRC
     const bad = image('badcrc.img', badW, 8 * MIB);
     const named = image('named.img', buildMbr({ diskSectors: small, primary: [{ start: 2048, sectors: 2048, type: 0x83 }] }), 8 * MIB);
+    // Ten logical partitions: eleven files on one disk, more receive windows than its pages.
+    const many = image('many.img', buildMbr({
+      diskSectors: 32 * MIB / S,
+      primary: [{ start: 2048, sectors: 60000, type: 0x05 }],
+      logical: Array.from({ length: 10 }, (_, k) => ({ start: 4096 + k * 5000, sectors: 4096, type: 0x83 })),
+    }), 32 * MIB);
+    manyImg = many;
 
     await xn.start();
-    await xn.xlOk('create', cfg('parts', [`file:${mbrImg},xvda,w`, `file:${gptImg},xvdb,w`, `file:${past},xvdc,w`, `file:${loop},xvdd,w`, `file:${bad},xvde,w`, `file:${named},xvdf2,w`]));
+    await xn.xlOk('create', cfg('parts', [`file:${mbrImg},xvda,w`, `file:${gptImg},xvdb,w`, `file:${past},xvdc,w`, `file:${loop},xvdd,w`, `file:${bad},xvde,w`, `file:${named},xvdf2,w`, `file:${many},xvdg,w`]));
     await xn.waitForShell('parts', 30_000);
   }, 120_000);
 
@@ -158,6 +167,18 @@ describe.skipIf(shouldSkip())('partitions of PV disks', () => {
     expect(await run('head -c 18 /dev/xvdb2 >/dev/null && echo still-fine')).toContain('still-fine');
   });
 
+  it('eleven files on one disk share its pages: each partition takes 1 MiB writes in turn', async () => {
+    const out = await run('for i in 5 6 7 8 9 10 11 12 13 14; do head -c 1048576 /dev/urandom > /tmp/r && dd if=/tmp/r of=/dev/xvdg$i bs=1M conv=fsync 2>/dev/null && md5sum < /tmp/r | cut -c1-32; done', 60_000);
+    const sums = out.trim().split('\n');
+    expect(sums).toHaveLength(10);
+    const img = readFileSync(manyImg);
+    const { createHash } = await import('node:crypto');
+    sums.forEach((sum, k) => {
+      const at = (4096 + k * 5000) * S;
+      expect(createHash('md5').update(img.subarray(at, at + MIB)).digest('hex')).toBe(sum);
+    });
+  });
+
   it('a detached disk takes its partitions with it', async () => {
     await xn.xlOk('block-detach', 'parts', 'xvdb');
     const out = await run('ls /dev/xvdb* 2>&1; grep -c "xvdb" /proc/mounts');
@@ -165,4 +186,25 @@ describe.skipIf(shouldSkip())('partitions of PV disks', () => {
     expect(out).toMatch(/^0$/m);
     expect(await run('cat /dev/xvda1 | wc -c')).toMatch(new RegExp(`^${p1.sectors * S}$`, 'm'));
   });
+  it('an HVM guest shows the partitions of its IDE disk, over the emulated controller and over PV', async () => {
+    const hvmImg = join(xn.dir, 'hvm.img');
+    copyFileSync(mbrImg, hvmImg);
+    const hvmCfg = (name: string, extra: string) =>
+      xn.config(name, [`builder = 'hvm'`, `name = '${name}'`, `memory = 128`, `vcpus = 1`, `serial = 'pty'`, `boot = 'c'`, `disk = [ 'file:${hvmImg},hda,w' ]`, `extra = '${extra}'`, `on_crash = 'destroy'`, ''].join('\n'));
+    for (const [name, extra] of [['hvmide', ''], ['hvmpv', 'xen_pvhvm=1']] as const) {
+      const before = xn.consoleLog(name).length;
+      await xn.xlOk('create', hvmCfg(name, extra));
+      await xn.waitFor(`${name}'s init`, () => /Run .* as init process/.test(xn.consoleLog(name).slice(before)), 60_000);
+      const lines = xn.consoleLog(name).slice(before).split(/\r?\n/).map((l) => l.replace(/^\[\s*\d+\.\d+\] /, ''));
+      expect(lines).toContain(' hda: hda1 hda2');
+      const out = await xn.consoleRun(name, `stat -c "%n %s" /dev/hda*; grep -o "^hda[0-9]* /dev/hda[0-9]* fuse.[a-z_]*" /proc/mounts; mkdir -p /mnt/p && fuse2fs -o ro /dev/hda2 /mnt/p && cat /mnt/p/hello.txt; umount /mnt/p; while pidof fuse2fs >/dev/null; do sleep 0.1; done; printf ${name}-was-here | dd of=/dev/hda1 bs=512 seek=7 conv=notrunc,fsync 2>/dev/null; echo done`, 60_000);
+      expect(out).toContain(`/dev/hda ${DISK}\n/dev/hda1 ${p1.sectors * S}\n/dev/hda2 ${p2.sectors * S}`);
+      // The emulated controller's driver, or blkfront after the unplug.
+      expect(out).toContain(`hda1 /dev/hda1 fuse.${extra ? 'blkfront' : 'ata_piix'}`);
+      expect(out).toContain('inside partition two');
+      expect(out).toContain('done');
+      expect(readFileSync(hvmImg).subarray((p1.start + 7) * S, (p1.start + 7) * S + name.length + 9).toString()).toBe(`${name}-was-here`);
+      await xn.xlOk('destroy', name);
+    }
+  }, 180_000);
 });

@@ -68,6 +68,16 @@ export class IdeBlockDevice implements FuseFileOps {
     }
   }
 
+  /** The kernel's own read of `count` 512-byte sectors from `sector` (the partition table),
+   * by the same READ DMA commands as any other read. ATA disks only. */
+  async readSectors(sector: number, count: number): Promise<Uint8Array> {
+    if (this.gone) throw new Error(`${this.dev.name}: device gone`);
+    if (this.dev.kind !== 'ata') throw new Error(`${this.dev.name}: not an ATA disk`);
+    const out = new Uint8Array(count * SECTOR);
+    await this.readBlocks(sector, count, (d, block) => out.set(d.subarray(0, Math.min(d.length, out.length - (block - sector) * SECTOR)), (block - sector) * SECTOR));
+    return out;
+  }
+
   read(offset: number, size: number, reply: FuseReply): void {
     if (this.gone) return reply.error(EIO);
     const end = Math.min(offset + size, this.bytes);

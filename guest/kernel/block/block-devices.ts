@@ -19,6 +19,10 @@ export interface BlockDevice {
   parent?: string;
   /** Path of the device file in the guest kernel's own mount namespace. */
   path: string;
+  /** A partition's PARTUUID and PARTLABEL (root=PARTUUID=...), as Linux forms them: the GPT
+   * entry's unique GUID and name, or "<MBR disk signature>-<NN>". */
+  partUuid?: string;
+  partLabel?: string;
 }
 
 const devices = new Map<string, BlockDevice>();

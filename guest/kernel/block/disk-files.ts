@@ -32,6 +32,8 @@ export interface DiskFilesOptions {
   forceGpt?: boolean;
   /** The kernel log (partition messages go there as Linux prints them). */
   printk: (msg: string) => void;
+  /** Where the files go (default /dev, in the guest kernel's own mount namespace). */
+  dir?: string;
 }
 
 interface Exposed {
@@ -55,18 +57,17 @@ export class DiskFiles {
     const bytes = o.sectors * SECTOR;
     d.mount(o.name, 0, bytes);
     const num = diskNumbers(o.name);
-    if (num) registerBlockDevice({ name: o.name, major: num.major, minor: num.firstMinor, sectors: o.sectors, readonly: o.readonly, path: `/dev/${o.name}` });
+    if (num) registerBlockDevice({ name: o.name, major: num.major, minor: num.firstMinor, sectors: o.sectors, readonly: o.readonly, path: d.path(o.name) });
     else o.printk(`${o.name}: no Linux device number for this name; not in /proc/partitions`);
     if (!o.read || o.sectors === 0 || !num || num.minors === 1) return d;
     const scan = await scanPartitions({ name: o.name, sectors: o.sectors }, o.read, { forceGpt: o.forceGpt });
     for (const m of scan.messages) o.printk(m);
     for (const p of scan.partitions) {
-      if (d.closed) break; // the disk went while we read its table
       const name = partitionName(o.name, p.number);
       try {
         d.mount(name, p.start * SECTOR, p.sectors * SECTOR);
       } catch (e) {
-        o.printk(`${name}: cannot create /dev/${name}: ${(e as Error).message}`);
+        o.printk(`${name}: cannot create ${d.path(name)}: ${(e as Error).message}`);
         continue;
       }
       const own = p.number < num.minors;
@@ -77,11 +78,17 @@ export class DiskFiles {
         sectors: p.sectors,
         readonly: o.readonly,
         parent: o.name,
-        path: `/dev/${name}`,
+        path: d.path(name),
+        partUuid: p.uuid,
+        partLabel: p.label,
       });
       d.partitions.push(p);
     }
     return d;
+  }
+
+  private path(name: string): string {
+    return `${this.o.dir ?? '/dev'}/${name}`;
   }
 
   private mount(name: string, start: number, bytes: number): void {
@@ -90,7 +97,7 @@ export class DiskFiles {
       onRequest: () => (this.active = fuse),
       reclaim: () => this.reclaim(),
     });
-    fuse = new FuseFile(`/dev/${name}`, view, { name, subtype: this.o.subtype, log: this.o.printk });
+    fuse = new FuseFile(this.path(name), view, { name, subtype: this.o.subtype, log: this.o.printk });
     fuse.mount();
     this.files.push({ name, fuse });
   }

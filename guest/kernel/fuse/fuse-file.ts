@@ -226,8 +226,9 @@ export class FuseFile {
   }
 
   /** Give the receive window back to the owner (several files share one disk's pages, and
-   * an idle one need not hold 1 MiB); it is taken again at the next request. Safe whenever
-   * no readv is under way, which is always outside drain()'s own call. */
+   * an idle one need not hold 1 MiB); it is taken again at the next request. Safe anywhere
+   * but inside fillRx() (guarded): readv is synchronous, and a WRITE's pages leave the window
+   * before the request is dispatched. */
   dropReceivePages(): void {
     if (!this.rx.length || this.filling) return;
     for (const p of this.rx.splice(0)) this.ops.releaseRx(p);
