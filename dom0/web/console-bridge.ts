@@ -1,0 +1,125 @@
+// A guest's console in the browser. Output: xenconsoled writes every byte it takes off a
+// guest's console ring both to the guest's pty and to its log (guest-<name>.log); the bridge
+// follows the log, so `xl console` (which reads the pty) and any number of browsers all see
+// all of it. Input: keystrokes go into the same pty `xl console` writes to, so xenconsoled
+// puts them on the same ring (two people typing interleave, as on one keyboard).
+//
+// A browser that reads slowly, or not at all, never holds anything up: each client has a
+// bounded send buffer; past it, output for that client is skipped (not read, not queued) and
+// counted, and the client is told how much it missed once it catches up. The guest, dom0 and
+// other clients never wait on it.
+import { closeSync, fstatSync, openSync, readSync, watch, writeSync, constants, type FSWatcher } from 'node:fs';
+import type { WebSocket } from 'ws';
+import { ConsoleDaemon } from '../console/console-daemon.js';
+
+/** Unsent output a client may have queued before its output is dropped. */
+export const CLIENT_BUFFER_LIMIT = 256 * 1024;
+/** What a newly attached browser is shown of the console's past. */
+const BACKLOG = 16 * 1024;
+const CHUNK = 64 * 1024;
+
+export interface ConsoleTarget {
+  domid: number;
+  name: string;
+  /** The console pty `xl console` attaches to (the toolstack's `console` answer). */
+  tty: string;
+}
+
+export interface ConsoleClientStats {
+  domid: number;
+  sentBytes: number;
+  droppedBytes: number;
+}
+
+export class ConsoleBridge {
+  private readonly logFd: number;
+  private readonly ttyFd: number;
+  private watcher: FSWatcher | null = null;
+  private poll: NodeJS.Timeout;
+  private offset: number;
+  private readonly buf = Buffer.alloc(CHUNK);
+  private closed = false;
+  /** Dropped bytes the client has not been told about yet. */
+  private unreported = 0;
+  readonly stats: ConsoleClientStats;
+
+  constructor(
+    private readonly ws: WebSocket,
+    target: ConsoleTarget,
+    private readonly onResize: (rows: number, cols: number) => void,
+  ) {
+    this.stats = { domid: target.domid, sentBytes: 0, droppedBytes: 0 };
+    this.logFd = openSync(ConsoleDaemon.logPath(target.name), 'r');
+    try {
+      this.ttyFd = openSync(target.tty, constants.O_WRONLY | constants.O_NOCTTY | constants.O_NONBLOCK);
+    } catch (e) {
+      closeSync(this.logFd);
+      throw e;
+    }
+    this.offset = Math.max(0, fstatSync(this.logFd).size - BACKLOG);
+    this.watcher = watch(ConsoleDaemon.logPath(target.name), () => this.pump());
+    this.watcher.on('error', () => {});
+    // inotify is the fast path; this catches a log replaced under us (a new boot's file).
+    this.poll = setInterval(() => this.pump(), 1000);
+    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
+    ws.on('close', () => this.close());
+    ws.on('error', () => this.close());
+    this.pump();
+  }
+
+  /** Move what the log gained since last time to the client, or skip it if the client is full. */
+  private pump(): void {
+    if (this.closed) return;
+    const size = fstatSync(this.logFd).size;
+    if (size < this.offset) this.offset = 0; // truncated
+    while (this.offset < size) {
+      if (this.ws.bufferedAmount > CLIENT_BUFFER_LIMIT) {
+        const skipped = size - this.offset;
+        this.stats.droppedBytes += skipped;
+        this.unreported += skipped;
+        this.offset = size;
+        return;
+      }
+      const n = readSync(this.logFd, this.buf, 0, Math.min(CHUNK, size - this.offset), this.offset);
+      if (n <= 0) break;
+      this.offset += n;
+      if (this.unreported > 0) {
+        this.ws.send(JSON.stringify({ type: 'dropped', bytes: this.unreported, total: this.stats.droppedBytes }));
+        this.unreported = 0;
+      }
+      this.ws.send(Buffer.from(this.buf.subarray(0, n)), { binary: true });
+      this.stats.sentBytes += n;
+    }
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    if (isBinary) {
+      try {
+        writeSync(this.ttyFd, data);
+      } catch (e) {
+        // The pty's input queue is full (the guest is not reading): say so, drop the keys.
+        this.ws.send(JSON.stringify({ type: 'error', message: `input dropped: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }));
+      }
+      return;
+    }
+    let msg: { type?: unknown; rows?: unknown; cols?: unknown };
+    try {
+      msg = JSON.parse(data.toString('utf8'));
+    } catch {
+      this.ws.send(JSON.stringify({ type: 'error', message: 'control message is not JSON' }));
+      return;
+    }
+    const ok = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 9999;
+    if (msg.type === 'resize' && ok(msg.rows) && ok(msg.cols)) this.onResize(msg.rows as number, msg.cols as number);
+    else this.ws.send(JSON.stringify({ type: 'error', message: 'unknown control message (want {"type":"resize","rows":N,"cols":N})' }));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.poll);
+    this.watcher?.close();
+    closeSync(this.logFd);
+    closeSync(this.ttyFd);
+  }
+}
