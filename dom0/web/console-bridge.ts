@@ -4,16 +4,23 @@
 // all of it. Input: keystrokes go into the same pty `xl console` writes to, so xenconsoled
 // puts them on the same ring (two people typing interleave, as on one keyboard).
 //
-// A browser that reads slowly, or not at all, never holds anything up: each client has a
-// bounded send buffer; past it, output for that client is skipped (not read, not queued) and
-// counted, and the client is told how much it missed once it catches up. The guest, dom0 and
-// other clients never wait on it.
+// A browser that reads slowly, or not at all, never holds anything up. The page acknowledges
+// what it has taken in ({"type":"ack","bytes":total} every ACK_EVERY bytes, as ttyd's flow
+// control does: the kernel's socket buffers on loopback hold megabytes, so what the server has
+// queued says little); output beyond CLIENT_WINDOW unacknowledged bytes, or beyond
+// CLIENT_BUFFER_LIMIT queued in the server, is skipped for that client (not read, not queued)
+// and counted, and the client is told how much it missed once it catches up. The guest, dom0
+// and other clients never wait on it.
 import { closeSync, fstatSync, openSync, readSync, watch, writeSync, constants, type FSWatcher } from 'node:fs';
 import type { WebSocket } from 'ws';
 import { ConsoleDaemon } from '../console/console-daemon.js';
 
 /** Unsent output a client may have queued before its output is dropped. */
 export const CLIENT_BUFFER_LIMIT = 256 * 1024;
+/** Output a client may have unacknowledged before its output is dropped. */
+export const CLIENT_WINDOW = 512 * 1024;
+/** How often (bytes) the page acknowledges; well inside the window. */
+export const ACK_EVERY = 32 * 1024;
 /** What a newly attached browser is shown of the console's past. */
 const BACKLOG = 16 * 1024;
 const CHUNK = 64 * 1024;
@@ -28,6 +35,7 @@ export interface ConsoleTarget {
 export interface ConsoleClientStats {
   domid: number;
   sentBytes: number;
+  ackedBytes: number;
   droppedBytes: number;
 }
 
@@ -48,7 +56,7 @@ export class ConsoleBridge {
     target: ConsoleTarget,
     private readonly onResize: (rows: number, cols: number) => void,
   ) {
-    this.stats = { domid: target.domid, sentBytes: 0, droppedBytes: 0 };
+    this.stats = { domid: target.domid, sentBytes: 0, ackedBytes: 0, droppedBytes: 0 };
     this.logFd = openSync(ConsoleDaemon.logPath(target.name), 'r');
     try {
       this.ttyFd = openSync(target.tty, constants.O_WRONLY | constants.O_NOCTTY | constants.O_NONBLOCK);
@@ -59,7 +67,7 @@ export class ConsoleBridge {
     this.offset = Math.max(0, fstatSync(this.logFd).size - BACKLOG);
     this.watcher = watch(ConsoleDaemon.logPath(target.name), () => this.pump());
     this.watcher.on('error', () => {});
-    // inotify is the fast path; this catches a log replaced under us (a new boot's file).
+    // inotify is the fast path; this is a backstop should an event be missed.
     this.poll = setInterval(() => this.pump(), 1000);
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     ws.on('close', () => this.close());
@@ -73,7 +81,7 @@ export class ConsoleBridge {
     const size = fstatSync(this.logFd).size;
     if (size < this.offset) this.offset = 0; // truncated
     while (this.offset < size) {
-      if (this.ws.bufferedAmount > CLIENT_BUFFER_LIMIT) {
+      if (this.ws.bufferedAmount > CLIENT_BUFFER_LIMIT || this.stats.sentBytes - this.stats.ackedBytes > CLIENT_WINDOW) {
         const skipped = size - this.offset;
         this.stats.droppedBytes += skipped;
         this.unreported += skipped;
@@ -102,7 +110,7 @@ export class ConsoleBridge {
       }
       return;
     }
-    let msg: { type?: unknown; rows?: unknown; cols?: unknown };
+    let msg: { type?: unknown; rows?: unknown; cols?: unknown; bytes?: unknown };
     try {
       msg = JSON.parse(data.toString('utf8'));
     } catch {
@@ -110,8 +118,12 @@ export class ConsoleBridge {
       return;
     }
     const ok = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 9999;
-    if (msg.type === 'resize' && ok(msg.rows) && ok(msg.cols)) this.onResize(msg.rows as number, msg.cols as number);
-    else this.ws.send(JSON.stringify({ type: 'error', message: 'unknown control message (want {"type":"resize","rows":N,"cols":N})' }));
+    if (msg.type === 'ack' && typeof msg.bytes === 'number' && Number.isSafeInteger(msg.bytes) && msg.bytes >= 0 && msg.bytes <= this.stats.sentBytes) {
+      // Output skipped meanwhile was never sent, so an ack can only catch up to what was.
+      this.stats.ackedBytes = Math.max(this.stats.ackedBytes, msg.bytes);
+      this.pump();
+    } else if (msg.type === 'resize' && ok(msg.rows) && ok(msg.cols)) this.onResize(msg.rows as number, msg.cols as number);
+    else this.ws.send(JSON.stringify({ type: 'error', message: 'bad control message (want {"type":"ack","bytes":N} with N at most what was sent, or {"type":"resize","rows":N,"cols":N})' }));
   }
 
   close(): void {

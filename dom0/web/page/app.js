@@ -6,6 +6,7 @@ const probe = new URLSearchParams(location.search).has('probe');
 const wsBase = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`;
 const q = (s) => document.querySelector(s);
 const HISTORY = 600;
+const ACK_EVERY = 32 * 1024;
 
 let domains = new Map();
 let history = {};
@@ -188,6 +189,8 @@ function openConsole(domid) {
   ws.binaryType = 'arraybuffer';
   consoleWs = ws;
   const dec = probe ? new TextDecoder() : null;
+  let received = 0;
+  let acked = 0;
   if (probe) window.xenodeArrivals = [];
   ws.onopen = () => ws.send(JSON.stringify({ type: 'resize', rows: term.rows, cols: term.cols }));
   ws.onmessage = (ev) => {
@@ -196,8 +199,13 @@ function openConsole(domid) {
       q('#console-note').textContent = m.type === 'dropped' ? `${m.total} bytes of output were dropped while this page was not keeping up` : m.message;
       return;
     }
-    if (probe) window.xenodeArrivals.push([performance.timeOrigin + performance.now(), dec.decode(ev.data)]);
-    term.write(new Uint8Array(ev.data));
+    if (probe) window.xenodeArrivals.push([Date.now(), dec.decode(ev.data)]);
+    // Flow control: say what has been taken in once xterm has parsed it (console-bridge.ts).
+    const n = ev.data.byteLength;
+    term.write(new Uint8Array(ev.data), () => {
+      received += n;
+      if (received - acked >= ACK_EVERY && ws.readyState === 1) ws.send(JSON.stringify({ type: 'ack', bytes: (acked = received) }));
+    });
   };
   ws.onclose = (ev) => {
     if (consoleWs === ws) q('#console-note').textContent = `console closed${ev.reason ? `: ${ev.reason}` : ''}`;
