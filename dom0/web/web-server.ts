@@ -86,7 +86,7 @@ export class WebServer {
     if (how === 'query') res.setHeader('set-cookie', this.access.setCookie(this.port));
 
     if (path.startsWith('/api/')) {
-      const action = /^\/api\/domains\/([^/]+)\/([a-z]+)$/.exec(path);
+      const action = /^\/api\/domains\/([^/]+)\/([^/]+)$/.exec(path);
       if (action) {
         // A cookie alone is not enough to act: a page must present the token itself.
         if (req.method !== 'POST') return this.fail(res, 405, 'actions are POST requests');

@@ -10,7 +10,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { XsClient } from '../../drivers/xenstore/client.js';
 import type { ToolstackCall } from '../toolstack/domain-counters.js';
 import type { StatsSampler, Sample } from './stats-sampler.js';
-import { ConsoleBridge, CLIENT_BUFFER_LIMIT, type ConsoleClientStats } from './console-bridge.js';
+import { ConsoleBridge, CLIENT_BUFFER_LIMIT, type ConsoleClientStats, type ConsoleTarget } from './console-bridge.js';
 import { bridgeVnc, vncAddress } from './vnc-bridge.js';
 
 export const MAX_FRAME = 64 * 1024;
@@ -42,12 +42,27 @@ export class WsEndpoints {
       socket.end('HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\n\r\nno such WebSocket endpoint\n');
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      ws.on('error', () => ws.terminate());
-      if (m[1] === 'live') this.openLive(ws);
-      else if (m[1] === 'console') void this.openConsole(ws, Number(m[2]));
-      else void this.openVnc(ws, Number(m[2]));
-    });
+    // The console's target is found before the upgrade completes, so that nothing the client
+    // types right after 'open' arrives before the bridge listens.
+    const target = m[1] === 'console' ? this.consoleTarget(Number(m[2])) : Promise.resolve(null);
+    void target.then((t) =>
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        ws.on('error', () => ws.terminate());
+        if (m[1] === 'live') this.openLive(ws);
+        else if (m[1] === 'console') this.openConsole(ws, Number(m[2]), t!);
+        else void this.openVnc(ws, Number(m[2]));
+      }),
+    );
+  }
+
+  private async consoleTarget(domid: number): Promise<ConsoleTarget | Error> {
+    try {
+      const { tty } = await this.call<{ domid: number; tty: string }>('console', { dom: String(domid) });
+      const { name } = await this.call<{ name: string }>('domname', { domid });
+      return { domid, name, tty };
+    } catch (e) {
+      return e as Error;
+    }
   }
 
   private broadcast(msg: object): void {
@@ -69,12 +84,10 @@ export class WsEndpoints {
     if (this.sampler.error) ws.send(JSON.stringify({ type: 'error', message: this.sampler.error }));
   }
 
-  private async openConsole(ws: WebSocket, domid: number): Promise<void> {
+  private openConsole(ws: WebSocket, domid: number, target: ConsoleTarget | Error): void {
     try {
-      const { tty } = await this.call<{ domid: number; tty: string }>('console', { dom: String(domid) });
-      const { name } = await this.call<{ name: string }>('domname', { domid });
-      if (ws.readyState !== ws.OPEN) return;
-      const bridge = new ConsoleBridge(ws, { domid, name, tty }, (rows, cols) => {
+      if (target instanceof Error) throw target;
+      const bridge = new ConsoleBridge(ws, target, (rows, cols) => {
         void this.call('console-resize', { dom: String(domid), rows, cols }).catch(() => {});
       });
       this.consoles.add(bridge);
