@@ -16,7 +16,10 @@ fi
 # host service), iperf3, curl, ethtool, iputils-ping.
 # HVM on KVM: cpio (scripts/build-hvm-guest.sh packs the initramfs), xz-utils (the engine
 # unpacks a bzImage's xz payload on the host).
-PKGS="xenstore-utils iproute2 util-linux tmux e2fsprogs procps dnsmasq-base iperf3 curl ethtool iputils-ping fuse3 fuse2fs fio genisoimage cpio xz-utils"
+# The web console's tests: chromium (the headless browser playwright-core drives; nothing
+# downloads one), tigervnc-standalone-server (Xvnc: a real RFB server on loopback for the
+# noVNC bridge's test) and x11-xserver-utils (xsetroot paints its screen a known colour).
+PKGS="xenstore-utils iproute2 util-linux tmux e2fsprogs procps dnsmasq-base iperf3 curl ethtool iputils-ping fuse3 fuse2fs fio genisoimage cpio xz-utils chromium tigervnc-standalone-server x11-xserver-utils"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

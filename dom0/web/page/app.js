@@ -128,6 +128,11 @@ function deselect(why) {
 function renderDetail(d) {
   q('#btn-pause').hidden = d.paused;
   q('#btn-unpause').hidden = !d.paused;
+  // The Display tab says whether there is a display to show.
+  const tab = q('#tab-display');
+  tab.textContent = d.vnc ? 'Display (VNC)' : 'Display';
+  if (d.vnc) tab.dataset.vnc = d.vnc;
+  else delete tab.dataset.vnc;
   const body = q('#devices tbody');
   const rows = [];
   for (const v of d.vifs) {

@@ -1,0 +1,139 @@
+// The web console in a real browser: Debian's Chromium, headless, driven by playwright-core
+// (which uses the system's browser and downloads none). One launch for the file. The page is
+// refused without its token; with it, a guest appears within a second of `xl create`, a
+// command typed into its console runs (while `xl console` is attached in a terminal too, and
+// both see it), the pause button changes its state, and the Display tab shows a real VNC
+// server's screen through the bridge. XENODE_WEB_SCREENSHOTS=DIR saves the page's pictures.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { existsSync, mkdirSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { Instance, shouldSkip, inCI } from '../helpers/instance.js';
+import { Tmux } from '../helpers/platform.js';
+import { WebProcess } from './web-helper.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const XVNC = '/usr/bin/Xvnc';
+/** The flags for a closed network and a throwaway profile (playwright gives a fresh one). */
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+function skipBrowser(): boolean {
+  if (shouldSkip()) return true;
+  if (existsSync(CHROMIUM)) return false;
+  if (inCI) throw new Error(`CI requires this suite, but ${CHROMIUM} is missing (apt-get install chromium)`);
+  console.warn(`skipping browser suite: ${CHROMIUM} is missing (apt-get install chromium)`);
+  return true;
+}
+const skip = skipBrowser();
+const shots = process.env.XENODE_WEB_SCREENSHOTS;
+
+describe.skipIf(skip)('xenode web in a browser', () => {
+  const xn = new Instance('web-browser');
+  const web = new WebProcess(xn);
+  const tmux = new Tmux();
+  let browser: Browser;
+  let page: Page;
+  let xvnc: ChildProcess | null = null;
+
+  const cell = (name: string, col: string) => page.locator(`#domains tr[data-name="${name}"] td.${col}`);
+  const termText = () => page.evaluate(() => document.querySelector('#term .xterm-rows')?.textContent ?? '');
+
+  beforeAll(async () => {
+    await xn.start();
+    await web.start();
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    if (shots) mkdirSync(shots, { recursive: true });
+  });
+
+  afterAll(async () => {
+    xvnc?.kill('SIGKILL');
+    tmux.kill();
+    await browser?.close();
+    await web.stop();
+    await xn.stop();
+  });
+
+  it('refuses the page without the token', async () => {
+    const r = await page.goto(`${web.base}/`);
+    expect(r!.status()).toBe(401);
+    expect(await page.textContent('body')).toContain('token');
+  });
+
+  it('shows a guest within a second of `xl create`, and its console runs what is typed (with `xl console` attached too)', async () => {
+    const r = await page.goto(web.url);
+    expect(r!.status()).toBe(200);
+    await page.waitForSelector('#domains tr[data-name="Domain-0"]');
+    await xn.xlOk('create', xn.guestConfig('br1'));
+    const t0 = Date.now();
+    await page.waitForSelector('#domains tr[data-name="br1"]', { timeout: 1000 });
+    expect(Date.now() - t0).toBeLessThan(1000);
+    await xn.waitForShell('br1');
+
+    // A terminal attached with `xl console` at the same time as the browser.
+    tmux.startXl(xn, 'con', 'console', 'br1');
+    await xn.waitFor('xl console to attach', () => tmux.capture('con').includes('xl console') || tmux.capture('con').length > 0, 5000);
+
+    await page.click('#domains tr[data-name="br1"]');
+    await page.waitForFunction(() => (document.querySelector('#term .xterm-rows')?.textContent ?? '').includes('Run /bin/sh'), null, { timeout: 5000 });
+    await page.click('#term');
+    await page.keyboard.type('echo web-$((6*7)) on $(hostname)\n');
+    await page.waitForFunction(() => (document.querySelector('#term .xterm-rows')?.textContent ?? '').includes('web-42 on br1'), null, { timeout: 5000 });
+    // The terminal's `xl console` saw the browser's command run ...
+    await xn.waitFor('the browser command in the xl console pane', () => tmux.capture('con').includes('web-42 on br1'), 5000);
+    // ... and the browser sees what is typed in the terminal.
+    tmux.sendKeys('con', 'echo tty-$((5*5))', 'Enter');
+    await page.waitForFunction(() => (document.querySelector('#term .xterm-rows')?.textContent ?? '').includes('tty-25'), null, { timeout: 5000 });
+    expect(await termText()).toContain('tty-25');
+    if (shots) await page.screenshot({ path: join(shots, 'web-console.png') });
+  });
+
+  it('the pause and unpause buttons change the state the page and `xl list` show', async () => {
+    await page.click('#btn-pause');
+    await expect.poll(() => cell('br1', 'state').textContent(), { timeout: 3000 }).toContain('p');
+    expect((await xn.list()).find((d) => d.name === 'br1')!.state).toContain('p');
+    await page.click('#btn-unpause');
+    await expect.poll(() => cell('br1', 'state').textContent(), { timeout: 3000 }).not.toContain('p');
+    expect((await xn.list()).find((d) => d.name === 'br1')!.state).not.toContain('p');
+    // A state change by `xl` shows too.
+    await xn.xlOk('pause', 'br1');
+    await expect.poll(() => cell('br1', 'state').textContent(), { timeout: 3000 }).toContain('p');
+    await xn.xlOk('unpause', 'br1');
+  });
+
+  it('the Display tab shows a real VNC server through the bridge (console/vnc-port in xenstore)', async () => {
+    if (!existsSync(XVNC)) {
+      if (inCI) throw new Error(`${XVNC} is missing (apt-get install tigervnc-standalone-server)`);
+      return console.warn('skipping the VNC case: no Xvnc');
+    }
+    let display = 60 + (process.pid % 30);
+    while (existsSync(`/tmp/.X11-unix/X${display}`) || existsSync(`/tmp/.X${display}-lock`)) display++;
+    const port = 5900 + display;
+    xvnc = spawn(XVNC, [`:${display}`, '-geometry', '640x480', '-depth', '24', '-SecurityTypes', 'None', '-localhost', '-rfbport', String(port), '-nolisten', 'tcp'], { stdio: 'ignore' });
+    await xn.waitFor('Xvnc to listen', async () => (await fetch(`http://127.0.0.1:${port}/`).catch((e: { cause?: { code?: string } }) => e.cause?.code)) !== 'ECONNREFUSED', 5000);
+    // A known colour on the server's screen, to find in the browser's canvas.
+    const paint = spawnSync('xsetroot', ['-display', `:${display}`, '-solid', '#3a6ea5']);
+    expect(paint.status, `xsetroot: ${paint.stderr}`).toBe(0);
+    // Where libxl (and xenode's VNC server for HVM guests) publishes a display.
+    const domid = (await xn.xlOk('domid', 'br1')).trim();
+    expect((await xn.xenstore('xenstore-write', `/local/domain/${domid}/console/vnc-listen`, '127.0.0.1')).code).toBe(0);
+    expect((await xn.xenstore('xenstore-write', `/local/domain/${domid}/console/vnc-port`, String(port))).code).toBe(0);
+    // The sampler looks for displays every 5 s; the tab says when it has found one.
+    await page.waitForSelector(`#tab-display[data-vnc="127.0.0.1:${port}"]`, { timeout: 8000 });
+    await page.click('#tab-display');
+    await page.waitForFunction(() => (document.querySelector('#vnc-note')?.textContent ?? '').startsWith('connected to'), null, { timeout: 10_000 });
+    const size = await page.evaluate(() => {
+      const c = document.querySelector('#vnc canvas') as HTMLCanvasElement | null;
+      return c ? [c.width, c.height] : null;
+    });
+    expect(size).toEqual([640, 480]);
+    // The framebuffer itself came through: the canvas shows the server's colour.
+    await page.waitForFunction(() => {
+      const c = document.querySelector('#vnc canvas') as HTMLCanvasElement;
+      const [r, g, b] = c.getContext('2d')!.getImageData(320, 240, 1, 1).data;
+      return r === 0x3a && g === 0x6e && b === 0xa5;
+    }, null, { timeout: 5000 });
+    if (shots) await page.screenshot({ path: join(shots, 'web-display.png') });
+  });
+});
