@@ -173,7 +173,7 @@ export function parseTopArgs(argv: string[]): TopOptions {
       if (!longs[long[1]!]) throw new XlExit(1, `xl top: unknown option ${a}\n${USAGE}`);
       flags = longs[long[1]!]!;
       inline = long[2];
-    } else if (/^-[A-Za-z]+$/.test(a)) flags = a.slice(1);
+    } else if (/^-[A-Za-z][A-Za-z0-9]*$/.test(a)) flags = a.slice(1);
     else throw new XlExit(1, `xl top: unexpected argument ${JSON.stringify(a)}\n${USAGE}`);
     for (let j = 0; j < flags.length; j++) {
       const c = flags[j]!;
