@@ -8,6 +8,7 @@
 // the table, until q or -i refreshes. Columns, widths, state letters (d s b c p r), the
 // default sort (by name) and the -n/-x/-v detail lines are xentop's.
 import { readCounters, netRxBytes, netTxBytes, rates, type CounterReading, type DomainCounters } from '../../domain-counters.js';
+import { readFileSync } from 'node:fs';
 import { wrap, XlExit, sleep } from './common.js';
 import { extraCommands, type XlCommandContext } from './registry.js';
 
@@ -83,7 +84,7 @@ function fields(rows: Row[], fullName: boolean): Field[] {
 }
 
 /** xentop's do_summary: the two lines above the table (interactive mode only). */
-export function formatSummary(cur: CounterReading, now = new Date(cur.at)): string {
+export function formatSummary(cur: CounterReading, cpuMHz: number, now = new Date(cur.at)): string {
   const t = now.toTimeString().slice(0, 8);
   const count = { run: 0, block: 0, pause: 0, crash: 0, dying: 0, shutdown: 0 };
   for (const d of cur.domains) {
@@ -100,7 +101,7 @@ export function formatSummary(cur: CounterReading, now = new Date(cur.at)): stri
   return (
     `xentop - ${t}   Xen ${h.xenMajor}.${h.xenMinor}${h.xenExtra}\n` +
     `${cur.domains.length} domains: ${count.run} running, ${count.block} blocked, ${count.pause} paused, ${count.crash} crashed, ${count.dying} dying, ${count.shutdown} shutdown \n` +
-    `Mem: ${totK}k total, ${totK - freeK}k used, ${freeK}k free    CPUs: ${h.nrCpus} @ 0MHz\n`
+    `Mem: ${totK}k total, ${totK - freeK}k used, ${freeK}k free    CPUs: ${h.nrCpus} @ ${cpuMHz}MHz\n`
   );
 }
 
@@ -203,9 +204,19 @@ async function top(argv: string[], ctx: XlCommandContext): Promise<number> {
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  // xentop's keys: N(etworks), B (vbds), V(CPUs), R(epeat header) toggle; Q or Esc quits.
+  const toggles: Record<string, 'networks' | 'vbds' | 'vcpus' | 'repeatHeader'> = { n: 'networks', b: 'vbds', v: 'vcpus', r: 'repeatHeader' };
   const onKey = (b: Buffer) => {
-    if (/[qQ\x1b\x03]/.test(b.toString('latin1'))) stop();
+    for (const ch of b.toString('latin1').toLowerCase()) {
+      if (ch === 'q' || ch === '\x1b' || ch === '\x03') stop();
+      else if (toggles[ch]) {
+        o[toggles[ch]!] = !o[toggles[ch]!];
+        redraw?.();
+      }
+    }
   };
+  let redraw: (() => void) | null = null;
+  const mhz = cpuMHz();
   if (interactive && process.stdin.isTTY) {
     process.stdin.setRawMode(true);
     process.stdin.on('data', onKey);
@@ -215,9 +226,10 @@ async function top(argv: string[], ctx: XlCommandContext): Promise<number> {
   try {
     for (let n = 0; !quit; n++) {
       const cur = await readCounters(ctx.call);
-      const table = formatTop(prev, cur, o);
-      if (interactive) process.stdout.write(`\x1b[H\x1b[2J${formatSummary(cur)}${table}\n  Delay  Networks  vBds  VCPUs  Repeat header  Quit (q)`);
-      else ctx.out(table);
+      const before = prev;
+      const draw = () => process.stdout.write(`\x1b[H\x1b[2J${formatSummary(cur, mhz)}${formatTop(before, cur, o)}\n  Networks(n)  vBds(b)  VCPUs(v)  Repeat header(r)  Quit(q)`);
+      if (interactive) (redraw = draw)();
+      else ctx.out(formatTop(prev, cur, o));
       prev = cur;
       if (o.iterations && n + 1 >= o.iterations) break;
       await Promise.race([sleep(o.delaySec * 1000), new Promise<void>((r) => (wake = r))]);
@@ -233,6 +245,16 @@ async function top(argv: string[], ctx: XlCommandContext): Promise<number> {
     }
   }
   return 0;
+}
+
+/** The host CPU's clock, as xentop's summary shows it (0 where /proc/cpuinfo has none). */
+function cpuMHz(): number {
+  try {
+    const m = /^cpu MHz\s*:\s*([\d.]+)/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    return m ? Math.round(Number(m[1])) : 0;
+  } catch {
+    return 0;
+  }
 }
 
 extraCommands['top'] = wrap(top);
