@@ -102,20 +102,21 @@ export class ConsoleBridge {
 
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (isBinary) {
+      let n = 0;
       try {
-        writeSync(this.ttyFd, data);
+        n = writeSync(this.ttyFd, data);
       } catch (e) {
-        // The pty's input queue is full (the guest is not reading): say so, drop the keys.
-        this.ws.send(JSON.stringify({ type: 'error', message: `input dropped: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }));
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') return this.notice(`input dropped: ${(e as Error).message}`);
       }
+      // The pty's input queue is full (the guest is not reading): say so, drop the rest.
+      if (n < data.length) this.notice(`input dropped: ${data.length - n} of ${data.length} bytes (the guest is not reading its console)`);
       return;
     }
     let msg: { type?: unknown; rows?: unknown; cols?: unknown; bytes?: unknown };
     try {
       msg = JSON.parse(data.toString('utf8'));
     } catch {
-      this.ws.send(JSON.stringify({ type: 'error', message: 'control message is not JSON' }));
-      return;
+      return this.notice('control message is not JSON');
     }
     const ok = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 9999;
     if (msg.type === 'ack' && typeof msg.bytes === 'number' && Number.isSafeInteger(msg.bytes) && msg.bytes >= 0 && msg.bytes <= this.stats.sentBytes) {
@@ -123,7 +124,12 @@ export class ConsoleBridge {
       this.stats.ackedBytes = Math.max(this.stats.ackedBytes, msg.bytes);
       this.pump();
     } else if (msg.type === 'resize' && ok(msg.rows) && ok(msg.cols)) this.onResize(msg.rows as number, msg.cols as number);
-    else this.ws.send(JSON.stringify({ type: 'error', message: 'bad control message (want {"type":"ack","bytes":N} with N at most what was sent, or {"type":"resize","rows":N,"cols":N})' }));
+    else this.notice('bad control message (want {"type":"ack","bytes":N} with N at most what was sent, or {"type":"resize","rows":N,"cols":N})');
+  }
+
+  /** An error for the client, unless it is not reading (then its own noise is not queued). */
+  private notice(message: string): void {
+    if (this.ws.bufferedAmount <= CLIENT_BUFFER_LIMIT) this.ws.send(JSON.stringify({ type: 'error', message }));
   }
 
   close(): void {

@@ -4,7 +4,7 @@
 // (the last 10 minutes) for the throughput charts. Subscribers get each sample; none of this
 // waits on a subscriber.
 import { EventEmitter } from 'node:events';
-import type { XsClient } from '../../drivers/xenstore/client.js';
+import type { XenstoreLink } from './xenstore-link.js';
 import { readCounters, rates, type CounterReading, type DomainCounters, type DomainRates, type ToolstackCall } from '../toolstack/domain-counters.js';
 import { stateLetters } from '../toolstack/xl/format.js';
 import { xentopState } from '../toolstack/xl/commands/top.js';
@@ -61,14 +61,17 @@ export class StatsSampler extends EventEmitter {
 
   constructor(
     private readonly call: ToolstackCall,
-    private readonly xs: XsClient,
+    private readonly xs: XenstoreLink,
     private readonly version: string,
   ) {
     super();
   }
 
   async start(): Promise<void> {
-    for (const special of ['@introduceDomain', '@releaseDomain']) await this.xs.watch(special, `web${special}`, () => this.soon());
+    // (Again on each new connection, should xenstored restart.)
+    await this.xs.onConnect(async (xs) => {
+      for (const special of ['@introduceDomain', '@releaseDomain']) await xs.watch(special, `web${special}`, () => this.soon());
+    });
     this.timer = setInterval(() => void this.sample(), SAMPLE_MS);
     await this.sample();
   }

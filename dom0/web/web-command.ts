@@ -6,8 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toolstackSocket } from '../../common/paths.js';
-import { XsClient } from '../../drivers/xenstore/client.js';
-import { socketTransport } from '../../drivers/xenstore/socket-transport.js';
+import { XenstoreLink } from './xenstore-link.js';
 import { rpcCall } from '../toolstack/rpc.js';
 import type { ToolstackCall } from '../toolstack/domain-counters.js';
 import { StatsSampler } from './stats-sampler.js';
@@ -56,9 +55,10 @@ export async function webCommand(argv: string[]): Promise<number> {
   } catch {
     throw new Error(`xenode is not running (no toolstack at ${toolstackSocket()}): start it with "xenode start"`);
   }
-  const xs = new XsClient(await socketTransport());
+  const xs = new XenstoreLink();
   const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
   const sampler = new StatsSampler(call, xs, version);
+  await xs.open();
   await sampler.start();
   const ws = new WsEndpoints(call, xs, sampler);
   const server = new WebServer(opts, call, sampler, ws);

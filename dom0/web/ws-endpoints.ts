@@ -7,7 +7,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { XsClient } from '../../drivers/xenstore/client.js';
+import type { XenstoreLink } from './xenstore-link.js';
 import type { ToolstackCall } from '../toolstack/domain-counters.js';
 import type { StatsSampler, Sample } from './stats-sampler.js';
 import { ConsoleBridge, CLIENT_BUFFER_LIMIT, type ConsoleClientStats, type ConsoleTarget } from './console-bridge.js';
@@ -28,7 +28,7 @@ export class WsEndpoints {
 
   constructor(
     private readonly call: ToolstackCall,
-    private readonly xs: XsClient,
+    private readonly xs: XenstoreLink,
     private readonly sampler: StatsSampler,
   ) {
     sampler.on('sample', (s: Sample) => this.broadcast({ type: 'sample', sample: s }));
@@ -76,7 +76,7 @@ export class WsEndpoints {
   private openLive(ws: WebSocket): void {
     this.live.add(ws);
     ws.on('close', () => this.live.delete(ws));
-    ws.on('message', () => ws.send(JSON.stringify({ type: 'error', message: 'the live channel takes no messages' })));
+    ws.on('message', () => ws.close(1003, 'the live channel takes no messages'));
     const history: Record<number, unknown> = {};
     for (const [domid, h] of this.sampler.history) history[domid] = h;
     ws.send(JSON.stringify({ type: 'history', history }));
