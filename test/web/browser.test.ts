@@ -5,7 +5,7 @@
 // both see it), the pause button changes its state, and the Display tab shows a real VNC
 // server's screen through the bridge. XENODE_WEB_SCREENSHOTS=DIR saves the page's pictures.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -100,6 +100,43 @@ describe.skipIf(skip)('xenode web in a browser', () => {
     await xn.xlOk('pause', 'br1');
     await expect.poll(() => cell('br1', 'state').textContent(), { timeout: 3000 }).toContain('p');
     await xn.xlOk('unpause', 'br1');
+  });
+
+  it('draws the driver comparison\'s JSON (the shape `npm run bench` writes) as charts', async () => {
+    // A fixture in compare-latest.json's shape: this checks the drawing, not a measurement.
+    const doc = {
+      when: 'fixture',
+      machine: 'test fixture (not a measurement)',
+      configs: [{ key: 'native', label: 'native' }, { key: 'emu', label: 'emulated' }, { key: 'pv', label: 'PV' }],
+      workloads: [{ key: 'tcp', label: 'TCP bulk', unit: 'Gbit/s' }, { key: 'rand', label: '4 KiB random read QD32', unit: 'IOPS' }],
+      results: {
+        tcp: { native: { value: 30 }, emu: { value: 0.5 }, pv: { value: 12 } },
+        rand: { native: { value: 80000 }, emu: { value: 3000 }, pv: { value: 25000 } },
+      },
+    };
+    const file = join(xn.dir, 'compare-fixture.json');
+    writeFileSync(file, JSON.stringify(doc));
+    const web2 = new WebProcess(xn);
+    await web2.start(['--port', '0', '--bench', file]);
+    const p2 = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    try {
+      await p2.goto(web2.url);
+      await p2.waitForFunction(() => document.querySelectorAll('#bench-charts canvas').length === 2, null, { timeout: 5000 });
+      expect(await p2.locator('#bench-charts h3').allTextContents()).toEqual(['TCP bulk (Gbit/s)', '4 KiB random read QD32 (IOPS)']);
+      expect(await p2.locator('#bench-note').textContent()).toContain('test fixture (not a measurement)');
+      // The bars are drawn: the tallest (native TCP, 30) fills its bar's middle with the bar colour.
+      const painted = await p2.evaluate(() => {
+        const c = document.querySelectorAll('#bench-charts canvas')[0] as HTMLCanvasElement;
+        const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] === 0x2f && d[i + 1] === 0x6f && d[i + 2] === 0xd6) n++;
+        return n;
+      });
+      expect(painted).toBeGreaterThan(1000);
+    } finally {
+      await p2.close();
+      await web2.stop();
+    }
   });
 
   it('the Display tab shows a real VNC server through the bridge (console/vnc-port in xenstore)', async () => {

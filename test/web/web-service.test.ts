@@ -225,4 +225,20 @@ describe.skipIf(skip)('xenode web: the service', () => {
     expect(Number(f[3])).toBeGreaterThanOrEqual(0); // CPU(%), from two readings
     expect((await xn.xl('top', '-i', 'x')).stderr).toContain('-i');
   });
+
+  it('keeps serving across a xenode restart: says dom0 is gone, then shows the new domains', async () => {
+    await xn.xenode('stop');
+    await xn.waitFor('the service to notice', async () => ((await (await fetch(`${web.base}/api/service`, { headers: web.auth() })).json()) as { sampleError: string | null }).sampleError !== null, 5000);
+    expect(web.alive).toBe(true);
+    await xn.start();
+    const live = web.ws('/ws/live');
+    const names = new Set<string>();
+    live.on('message', (d: Buffer) => {
+      const m = JSON.parse(d.toString());
+      if (m.type === 'sample') for (const x of m.sample.domains) names.add(x.name);
+    });
+    await xn.create('again1');
+    await xn.waitFor('the new domain on the live channel', () => names.has('again1'), 5000);
+    live.close();
+  });
 });

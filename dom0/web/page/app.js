@@ -269,7 +269,7 @@ async function loadBench() {
         width: 360,
         height: 200,
         scales: { x: { time: false, range: [-0.5, cfgs.length - 0.5] }, y: { range: (u, min, max) => [0, max * 1.1 || 1] } },
-        series: [{}, { label: w.unit, fill: '#2f6fd6aa', stroke: '#2f6fd6', paths: uPlot.paths.bars({ size: [0.6, 80] }), points: { show: false } }],
+        series: [{}, { label: w.unit, fill: '#2f6fd6', stroke: '#1d4fa6', paths: uPlot.paths.bars({ size: [0.6, 80] }), points: { show: false } }],
         axes: [{ values: (u, vals) => vals.map((v) => cfgs[v]?.label ?? ''), splits: () => xs }, { size: 60 }],
         legend: { show: false },
       },
