@@ -5,7 +5,7 @@
 // both see it), the pause button changes its state, and the Display tab shows a real VNC
 // server's screen through the bridge. XENODE_WEB_SCREENSHOTS=DIR saves the page's pictures.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -86,7 +86,6 @@ describe.skipIf(skip)('xenode web in a browser', () => {
     tmux.sendKeys('con', 'echo tty-$((5*5))', 'Enter');
     await page.waitForFunction(() => (document.querySelector('#term .xterm-rows')?.textContent ?? '').includes('tty-25'), null, { timeout: 5000 });
     expect(await termText()).toContain('tty-25');
-    if (shots) await page.screenshot({ path: join(shots, 'web-console.png') });
   });
 
   it('the pause and unpause buttons change the state the page and `xl list` show', async () => {
@@ -100,6 +99,27 @@ describe.skipIf(skip)('xenode web in a browser', () => {
     await xn.xlOk('pause', 'br1');
     await expect.poll(() => cell('br1', 'state').textContent(), { timeout: 3000 }).toContain('p');
     await xn.xlOk('unpause', 'br1');
+  });
+
+  it('a guest reading its disk: the page shows its vbd\'s counters (as `xl top -x` does) and the disk chart moves', async () => {
+    const image = join(xn.dir, 'disk1.img');
+    writeFileSync(image, '');
+    truncateSync(image, 8 << 20);
+    await xn.xlOk('create', xn.config('disk1', ['name = "disk1"', 'type = "pv"', 'memory = 128', 'vcpus = 1', 'extra = "console=hvc0"', `disk = [ 'file:${image},xvda,w' ]`, ''].join('\n')));
+    await xn.waitForShell('disk1');
+    await page.click('#domains tr[data-name="disk1"]');
+    await page.waitForFunction(() => (document.querySelector('#term .xterm-rows')?.textContent ?? '').includes('disk1:/#'), null, { timeout: 5000 });
+    await page.click('#term');
+    await page.keyboard.type('for i in 1 2 3 4 5 6; do dd if=/dev/xvda of=/dev/null bs=1M iflag=direct 2>/dev/null; sleep 0.4; done; echo reads-""done\n');
+    await expect.poll(() => cell('disk1', 'diskrd').textContent(), { timeout: 8000 }).toMatch(/[1-9][\d.]* (KiB|MiB|GiB)\/s/);
+    await page.waitForFunction(() => (document.querySelector('#term .xterm-rows')?.textContent ?? '').includes('reads-done'), null, { timeout: 15_000 });
+    await page.waitForTimeout(1500); // a sample after the last read
+    const rd = Number(/RD (\d+)/.exec((await page.locator('#devices tbody').textContent()) ?? '')?.[1]);
+    expect(rd).toBeGreaterThanOrEqual(6 * 8); // six passes over 8 MiB in requests of at most 1 MiB
+    // The same counter `xl top` prints (VBD_RD, the 16th column).
+    const top = (await xn.xlOk('top', '-b', '-i', '1')).split('\n').find((l) => /^\s+disk1 /.test(l))!;
+    expect(Number(top.trim().split(/\s+/)[14])).toBe(rd);
+    if (shots) await page.screenshot({ path: join(shots, 'web-console.png') });
   });
 
   it('draws the driver comparison\'s JSON (the shape `npm run bench` writes) as charts', async () => {
@@ -156,6 +176,7 @@ describe.skipIf(skip)('xenode web in a browser', () => {
     const domid = (await xn.xlOk('domid', 'br1')).trim();
     expect((await xn.xenstore('xenstore-write', `/local/domain/${domid}/console/vnc-listen`, '127.0.0.1')).code).toBe(0);
     expect((await xn.xenstore('xenstore-write', `/local/domain/${domid}/console/vnc-port`, String(port))).code).toBe(0);
+    await page.click('#domains tr[data-name="br1"]');
     // The sampler looks for displays every 5 s; the tab says when it has found one.
     await page.waitForSelector(`#tab-display[data-vnc="127.0.0.1:${port}"]`, { timeout: 8000 });
     await page.click('#tab-display');

@@ -109,9 +109,12 @@ function select(domid) {
   const d = domains.get(domid);
   q('#detail').hidden = false;
   q('#dname').textContent = `${d.name} (${d.domid})`;
+  q('#action-msg').textContent = '';
   renderTable();
   renderDetail(d);
   makeCharts(d);
+  // Domain-0 has no console here and is not paused or destroyed from a web page.
+  for (const b of document.querySelectorAll('button[data-action], .tabs button')) b.hidden = d.domid === 0;
   showTab(d.domid !== 0 ? 'console' : null);
   if (d.domid !== 0) openConsole(domid);
 }
@@ -126,8 +129,8 @@ function deselect(why) {
 }
 
 function renderDetail(d) {
-  q('#btn-pause').hidden = d.paused;
-  q('#btn-unpause').hidden = !d.paused;
+  q('#btn-pause').hidden = d.paused || d.domid === 0;
+  q('#btn-unpause').hidden = !d.paused || d.domid === 0;
   // The Display tab says whether there is a display to show.
   const tab = q('#tab-display');
   tab.textContent = d.vnc ? 'Display (VNC)' : 'Display';
