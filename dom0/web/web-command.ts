@@ -15,7 +15,12 @@ import { WebServer } from './web-server.js';
 import { ROOT } from './static-assets.js';
 
 export const DEFAULT_PORT = 8090;
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** The warning for an address other hosts can reach, or null for loopback. */
+export function exposureWarning(host: string): string | null {
+  if (host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)) return null;
+  return `xenode web: WARNING: listening on ${host}, not loopback: anyone who can reach it and has the token controls every guest; the traffic is not encrypted`;
+}
 
 const USAGE = `usage: xenode web [--port N] [--listen ADDR] [--bench FILE]
   --port N       TCP port (default ${DEFAULT_PORT}; 0 picks a free one)
@@ -63,9 +68,8 @@ export async function webCommand(argv: string[]): Promise<number> {
   const ws = new WsEndpoints(call, xs, sampler);
   const server = new WebServer(opts, call, sampler, ws);
   const url = await server.listen();
-  if (!LOOPBACK.has(opts.host)) {
-    process.stderr.write(`xenode web: WARNING: listening on ${opts.host}, not loopback: anyone who can reach it and has the token controls every guest; the traffic is not encrypted\n`);
-  }
+  const warning = exposureWarning(opts.host);
+  if (warning) process.stderr.write(`${warning}\n`);
   process.stdout.write(`xenode web: the console is at ${url}\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
