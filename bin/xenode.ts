@@ -3,6 +3,7 @@
 import { start, stop, status } from '../common/service.js';
 import { lanCommand, uplinkCommand } from '../net/cli.js';
 import { mkimageCommand } from '../common/mkimage.js';
+import { webCommand } from '../dom0/web/web-command.js';
 
 const USAGE = `usage: xenode <command>
   start     start the hypervisor and dom0 (xenstored, consoles, toolstack) in the background
@@ -11,6 +12,7 @@ const USAGE = `usage: xenode <command>
   lan       the test LAN host: lan up|down|status, lan exec -- CMD (see xenode lan help)
   uplink    bridge guests onto a real LAN through this machine's interface (prints a plan)
   mkimage   make a guest disk image with an ext4 filesystem from a directory: mkimage DIR IMAGE SIZE
+  web       the browser console (live domains, consoles, displays, charts) on 127.0.0.1: web [--port N]
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -32,6 +34,8 @@ async function main(argv: string[]): Promise<number> {
       return uplinkCommand(argv.slice(1));
     case 'mkimage':
       return mkimageCommand(argv.slice(1));
+    case 'web':
+      return webCommand(argv.slice(1));
     default:
       process.stderr.write(USAGE);
       return argv[0] === 'help' || argv[0] === '--help' ? 0 : 1;

@@ -17,7 +17,10 @@ fi
 # HVM on KVM: cpio (scripts/build-hvm-guest.sh packs the initramfs), xz-utils (the engine
 # unpacks a bzImage's xz payload on the host).
 # Partition tables: fdisk (sfdisk, to cross-check the partition-table codec in tests).
-PKGS="xenstore-utils iproute2 util-linux tmux e2fsprogs procps dnsmasq-base iperf3 curl ethtool iputils-ping fuse3 fuse2fs fio genisoimage cpio xz-utils fdisk"
+# The web console's tests: chromium (the headless browser playwright-core drives; nothing
+# downloads one), tigervnc-standalone-server (Xvnc: a real RFB server on loopback for the
+# noVNC bridge's test) and x11-xserver-utils (xsetroot paints its screen a known colour).
+PKGS="xenstore-utils iproute2 util-linux tmux e2fsprogs procps dnsmasq-base iperf3 curl ethtool iputils-ping fuse3 fuse2fs fio genisoimage cpio xz-utils fdisk chromium tigervnc-standalone-server x11-xserver-utils"
 # Guests booting their own OS: fuseiso mounts an HVM guest's ISO 9660 CD as its root (a live CD).
 PKGS="$PKGS fuseiso"
 missing=""
