@@ -29,6 +29,8 @@ import { consoleRun, waitForShell } from './lib/compare/console.js';
 import { guestCgroup, mechanism, NativeCgroup, snapshot, type Mechanism, type Probe } from './lib/compare/counters.js';
 import { ECHO_SERVER, parseResult, WORKLOAD_SCRIPT } from './lib/compare/workload-script.js';
 import { renderChart, short, type Group } from './lib/compare/chart.js';
+import { bootOnce, type BootRun } from './lib/compare/boot-column.js';
+import { XENODE } from './lib/instance.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const RECORD = process.argv.includes('--record');
@@ -248,8 +250,22 @@ async function main(): Promise<void> {
         }
       }
     }
+    // The boot column: the same image from its disk to the login prompt over each driver.
+    const bootImage = join(inst.dir, 'boot-busybox.img');
+    const mk = spawnSync(process.execPath, [XENODE, 'mkimage', '--from', 'busybox', '--partition', 'mbr', bootImage, '64M'], { encoding: 'utf8', timeout: 120_000 });
+    if (mk.status !== 0) fail('xenode mkimage --from busybox', mk);
+    const boots: BootRun[] = [];
+    for (let round = 0; round < CFG.rounds; round++) {
+      const order = (['pv', 'pvhvm', 'emulated'] as const).slice();
+      if (round % 2) order.reverse();
+      for (const key of order) {
+        const b = await bootOnce(inst, key, bootImage);
+        boots.push(b);
+        log(`round ${round + 1}/${CFG.rounds} boot ${key}: ${fmt(b.ms, 0)} ms, ${b.sectorsRead} sectors read, ${b.exits} exits, ${b.notifies} irq|notify`);
+      }
+    }
     const elapsedS = (Date.now() - started) / 1000;
-    report(runs, elapsedS);
+    report(runs, elapsedS, undefined, boots);
   } finally {
     clearTimeout(hard);
     await cleanup();
@@ -311,7 +327,7 @@ async function runWorkload(inst: BenchInstance, c: Config, args: string[], limit
   throw last;
 }
 
-function report(runs: Map<string, Run[]>, elapsedS: number, from?: { when: string; machine: string; load: string }): void {
+function report(runs: Map<string, Run[]>, elapsedS: number, from?: { when: string; machine: string; load: string }, boots: BootRun[] = []): void {
   const get = (w: Workload, c: Config) => runs.get(`${w.key}/${c.key}`) ?? [];
   const med = (xs: number[]) => median(xs.filter((x) => Number.isFinite(x)));
   const value = (w: Workload, c: Config) => med(get(w, c).map((r) => r.value));
@@ -382,6 +398,21 @@ function report(runs: Map<string, Run[]>, elapsedS: number, from?: { when: strin
     pvhvmWithin10pctOfPv: { ratios: pvhvmDev, met: outside.length === 0, slower: outside.map((d) => d.w) },
   };
 
+  // The boot column (a busybox image from its own disk to "login:").
+  const bootKeys = ['pv', 'pvhvm', 'emulated'] as const;
+  const bootOf = (k: (typeof bootKeys)[number]) => {
+    const rs = boots.filter((b) => b.key === k);
+    return { ms: med(rs.map((b) => b.ms)), sectorsRead: med(rs.map((b) => b.sectorsRead)), requests: med(rs.map((b) => b.requests)), exits: med(rs.map((b) => b.exits)), notifies: med(rs.map((b) => b.notifies)), runs: rs };
+  };
+  const t3: string[][] = [['boot to login (busybox, own disk)', ...bootKeys.map((k) => byKey(k).label)]];
+  if (boots.length) {
+    t3.push(['xl create to "login:" (ms)', ...bootKeys.map((k) => fmt(bootOf(k).ms, 0))]);
+    t3.push(['sectors read', ...bootKeys.map((k) => fmt(bootOf(k).sectorsRead, 0))]);
+    t3.push(['requests | IDE commands', ...bootKeys.map((k) => fmt(bootOf(k).requests, 0))]);
+    t3.push(['ioreq exits (UART excluded)', ...bootKeys.map((k) => fmt(bootOf(k).exits, 0))]);
+    t3.push(['irq | notify', ...bootKeys.map((k) => fmt(bootOf(k).notifies, 0))]);
+  }
+
   const when = from?.when ?? new Date().toISOString();
   const load = from?.load ?? readFileSync('/proc/loadavg', 'utf8').trim();
   const machine = from?.machine ?? `${hostname()}: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${release()}, Node ${process.version}`;
@@ -395,6 +426,7 @@ function report(runs: Map<string, Run[]>, elapsedS: number, from?: { when: strin
     'frontend notification (PV disk), frames or commands per interrupt (emulated); CPU = seconds of CPU per GB moved (native: the client process).',
     table(t2),
     '',
+    ...(boots.length ? ['Boot: the same MBR-partitioned busybox image from its disk to the login prompt over each driver (medians).', table(t3), ''] : []),
     `Targets: PV >= ${TARGETS.pvOverEmuTcp}x emulated on TCP bulk: ${fmt(tcpRatio, 1)}x ${verdict.pvOverEmuTcp.met ? 'met' : 'MISSED'}; ` +
       `PV >= ${TARGETS.pvOverEmuRand32}x emulated on 4 KiB random read QD32: ${fmt(randRatio, 1)}x ${verdict.pvOverEmuRand4kQd32.met ? 'met' : 'MISSED'}; ` +
       `PV-on-HVM within ${TARGETS.pvhvmWithin * 100}% of PV: ${verdict.pvhvmWithin10pctOfPv.met ? 'met' : `MISSED on ${outside.map((d) => `${d.w} (${fmt(d.ratio, 2)}x)`).join(', ')}`}.`,
@@ -413,7 +445,7 @@ function report(runs: Map<string, Run[]>, elapsedS: number, from?: { when: strin
     }
   }
   const file = from ? '(not rewritten)' : join(dir, `compare-${when.replace(/[:.]/g, '-')}.json`);
-  const doc = { when, machine, load, elapsedS, config: CFG, targets: TARGETS, verdict, configs: CONFIGS.map(({ key, label }) => ({ key, label })), workloads: WORKLOADS.map(({ key, label, unit }) => ({ key, label, unit })), results };
+  const doc = { when, machine, load, elapsedS, config: CFG, targets: TARGETS, verdict, configs: CONFIGS.map(({ key, label }) => ({ key, label })), workloads: WORKLOADS.map(({ key, label, unit }) => ({ key, label, unit })), results, boot: Object.fromEntries(boots.length ? bootKeys.map((k) => [k, bootOf(k)]) : []) };
   if (!from) {
     writeFileSync(file, JSON.stringify(doc, null, 2));
     writeFileSync(join(dir, 'compare-latest.json'), JSON.stringify(doc, null, 2));
