@@ -88,7 +88,7 @@ export interface KvmVcpuStats {
 export interface UringAddon {
   /** A ring of `entries` (rounded up to a power of two) with `mem` registered as its fixed
    * buffer (pinned until close). Throws when the kernel lacks io_uring or READV_FIXED. */
-  open(entries: number, mem: Uint8Array): { handle: number; eventfd: number; entries: number };
+  open(entries: number, mem: Uint8Array, done?: (err: Error | null) => void): { handle: number; eventfd: number; entries: number };
   /** Queue a preadv/pwritev of spans of the registered memory ((offset, length) pairs, the
    * first n) at `pos`; it starts at the next flush() (or reap()); the result comes from
    * reap() with `token`. Throws EBUSY when `entries` requests are in flight. */

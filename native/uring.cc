@@ -9,7 +9,10 @@
 // any spans of it with no pinning, submitted from the event loop itself; completions signal
 // an eventfd the loop watches.
 //
-//   open(entries, mem)  -> { handle, eventfd }   throws if the kernel lacks what we need
+//   open(entries, mem[, done]) -> { handle, eventfd }   throws if the kernel lacks what we need;
+//                       with `done`, the memory is registered (pinned: a guest's whole RAM
+//                       takes a few hundred ms) on libuv's thread pool, and done(null) or
+//                       done(Error) says when the ring may be used
 //   submit(handle, write, fd, segs, n, pos, token) queue; spans = (offset, length) pairs within mem
 //   flush(handle)                                 hand what is queued to the kernel, at once
 //   reap(handle, out: Float64Array) -> count      (token, result) pairs: bytes or -errno
@@ -19,6 +22,7 @@
 // that handles stay valid if a worker thread loads the addon too.
 
 #include <node.h>
+#include <uv.h>
 
 #include <errno.h>
 #include <linux/io_uring.h>
@@ -32,6 +36,7 @@
 
 #include <cmath>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "js-helpers.h"
@@ -132,7 +137,44 @@ bool Supported(int fd) {
   return ok(kOpReadvFixed) && ok(kOpWritevFixed);
 }
 
-// open(entries, mem): a ring with `mem` registered as its one fixed buffer.
+// The registration of a ring's memory, on libuv's thread pool (open with a callback). The
+// caller must not close the ring or use it for I/O before the callback.
+struct RegisterWork {
+  uv_work_t req;
+  Isolate* isolate;
+  v8::Global<Context> context;
+  v8::Global<v8::Function> callback;
+  int fd;
+  uint8_t* base;
+  size_t len;
+  int err = 0;
+};
+
+void RegisterWorkRun(uv_work_t* req) {
+  auto* w = static_cast<RegisterWork*>(req->data);
+  struct iovec whole = {w->base, w->len};
+  w->err = Register(w->fd, IORING_REGISTER_BUFFERS, &whole, 1) < 0 ? errno : 0;
+}
+
+void RegisterWorkDone(uv_work_t* req, int status) {
+  auto* w = static_cast<RegisterWork*>(req->data);
+  Isolate* iso = w->isolate;
+  {
+    v8::HandleScope scope(iso);
+    Local<Context> ctx = w->context.Get(iso);
+    Context::Scope context_scope(ctx);
+    int err = status == UV_ECANCELED ? ECANCELED : w->err;
+    Local<Value> argv[1] = {v8::Null(iso)};
+    if (err) {
+      std::string msg = std::string("io_uring_register buffers: ") + strerror(err);
+      argv[0] = v8::Exception::Error(Str(iso, msg.c_str()));
+    }
+    (void)node::MakeCallback(iso, ctx->Global(), w->callback.Get(iso), 1, argv, node::async_context{0, 0});
+  }
+  delete w;
+}
+
+// open(entries, mem[, done]): a ring with `mem` registered as its one fixed buffer.
 void Open(const Args& a) {
   Isolate* iso = a.GetIsolate();
   if (!a[0]->IsUint32() || a[0].As<v8::Uint32>()->Value() < 1 || a[0].As<v8::Uint32>()->Value() > 4096) {
@@ -178,9 +220,12 @@ void Open(const Args& a) {
   // Pin the memory once (root is not held to RLIMIT_MEMLOCK; others may be refused: ENOMEM).
   r->base = ViewData(mem);
   r->len = mem->ByteLength();
-  struct iovec whole = {r->base, r->len};
-  if (Register(r->fd, IORING_REGISTER_BUFFERS, &whole, 1) < 0) return fail("io_uring_register buffers", errno);
   r->keep.Reset(iso, a[1]);
+  bool async = a.Length() > 2 && a[2]->IsFunction();
+  if (!async) {
+    struct iovec whole = {r->base, r->len};
+    if (Register(r->fd, IORING_REGISTER_BUFFERS, &whole, 1) < 0) return fail("io_uring_register buffers", errno);
+  }
 
   r->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (r->efd < 0) return fail("eventfd", errno);
@@ -203,6 +248,24 @@ void Open(const Args& a) {
     }
     if (handle == registry.size()) registry.push_back(r);
     else registry[handle] = r;
+  }
+  if (async) {
+    auto* w = new RegisterWork();
+    w->isolate = iso;
+    w->context.Reset(iso, iso->GetCurrentContext());
+    w->callback.Reset(iso, a[2].As<v8::Function>());
+    w->fd = r->fd;
+    w->base = r->base;
+    w->len = r->len;
+    w->req.data = w;
+    int q = uv_queue_work(node::GetCurrentEventLoop(iso), &w->req, RegisterWorkRun, RegisterWorkDone);
+    if (q != 0) {
+      delete w;
+      std::lock_guard<std::mutex> g(registryMu);
+      registry[handle] = nullptr;
+      delete r;
+      return ThrowErrno(iso, "uv_queue_work", -q);
+    }
   }
   Local<Context> ctx = iso->GetCurrentContext();
   Local<Object> o = Object::New(iso);

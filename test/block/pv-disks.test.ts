@@ -33,13 +33,16 @@ describe.skipIf(shouldSkip())('PV block devices', () => {
     const disk = img('data.img', 32);
     const file = cfg('data', [`file:${disk},xvda,w`]);
     await boot('data', file);
+    // blkback registers the guest's memory with io_uring in the background (a few hundred ms);
+    // big requests take the ring from then on.
+    const vbdStats = async () => (await rpcCall<Record<string, Record<string, number>>>(join(xn.dir, 'run', 'toolstack.sock'), 'device-stats'))[`vbd/${(await xn.xlOk('domid', 'data')).trim()}/51712`]!;
+    await xn.waitFor('io_uring registered', async () => (await vbdStats()).uring === 1, 15_000);
     const out = await run('data', 'ls -l /dev/xvda; head -c 6291456 /dev/urandom > /tmp/r && dd if=/tmp/r of=/dev/xvda bs=1M conv=fsync,notrunc 2>/dev/null && md5sum < /tmp/r');
     expect(out).toMatch(/^-rw-rw---- 1 root root 33554432 .* \/dev\/xvda$/m);
     const sum = /([0-9a-f]{32})/.exec(out)?.[1];
     expect(sum).toBeDefined();
     // The 1 MiB writes went to the image through io_uring with the guest's memory registered.
-    const domid0 = (await xn.xlOk('domid', 'data')).trim();
-    const stats = (await rpcCall<Record<string, Record<string, number>>>(join(xn.dir, 'run', 'toolstack.sock'), 'device-stats'))[`vbd/${domid0}/51712`]!;
+    const stats = await vbdStats();
     expect(stats.uring).toBe(1);
     expect(stats.uring_req).toBeGreaterThanOrEqual(6);
     await xn.xlOk('destroy', 'data');

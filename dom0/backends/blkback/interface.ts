@@ -73,6 +73,7 @@ export class BlkifInterface {
   private readonly pinOut = { persistent: false };
   /** Disk I/O on io_uring with the frontend's memory registered, when the kernel allows. */
   private uring: UringIo | null = null;
+  private uringOpening: { cancel(): void } | null = null;
 
   constructor(private readonly o: BlkifInterfaceOptions) {
     this.pins = new GrantPins(o.table, DOM0, o.maxPersistent, o.counters);
@@ -80,13 +81,16 @@ export class BlkifInterface {
     this.io = { mem: this.mem, spans: new Float64Array(2 * Math.max(BLKIF_MAX_SEGMENTS_PER_REQUEST, o.maxIndirect)), n: 0 };
     this.sectors = o.store?.sectors ?? 0;
     if (o.store && URING_WANTED) {
-      const u = UringIo.open(this.mem, o.log);
-      if (typeof u === 'string') o.log(`io_uring unavailable (${u}): disk I/O on the thread pool`);
-      else {
+      // Big requests move to io_uring once the memory is registered; until then (the first
+      // few hundred ms of a boot) everything goes through the thread pool.
+      const store = o.store;
+      this.uringOpening = UringIo.openAsync(this.mem, o.log, (u) => {
+        this.uringOpening = null;
+        if (typeof u === 'string') return o.log(`io_uring unavailable (${u}): disk I/O on the thread pool`);
         this.uring = u;
-        o.store.useUring(u);
+        store.useUring(u);
         o.counters.uring = 1;
-      }
+      });
     }
     this.ctx = {
       sectors: this.sectors,
@@ -308,6 +312,8 @@ export class BlkifInterface {
   async disconnect(): Promise<void> {
     this.halted = true;
     if (this.settled.size) await Promise.allSettled([...this.settled]);
+    this.uringOpening?.cancel();
+    this.uringOpening = null;
     if (this.uring) {
       this.o.store?.useUring(null);
       this.uring.close();

@@ -39,6 +39,34 @@ export class UringIo {
     this.watcher.start(native().READABLE);
   }
 
+  /** A ring over `mem` handed to `ready` once its memory is registered, or the reason there
+   * cannot be one. Registering pins the frontend's whole memory, a few hundred ms for a
+   * guest's RAM: done on libuv's thread pool, so dom0's loop (and the guest's boot, whose
+   * small reads the pool serves meanwhile) never waits for it. `cancel()` before `ready`
+   * closes the ring once the registration is over. */
+  static openAsync(mem: Uint8Array, log: (msg: string) => void, ready: (u: UringIo | string) => void): { cancel(): void } {
+    let cancelled = false;
+    let r: { handle: number; eventfd: number; entries: number };
+    try {
+      r = native().uring.open(ENTRIES, mem, (err) => {
+        if (cancelled || err) {
+          native().uring.close(r.handle);
+          if (!cancelled) ready(err!.message);
+          return;
+        }
+        ready(new UringIo(mem, r.handle, r.eventfd, r.entries, log));
+      });
+    } catch (e) {
+      ready((e as Error).message);
+      return { cancel() {} };
+    }
+    return {
+      cancel() {
+        cancelled = true;
+      },
+    };
+  }
+
   /** A ring over `mem`, or the reason there cannot be one. */
   static open(mem: Uint8Array, log: (msg: string) => void = () => {}): UringIo | string {
     try {
