@@ -3,16 +3,9 @@
 import { XsClient } from '../../../../drivers/xenstore/client.js';
 import { socketTransport } from '../../../../drivers/xenstore/socket-transport.js';
 import type { XlCommandContext } from './registry.js';
+import { XlExit } from '../exit.js';
 
-/** An xl failure: `message` goes to stderr, `code` is the exit status. */
-export class XlExit extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { XlExit };
 
 export async function withXs<T>(fn: (xs: XsClient) => Promise<T>): Promise<T> {
   const xs = new XsClient(await socketTransport());
@@ -27,7 +20,8 @@ export async function domidOf(ctx: XlCommandContext, dom: string): Promise<numbe
   try {
     return (await ctx.call<{ domid: number }>('domid', { name: dom })).domid;
   } catch (e) {
-    if ((e as { code?: string }).code === 'ESRCH') throw new XlExit(1, `${dom} is an invalid domain identifier`);
+    // find_domain (xl_utils.c): a name libxl does not know is ERROR_INVAL; an id, not found.
+    if ((e as { code?: string }).code === 'ESRCH') throw new XlExit(1, `${dom} is an invalid domain identifier (rc=${/^\d+$/.test(dom) ? -21 : -6})`);
     throw e;
   }
 }
@@ -68,19 +62,9 @@ export function num(s: string): number {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** XlExit -> its message on stderr and its code; anything else goes to xl's own handler. */
+/** Commands once printed their own XlExit; bin/xl.ts prints every one now (with any help). */
 export function wrap(cmd: (argv: string[], ctx: XlCommandContext) => Promise<number>) {
-  return async (argv: string[], ctx: XlCommandContext): Promise<number> => {
-    try {
-      return await cmd(argv, ctx);
-    } catch (e) {
-      if (e instanceof XlExit) {
-        process.stderr.write(`${e.message}\n`);
-        return e.code;
-      }
-      throw e;
-    }
-  };
+  return cmd;
 }
 
 /** libxl's wait for a hot-plugged device: poll its backend's `hotplug-status` (the hotplug

@@ -15,6 +15,7 @@ import { parseMac, parseVifArgs, resolveNicDefaults, vifDryRunJson } from '../..
 import { vifDeviceEntries } from '../../devices/vif.js';
 import { awaitHotplug, domidOf, forEachDomain, num, readOr, withXs, wrap, XlExit } from './common.js';
 import { extraCommands, type XlCommandContext } from './registry.js';
+import { registerSpec } from '../help.js';
 
 const HOTPLUG_TIMEOUT_MS = 10_000;
 
@@ -137,3 +138,4 @@ extraCommands['network-attach'] = wrap(networkAttach);
 extraCommands['network-list'] = wrap(networkList);
 extraCommands['network-detach'] = wrap(networkDetach);
 extraCommands['network-stats'] = wrap(networkStats);
+registerSpec({ name: 'network-stats', canDryrun: false, modifies: false, desc: "List netback's per-vif counters (xenode)", usage: '[Domain(s)]' });
