@@ -57,7 +57,7 @@ export const QUICK_RESTART_MS = 10_000;
 /** ...and after this many quick restarts in a row it is left stopped, with a message. */
 export const MAX_QUICK_RESTARTS = 5;
 /** How long a new domain's devices may take to come up (hotplug-status) before create fails. */
-const DEVICE_HOTPLUG_TIMEOUT_MS = 10_000;
+const DEVICE_HOTPLUG_TIMEOUT_MS = 40_000; // LIBXL_HOTPLUG_TIMEOUT
 
 const REASON_ACTION: Record<ShutdownReason, (s: BuildSpec) => Action | null> = {
   poweroff: (s) => s.onPoweroff,
@@ -206,6 +206,7 @@ export class Toolstack {
     });
     // The guest is gone: its devices go without waiting for it to close them.
     for (const d of await listDevices(this.xs, domid)) await removeDevice(this.xs, domid, d.type, d.devid, { force: true });
+    await this.cleanupBackendDirs(domid);
     this.consoles.detach(domid);
     await this.hvm?.destroy(domid);
     if (rec) {
@@ -218,6 +219,16 @@ export class Toolstack {
     await this.xs.rm(`/libxl/${domid}`).catch(() => {});
     this.foreign.unmap(domid);
     this.log.info(`destroyed domain ${domid}${rec ? ` "${rec.name}"` : ''}`);
+  }
+
+  /** As libxl__xs_path_cleanup: the domain's per-type backend directories go, and a type
+   * directory left empty goes too. */
+  private async cleanupBackendDirs(domid: number): Promise<void> {
+    const root = '/local/domain/0/backend';
+    for (const type of await this.xs.directory(root).catch(() => [] as string[])) {
+      await this.xs.rm(`${root}/${type}/${domid}`).catch(() => {});
+      if ((await this.xs.directory(`${root}/${type}`).catch(() => ['?'])).length === 0) await this.xs.rm(`${root}/${type}`).catch(() => {});
+    }
   }
 
   async destroyAll(): Promise<void> {
@@ -372,7 +383,7 @@ export class Toolstack {
     if (!/^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/.test(newName)) {
       throw new ToolstackError('EINVAL', `domain name \`${newName}' is not valid: letters, digits, '.', '_', '+' and '-' (starting with a letter or digit), at most 64`);
     }
-    for (const r of this.records.values()) {
+    for (const r of [...this.records.values(), { name: 'Domain-0' }]) {
       if (r.name === newName) throw new ToolstackError('EEXIST', `libxl: error: libxl_domain.c: Domain ${domid}:domain with name "${newName}" already exists.`);
     }
     rec.name = newName;
