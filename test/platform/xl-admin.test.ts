@@ -235,6 +235,37 @@ describe.skipIf(shouldSkip())('xl: the daily commands as Xen has them', () => {
       await stale.stop();
     }
   });
+  it('create -q is quiet, -e leaves restarts to nobody, -F stays until the domain is gone', async () => {
+    const q = await xn.xl('create', '-q', '-e', xn.guestConfig('quiet1'));
+    expect(q.code).toBe(0);
+    expect(q.stderr).toBe('');
+    await xn.waitForShell('quiet1');
+    // -e: nobody applies on_reboot="restart"; the domain stays as it stopped.
+    const id = (await xn.xlOk('domid', 'quiet1')).trim();
+    await xn.xlOk('reboot', 'quiet1');
+    await xn.waitFor('quiet1 to stop', async () => (await xn.list()).find((d) => d.name === 'quiet1')?.state === '---sr-');
+    await new Promise((r) => setTimeout(r, 3000));
+    expect((await xn.xlOk('domid', 'quiet1')).trim()).toBe(id);
+    await xn.xlOk('destroy', 'quiet1');
+    // -F: xl stays in the foreground until the domain is destroyed.
+    const fg = xn.xl('create', '-F', xn.guestConfig('fg1'));
+    let done = false;
+    void fg.then(() => (done = true));
+    await xn.waitFor('fg1 to exist', async () => (await xn.xl('domid', 'fg1')).code === 0);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(done).toBe(false);
+    await xn.xlOk('destroy', 'fg1');
+    expect((await fg).code).toBe(0);
+  });
+
+  it('block-* and network-* usage errors exit 2 with Xen\'s line', async () => {
+    for (const [cmd, n] of [['block-attach', 2], ['block-detach', 2], ['network-list', 1]] as const) {
+      const r = await xn.xl(cmd);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(`'xl ${cmd}' requires at least ${n} argument${n > 1 ? 's' : ''}.\n\n`);
+    }
+  });
+
   it('create fails with libxl\'s messages (exit 3) and leaves nothing when a disk cannot be attached', async () => {
     const before = await snapshot();
     const missing = join(xn.dir, 'no-such.img');

@@ -13,9 +13,10 @@ import { parseVdev } from '../../config/vdev-number.js';
 import { diskDeviceEntries } from '../../devices/vbd.js';
 import { awaitHotplug, domidOf, forEachDomain, num, readOr, wrap, XlExit } from './common.js';
 import { extraCommands, type XlCommandContext } from './registry.js';
+import { switchForeachOpt } from '../getopt.js';
 
 async function blockAttach(argv: string[], ctx: XlCommandContext): Promise<number> {
-  if (argv.length < 2) throw new XlExit(1, 'Usage: xl block-attach <Domain> <disk-spec-component(s)>...');
+  argv = switchForeachOpt(argv, '', null, 'block-attach', 2).args; // usage errors: exit 2 and the help, as xl
   const [dom, ...spec] = argv as [string, ...string[]];
   const disk = parseDiskSpec(spec);
   if (ctx.dryRun) {
@@ -37,7 +38,7 @@ function row(devid: number, be: number, handle: number, state: number, evtch: nu
 
 
 async function blockList(argv: string[], ctx: XlCommandContext): Promise<number> {
-  if (argv.length < 1) throw new XlExit(1, 'Usage: xl block-list <Domain(s)>');
+  argv = switchForeachOpt(argv, '', null, 'block-list', 1).args; // usage errors: exit 2 and the help, as xl
   ctx.out(`${'Vdev'.padEnd(5)} ${'BE'.padEnd(3)} ${'handle'.padEnd(6)} ${'state'.padEnd(5)} ${'evt-ch'.padEnd(6)} ${'ring-ref'.padEnd(8)} ${'BE-path'.padEnd(30)}\n`);
   return forEachDomain(ctx, argv, async (xs, domid) => {
     const fe = `/local/domain/${domid}/device/vbd`;
@@ -63,7 +64,7 @@ async function blockList(argv: string[], ctx: XlCommandContext): Promise<number>
 }
 
 async function blockDetach(argv: string[], ctx: XlCommandContext): Promise<number> {
-  if (argv.length < 2) throw new XlExit(1, 'Usage: xl block-detach <Domain> <DevId>');
+  argv = switchForeachOpt(argv, '', null, 'block-detach', 2).args; // usage errors: exit 2 and the help, as xl
   const [dom, id] = argv as [string, string];
   const domid = await domidOf(ctx, dom);
   const devid = parseVdev(id)?.devid;
