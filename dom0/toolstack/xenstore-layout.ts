@@ -30,6 +30,9 @@ export async function writeDomainLayout(xs: XsWriter, spec: BuildSpec, f: Layout
   await xs.setPerms(dom, ro);
   await xs.mkdir(vm);
   await xs.setPerms(vm, ro);
+  // The primary console as a device, as libxl__device_console_add writes it: its backend
+  // directory in dom0 (xenconsoled's; here the console daemon's), linked both ways.
+  const consoleBackend = `/local/domain/0/backend/console/${f.domid}/0`;
   const roNodes: [string, string][] = [
     [`${vm}/uuid`, f.uuid],
     [`${vm}/name`, spec.name],
@@ -52,6 +55,8 @@ export async function writeDomainLayout(xs: XsWriter, spec: BuildSpec, f: Layout
     [`${dom}/console/type`, 'xenconsoled'],
     [`${dom}/console/output`, 'pty'],
     [`${dom}/console/limit`, String(1024 * 1024)],
+    [`${dom}/console/backend`, consoleBackend],
+    [`${dom}/console/backend-id`, '0'],
     // libxl__xs_writev of the platform data: an HVM guest's firmware reads these.
     ...(spec.type === 'hvm' ? hvmPlatformNodes(dom, vm) : []),
     [`${dom}/control/platform-feature-multiprocessor-suspend`, '1'],
@@ -88,10 +93,17 @@ export async function writeDomainLayout(xs: XsWriter, spec: BuildSpec, f: Layout
     await xs.write(p, i < spec.vcpus ? 'online' : 'offline');
     await xs.setPerms(p, rw);
   }
+  await xs.mkdir(consoleBackend);
+  await xs.setPerms(consoleBackend, ro);
+  for (const [k, v] of [['frontend', `${dom}/console`], ['frontend-id', String(f.domid)], ['online', '1'], ['state', '1'], ['protocol', 'vt100']]) {
+    await xs.write(`${consoleBackend}/${k}`, v!);
+  }
   // libxl's own tree (dom0 only): the domain's type and, per device, where libxl keeps the
-  // devices it added (filled by the device code).
+  // devices it added (the device code adds vifs and vbds there).
   await xs.mkdir(`/libxl/${f.domid}/device`);
   await xs.setPerms(`/libxl/${f.domid}`, ['n0']);
+  await xs.write(`/libxl/${f.domid}/device/console/0/frontend`, `${dom}/console`);
+  await xs.write(`/libxl/${f.domid}/device/console/0/backend`, consoleBackend);
   await xs.write(`/libxl/${f.domid}/type`, spec.type);
   await xs.write(`/libxl/${f.domid}/dm-version`, 'qemu_xen');
 }

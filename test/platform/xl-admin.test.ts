@@ -235,6 +235,28 @@ describe.skipIf(shouldSkip())('xl: the daily commands as Xen has them', () => {
       await stale.stop();
     }
   });
+  it('the xenstore tree has libxl\'s toolstack keys: control/*, device/suspend, the console backend, /libxl/N/device', async () => {
+    const tree = (await xn.xenstore('xenstore-ls', '-f', '/')).stdout;
+    const has = (path: string, value?: string) => expect(tree, path).toMatch(new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} = "${value ?? '[^"]*'}"$`, 'm'));
+    const dom = `/local/domain/${domid}`;
+    for (const k of ['shutdown', 'feature-poweroff', 'feature-reboot', 'feature-suspend', 'sysrq']) has(`${dom}/control/${k}`);
+    has(`${dom}/control/platform-feature-multiprocessor-suspend`, '1');
+    has(`${dom}/control/platform-feature-xs_reset_watches`, '1');
+    has(`${dom}/device/suspend/event-channel`, '');
+    has(`${dom}/console/backend`, `/local/domain/0/backend/console/${domid}/0`);
+    has(`${dom}/console/backend-id`, '0');
+    has(`/local/domain/0/backend/console/${domid}/0/frontend`, `${dom}/console`);
+    has(`/local/domain/0/backend/console/${domid}/0/protocol`, 'vt100');
+    has(`/libxl/${domid}/device/console/0/backend`, `/local/domain/0/backend/console/${domid}/0`);
+    has(`/libxl/${domid}/type`, 'pv');
+    const vm = await read(`${dom}/vm`);
+    has(`${vm}/image/ostype`, 'linux');
+    // The guest may write its features, not its platform facts.
+    const perms = (await xn.xenstore('xenstore-ls', '-p', `${dom}/control`)).stdout;
+    expect(perms).toMatch(new RegExp(`^feature-poweroff = "[^"]*" .*\\(n${domid}\\)$`, 'm'));
+    expect(perms).toMatch(new RegExp(`^platform-feature-xs_reset_watches = "1" .*\\(n0,r${domid}\\)$`, 'm'));
+  });
+
   it('create -q is quiet, -e leaves restarts to nobody, -F stays until the domain is gone', async () => {
     const q = await xn.xl('create', '-q', '-e', xn.guestConfig('quiet1'));
     expect(q.code).toBe(0);
@@ -352,6 +374,13 @@ describe.skipIf(shouldSkip())('xl: the daily commands as Xen has them', () => {
       `Shutting down domain ${id}\nPV control interface not available: external graceful shutdown not possible.\nUse "-F" to fallback to ACPI power event.\nshutdown failed (rc=-8)\n`,
     );
     expect((await xn.list()).some((d) => d.name === 'hvm1')).toBe(true);
+    // libxl's HVM keys: the platform the firmware reads, the RTC offset, the S3/S4 features.
+    expect(await read(`/local/domain/${id}/platform/acpi`)).toBe('0');
+    expect(await read(`/local/domain/${id}/platform/device-model`)).toBe('qemu_xen');
+    expect((await xn.xenstore('xenstore-exists', `/local/domain/${id}/control/feature-s3`)).code).toBe(0);
+    const vm = await read(`/local/domain/${id}/vm`);
+    expect((await xn.xenstore('xenstore-exists', `${vm}/rtc/timeoffset`)).code).toBe(0);
+    expect(await read(`${vm}/image/ostype`)).toBe('hvm');
     await xn.xlOk('destroy', 'hvm1');
   });
 });
