@@ -257,6 +257,16 @@ describe.skipIf(shouldSkip())('xl: the daily commands as Xen has them', () => {
     expect(perms).toMatch(new RegExp(`^platform-feature-xs_reset_watches = "1" .*\\(n0,r${domid}\\)$`, 'm'));
   });
 
+  it('console -t and -n are honoured or refused, never ignored', async () => {
+    expect((await xn.xl('console', '-t', 'vga', 'adm1')).stderr).toBe('console type supported are: pv, serial, vuart\n');
+    const serial = await xn.xl('console', '-t', 'serial', 'adm1');
+    expect(serial.code).toBe(1);
+    expect(serial.stderr).toBe("Unable to attach console\n(a PV guest's console here is its PV console: -t pv)\n");
+    const second = await xn.xl('console', '-n', '1', 'adm1');
+    expect(second.code).toBe(1);
+    expect(second.stderr).toContain('there is no console 1');
+  });
+
   it('create -q is quiet, -e leaves restarts to nobody, -F stays until the domain is gone', async () => {
     const q = await xn.xl('create', '-q', '-e', xn.guestConfig('quiet1'));
     expect(q.code).toBe(0);

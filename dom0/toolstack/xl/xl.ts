@@ -74,22 +74,21 @@ async function consoleMain(argv: string[]): Promise<number> {
   const p = switchForeachOpt(argv, 'n:t:e:', null, 'console', 1);
   const type = p.val('t');
   if (type !== undefined && type !== 'pv' && type !== 'serial' && type !== 'vuart') {
-    throw new XlExit(1, `console type "${type}" unknown`);
+    throw new XlExit(1, 'console type supported are: pv, serial, vuart');
   }
-  const num = p.val('n');
-  if (num !== undefined && !/^\d+$/.test(num)) throw new XlExit(1, `console number "${num}" is not a number`);
-  // One console per domain here (the PV console of a PV guest, the emulated serial line of
-  // an HVM guest): a second console is refused rather than the first one shown.
-  if (num !== undefined && Number(num) !== 0) throw new XlExit(1, `Unable to attach console: domain has no console number ${num} (xenode gives each domain one console, number 0)`);
-  if (p.val('e') !== undefined) throw new XlExit(1, 'xenode\'s console client leaves with Ctrl-], not another escape character: -e is not supported');
+  // -n is atoi()'d, as xl does. One console per domain here (the PV console of a PV guest,
+  // the emulated serial line of an HVM guest): another number is refused, not ignored.
+  const num = p.val('n') === undefined ? 0 : parseInt(p.val('n')!, 10) || 0;
+  if (num !== 0) throw new XlExit(1, `Unable to attach console\n(xenode gives each domain one console, number 0; there is no console ${num})`);
+  if (p.val('e') !== undefined) throw new XlExit(1, 'Unable to attach console\n(xenode\'s console client leaves with Ctrl-]; another escape character (-e) is not supported)');
   const dom = p.args[0]!;
   const domid = await domidOf({ call, out: () => {}, dryRun: false }, dom);
   if (type !== undefined && type !== 'vuart') {
     // An HVM guest's console here is its emulated serial line, a PV guest's the PV console.
     const long = await call<{ domid: number; config?: { c_info?: { type?: string } } }[]>('list-long');
     const hvm = long.find((l) => l.domid === domid)?.config?.c_info?.type === 'hvm';
-    if ((type === 'serial') !== hvm) throw new XlExit(1, `Unable to get console: ${hvm ? 'an HVM' : 'a PV'} guest's console here is its ${hvm ? 'serial line (-t serial)' : 'PV console (-t pv)'}`);
-  } else if (type === 'vuart') throw new XlExit(1, 'Unable to get console: vuart consoles are for ARM guests; xenode has none');
+    if ((type === 'serial') !== hvm) throw new XlExit(1, `Unable to attach console\n(${hvm ? 'an HVM' : 'a PV'} guest's console here is its ${hvm ? 'serial line: -t serial' : 'PV console: -t pv'})`);
+  } else if (type === 'vuart') throw new XlExit(1, 'Unable to attach console\n(vuart consoles are for ARM guests; xenode has none)');
   return consoleCmd(dom);
 }
 extraCommands['console'] = consoleMain;

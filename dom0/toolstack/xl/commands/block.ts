@@ -64,8 +64,9 @@ async function blockList(argv: string[], ctx: XlCommandContext): Promise<number>
 }
 
 async function blockDetach(argv: string[], ctx: XlCommandContext): Promise<number> {
-  argv = switchForeachOpt(argv, '', null, 'block-detach', 2).args; // usage errors: exit 2 and the help, as xl
-  const [dom, id] = argv as [string, string];
+  const p = switchForeachOpt(argv, 'f', [{ name: 'force', hasArg: 0, val: 'f' }], 'block-detach', 2);
+  const force = p.has('f'); // -f: remove without waiting for the guest to let go
+  const [dom, id] = p.args as [string, string];
   const domid = await domidOf(ctx, dom);
   const devid = parseVdev(id)?.devid;
   const { devices } = await ctx.call<{ devices: { type: string; devid: number }[] }>('device-list', { dom: String(domid) });
@@ -74,9 +75,9 @@ async function blockDetach(argv: string[], ctx: XlCommandContext): Promise<numbe
   }
   if (ctx.dryRun) return 0;
   try {
-    await ctx.call('device-detach', { dom: String(domid), type: 'vbd', devid });
+    await ctx.call('device-detach', { dom: String(domid), type: 'vbd', devid, force });
   } catch (e) {
-    throw new XlExit(1, `${(e as Error).message}\nlibxl_device_disk_remove failed.`);
+    throw new XlExit(1, `${(e as Error).message}\nlibxl_device_disk_${force ? 'destroy' : 'safe_remove'} failed.`);
   }
   return 0;
 }
