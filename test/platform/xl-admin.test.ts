@@ -73,6 +73,8 @@ describe.skipIf(shouldSkip())('xl: the daily commands as Xen has them', () => {
       expect(r.code).toBe(1);
       expect(r.stderr).toBe('command not implemented\n');
     }
+    // The global -v shows what xl asks the toolstack (libxl's debug log, in effect).
+    expect((await xn.xl('-v', 'domid', 'adm1')).stderr).toBe('libxl: debug: toolstack request domid {"name":"adm1"}\n');
     // Options after the domain, as GNU getopt allows.
     expect((await xn.xlOk('list', 'adm1', '-v')).split('\n')[0]).toContain('UUID');
   });

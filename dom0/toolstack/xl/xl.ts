@@ -14,8 +14,16 @@ import { domidOf } from './commands/common.js';
 
 export { XlExit };
 
+/** -v: each request to the toolstack (libxl's calls, in effect) on stderr; -T: with a timestamp. */
+const debug = { verbose: false, timestamps: false };
+
 function call<T>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
   const sock = toolstackSocket();
+  if (debug.verbose) {
+    const stamp = debug.timestamps ? `${new Date().toISOString().replace('T', ' ').slice(0, 23)} ` : '';
+    const shown = JSON.stringify(args, (k, v) => (k === 'spec' ? '<config>' : v));
+    process.stderr.write(`${stamp}libxl: debug: toolstack request ${cmd} ${shown}\n`);
+  }
   return rpcCall<T>(sock, cmd, args).catch((e: Error) => {
     // Only a socket nobody answers means xenode is down: an ENOENT the toolstack answered
     // with (a missing device, console, file) is that error, reported as such.
@@ -38,7 +46,9 @@ function globalOptions(argv: string[]): { dryRun: boolean; force: boolean } {
     for (const c of g.slice(1)) {
       if (c === 'N') dryRun = true;
       else if (c === 'f') force = true;
-      else if (c === 'v' || c === 't' || c === 'T') continue; // verbosity, progress: nothing to change here
+      else if (c === 'v') debug.verbose = true;
+      else if (c === 'T') debug.timestamps = true;
+      else if (c === 't') continue; // progress with CR: xl here prints no progress meters
       else throw new XlExit(1, 'unknown global option');
     }
   }

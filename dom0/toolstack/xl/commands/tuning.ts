@@ -10,6 +10,7 @@ import { extraCommands, type XlCommandContext } from './registry.js';
 
 /** The least memory a domain may have here (the toolstack and hypervisor check it again). */
 const MIN_MEMORY_KIB = 16 * 1024;
+const MAX_MEMORY_KIB = 1 << 30;
 
 /** parse_mem_size_kb (xl_parse.c): a number with an optional b/k/m/g/t suffix, MiB without one. -1 if not. */
 export function parseMemSizeKb(s: string): number {
@@ -31,6 +32,7 @@ function memCommand(cmd: 'mem-set' | 'mem-max') {
     if (kib === -1) throw new XlExit(1, `invalid memory size: ${mem}`);
     const fail = cmd === 'mem-set' ? `cannot set domid ${domid} dynamic max memory to : ${mem}` : `cannot set domid ${domid} static max memory to : ${mem}`;
     if (kib < MIN_MEMORY_KIB) throw new XlExit(1, `${fail}\n${mem} is ${mib(kib)}: a domain needs at least ${mib(MIN_MEMORY_KIB)} here`);
+    if (kib > MAX_MEMORY_KIB) throw new XlExit(1, `${fail}\n${mem} is ${mib(kib)}: more than the 1 TiB a domain may have here`);
     const info = (await ctx.call<NamedInfo[]>('list')).find((i) => i.domid === domid);
     try {
       await ctx.call(cmd, { dom: String(domid), kib });
