@@ -292,7 +292,11 @@ describe.skipIf(shouldSkip())('xl: the daily commands as Xen has them', () => {
     expect((await fg).code).toBe(0);
   });
 
-  it('block-* and network-* usage errors exit 2 with Xen\'s line', async () => {
+  it('block-* and network-* usage errors exit 2 with Xen\'s line; block-list names a bad domain as xl_block.c does', async () => {
+    const bl = await xn.xl('block-list', 'nosuch', 'adm1');
+    expect(bl.code).toBe(1);
+    expect(bl.stderr).toBe('nosuch is an invalid domain identifier\n');
+    expect(bl.stdout.split('\n')[0]).toMatch(/^Vdev  BE  handle state evt-ch ring-ref BE-path/);
     for (const [cmd, n] of [['block-attach', 2], ['block-detach', 2], ['network-list', 1]] as const) {
       const r = await xn.xl(cmd);
       expect(r.code).toBe(2);

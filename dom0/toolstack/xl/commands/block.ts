@@ -23,7 +23,7 @@ async function blockAttach(argv: string[], ctx: XlCommandContext): Promise<numbe
     ctx.out(diskDryRunJson(disk));
     return 0;
   }
-  const domid = await domidOf(ctx, dom);
+  const domid = await domidOf(ctx, dom, { rc: false });
   const devid = validateDiskVdev(disk);
   await ctx.call('device-attach', { dom: String(domid), device: diskDeviceEntries(disk, devid) });
   // libxl waits for the hotplug script; here blkback plays its part and says how it went.
@@ -60,7 +60,7 @@ async function blockList(argv: string[], ctx: XlCommandContext): Promise<number>
         ),
       );
     }
-  });
+  }, { rc: false });
 }
 
 async function blockDetach(argv: string[], ctx: XlCommandContext): Promise<number> {

@@ -16,12 +16,15 @@ export async function withXs<T>(fn: (xs: XsClient) => Promise<T>): Promise<T> {
   }
 }
 
-export async function domidOf(ctx: XlCommandContext, dom: string): Promise<number> {
+/** find_domain (xl_utils.c); with `rc: false` the message block-attach and block-list print
+ * (they call libxl_domain_qualifier_to_domid themselves, without the rc). */
+export async function domidOf(ctx: XlCommandContext, dom: string, opts: { rc?: boolean } = {}): Promise<number> {
   try {
     return (await ctx.call<{ domid: number }>('domid', { name: dom })).domid;
   } catch (e) {
-    // find_domain (xl_utils.c): a name libxl does not know is ERROR_INVAL; an id, not found.
-    if ((e as { code?: string }).code === 'ESRCH') throw new XlExit(1, `${dom} is an invalid domain identifier (rc=${/^\d+$/.test(dom) ? -21 : -6})`);
+    // A name libxl does not know is ERROR_INVAL; an id, not found.
+    const rc = opts.rc === false ? '' : ` (rc=${/^\d+$/.test(dom) ? -21 : -6})`;
+    if ((e as { code?: string }).code === 'ESRCH') throw new XlExit(1, `${dom} is an invalid domain identifier${rc}`);
     throw e;
   }
 }
@@ -29,13 +32,13 @@ export async function domidOf(ctx: XlCommandContext, dom: string): Promise<numbe
 /** The `*-list` commands' loop over `xl X-list <Domain(s)>`: each domain that resolves gets
  * `fn` (with one xenstore connection for all); one that does not is reported on stderr and
  * makes the exit status 1, as xl does, while the others are still listed. */
-export async function forEachDomain(ctx: XlCommandContext, doms: string[], fn: (xs: XsClient, domid: number) => Promise<void>): Promise<number> {
+export async function forEachDomain(ctx: XlCommandContext, doms: string[], fn: (xs: XsClient, domid: number) => Promise<void>, lookup: { rc?: boolean } = {}): Promise<number> {
   let rc = 0;
   await withXs(async (xs) => {
     for (const dom of doms) {
       let domid: number;
       try {
-        domid = await domidOf(ctx, dom);
+        domid = await domidOf(ctx, dom, lookup);
       } catch (e) {
         process.stderr.write(`${(e as Error).message}\n`);
         rc = 1;
