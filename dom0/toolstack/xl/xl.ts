@@ -65,9 +65,11 @@ export async function xl(argv: string[], out: (s: string) => void = (s) => proce
   const cmd = argv.shift();
   if (cmd === undefined) throw new XlExit(1, '', helpAll());
   const spec = findSpec(cmd);
-  const handler = spec ? extraCommands[spec.name] : undefined;
-  if (spec && handler) {
-    if (dryRun && !spec.canDryrun) throw new XlExit(1, 'command does not implement -N (dryrun) option');
+  // A command registered without a help text (registerSpec) still runs under its exact name
+  // and decides about -N itself.
+  const handler = spec ? extraCommands[spec.name] : extraCommands[cmd];
+  if (handler) {
+    if (dryRun && spec && !spec.canDryrun) throw new XlExit(1, 'command does not implement -N (dryrun) option');
     return handler(argv, { call, out, dryRun, force });
   }
   if (cmd === 'help') {
