@@ -36,4 +36,12 @@ if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install 
 
 # `xl` and `xenode` on the PATH.
 npm link --no-audit --no-fund >/dev/null 2>&1 || npm link
+# Another `xl` earlier on the PATH (Debian's xen-utils-common installs a wrapper at
+# /usr/sbin/xl) would run instead of xenode's: say so, and which one.
+ours="$(npm prefix -g)/bin/xl"
+first="$(command -v xl || true)"
+if [ -n "$first" ] && [ "$(readlink -f "$first")" != "$(readlink -f "$ours")" ]; then
+  echo "setup: warning: \`xl' on your PATH is $first, not xenode's ($ours)." >&2
+  echo "setup: warning: run $ours, or put $(dirname "$ours") before $(dirname "$first") in PATH (or remove that package)." >&2
+fi
 echo "setup: done ($(command -v xl), $(command -v xenode))"

@@ -17,6 +17,13 @@ export function dumpCore(name: string, domid: number, memory: SharedArrayBuffer)
   mkdirSync(dir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
   const path = join(dir, `${stamp}-${name}.${domid}.core`);
+  dumpCoreTo(path, memory);
+  return path;
+}
+
+/** The guest's memory, page for page from guest-physical address 0 (a raw image, not Xen's
+ * ELF core format), to `path`. */
+export function dumpCoreTo(path: string, memory: SharedArrayBuffer): void {
   const fd = openSync(path, 'w', 0o600);
   try {
     const mem = new Uint8Array(memory);
@@ -27,5 +34,4 @@ export function dumpCore(name: string, domid: number, memory: SharedArrayBuffer)
   } finally {
     closeSync(fd);
   }
-  return path;
 }

@@ -17,6 +17,10 @@ export class ToolstackError extends Error {
   }
 }
 
+/** The control socket could not be reached at all (as opposed to an error the toolstack
+ * answered with, which may carry any code, ENOENT included). */
+export class ToolstackUnreachable extends ToolstackError {}
+
 const MAX_LINE = 1 << 20;
 
 export function serveRpc(path: string, handle: (cmd: string, args: Record<string, unknown>) => Promise<unknown>): Server {
@@ -54,7 +58,7 @@ export function serveRpc(path: string, handle: (cmd: string, args: Record<string
   return server;
 }
 
-/** One request, one reply. Throws ToolstackError; ECONNREFUSED/ENOENT mean dom0 is not running. */
+/** One request, one reply. Throws ToolstackError; ToolstackUnreachable when no toolstack answers the socket. */
 export function rpcCall<T = unknown>(path: string, cmd: string, args: Record<string, unknown> = {}, timeoutMs = 0): Promise<T> {
   return new Promise((resolve, reject) => {
     const sock = createConnection(path);
@@ -69,13 +73,26 @@ export function rpcCall<T = unknown>(path: string, cmd: string, args: Record<str
       if (nl < 0) return;
       clearTimeout(timer);
       sock.end();
-      const reply = JSON.parse(buf.slice(0, nl)) as RpcReply;
+      let reply: RpcReply;
+      try {
+        reply = JSON.parse(buf.slice(0, nl)) as RpcReply;
+      } catch {
+        return reject(new ToolstackError('EPROTO', `the toolstack's reply to ${cmd} is not JSON`));
+      }
       if ('error' in reply) reject(new ToolstackError(reply.error.code, reply.error.message));
       else resolve(reply.result as T);
     });
+    // Closed before a whole reply (the toolstack died mid-request): say so rather than let xl
+    // end silently with its promise never settled.
+    sock.on('close', () => {
+      clearTimeout(timer);
+      reject(new ToolstackError('ECONNRESET', `the toolstack closed the connection before answering ${cmd}`));
+    });
+    let connected = false;
+    sock.on('connect', () => (connected = true));
     sock.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new ToolstackError(e.code ?? 'EIO', e.message));
+      reject(connected ? new ToolstackError(e.code ?? 'EIO', e.message) : new ToolstackUnreachable(e.code ?? 'EIO', e.message));
     });
   });
 }

@@ -10,10 +10,11 @@ import type { ForeignMemory } from '../foreign-memory.js';
 import type { Logger } from '../../common/log.js';
 import type { Action, BuildSpec } from './build-spec.js';
 import { writeDomainLayout } from './xenstore-layout.js';
-import { dumpCore } from './coredump.js';
+import { dumpCore, dumpCoreTo } from './coredump.js';
 import { HvmBuilder } from './hvm-builder.js';
 import { ToolstackError } from './rpc.js';
 import { addDevice, listDevices, removeDevice, type DeviceEntries, type DeviceXs } from './devices/device-store.js';
+import { checkVbdSharing } from './devices/vbd-sharing.js';
 import { deviceKinds } from './devices/device-kinds.js';
 import './devices/all-kinds.js';
 
@@ -41,7 +42,22 @@ interface DomainRecord {
   /** A shutdown we already acted on (so a second VIRQ does not restart it twice). */
   handled: boolean;
   waiters: (() => void)[];
+  /** Apply on_poweroff/on_reboot/on_crash (xl create -e: no, as with no xl monitoring it). */
+  monitor: boolean;
+  /** When this incarnation was built, and how many restarts came each soon after the last. */
+  startedAt: number;
+  quickRestarts: number;
 }
+
+/** xl waits this long before re-creating a domain that asked to be restarted ("Done.
+ * Rebooting now", then sleep(2) in xl_vmcontrol.c). */
+export const RESTART_DELAY_MS = 2000;
+/** A guest that stops again within this long of being (re)started restarted "quickly"... */
+export const QUICK_RESTART_MS = 10_000;
+/** ...and after this many quick restarts in a row it is left stopped, with a message. */
+export const MAX_QUICK_RESTARTS = 5;
+/** How long a new domain's devices may take to come up (hotplug-status) before create fails. */
+const DEVICE_HOTPLUG_TIMEOUT_MS = 40_000; // LIBXL_HOTPLUG_TIMEOUT
 
 const REASON_ACTION: Record<ShutdownReason, (s: BuildSpec) => Action | null> = {
   poweroff: (s) => s.onPoweroff,
@@ -69,7 +85,7 @@ export class Toolstack {
 
   // ------------------------------------------------------------------ create / destroy
 
-  async create(spec: BuildSpec, opts: { paused?: boolean } = {}): Promise<number> {
+  async create(spec: BuildSpec, opts: { paused?: boolean; monitor?: boolean; quickRestarts?: number } = {}): Promise<number> {
     if (this.stopping) throw new ToolstackError('ESHUTDOWN', 'xenode is stopping');
     const hvm = spec.type === 'hvm';
     if (hvm && !this.hvm) throw new ToolstackError('ENOSYS', `${spec.name}: HVM guests need the stub domain, which this dom0 does not run`);
@@ -89,7 +105,10 @@ export class Toolstack {
       cpus: spec.cpus,
       kernel: hvm ? HvmBuilder.kernelArgs(spec) : { kind: 'pv', startInfoPfn: sp.startInfo },
     });
-    const rec: DomainRecord = { domid, name: spec.name, uuid, spec, storePort: 0, consolePort: 0, handled: false, waiters: [] };
+    const rec: DomainRecord = {
+      domid, name: spec.name, uuid, spec, storePort: 0, consolePort: 0, handled: false, waiters: [],
+      monitor: opts.monitor !== false, startedAt: Date.now(), quickRestarts: opts.quickRestarts ?? 0,
+    };
     this.records.set(domid, rec);
     try {
       const mem = await this.foreign.map(domid);
@@ -126,9 +145,14 @@ export class Toolstack {
       // is the console ring.
       if (hvm) await this.hvm!.build(spec, domid);
       else await this.consoles.attach({ domid, name: spec.name, page: mem.page(sp.console), port: rec.consolePort });
-      for (const kind of deviceKinds) {
-        for (const d of kind.fromSpec(spec, domid)) await addDevice(this.xs, domid, d);
+      const devices = deviceKinds.flatMap((kind) => kind.fromSpec(spec, domid));
+      for (const d of devices) {
+        if (d.type === 'vbd') await this.checkSharing(domid, d);
+        await addDevice(this.xs, domid, d);
       }
+      // As libxl (domcreate_attach_devices): the domain is only created once every device's
+      // hotplug has succeeded; one that fails fails the create, which removes the domain.
+      await this.awaitDevices(domid, devices);
       if (spec.weight !== undefined || spec.cap !== undefined) {
         await this.hc.invoke('domctl.scheduler_op', { domid, weight: spec.weight, cap: spec.cap });
       }
@@ -142,6 +166,38 @@ export class Toolstack {
     }
   }
 
+  private async checkSharing(domid: number, d: DeviceEntries): Promise<void> {
+    try {
+      await checkVbdSharing(this.xs, domid, { type: d.backend.type ?? 'phy', params: d.backend.params ?? '', mode: d.backend.mode ?? 'r' });
+    } catch (e) {
+      throw new ToolstackError('EBUSY', `libxl: error: libxl_device.c: device vbd ${d.devid}: ${(e as Error).message}`);
+    }
+  }
+
+  /** Wait until each device's backend reports hotplug-status connected; the first error (or
+   * a timeout) fails with libxl's messages. */
+  private async awaitDevices(domid: number, devices: DeviceEntries[]): Promise<void> {
+    const deadline = Date.now() + DEVICE_HOTPLUG_TIMEOUT_MS;
+    for (const d of devices) {
+      const be = `/local/domain/0/backend/${d.type}/${domid}/${d.devid}`;
+      for (;;) {
+        const st = await this.xs.read(`${be}/hotplug-status`).catch(() => '');
+        if (st === 'connected') break;
+        if (st === 'error' || Date.now() > deadline) {
+          const why = st === 'error' ? await this.xs.read(`${be}/hotplug-error`).catch(() => 'hotplug script failed') : `timed out waiting for the ${d.type} backend`;
+          const kind = d.type === 'vbd' ? 'disk' : d.type;
+          throw new ToolstackError(
+            'ENODEV',
+            `libxl: error: libxl_device.c: device ${d.type} ${d.devid}: ${why}\n` +
+              `libxl: error: libxl_create.c: Domain ${domid}:unable to add ${kind} devices\n` +
+              `libxl: error: libxl_create.c: Domain ${domid}:cannot (re-)build domain: -3`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  }
+
   /** Tear a domain down completely: hypervisor state, console, xenstore nodes, mappings. */
   async destroy(domid: number): Promise<void> {
     const rec = this.records.get(domid);
@@ -150,6 +206,7 @@ export class Toolstack {
     });
     // The guest is gone: its devices go without waiting for it to close them.
     for (const d of await listDevices(this.xs, domid)) await removeDevice(this.xs, domid, d.type, d.devid, { force: true });
+    await this.cleanupBackendDirs(domid);
     this.consoles.detach(domid);
     await this.hvm?.destroy(domid);
     if (rec) {
@@ -162,6 +219,16 @@ export class Toolstack {
     await this.xs.rm(`/libxl/${domid}`).catch(() => {});
     this.foreign.unmap(domid);
     this.log.info(`destroyed domain ${domid}${rec ? ` "${rec.name}"` : ''}`);
+  }
+
+  /** As libxl__xs_path_cleanup: the domain's per-type backend directories go, and a type
+   * directory left empty goes too. */
+  private async cleanupBackendDirs(domid: number): Promise<void> {
+    const root = '/local/domain/0/backend';
+    for (const type of await this.xs.directory(root).catch(() => [] as string[])) {
+      await this.xs.rm(`${root}/${type}/${domid}`).catch(() => {});
+      if ((await this.xs.directory(`${root}/${type}`).catch(() => ['?'])).length === 0) await this.xs.rm(`${root}/${type}`).catch(() => {});
+    }
   }
 
   async destroyAll(): Promise<void> {
@@ -179,6 +246,10 @@ export class Toolstack {
       if (!rec || rec.handled || !info.shutdownReason) continue;
       rec.handled = true;
       for (const w of rec.waiters.splice(0)) w();
+      if (!rec.monitor) {
+        this.log.info(`domain ${info.domid} "${rec.name}" shut down (${info.shutdownReason}); not monitored (xl create -e): left as it is`);
+        continue;
+      }
       const action = REASON_ACTION[info.shutdownReason](rec.spec);
       this.log.info(`domain ${info.domid} "${rec.name}" ${info.shutdownReason === 'crash' ? 'crashed' : `shut down (${info.shutdownReason})`}; action ${action ?? 'none'}`);
       if (action) await this.apply(rec, action).catch((e) => this.log.error(`on_${info.shutdownReason}=${action} for ${rec.name}: ${(e as Error).message}`));
@@ -202,20 +273,55 @@ export class Toolstack {
       case 'soft-reset':
         return this.restart(rec);
       case 'rename-restart': {
+        if (this.restartTooQuick(rec)) return;
         // Keep the old domain for inspection under a new name; start a fresh one.
         const oldName = `${rec.name}--${rec.domid}`;
         rec.name = oldName;
         await this.xs.write(`/local/domain/${rec.domid}/name`, oldName);
         await this.hc.invoke('domctl.setlabel', { domid: rec.domid, label: oldName });
-        await this.create({ ...rec.spec });
+        await this.recreate(rec, { ...rec.spec, uuid: undefined });
         return;
       }
     }
   }
 
   private async restart(rec: DomainRecord): Promise<void> {
+    // A guest that keeps stopping right after it starts (a crash at boot with
+    // on_crash="restart") is left stopped, not rebuilt forever: it stays in `xl list` as it
+    // stopped, for the administrator to look at.
+    if (this.restartTooQuick(rec)) return;
     await this.destroy(rec.domid);
-    await this.create({ ...rec.spec, uuid: rec.uuid });
+    await this.recreate(rec, { ...rec.spec, uuid: rec.uuid });
+  }
+
+  /** Counts a restart; true (and says why in the log) when it is one quick restart too many. */
+  private restartTooQuick(rec: DomainRecord): boolean {
+    rec.quickRestarts = Date.now() - rec.startedAt < QUICK_RESTART_MS ? rec.quickRestarts + 1 : 0;
+    if (rec.quickRestarts < MAX_QUICK_RESTARTS) return false;
+    this.log.error(
+      `domain ${rec.domid} "${rec.name}" stopped ${MAX_QUICK_RESTARTS} times in a row within ${QUICK_RESTART_MS / 1000} s of starting: ` +
+        'not restarting it again (it is left as it stopped; see its console log, then xl destroy it)',
+    );
+    return true;
+  }
+
+  /** xl's restart: wait as xl does, then build the domain again from its config. */
+  private async recreate(rec: DomainRecord, spec: BuildSpec): Promise<void> {
+    await new Promise((r) => setTimeout(r, RESTART_DELAY_MS));
+    if (this.stopping) return;
+    await this.create(spec, { monitor: rec.monitor, quickRestarts: rec.quickRestarts });
+  }
+
+  /** xl dump-core: the guest's memory to a file the administrator names. */
+  coreDumpTo(domid: number, path: string): void {
+    this.record(domid);
+    const mem = this.foreign.get(domid);
+    if (!mem) throw new ToolstackError('ENOENT', `domain ${domid}'s memory is not mapped`);
+    try {
+      dumpCoreTo(path, mem.memory);
+    } catch (e) {
+      throw new ToolstackError('EIO', `libxl: error: libxl_domain.c: Domain ${domid}:core dump to ${path} failed: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
   }
 
   private coredump(rec: DomainRecord): void {
@@ -249,12 +355,48 @@ export class Toolstack {
     return domid === 0 ? 'Domain-0' : (this.records.get(domid)?.name ?? `(null)`);
   }
 
-  /** Ask the guest to shut down through xenstore (control/shutdown), as xl shutdown does. */
+  /**
+   * Ask the guest to shut down through xenstore (control/shutdown), as libxl does
+   * (libxl__domain_pvcontrol). A PV guest always has the interface; an HVM guest only with PV
+   * drivers, which say so by writing control/feature-poweroff (Xen looks at the callback IRQ
+   * the drivers set up; xenode's PV-on-HVM drivers announce themselves in xenstore).
+   */
   async requestShutdown(domid: number, reason: 'poweroff' | 'reboot' | 'halt' | 'suspend'): Promise<void> {
     const rec = this.record(domid);
-    const feature = await this.xs.read(`/local/domain/${domid}/control/feature-${reason === 'halt' ? 'poweroff' : reason}`).catch(() => '');
-    if (feature !== '1' && reason !== 'suspend') throw new ToolstackError('EOPNOTSUPP', `PV control interface not available for ${rec.name}`);
+    if (rec.spec.type === 'hvm') {
+      const feature = await this.xs.read(`/local/domain/${domid}/control/feature-${reason === 'reboot' ? 'reboot' : 'poweroff'}`).catch(() => '');
+      if (feature !== '1') throw new ToolstackError('ENOPARAVIRT', `PV control interface not available for ${rec.name}`);
+    }
     await this.xs.write(`/local/domain/${domid}/control/shutdown`, reason);
+  }
+
+  /** libxl_send_sysrq: the key goes to control/sysrq, which the guest's kernel watches. */
+  async sendSysrq(domid: number, key: string): Promise<void> {
+    this.record(domid);
+    await this.xs.write(`/local/domain/${domid}/control/sysrq`, key);
+  }
+
+  /** libxl_domain_rename: the name in the hypervisor, xenstore and the domain's record. */
+  async rename(domid: number, newName: string): Promise<void> {
+    const rec = this.record(domid);
+    if (newName === rec.name) return;
+    if (!/^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/.test(newName)) {
+      throw new ToolstackError('EINVAL', `domain name \`${newName}' is not valid: letters, digits, '.', '_', '+' and '-' (starting with a letter or digit), at most 64`);
+    }
+    for (const r of [...this.records.values(), { name: 'Domain-0' }]) {
+      if (r.name === newName) throw new ToolstackError('EEXIST', `libxl: error: libxl_domain.c: Domain ${domid}:domain with name "${newName}" already exists.`);
+    }
+    rec.name = newName;
+    rec.spec = { ...rec.spec, name: newName };
+    await this.xs.write(`/local/domain/${domid}/name`, newName);
+    await this.xs.write(`/vm/${rec.uuid}/name`, newName);
+    await this.hc.invoke('domctl.setlabel', { domid, label: newName });
+  }
+
+  /** xl config-update: the config used the next time the domain is rebuilt (reboot). */
+  configUpdate(domid: number, spec: BuildSpec): void {
+    const rec = this.record(domid);
+    rec.spec = { ...spec, name: rec.name, uuid: rec.uuid };
   }
 
   /** Resolve when the domain has shut down (or is gone). */
@@ -290,6 +432,7 @@ export class Toolstack {
     if (existing.some((e) => e.type === d.type && e.devid === d.devid)) {
       throw new ToolstackError('EEXIST', `domain ${domid} already has ${d.type} device ${d.devid}`);
     }
+    if (d.type === 'vbd') await this.checkSharing(domid, d);
     await addDevice(this.xs, domid, d);
   }
 
@@ -310,12 +453,21 @@ export class Toolstack {
 
   async setMemoryTarget(domid: number, targetKiB: number): Promise<void> {
     this.record(domid);
+    const max = Number(await this.xs.read(`/local/domain/${domid}/memory/static-max`).catch(() => 'NaN'));
+    if (targetKiB > max) {
+      throw new ToolstackError('EINVAL', `libxl: error: libxl_mem.c: Domain ${domid}:memory_dynamic_max must be less than or equal to memory_static_max`);
+    }
     await this.hc.invoke('domctl.set_target', { domid, targetKiB });
     await this.xs.write(`/local/domain/${domid}/memory/target`, String(targetKiB));
   }
 
   async setMaxMemory(domid: number, maxKiB: number): Promise<void> {
     this.record(domid);
+    // libxl_domain_setmaxmem refuses a maximum below the current target.
+    const target = Number(await this.xs.read(`/local/domain/${domid}/memory/target`).catch(() => '0'));
+    if (maxKiB < target) {
+      throw new ToolstackError('EINVAL', `libxl: error: libxl_mem.c: Domain ${domid}:memory_static_max must be greater than or or equal to memory_dynamic_max`);
+    }
     await this.hc.invoke('domctl.max_mem', { domid, maxKiB });
     await this.xs.write(`/local/domain/${domid}/memory/static-max`, String(maxKiB));
   }

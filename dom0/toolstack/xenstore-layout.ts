@@ -30,6 +30,9 @@ export async function writeDomainLayout(xs: XsWriter, spec: BuildSpec, f: Layout
   await xs.setPerms(dom, ro);
   await xs.mkdir(vm);
   await xs.setPerms(vm, ro);
+  // The primary console as a device, as libxl__device_console_add writes it: its backend
+  // directory in dom0 (xenconsoled's; here the console daemon's), linked both ways.
+  const consoleBackend = `/local/domain/0/backend/console/${f.domid}/0`;
   const roNodes: [string, string][] = [
     [`${vm}/uuid`, f.uuid],
     [`${vm}/name`, spec.name],
@@ -39,6 +42,7 @@ export async function writeDomainLayout(xs: XsWriter, spec: BuildSpec, f: Layout
     [`${vm}/on_crash`, spec.onCrash],
     [`${vm}/image/ostype`, spec.type === 'hvm' ? 'hvm' : 'linux'],
     [`${vm}/image/cmdline`, spec.cmdline],
+    ...imageNodes(vm, spec),
     [`${dom}/vm`, vm],
     [`${dom}/name`, spec.name],
     [`${dom}/domid`, String(f.domid)],
@@ -51,6 +55,12 @@ export async function writeDomainLayout(xs: XsWriter, spec: BuildSpec, f: Layout
     [`${dom}/console/type`, 'xenconsoled'],
     [`${dom}/console/output`, 'pty'],
     [`${dom}/console/limit`, String(1024 * 1024)],
+    [`${dom}/console/backend`, consoleBackend],
+    [`${dom}/console/backend-id`, '0'],
+    // libxl__xs_writev of the platform data: an HVM guest's firmware reads these.
+    ...(spec.type === 'hvm' ? hvmPlatformNodes(dom, vm) : []),
+    [`${dom}/control/platform-feature-multiprocessor-suspend`, '1'],
+    [`${dom}/control/platform-feature-xs_reset_watches`, '1'],
   ];
   for (const [p, v] of roNodes) {
     await xs.write(p, v);
@@ -58,13 +68,17 @@ export async function writeDomainLayout(xs: XsWriter, spec: BuildSpec, f: Layout
   }
   // The guest answers these: it acknowledges shutdown requests, moves its balloon, and
   // publishes its frontends under device/.
+  // The control/feature-* nodes are made empty and writable: the guest's kernel fills them in
+  // when it can act on the request (Linux's drivers/xen/manage.c), as under libxl.
   const rwNodes: [string, string][] = [
     [`${dom}/memory/target`, String(spec.memoryMiB * 1024)],
     [`${dom}/control/shutdown`, ''],
-    [`${dom}/control/feature-poweroff`, '1'],
-    [`${dom}/control/feature-reboot`, '1'],
-    [`${dom}/control/platform-feature-multiprocessor-suspend`, '1'],
-    [`${dom}/device`, ''],
+    [`${dom}/control/feature-poweroff`, ''],
+    [`${dom}/control/feature-reboot`, ''],
+    [`${dom}/control/feature-suspend`, ''],
+    ...(spec.type === 'hvm' ? ([[`${dom}/control/feature-s3`, ''], [`${dom}/control/feature-s4`, '']] as [string, string][]) : []),
+    [`${dom}/control/sysrq`, ''],
+    [`${dom}/device/suspend/event-channel`, ''],
     [`${dom}/data`, ''],
     [`${dom}/drivers`, ''],
     [`${dom}/attr`, ''],
@@ -79,6 +93,40 @@ export async function writeDomainLayout(xs: XsWriter, spec: BuildSpec, f: Layout
     await xs.write(p, i < spec.vcpus ? 'online' : 'offline');
     await xs.setPerms(p, rw);
   }
+  await xs.mkdir(consoleBackend);
+  await xs.setPerms(consoleBackend, ro);
+  for (const [k, v] of [['frontend', `${dom}/console`], ['frontend-id', String(f.domid)], ['online', '1'], ['state', '1'], ['protocol', 'vt100']]) {
+    await xs.write(`${consoleBackend}/${k}`, v!);
+  }
+  // libxl's own tree (dom0 only): the domain's type and, per device, where libxl keeps the
+  // devices it added (the device code adds vifs and vbds there).
+  await xs.mkdir(`/libxl/${f.domid}/device`);
+  await xs.setPerms(`/libxl/${f.domid}`, ['n0']);
+  await xs.write(`/libxl/${f.domid}/device/console/0/frontend`, `${dom}/console`);
+  await xs.write(`/libxl/${f.domid}/device/console/0/backend`, consoleBackend);
   await xs.write(`/libxl/${f.domid}/type`, spec.type);
   await xs.write(`/libxl/${f.domid}/dm-version`, 'qemu_xen');
+}
+
+/** /vm/UUID/image as libxl__build_post writes it: the kernel the domain was built from. */
+function imageNodes(vm: string, spec: BuildSpec): [string, string][] {
+  const out: [string, string][] = [];
+  if (spec.kernel) out.push([`${vm}/image/kernel`, spec.kernel]);
+  if (spec.ramdisk) out.push([`${vm}/image/ramdisk`, spec.ramdisk]);
+  return out;
+}
+
+/** The HVM keys libxl__build_post writes (libxl_create.c): the platform the firmware and
+ * device model read, and the RTC offset (empty: the guest's clock starts at the host's).
+ * The ACPI keys say 0 where libxl's defaults say 1: xenode's HVM platform has no ACPI (xl
+ * create warns about acpi=), and the firmware should not be told otherwise. */
+function hvmPlatformNodes(dom: string, vm: string): [string, string][] {
+  return [
+    [`${vm}/rtc/timeoffset`, ''],
+    [`${dom}/platform/acpi`, '0'],
+    [`${dom}/platform/acpi_s3`, '0'],
+    [`${dom}/platform/acpi_s4`, '0'],
+    [`${dom}/platform/acpi_laptop_slate`, '0'],
+    [`${dom}/platform/device-model`, 'qemu_xen'],
+  ];
 }

@@ -44,7 +44,19 @@ export function xlService(d: ServiceDeps) {
   const ts = d.toolstack;
   const handlers: Record<string, (a: Record<string, any>) => Promise<unknown>> = {
     ping: async () => ({ pid: process.pid }),
-    create: async (a) => ({ domid: await ts.create(validateSpec(a.spec), { paused: a.paused === true }) }),
+    create: async (a) => ({ domid: await ts.create(validateSpec(a.spec), { paused: a.paused === true, monitor: a.monitor !== false }) }),
+    'config-update': async (a) => (ts.configUpdate(ts.resolve(a.dom), validateSpec(a.spec)), null),
+    'dump-core': async (a) => {
+      if (typeof a.path !== 'string' || !a.path.startsWith('/')) throw new ToolstackError('EINVAL', 'dump-core needs an absolute path');
+      ts.coreDumpTo(ts.resolve(a.dom), a.path);
+      return null;
+    },
+    rename: async (a) => (await ts.rename(ts.resolve(a.dom), String(a.name ?? '')), null),
+    sysrq: async (a) => {
+      if (typeof a.key !== 'string' || a.key.length !== 1) throw new ToolstackError('EINVAL', 'a sysrq is one character');
+      await ts.sendSysrq(ts.resolve(a.dom), a.key);
+      return null;
+    },
     list: async () => ts.domainInfos(),
     'list-long': async () => ts.specs().map(({ domid, spec }) => ({ domid, config: spec.libxlJson ?? spec.config })),
     destroy: async (a) => {

@@ -8,7 +8,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Instance } from '../helpers/instance.js';
 import { TestLan, leftovers, netShouldSkip } from '../helpers/lan.js';
 import { linkStats } from '../../net/ip.js';
-import { alias, ON_DEMAND_ALIAS } from '../../net/bridge.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const WEB_IP = '198.18.1.10';
@@ -285,13 +284,16 @@ describe.skipIf(netShouldSkip())('PV networking: guests on a LAN', () => {
     }
   });
 
-  it('a missing bridge is created on demand and removed with its last vif', async () => {
+  it('a bridge that does not exist fails the create as vif-bridge fails, and nothing is left', async () => {
     const od = 'xnbr-pvod';
-    await create('od', 'init=/bin/sleep 600', `bridge=${od},vifname=xnpvn-od`);
-    await xn.waitFor('the on-demand bridge', () => existsSync(`/sys/class/net/${od}/bridge`), 10_000);
-    expect(alias(od)).toBe(ON_DEMAND_ALIAS);
-    await xn.xlOk('destroy', 'od');
-    await xn.waitFor('the bridge to go', () => !existsSync(`/sys/class/net/${od}`), 10_000);
+    const cfg = xn.config('od', `name = "od"\ntype = "pv"\nmemory = 128\nvcpus = 1\nextra = "init=/bin/sleep 600"\nvif = [ 'bridge=${od},vifname=xnpvn-od' ]\n`);
+    const r = await xn.xl('create', cfg);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain(`Could not find bridge device ${od}`);
+    expect(r.stderr).toMatch(/unable to add vif devices/);
+    expect(existsSync(`/sys/class/net/${od}`)).toBe(false);
+    expect(existsSync('/sys/class/net/xnpvn-od')).toBe(false);
+    expect((await xn.list()).some((d) => d.name === 'od')).toBe(false);
   });
 
   it('destroying the guests removes their vifs; nothing of ours is left after the LAN goes', async () => {

@@ -197,6 +197,12 @@ class Builder {
       const dup = seen.get(devid);
       if (dup !== undefined) throw new ConfigError(where, `vdev \`${disk.vdev}' is the same device (${devid}) as \`${dup}'`);
       seen.set(devid, disk.vdev);
+      if (disk.backend_domname !== undefined && disk.backend_domname !== '0' && disk.backend_domname !== 'Domain-0') {
+        throw new ConfigError(where, `backend=${disk.backend_domname}: xenode runs every device backend in Domain-0; there are no driver domains (leave backend= out)`);
+      }
+      if (disk.script !== undefined) {
+        this.warnings.push({ file: where.file, line: where.line, key: 'disk', message: `ignoring script=${disk.script}: xenode's blkback opens the image or device itself (no block hotplug script runs)` });
+      }
       return [{ spec: item.value, disk, devid, line: item.line }];
     }));
   }
@@ -212,6 +218,12 @@ class Builder {
       nic.devid ??= index;
       if (seen.has(nic.devid)) throw new ConfigError(where, `devid ${nic.devid} is used by two vifs`);
       seen.add(nic.devid);
+      // Every backend runs in Domain-0 here: a vif that names another backend domain would
+      // be served by dom0 without a word, so it is refused, as libxl refuses a backend
+      // domain that cannot serve it.
+      if (nic.backend_domname !== undefined && nic.backend_domname !== '0' && nic.backend_domname !== 'Domain-0') {
+        throw new ConfigError(where, `backend=${nic.backend_domname}: xenode runs every device backend in Domain-0; there are no driver domains (leave backend= out)`);
+      }
       const resolved = resolveNicDefaults(nic, { guestType: type, devid: nic.devid, macSeed: `${uuid}/vif/${nic.devid}` }, where);
       return [{ spec: item.value, nic, resolved, line: item.line }];
     }));
@@ -302,8 +314,16 @@ function build(b: Builder): DomainConfig {
     }
     // xenode's PV guests always boot xenode's own PV kernel (guest/kernel/): kernel= and
     // ramdisk= are recorded (xl list -l) but not loaded, so a seed config that names a Linux
-    // image still works, and a config without one is fine too. Real xl would refuse it.
+    // image still works, and a config without one is fine too. Real xl would refuse it. Each
+    // says so, as xl says what it does instead of a setting.
+    const pvKernel = 'xenode\'s PV guests run xenode\'s own PV kernel, configured by the command line (extra/root/cmdline)';
+    if (kernel !== undefined) b.warn('kernel', `ignoring kernel \`${kernel}' (recorded, not loaded): ${pvKernel}`);
+    if (ramdisk !== undefined) b.warn('ramdisk', `ignoring ramdisk \`${ramdisk}' (recorded, not loaded): ${pvKernel}, with no initrd`);
+    if (bootloader !== undefined) b.warn('bootloader', `ignoring bootloader \`${bootloader}': no bootloader runs; ${pvKernel}`);
+    if (type === 'pvh') b.warn('type', 'type "pvh" is built as a PV guest here: xenode has no PVH container (no HVM paging without a device model)');
   }
+  if (acpi !== undefined) b.warn('acpi', `acpi=${acpi ? 1 : 0} changes nothing: xenode's HVM platform has no ACPI (power off and reboot go through the PV control interface or the guest's own ports)`);
+  if (shadowMemoryMiB !== undefined) b.warn('shadow_memory', 'ignoring shadow_memory: xenode keeps no shadow page tables (guest memory is a memfd the guest maps directly)');
 
   const xm: DomainConfig['xm'] = {};
   const dm = b.step(undefined, () => r.string('device_model'));

@@ -188,7 +188,13 @@ class Parser {
   constructor(private readonly toks: Token[], private readonly file: string) {}
 
   private peek(): Token { return this.toks[this.p]!; }
-  private next(): Token { return this.toks[this.p++]!; }
+  /** The end-of-file token is never stepped past, so a list left open at the end of the file
+   * is reported (with its line) instead of reading beyond the tokens. */
+  private next(): Token {
+    const tok = this.toks[this.p]!;
+    if (tok.kind !== 'eof') this.p++;
+    return tok;
+  }
 
   private fail(tok: Token, key: string | undefined, detail: string): never {
     throw new ConfigError({ file: this.file, line: tok.line, column: tok.column, key }, detail);

@@ -38,7 +38,12 @@ export async function addDevice(xs: DeviceXs, domid: number, d: DeviceEntries): 
   await xs.setPerms(fe, [`n${domid}`, `r${BACKEND_DOMID}`]);
   const feKeys = { ...d.frontend, backend: be, 'backend-id': String(BACKEND_DOMID), state: String(XenbusState.Initialising) };
   for (const [k, v] of Object.entries(feKeys)) await xs.write(`${fe}/${k}`, v);
+  // libxl's record of the device (libxl__device_generic_add), in its dom0-only tree.
+  await xs.write(`${libxlDevicePath(domid, d.type, d.devid)}/frontend`, fe);
+  await xs.write(`${libxlDevicePath(domid, d.type, d.devid)}/backend`, be);
 }
+
+const libxlDevicePath = (domid: number, type: string, devid: number) => `/libxl/${domid}/device/${type}/${devid}`;
 
 /** Detach: ask the backend to close and wait (up to timeoutMs) unless `force`; then remove. */
 export async function removeDevice(xs: DeviceXs, domid: number, type: string, devid: number, opts: { force?: boolean; timeoutMs?: number } = {}): Promise<boolean> {
@@ -61,6 +66,7 @@ export async function removeDevice(xs: DeviceXs, domid: number, type: string, de
   }
   await xs.rm(fe).catch(() => {});
   await xs.rm(be).catch(() => {});
+  await xs.rm(libxlDevicePath(domid, type, devid)).catch(() => {});
   return clean;
 }
 

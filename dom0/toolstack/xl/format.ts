@@ -1,6 +1,7 @@
 // xl's output formats, column for column as tools/xl prints them (xl_info.c list_domains,
 // xl_vcpu.c print_vcpuinfo, xl_sched.c, xl_misc.c uptime). Pure functions: tested directly.
 import type { DomainInfo, HostInfo } from '../../../drivers/hypercall/ops.js';
+import type { HostCpuFacts } from './host-facts.js';
 
 export type NamedInfo = DomainInfo & { name: string };
 
@@ -24,10 +25,32 @@ export function stateLetters(i: DomainInfo): string {
   ].join('');
 }
 
-export function formatList(infos: NamedInfo[]): string {
-  let out = 'Name                                        ID   Mem VCPUs\tState\tTime(s)\n';
+export interface ListColumns {
+  /** -v: UUID, reason code and security label. */
+  verbose?: boolean;
+  /** -Z: security label (no XSM here: "-"). */
+  context?: boolean;
+  /** -c: the cpupool (all domains are in Pool-0). */
+  cpupool?: boolean;
+  /** -n: NUMA node affinity (one node: "all"). */
+  numa?: boolean;
+}
+
+export function formatList(infos: NamedInfo[], cols: ListColumns = {}): string {
+  let out = 'Name                                        ID   Mem VCPUs\tState\tTime(s)';
+  if (cols.verbose) out += '   UUID                            Reason-Code\tSecurity Label';
+  if (cols.context && !cols.verbose) out += '   Security Label';
+  if (cols.cpupool) out += '         Cpupool';
+  if (cols.numa) out += ' NODE Affinity';
+  out += '\n';
   for (const i of infos) {
-    out += `${padEnd(i.name, 40)} ${pad(i.domid, 5)} ${pad(Math.floor(i.memKiB / 1024), 5)} ${pad(i.onlineVcpus, 5)}     ${stateLetters(i)}  ${pad((i.cpuTimeNs / 1e9).toFixed(1), 8)}\n`;
+    out += `${padEnd(i.name, 40)} ${pad(i.domid, 5)} ${pad(Math.floor(i.memKiB / 1024), 5)} ${pad(i.onlineVcpus, 5)}     ${stateLetters(i)}  ${pad((i.cpuTimeNs / 1e9).toFixed(1), 8)}`;
+    const isShutdown = i.shutdown || i.crashed;
+    if (cols.verbose) out += ` ${i.uuid} ${isShutdown ? pad((REASON_CODE[i.shutdownReason ?? 'poweroff'] ?? 0).toString(16), 8) : pad('-', 8)}`;
+    if (cols.verbose || cols.context) out += ` ${pad('-', 16)}`;
+    if (cols.cpupool) out += pad('Pool-0', 16);
+    if (cols.numa) out += ' all';
+    out += '\n';
   }
   return out;
 }
@@ -77,27 +100,29 @@ export function formatSchedCredit(rows: { name: string; domid: number; weight: n
   return out;
 }
 
-/** xl uptime's "[N day(s), ]H:MM:SS". */
-export function formatUptimeValue(seconds: number): string {
+/** uptime_to_string: "[N day(s), ]%2d:%02d:%02d", or without the seconds in short mode. */
+export function formatUptimeValue(seconds: number, short = false): string {
   const s = Math.max(0, Math.floor(seconds));
   const days = Math.floor(s / 86400);
   const h = Math.floor((s % 86400) / 3600);
   const m = Math.floor((s % 3600) / 60);
   const sec = s % 60;
-  const hms = `${h}:${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}`;
+  const hms = `${pad(h, 2)}:${String(m).padStart(2, '0')}${short ? '' : `:${String(sec).padStart(2, '0')}`}`;
   return days > 0 ? `${days} day${days > 1 ? 's' : ''}, ${hms}` : hms;
 }
 
-export function formatUptime(infos: NamedInfo[], hostUptimeSec: number, now = Date.now()): string {
-  let out = `${padEnd('Name', 30)} ${pad('ID', 5)} Uptime\n`;
+/** xl uptime ("%-33s %4d %s"), or with -s one " HH:MM:SS up T, name (id)" line per domain. */
+export function formatUptime(infos: NamedInfo[], hostUptimeSec: number, now = Date.now(), short = false): string {
+  let out = short ? '' : `${padEnd('Name', 33)} ${pad('ID', 4)} Uptime\n`;
+  const clock = new Date(now).toTimeString().slice(0, 8);
   for (const i of infos) {
     const up = i.domid === 0 ? hostUptimeSec : (now - i.startTimeMs) / 1000;
-    out += `${padEnd(i.name, 30)} ${pad(i.domid, 5)} ${formatUptimeValue(up)}\n`;
+    out += short ? ` ${clock} up ${formatUptimeValue(up, true)}, ${i.name} (${i.domid})\n` : `${padEnd(i.name, 33)} ${pad(i.domid, 4)} ${formatUptimeValue(up)}\n`;
   }
   return out;
 }
 
-export function formatInfo(h: HostInfo): string {
+export function formatInfo(h: HostInfo, cpu?: HostCpuFacts): string {
   const kv = (k: string, v: string | number) => `${padEnd(k, 23)}: ${v}\n`;
   return (
     kv('host', h.hostname) +
@@ -109,7 +134,9 @@ export function formatInfo(h: HostInfo): string {
     kv('nr_nodes', 1) +
     kv('cores_per_socket', h.nrCpus) +
     kv('threads_per_core', 1) +
-    kv('virt_caps', ' hvm') +
+    (cpu?.cpuKhz != null ? kv('cpu_mhz', `${Math.floor(cpu.cpuKhz / 1000)}.${String(cpu.cpuKhz % 1000).padStart(3, '0')}`) : '') +
+    (cpu?.hwCaps ? kv('hw_caps', cpu.hwCaps.map((w) => (w >>> 0).toString(16).padStart(8, '0')).join(':')) : '') +
+    `${padEnd('virt_caps', 23)}:${cpu?.virtCaps ?? ' pv hvm'}\n` +
     kv('total_memory', h.totalMemoryMiB) +
     kv('free_memory', h.freeMemoryMiB) +
     kv('sharing_freed_memory', 0) +

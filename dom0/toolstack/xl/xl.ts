@@ -1,275 +1,111 @@
 // xl: the command-line toolstack client. Parses arguments and config files here (so errors
 // name the file, line and key before anything happens), asks dom0's toolstack over its
-// control socket, and prints Xen's formats.
+// control socket, and prints Xen's formats, messages and exit codes (tools/xl/xl.c's main:
+// global options, unique prefixes, -N only where the command implements it).
+import { existsSync } from 'node:fs';
 import { toolstackSocket } from '../../../common/paths.js';
-import { rpcCall, ToolstackError } from '../rpc.js';
+import { rpcCall, ToolstackUnreachable } from '../rpc.js';
 import { attachConsole } from './console-client.js';
-import { formatInfo, formatList, formatSchedCredit, formatUptime, formatVcpuList, type NamedInfo } from './format.js';
-import { loadBuildSpec } from './config-to-spec.js';
-import type { HostInfo } from '../../../drivers/hypercall/ops.js';
-import { parseCpuList } from '../../../hypervisor/cgroups.js';
 import { extraCommands } from './commands/index.js';
+import { cmdHelp, extraSpecList, findSpec, fullHelp } from './help.js';
+import { XlExit } from './exit.js';
+import { switchForeachOpt } from './getopt.js';
+import { domidOf } from './commands/common.js';
 
-export class UsageError extends Error {}
+export { XlExit };
 
-const USAGE = `Usage: xl [-v] [-N] <subcommand> [args]
-
- create        Create a domain from config file <filename>
- list          List information about all/some domains
- destroy       Terminate a domain immediately
- shutdown      Issue a shutdown signal to a domain
- reboot        Issue a reboot signal to a domain
- pause         Pause execution of a domain
- unpause       Unpause a paused domain
- console       Attach to domain's console
- info          Get information about Xen host
- dmesg         Read and/or clear dmesg buffer
- uptime        Print uptime for all/some domains
- domid         Convert a domain name to domain id
- domname       Convert a domain id to domain name
- mem-set       Set the current memory usage for a domain
- mem-max       Set the maximum amount reservation for a domain
- vcpu-list     List the VCPUs for all/some domains
- vcpu-pin      Set which CPUs a VCPU can use
- vcpu-set      Set the number of active VCPUs allowed for the domain
- sched-credit  Get/set credit scheduler parameters
- block-attach  Create a new virtual block device
- block-list    List virtual block devices for a domain
- block-detach  Destroy a domain's virtual block device
-`;
+/** -v: each request to the toolstack (libxl's calls, in effect) on stderr; -T: with a timestamp. */
+const debug = { verbose: false, timestamps: false };
 
 function call<T>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
-  return rpcCall<T>(toolstackSocket(), cmd, args).catch((e: ToolstackError) => {
-    if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
-      throw new ToolstackError(e.code, `xenode is not running (no toolstack at ${toolstackSocket()}): start it with "xenode start"`);
+  const sock = toolstackSocket();
+  if (debug.verbose) {
+    const stamp = debug.timestamps ? `${new Date().toISOString().replace('T', ' ').slice(0, 23)} ` : '';
+    const shown = JSON.stringify(args, (k, v) => (k === 'spec' ? '<config>' : v));
+    process.stderr.write(`${stamp}libxl: debug: toolstack request ${cmd} ${shown}\n`);
+  }
+  return rpcCall<T>(sock, cmd, args).catch((e: Error) => {
+    // Only a socket nobody answers means xenode is down: an ENOENT the toolstack answered
+    // with (a missing device, console, file) is that error, reported as such.
+    if (e instanceof ToolstackUnreachable) {
+      if (!existsSync(sock)) throw new XlExit(1, `xenode is not running (no toolstack at ${sock}): start it with "xenode start"`);
+      throw new XlExit(1, `xenode's toolstack does not answer at ${sock} (${e.code}): it has stopped; start it again with "xenode start"`);
     }
     throw e;
   });
 }
 
-/** getopt-style split: flags (with the ones in `withValue` taking the next word) and the rest. */
-function opts(argv: string[], flags: string, withValue = ''): { f: Record<string, string | true>; rest: string[] } {
-  const f: Record<string, string | true> = {};
-  const rest: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--') {
-      rest.push(...argv.slice(i + 1));
-      break;
+/** xl's global options: getopt "+vftTN" (they end at the subcommand). */
+function globalOptions(argv: string[]): { dryRun: boolean; force: boolean } {
+  let dryRun = false;
+  let force = false;
+  while (argv[0] !== undefined && /^-./.test(argv[0])) {
+    const g = argv.shift()!;
+    if (g === '--') break;
+    if (g === '-h' || g === '--help') throw new XlExit(0, '', helpAll());
+    for (const c of g.slice(1)) {
+      if (c === 'N') dryRun = true;
+      else if (c === 'f') force = true;
+      else if (c === 'v') debug.verbose = true;
+      else if (c === 'T') debug.timestamps = true;
+      else if (c === 't') continue; // progress with CR: xl here prints no progress meters
+      else throw new XlExit(1, 'unknown global option');
     }
-    const long = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
-    if (long) {
-      f[long[1]!] = long[2] ?? true;
-      continue;
-    }
-    if (/^-[A-Za-z]+$/.test(a) && rest.length === 0) {
-      for (let j = 1; j < a.length; j++) {
-        const c = a[j]!;
-        if (withValue.includes(c)) {
-          const v = a.slice(j + 1) || argv[++i];
-          if (v === undefined) throw new UsageError(`option -${c} needs a value`);
-          f[c] = v;
-          break;
-        }
-        if (!flags.includes(c)) throw new UsageError(`unknown option -${c}`);
-        f[c] = true;
-      }
-      continue;
-    }
-    rest.push(a);
   }
-  return { f, rest };
+  return { dryRun, force };
 }
 
-function need(rest: string[], n: number, usage: string): void {
-  if (rest.length < n) throw new UsageError(`usage: xl ${usage}`);
-}
-
-/** "256", "256m", "1g", "262144k" -> KiB (xl's parse_mem_size_kb: default unit MiB... as in xl: no suffix = KiB? no: xl mem-set takes MiB by default). */
-export function parseMemKiB(s: string): number {
-  const m = /^(\d+)([bBkKmMgGtT]?)$/.exec(s.trim());
-  if (!m) throw new UsageError(`invalid memory size "${s}"`);
-  const n = Number(m[1]);
-  switch (m[2]!.toLowerCase()) {
-    case 'b': return Math.floor(n / 1024);
-    case 'k': return n;
-    case 'g': return n * 1024 * 1024;
-    case 't': return n * 1024 * 1024 * 1024;
-    default: return n * 1024; // no suffix or m: MiB
-  }
+function helpAll(): string {
+  return fullHelp((name) => name in extraCommands, extraSpecList());
 }
 
 export async function xl(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
-  let dryRun = false;
-  while (argv[0]?.startsWith('-') && argv[0] !== '--') {
-    const g = argv.shift()!;
-    if (g === '-N') dryRun = true;
-    else if (g === '-v' || g === '-f' || g === '-t') continue;
-    else if (g === '-h' || g === '--help') {
-      out(USAGE);
-      return 0;
-    } else throw new UsageError(`unknown global option ${g}`);
-  }
+  argv = [...argv];
+  const { dryRun, force } = globalOptions(argv);
   const cmd = argv.shift();
-  if (!cmd || cmd === 'help') {
-    out(USAGE);
-    return cmd ? 0 : 1;
+  if (cmd === undefined) throw new XlExit(1, '', helpAll());
+  const spec = findSpec(cmd);
+  // A command registered without a help text (registerSpec) still runs under its exact name
+  // and decides about -N itself.
+  const handler = spec ? extraCommands[spec.name] : extraCommands[cmd];
+  if (handler) {
+    if (dryRun && spec && !spec.canDryrun) throw new XlExit(1, 'command does not implement -N (dryrun) option');
+    return handler(argv, { call, out, dryRun, force });
   }
-  switch (cmd) {
-    case 'create': {
-      const { f, rest } = opts(argv, 'cnpqeFVd', 'f');
-      const file = (typeof f.f === 'string' ? f.f : undefined) ?? rest.shift();
-      if (!file) throw new UsageError('usage: xl create [-c] [-n] [-p] <ConfigFile> [options] [vars]');
-      process.stderr.write(`Parsing config from ${file}\n`);
-      const { spec, warnings, dryRun: dry } = loadBuildSpec(file, rest);
-      for (const w of warnings) process.stderr.write(`${w}\n`);
-      if (f.n || dryRun) {
-        out(dry.endsWith('\n') ? dry : dry + '\n');
-        return 0;
-      }
-      const { domid } = await call<{ domid: number }>('create', { spec, paused: f.p === true });
-      if (f.c) return consoleCmd(String(domid));
-      return 0;
-    }
-    case 'list':
-    case 'li': {
-      const { f, rest } = opts(argv, 'lvZcn');
-      let infos = await call<NamedInfo[]>('list');
-      if (rest.length) {
-        const ids = await Promise.all(rest.map((d) => call<{ domid: number }>('domid', { name: d }).then((r) => r.domid)));
-        infos = infos.filter((i) => ids.includes(i.domid));
-      }
-      if (f.l) {
-        const long = await call<{ domid: number; config: unknown }[]>('list-long');
-        out(JSON.stringify(long.filter((l) => infos.some((i) => i.domid === l.domid)), null, 4) + '\n');
-      } else out(formatList(infos));
-      return 0;
-    }
-    case 'destroy': {
-      const { rest } = opts(argv, 'f');
-      need(rest, 1, 'destroy <Domain>');
-      await call('destroy', { dom: rest[0] });
-      return 0;
-    }
-    case 'shutdown':
-    case 'reboot': {
-      const { f, rest } = opts(argv, 'awFRH');
-      if (f.a) {
-        const infos = (await call<NamedInfo[]>('list')).filter((i) => i.domid !== 0);
-        await Promise.all(infos.map((i) => call('shutdown', { dom: String(i.domid), reboot: cmd === 'reboot', wait: f.w === true })));
-        return 0;
-      }
-      need(rest, 1, `${cmd} [-w] <Domain>`);
-      await call('shutdown', { dom: rest[0], reboot: cmd === 'reboot', wait: f.w === true });
-      return 0;
-    }
-    case 'pause':
-    case 'unpause': {
-      need(argv, 1, `${cmd} <Domain>`);
-      await call(cmd, { dom: argv[0] });
-      return 0;
-    }
-    case 'console': {
-      const { rest } = opts(argv, 'n', 't');
-      need(rest, 1, 'console [-t type] [-n num] <Domain>');
-      return consoleCmd(rest[0]!);
-    }
-    case 'info': {
-      out(formatInfo(await call<HostInfo>('info')));
-      return 0;
-    }
-    case 'dmesg': {
-      const { f } = opts(argv, 'c');
-      const r = await call<{ text: string }>('dmesg', { clear: f.c === true });
-      out(r.text);
-      return 0;
-    }
-    case 'uptime': {
-      const { rest } = opts(argv, 's');
-      let infos = await call<NamedInfo[]>('list');
-      if (rest.length) infos = infos.filter((i) => rest.includes(i.name) || rest.includes(String(i.domid)));
-      const host = await call<HostInfo>('info');
-      out(formatUptime(infos, host.uptimeSec));
-      return 0;
-    }
-    case 'domid': {
-      need(argv, 1, 'domid <DomainName>');
-      out(`${(await call<{ domid: number }>('domid', { name: argv[0] })).domid}\n`);
-      return 0;
-    }
-    case 'domname': {
-      need(argv, 1, 'domname <DomainId>');
-      out(`${(await call<{ name: string }>('domname', { domid: argv[0] })).name}\n`);
-      return 0;
-    }
-    case 'mem-set':
-    case 'mem-max': {
-      need(argv, 2, `${cmd} <Domain> <MemMB['b'[bytes]|'k'[KB]|'m'[MB]|'g'[GB]|'t'[TB]]>`);
-      await call(cmd, { dom: argv[0], kib: parseMemKiB(argv[1]!) });
-      return 0;
-    }
-    case 'vcpu-list': {
-      const [infos, host] = await Promise.all([call<NamedInfo[]>('list'), call<HostInfo>('info')]);
-      const pick = argv.length ? infos.filter((i) => argv.includes(i.name) || argv.includes(String(i.domid))) : infos;
-      out(formatVcpuList(pick, host.nrCpus));
-      return 0;
-    }
-    case 'vcpu-pin': {
-      const { rest } = opts(argv, 'f');
-      need(rest, 3, 'vcpu-pin [-f] <Domain> <VCPU|all> <Hard affinity|-|all> [Soft affinity]');
-      const [dom, vcpu, hard] = rest as [string, string, string];
-      if (vcpu !== 'all' && !/^\d+$/.test(vcpu)) throw new UsageError(`Error: Invalid argument ${vcpu} as VCPU.`);
-      if (hard === '-') return 0;
-      const host = await call<HostInfo>('info');
-      const cpus = hard === 'all' ? [...Array(host.nrCpus).keys()] : parseCpuRange(hard);
-      if (dryRun) {
-        out(`cpumap: ${hard}\n`);
-        return 0;
-      }
-      await call('vcpu-pin', { dom, vcpu: vcpu === 'all' ? 'all' : Number(vcpu), cpus });
-      return 0;
-    }
-    case 'vcpu-set': {
-      const { rest } = opts(argv, 'i');
-      need(rest, 2, 'vcpu-set <Domain> <vCPUs>');
-      await call('vcpu-set', { dom: rest[0], count: rest[1] });
-      return 0;
-    }
-    case 'sched-credit': {
-      const { f } = opts(argv, 's', 'dwcpte');
-      const infos = await call<NamedInfo[]>('list');
-      if (typeof f.d === 'string' && (f.w !== undefined || f.c !== undefined)) {
-        await call('sched-credit', { dom: f.d, weight: f.w, cap: f.c });
-        return 0;
-      }
-      let rows = infos;
-      if (typeof f.d === 'string') {
-        const { domid } = await call<{ domid: number }>('domid', { name: f.d });
-        rows = infos.filter((i) => i.domid === domid);
-      }
-      out(formatSchedCredit(rows.map((i) => ({ name: i.name, domid: i.domid, weight: i.weight, cap: i.cap }))));
-      return 0;
-    }
-    default: {
-      const extra = extraCommands[cmd];
-      if (extra) return extra(argv, { call, out, dryRun });
-      throw new UsageError(`xl: command not implemented: ${cmd}\n${USAGE}`);
-    }
+  if (cmd === 'help') {
+    const topic = argv[0];
+    out(topic === undefined || topic === 'help' ? helpAll() : findSpec(topic) && extraCommands[findSpec(topic)!.name] ? cmdHelp(topic) : `command "${topic}" not implemented\n`);
+    return 0;
   }
+  // Xen's own line; then, for a command Xen has, that this xl does not.
+  throw new XlExit(1, spec ? `command not implemented\nxenode's xl does not provide \`xl ${spec.name}' (${spec.desc.split('\n')[0]})` : 'command not implemented');
 }
 
-/** xl's cpu range syntax: "0-3,5", "^1" exclusions, "all". */
-export function parseCpuRange(s: string): number[] {
-  const include: number[] = [];
-  const exclude: number[] = [];
-  for (const part of s.split(',')) {
-    if (part.startsWith('^')) exclude.push(...parseCpuList(part.slice(1)));
-    else include.push(...parseCpuList(part));
+/** xl console [-t type] [-n num] [-e escape] <Domain> (xl_console.c). */
+async function consoleMain(argv: string[]): Promise<number> {
+  const p = switchForeachOpt(argv, 'n:t:e:', null, 'console', 1);
+  const type = p.val('t');
+  if (type !== undefined && type !== 'pv' && type !== 'serial' && type !== 'vuart') {
+    throw new XlExit(1, 'console type supported are: pv, serial, vuart');
   }
-  return include.filter((c) => !exclude.includes(c));
+  // -n is atoi()'d, as xl does. One console per domain here (the PV console of a PV guest,
+  // the emulated serial line of an HVM guest): another number is refused, not ignored.
+  const num = p.val('n') === undefined ? 0 : parseInt(p.val('n')!, 10) || 0;
+  if (num !== 0) throw new XlExit(1, `Unable to attach console\n(xenode gives each domain one console, number 0; there is no console ${num})`);
+  if (p.val('e') !== undefined) throw new XlExit(1, 'Unable to attach console\n(xenode\'s console client leaves with Ctrl-]; another escape character (-e) is not supported)');
+  const dom = p.args[0]!;
+  const domid = await domidOf({ call, out: () => {}, dryRun: false }, dom);
+  if (type !== undefined && type !== 'vuart') {
+    // An HVM guest's console here is its emulated serial line, a PV guest's the PV console.
+    const long = await call<{ domid: number; config?: { c_info?: { type?: string } } }[]>('list-long');
+    const hvm = long.find((l) => l.domid === domid)?.config?.c_info?.type === 'hvm';
+    if ((type === 'serial') !== hvm) throw new XlExit(1, `Unable to attach console\n(${hvm ? 'an HVM' : 'a PV'} guest's console here is its ${hvm ? 'serial line: -t serial' : 'PV console: -t pv'})`);
+  } else if (type === 'vuart') throw new XlExit(1, 'Unable to attach console\n(vuart consoles are for ARM guests; xenode has none)');
+  return consoleCmd(dom);
 }
+extraCommands['console'] = consoleMain;
 
-async function consoleCmd(dom: string): Promise<number> {
+export async function consoleCmd(dom: string): Promise<number> {
   const { domid, tty } = await call<{ domid: number; tty: string }>('console', { dom });
   const session = attachConsole(tty, (rows, cols) => {
     void call('console-resize', { dom: String(domid), rows, cols }).catch(() => {});

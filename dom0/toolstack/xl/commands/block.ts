@@ -13,16 +13,17 @@ import { parseVdev } from '../../../../common/vdev-number.js';
 import { diskDeviceEntries } from '../../devices/vbd.js';
 import { awaitHotplug, domidOf, forEachDomain, num, readOr, wrap, XlExit } from './common.js';
 import { extraCommands, type XlCommandContext } from './registry.js';
+import { switchForeachOpt } from '../getopt.js';
 
 async function blockAttach(argv: string[], ctx: XlCommandContext): Promise<number> {
-  if (argv.length < 2) throw new XlExit(1, 'Usage: xl block-attach <Domain> <disk-spec-component(s)>...');
+  argv = switchForeachOpt(argv, '', null, 'block-attach', 2).args; // usage errors: exit 2 and the help, as xl
   const [dom, ...spec] = argv as [string, ...string[]];
   const disk = parseDiskSpec(spec);
   if (ctx.dryRun) {
     ctx.out(diskDryRunJson(disk));
     return 0;
   }
-  const domid = await domidOf(ctx, dom);
+  const domid = await domidOf(ctx, dom, { rc: false });
   const devid = validateDiskVdev(disk);
   await ctx.call('device-attach', { dom: String(domid), device: diskDeviceEntries(disk, devid) });
   // libxl waits for the hotplug script; here blkback plays its part and says how it went.
@@ -37,7 +38,7 @@ function row(devid: number, be: number, handle: number, state: number, evtch: nu
 
 
 async function blockList(argv: string[], ctx: XlCommandContext): Promise<number> {
-  if (argv.length < 1) throw new XlExit(1, 'Usage: xl block-list <Domain(s)>');
+  argv = switchForeachOpt(argv, '', null, 'block-list', 1).args; // usage errors: exit 2 and the help, as xl
   ctx.out(`${'Vdev'.padEnd(5)} ${'BE'.padEnd(3)} ${'handle'.padEnd(6)} ${'state'.padEnd(5)} ${'evt-ch'.padEnd(6)} ${'ring-ref'.padEnd(8)} ${'BE-path'.padEnd(30)}\n`);
   return forEachDomain(ctx, argv, async (xs, domid) => {
     const fe = `/local/domain/${domid}/device/vbd`;
@@ -59,12 +60,13 @@ async function blockList(argv: string[], ctx: XlCommandContext): Promise<number>
         ),
       );
     }
-  });
+  }, { rc: false });
 }
 
 async function blockDetach(argv: string[], ctx: XlCommandContext): Promise<number> {
-  if (argv.length < 2) throw new XlExit(1, 'Usage: xl block-detach <Domain> <DevId>');
-  const [dom, id] = argv as [string, string];
+  const p = switchForeachOpt(argv, 'f', [{ name: 'force', hasArg: 0, val: 'f' }], 'block-detach', 2);
+  const force = p.has('f'); // -f: remove without waiting for the guest to let go
+  const [dom, id] = p.args as [string, string];
   const domid = await domidOf(ctx, dom);
   const devid = parseVdev(id)?.devid;
   const { devices } = await ctx.call<{ devices: { type: string; devid: number }[] }>('device-list', { dom: String(domid) });
@@ -73,9 +75,9 @@ async function blockDetach(argv: string[], ctx: XlCommandContext): Promise<numbe
   }
   if (ctx.dryRun) return 0;
   try {
-    await ctx.call('device-detach', { dom: String(domid), type: 'vbd', devid });
+    await ctx.call('device-detach', { dom: String(domid), type: 'vbd', devid, force });
   } catch (e) {
-    throw new XlExit(1, `${(e as Error).message}\nlibxl_device_disk_remove failed.`);
+    throw new XlExit(1, `${(e as Error).message}\nlibxl_device_disk_${force ? 'destroy' : 'safe_remove'} failed.`);
   }
   return 0;
 }

@@ -3,16 +3,9 @@
 import { XsClient } from '../../../../drivers/xenstore/client.js';
 import { socketTransport } from '../../../../drivers/xenstore/socket-transport.js';
 import type { XlCommandContext } from './registry.js';
+import { XlExit } from '../exit.js';
 
-/** An xl failure: `message` goes to stderr, `code` is the exit status. */
-export class XlExit extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { XlExit };
 
 export async function withXs<T>(fn: (xs: XsClient) => Promise<T>): Promise<T> {
   const xs = new XsClient(await socketTransport());
@@ -23,11 +16,15 @@ export async function withXs<T>(fn: (xs: XsClient) => Promise<T>): Promise<T> {
   }
 }
 
-export async function domidOf(ctx: XlCommandContext, dom: string): Promise<number> {
+/** find_domain (xl_utils.c); with `rc: false` the message block-attach and block-list print
+ * (they call libxl_domain_qualifier_to_domid themselves, without the rc). */
+export async function domidOf(ctx: XlCommandContext, dom: string, opts: { rc?: boolean } = {}): Promise<number> {
   try {
     return (await ctx.call<{ domid: number }>('domid', { name: dom })).domid;
   } catch (e) {
-    if ((e as { code?: string }).code === 'ESRCH') throw new XlExit(1, `${dom} is an invalid domain identifier`);
+    // A name libxl does not know is ERROR_INVAL; an id, not found.
+    const rc = opts.rc === false ? '' : ` (rc=${/^\d+$/.test(dom) ? -21 : -6})`;
+    if ((e as { code?: string }).code === 'ESRCH') throw new XlExit(1, `${dom} is an invalid domain identifier${rc}`);
     throw e;
   }
 }
@@ -35,13 +32,13 @@ export async function domidOf(ctx: XlCommandContext, dom: string): Promise<numbe
 /** The `*-list` commands' loop over `xl X-list <Domain(s)>`: each domain that resolves gets
  * `fn` (with one xenstore connection for all); one that does not is reported on stderr and
  * makes the exit status 1, as xl does, while the others are still listed. */
-export async function forEachDomain(ctx: XlCommandContext, doms: string[], fn: (xs: XsClient, domid: number) => Promise<void>): Promise<number> {
+export async function forEachDomain(ctx: XlCommandContext, doms: string[], fn: (xs: XsClient, domid: number) => Promise<void>, lookup: { rc?: boolean } = {}): Promise<number> {
   let rc = 0;
   await withXs(async (xs) => {
     for (const dom of doms) {
       let domid: number;
       try {
-        domid = await domidOf(ctx, dom);
+        domid = await domidOf(ctx, dom, lookup);
       } catch (e) {
         process.stderr.write(`${(e as Error).message}\n`);
         rc = 1;
@@ -68,19 +65,9 @@ export function num(s: string): number {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** XlExit -> its message on stderr and its code; anything else goes to xl's own handler. */
+/** Commands once printed their own XlExit; bin/xl.ts prints every one now (with any help). */
 export function wrap(cmd: (argv: string[], ctx: XlCommandContext) => Promise<number>) {
-  return async (argv: string[], ctx: XlCommandContext): Promise<number> => {
-    try {
-      return await cmd(argv, ctx);
-    } catch (e) {
-      if (e instanceof XlExit) {
-        process.stderr.write(`${e.message}\n`);
-        return e.code;
-      }
-      throw e;
-    }
-  };
+  return cmd;
 }
 
 /** libxl's wait for a hot-plugged device: poll its backend's `hotplug-status` (the hotplug

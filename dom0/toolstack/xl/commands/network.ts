@@ -15,6 +15,8 @@ import { parseMac, parseVifArgs, resolveNicDefaults, vifDryRunJson } from '../..
 import { vifDeviceEntries } from '../../devices/vif.js';
 import { awaitHotplug, domidOf, forEachDomain, num, readOr, withXs, wrap, XlExit } from './common.js';
 import { extraCommands, type XlCommandContext } from './registry.js';
+import { switchForeachOpt } from '../getopt.js';
+import { registerSpec } from '../help.js';
 
 const HOTPLUG_TIMEOUT_MS = 10_000;
 
@@ -24,7 +26,7 @@ async function vifDevids(ctx: XlCommandContext, domid: number): Promise<number[]
 }
 
 async function networkAttach(argv: string[], ctx: XlCommandContext): Promise<number> {
-  if (argv.length < 1) throw new XlExit(1, 'Usage: xl network-attach <Domain> [type=<type>] [mac=<mac>] [bridge=<bridge>] [ip=<ip>] [script=<script>] [backend=<BackDomain>] [vifname=<name>] [rate=<rate>] [model=<model>] [accel=<accel>]');
+  argv = switchForeachOpt(argv, '', null, 'network-attach', 1).args; // usage errors: exit 2 and the help, as xl
   const [dom, ...spec] = argv as [string, ...string[]];
   let parsed;
   try {
@@ -65,7 +67,7 @@ async function networkAttach(argv: string[], ctx: XlCommandContext): Promise<num
 const MAC_BYTES = (mac: string) => (parseMac(mac) ?? '00:00:00:00:00:00');
 
 async function networkList(argv: string[], ctx: XlCommandContext): Promise<number> {
-  if (argv.length < 1) throw new XlExit(1, 'Usage: xl network-list <Domain(s)>');
+  argv = switchForeachOpt(argv, '', null, 'network-list', 1).args; // usage errors: exit 2 and the help, as xl
   const l = (s: string | number, w: number) => String(s).padEnd(w);
   const r = (s: string | number, w: number) => String(s).padStart(w);
   // printf("%-3s %-2s %-17s %-6s %-5s %-6s %5s/%-5s %-30s\n", ...)
@@ -88,7 +90,7 @@ async function networkList(argv: string[], ctx: XlCommandContext): Promise<numbe
 }
 
 async function networkDetach(argv: string[], ctx: XlCommandContext): Promise<number> {
-  if (argv.length < 2) throw new XlExit(1, 'Usage: xl network-detach <Domain> <DevId|mac>');
+  argv = switchForeachOpt(argv, '', null, 'network-detach', 2).args; // usage errors: exit 2 and the help, as xl
   const [dom, id] = argv as [string, string];
   const domid = await domidOf(ctx, dom);
   const devids = await vifDevids(ctx, domid);
@@ -137,3 +139,4 @@ extraCommands['network-attach'] = wrap(networkAttach);
 extraCommands['network-list'] = wrap(networkList);
 extraCommands['network-detach'] = wrap(networkDetach);
 extraCommands['network-stats'] = wrap(networkStats);
+registerSpec({ name: 'network-stats', canDryrun: false, modifies: false, desc: "List netback's per-vif counters (xenode)", usage: '[Domain(s)]' });

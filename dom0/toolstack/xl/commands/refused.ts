@@ -1,0 +1,96 @@
+// xl commands whose work xenode cannot do (yet), answered with exactly why and exit 1 rather
+// than "command not implemented": saving, restoring and migrating guests (their state lives
+// in processes: a PV guest's kernel is a Node program, an HVM guest's vCPUs and device models
+// are KVM and stub-domain state, none of which can be written out and read back), and the
+// HVM buttons and cd-* commands, whose device-model side is not there. Also dump-core, which
+// is cheap: the toolstack already writes cores for on_crash=coredump-*.
+import { resolve } from 'node:path';
+import { switchForeachOpt } from '../getopt.js';
+import { domidOf, XlExit } from './common.js';
+import { extraCommands, type XlCommandContext } from './registry.js';
+
+async function guestType(ctx: XlCommandContext, domid: number): Promise<string> {
+  if (domid === 0) return 'dom0';
+  const long = await ctx.call<{ domid: number; config?: { c_info?: { type?: string } } }[]>('list-long');
+  return long.find((l) => l.domid === domid)?.config?.c_info?.type ?? 'pv';
+}
+
+const WHY: Record<string, string> = {
+  pv: 'a PV guest\'s kernel here is a Node program in its own process: its state (heap, timers, open rings) cannot be written out and rebuilt',
+  pvh: 'a PV guest\'s kernel here is a Node program in its own process: its state (heap, timers, open rings) cannot be written out and rebuilt',
+  hvm: 'an HVM guest\'s state here is in KVM (vCPU registers, in-kernel interrupt controllers) and in the stub domain\'s device models, which have no save format yet',
+  dom0: 'Domain-0 is xenode itself',
+};
+
+/** save / migrate / suspend / resume: refused per guest type, after the arguments are checked as xl does. */
+function refusedPerGuest(cmd: string, optstring: string, reqargs: number, what: string) {
+  return async (argv: string[], ctx: XlCommandContext): Promise<number> => {
+    const p = switchForeachOpt(argv, optstring, null, cmd, reqargs);
+    const dom = p.args[0]!;
+    const domid = await domidOf(ctx, dom);
+    throw new XlExit(1, `xenode cannot ${what} ${dom}: ${WHY[await guestType(ctx, domid)] ?? WHY.pv}.`);
+  };
+}
+
+async function restore(argv: string[]): Promise<number> {
+  const p = switchForeachOpt(argv, 'FhcpdeVA', [{ name: 'vncviewer', hasArg: 0, val: 'V' }, { name: 'vncviewer-autopass', hasArg: 0, val: 'A' }], 'restore', 1);
+  throw new XlExit(1, `xenode cannot restore ${p.args[p.args.length - 1]}: \`xl save' cannot write a guest here (PV kernels are Node programs, HVM state is in KVM and the device models), so there is no checkpoint format to read.`);
+}
+
+async function migrateReceive(): Promise<number> {
+  throw new XlExit(1, 'xenode cannot receive a migrating guest: `xl migrate\' is not possible here (see `xl help migrate\').');
+}
+
+/** trigger / button-press: the ACPI and NMI side lives in the device models, not built yet. */
+async function trigger(argv: string[], ctx: XlCommandContext): Promise<number> {
+  const p = switchForeachOpt(argv, '', null, 'trigger', 2);
+  const domid = await domidOf(ctx, p.args[0]!);
+  const name = p.args[1]!;
+  if (!['nmi', 'reset', 'init', 'power', 'sleep', 's3resume'].includes(name)) throw new XlExit(1, `Invalid trigger "${name}"`);
+  const type = await guestType(ctx, domid);
+  throw new XlExit(1, `libxl: error: libxl_domain.c: Domain ${domid}:Send trigger '${name}' failed: ${type === 'hvm' ? 'xenode\'s device models have no ACPI/NMI trigger inputs yet' : 'triggers are for HVM guests; this is a PV guest (use xl shutdown, xl reboot or xl sysrq)'}`);
+}
+
+async function buttonPress(argv: string[], ctx: XlCommandContext): Promise<number> {
+  process.stderr.write('WARNING: "button-press" is deprecated. Please use "trigger"\n');
+  const p = switchForeachOpt(argv, '', null, 'button-press', 2);
+  const b = p.args[1]!;
+  if (b !== 'power' && b !== 'sleep') {
+    await domidOf(ctx, p.args[0]!);
+    throw new XlExit(1, `${b} is an invalid button identifier`);
+  }
+  return trigger(argv, ctx);
+}
+
+function cdCommand(cmd: 'cd-insert' | 'cd-eject', reqargs: number) {
+  return async (argv: string[], ctx: XlCommandContext): Promise<number> => {
+    const p = switchForeachOpt(argv, '', null, cmd, reqargs);
+    const domid = await domidOf(ctx, p.args[0]!);
+    const type = await guestType(ctx, domid);
+    throw new XlExit(1, `libxl: error: libxl_disk.c: Domain ${domid}:${type === 'hvm' ? `${cmd}: xenode's emulated ATAPI drive cannot change media yet` : 'cdrom media change is for HVM guests only'}`);
+  };
+}
+
+async function dumpCore(argv: string[], ctx: XlCommandContext): Promise<number> {
+  const p = switchForeachOpt(argv, '', null, 'dump-core', 2);
+  const domid = await domidOf(ctx, p.args[0]!);
+  if (domid === 0) throw new XlExit(1, 'core dump failed (rc=-3)\nDomain-0 is xenode itself: dump its process instead');
+  try {
+    await ctx.call('dump-core', { dom: String(domid), path: resolve(p.args[1]!) });
+  } catch (e) {
+    throw new XlExit(1, `${(e as Error).message}\ncore dump failed (rc=-3)`);
+  }
+  return 0;
+}
+
+extraCommands['save'] = refusedPerGuest('save', 'cp', 2, 'save');
+extraCommands['migrate'] = refusedPerGuest('migrate', 'FC:s:epD', 2, 'migrate');
+extraCommands['suspend'] = refusedPerGuest('suspend', '', 1, 'suspend');
+extraCommands['resume'] = refusedPerGuest('resume', '', 1, 'resume');
+extraCommands['restore'] = restore;
+extraCommands['migrate-receive'] = migrateReceive;
+extraCommands['trigger'] = trigger;
+extraCommands['button-press'] = buttonPress;
+extraCommands['cd-insert'] = cdCommand('cd-insert', 3);
+extraCommands['cd-eject'] = cdCommand('cd-eject', 2);
+extraCommands['dump-core'] = dumpCore;
