@@ -19,8 +19,9 @@ import { ConsoleFrontend } from './console-frontend.js';
 import { parseCmdline } from './cmdline.js';
 import { configureHotplugged, ipAutoconfig } from './net/ipconfig.js';
 import { printk, setConsoleSink } from './printk.js';
-import { killAllProcesses, initExitVerdict, startInit, type Userland } from './userland.js';
+import { killAllProcesses, initExitVerdict, signalAllBut, startInit, type Userland } from './userland.js';
 import { connectConsolePty } from './console-pty.js';
+import { handleSysrq } from './sysrq.js';
 import { rootParams } from './boot/root-params.js';
 import { bootOwnRoot, RootMountError, stopOwnRoot, type OwnRoot } from './boot/own-root.js';
 import type { PtyPair } from '../../native/index.js';
@@ -124,6 +125,27 @@ async function boot(): Promise<void> {
       else if (req === 'reboot') await shutdown('reboot', 'xenbus: shutdown requested: reboot');
       else if (req === 'crash') await shutdown('crash', 'sysrq: Trigger a crash');
       else printk(`xenbus: ignoring unknown shutdown request "${req}"`);
+    }, () => {});
+  });
+
+  // Linux's Xen PV kernel says what it answers (drivers/xen/manage.c), and takes sysrq keys.
+  for (const f of ['feature-poweroff', 'feature-reboot']) await xs.write(`${home}/control/${f}`, '1').catch(() => {});
+  await xs.watch(`${home}/control/sysrq`, 'sysrq', () => {
+    void xs.read(`${home}/control/sysrq`).then(async (key) => {
+      if (!key || key === '\0') return;
+      await xs.write(`${home}/control/sysrq`, '\0');
+      await handleSysrq(key[0]!, {
+        reboot: () => void shutdown('reboot', 'sysrq: emergency restart'),
+        poweroff: () => void shutdown('poweroff', 'sysrq: emergency power off'),
+        crash: () => void shutdown('crash', 'Kernel panic - not syncing: sysrq triggered crash'),
+        sync: async () => {
+          if (ownRoot) await ownRoot.init.run(['/bin/sync']).catch(() => {});
+        },
+        signalAll: (sig) => {
+          if (ownRoot) void ownRoot.init.run(['/bin/kill', sig === 'SIGKILL' ? '-KILL' : '-TERM', '-1']).catch(() => {});
+          else if (userland?.init.pid) signalAllBut(userland.init.pid, sig);
+        },
+      }, printk);
     }, () => {});
   });
 

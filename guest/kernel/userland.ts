@@ -1,7 +1,7 @@
 // The guest's userland: init runs as a session leader on the console pty (its controlling
 // terminal, so ^C and job control work), inside the domain's sandbox set up by the jailer.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, realpathSync } from 'node:fs';
+import { accessSync, constants, readdirSync, realpathSync } from 'node:fs';
 import { native, type PtyPair } from '../../native/index.js';
 import { DEFAULT_INITS, type InitSpec } from './cmdline.js';
 import { printk } from './printk.js';
@@ -90,6 +90,19 @@ export async function killAllProcesses(graceMs: number): Promise<void> {
     process.kill(-1, 'SIGKILL');
   } catch {
     /* all gone */
+  }
+}
+
+/** Signal every process of the domain but the kernel and `spare` (init): sysrq e / i. */
+export function signalAllBut(spare: number, signal: 'SIGTERM' | 'SIGKILL'): void {
+  for (const name of readdirSync('/proc')) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid <= 1 || pid === spare || pid === process.pid) continue;
+    try {
+      process.kill(pid, signal);
+    } catch {
+      /* gone */
+    }
   }
 }
 

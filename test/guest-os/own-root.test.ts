@@ -136,4 +136,19 @@ describe.skipIf(shouldSkip() || !busyboxAvailable())('a guest booted from its ow
     expect(await con.run('grep " / " /proc/mounts')).toMatch(/^\/dev\/xvda2 \/ fuse\.ext4 ro/);
     expect((await xn.xl('shutdown', '-w', 'xtools')).code).toBe(0);
   });
+
+  it('acts on xl sysrq as Linux does: sync, then an immediate reboot', async () => {
+    await xn.xlOk('create', cfg('bbsys'));
+    const con = attach('bbsys');
+    await con.waitFor(/# $/m);
+    const before = Number((await xn.xlOk('domid', 'bbsys')).trim());
+    await xn.xlOk('sysrq', 'bbsys', 's');
+    await con.waitFor(/sysrq: Emergency Sync[\s\S]*Emergency Sync complete/);
+    await xn.xlOk('sysrq', 'bbsys', 'b');
+    await xn.waitFor('bbsys restarted', async () => {
+      const r = await xn.xl('domid', 'bbsys');
+      return r.code === 0 && Number(r.stdout.trim()) !== before;
+    }, 15_000);
+    await xn.xlOk('destroy', 'bbsys');
+  });
 });

@@ -38,6 +38,9 @@ export interface OwnInit {
   poweroff(log: (msg: string) => void): void;
   /** xl reboot: ctrl-alt-del. */
   ctrlAltDel(): void;
+  /** Run a program of the image inside the guest (its namespaces, root and console); resolves
+   * with its exit status. */
+  run(argv: string[]): Promise<number>;
 }
 
 /** What the exit status of rootboot (init's, 128+signal when killed) means. */
@@ -79,20 +82,25 @@ export function startOwnInit(spec: OwnInitSpec, log: (msg: string) => void, onEx
     if (errTail.trim()) log(errTail);
     onExit(ownInitOutcome(signal ? 128 : (code ?? 127)));
   });
+  const enter = (argv: string[]): Promise<{ code: number; err: string }> =>
+    new Promise((resolve) => {
+      if (initPid === null) return resolve({ code: 126, err: 'init has not started' });
+      const p = spawn(ROOTBOOT, ['enter', '--pid', String(initPid), '--', ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      p.stderr!.on('data', (b: Buffer) => (err += b.toString('utf8')));
+      p.on('exit', (code, signal) => resolve({ code: signal ? 128 : (code ?? 126), err: err.trim().replace(/^xenode-rootboot: /, '') }));
+    });
   return {
     pty,
     pid: () => initPid,
     poweroff(logp) {
-      if (initPid === null) return;
       // orderly_poweroff(false): the guest's own poweroff program does it its own way
       // (systemctl, telinit 0, busybox's signal to init).
-      const p = spawn(ROOTBOOT, ['enter', '--pid', String(initPid), '--', '/sbin/poweroff'], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let err = '';
-      p.stderr!.on('data', (b: Buffer) => (err += b.toString('utf8')));
-      p.on('exit', (code) => {
-        if (code !== 0) logp(`Failed to start orderly shutdown: /sbin/poweroff ${code === 127 ? `could not run (${err.trim().replace(/^xenode-rootboot: /, '')})` : `exited with ${code}`}`);
+      void enter(['/sbin/poweroff']).then(({ code, err }) => {
+        if (code !== 0) logp(`Failed to start orderly shutdown: /sbin/poweroff ${code === 126 ? `could not run (${err})` : `exited with ${code}`}`);
       });
     },
+    run: async (argv) => (await enter(argv)).code,
     ctrlAltDel() {
       if (initPid !== null) {
         try {
