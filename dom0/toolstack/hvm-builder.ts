@@ -23,8 +23,20 @@ interface HvmXs {
   write(path: string, value: string): Promise<void>;
 }
 
+/** The console daemon's side of an HVM guest's serial line (dom0/console/console-daemon.ts). */
+interface SerialLines {
+  openSerial(domid: number): Promise<PtyPair>;
+}
+
+/** `serial = 'none'` (or `[]`) asks for no serial port; anything else (and no key: xenode's HVM
+ * OS speaks on COM1 from its first line) gives COM1 on a pty. */
+function wantsSerial(spec: BuildSpec): boolean {
+  const s = (spec.config as DomainConfig).hvm?.serial;
+  if (Array.isArray(s)) return s.length > 0 && s[0] !== 'none';
+  return s !== 'none';
+}
+
 interface HvmDomain {
-  pty: PtyPair | null;
   logFd: number;
   irqPort: number;
 }
@@ -43,6 +55,7 @@ export class HvmBuilder {
     private readonly xs: HvmXs,
     private readonly stubdom: StubdomHost,
     private readonly log: Logger,
+    private readonly serialLines: SerialLines,
   ) {}
 
   /** The command line an HVM guest's "bootloader" hands over: the config's, plus the boot order. */
@@ -80,7 +93,7 @@ export class HvmBuilder {
   /** Everything the emulated PC needs, then the device model; the domain stays paused. */
   async build(spec: BuildSpec, domid: number): Promise<void> {
     const cfg = spec.config as DomainConfig;
-    const rec: HvmDomain = { pty: null, logFd: -1, irqPort: 0 };
+    const rec: HvmDomain = { logFd: -1, irqPort: 0 };
     this.domains.set(domid, rec);
     const toClose: number[] = [];
     try {
@@ -96,11 +109,9 @@ export class HvmBuilder {
       const ioreq = await this.hc.call('domctl.map_ioreq_pages', { domid });
       toClose.push(...ioreq.fds);
 
-      // COM1 on a pty (serial='pty' is what the seeds ask for; an HVM guest always gets one):
-      // `xl console` finds it as console/tty, Xen's serial/0/tty names it too.
-      rec.pty = native().openpty(true);
-      await this.xs.write(`/local/domain/${domid}/serial/0/tty`, rec.pty.path);
-      await this.xs.write(`/local/domain/${domid}/console/tty`, rec.pty.path);
+      // COM1 on a pty the console daemon holds (serial='pty' is what the seeds ask for):
+      // `xl console` reaches it as any console, Xen's serial/0/tty names it.
+      const serial = wantsSerial(spec) ? await this.serialLines.openSerial(domid) : null;
       const logPath = ConsoleDaemon.logPath(spec.name);
       mkdirSync(dirname(logPath), { recursive: true });
       rec.logFd = openSync(logPath, 'a', 0o640);
@@ -129,7 +140,7 @@ export class HvmBuilder {
 
       await this.stubdom.start(
         { domid, name: spec.name, vcpus: spec.maxVcpus, memoryBytes: spec.memoryMiB * 1048576, disks, firmware: HvmBuilder.bootsLinux(spec) },
-        { memory: mem.fds[0]!, ioreq: ioreq.fds[0]!, irq: irqFd, serial: rec.pty.master, log: rec.logFd, taps },
+        { memory: mem.fds[0]!, ioreq: ioreq.fds[0]!, irq: irqFd, serial: serial ? serial.master : -1, log: rec.logFd, taps },
       );
     } catch (e) {
       await this.destroy(domid);
@@ -150,10 +161,6 @@ export class HvmBuilder {
     this.domains.delete(domid);
     await this.stubdom.stop(domid);
     if (rec.irqPort) await this.evtchn.close(rec.irqPort).catch(() => {});
-    if (rec.pty) {
-      native().close(rec.pty.master);
-      native().close(rec.pty.slave);
-    }
     if (rec.logFd >= 0) closeSync(rec.logFd);
   }
 }
