@@ -12,7 +12,7 @@ import { ensureBridge } from '../../net/bridge.js';
 import { ipSync } from '../../net/ip.js';
 import { ConsoleDaemon } from '../console/console-daemon.js';
 import type { StubdomHost } from '../stubdom-host.js';
-import type { DmDisk } from '../../stubdom/protocol.js';
+import type { DmDisk, DmDisplay } from '../../stubdom/protocol.js';
 import { ideIndexForVdev, pciIntxRoutes } from '../../stubdom/machine.js';
 import type { CreateDomainArgs } from '../../drivers/hypercall/ops.js';
 import type { DomainConfig } from './config/domain-config-types.js';
@@ -44,6 +44,26 @@ interface HvmDomain {
 /** The config's emulated NICs (type=ioemu, the HVM default), in the order the machine slots them. */
 function emulatedNics(spec: BuildSpec) {
   return ((spec.config as DomainConfig).nics ?? []).map((n) => n.resolved).filter((nic) => nic.nictype === 'vif_ioemu');
+}
+
+/** The display a config gives an HVM guest, as libxl sets qemu up: the standard VGA unless
+ * vga = "none", and a VNC server unless vnc = 0 (on by default for HVM), on vnclisten (default
+ * 127.0.0.1, ":N" in it naming the display), display vncdisplay (default 0) or, with vncunused
+ * (default on), the first free one from there. */
+export function displayFor(cfg: DomainConfig): DmDisplay | undefined {
+  if (cfg.hvm?.vga === 'none') return undefined;
+  const v = cfg.vnc;
+  if (v.enable === false) return { vramBytes: 16 << 20, vnc: null };
+  const [host, fromListen] = (v.listen || '127.0.0.1').split(':');
+  return {
+    vramBytes: 16 << 20,
+    vnc: {
+      listen: host || '127.0.0.1',
+      display: v.display ?? (fromListen !== undefined && /^\d+$/.test(fromListen) ? Number(fromListen) : 0),
+      findUnused: v.findunused ?? true,
+      password: v.passwd ? v.passwd : null,
+    },
+  };
 }
 
 export class HvmBuilder {
@@ -138,10 +158,16 @@ export class HvmBuilder {
         disks.push({ index, path: disk.pdev_path ? disk.pdev_path : null, readOnly: disk.readwrite === 0, cdrom: disk.is_cdrom === 1 });
       }
 
-      await this.stubdom.start(
-        { domid, name: spec.name, vcpus: spec.maxVcpus, memoryBytes: spec.memoryMiB * 1048576, disks, firmware: HvmBuilder.bootsLinux(spec) },
+      const display = displayFor(cfg);
+      const started = await this.stubdom.start(
+        { domid, name: spec.name, vcpus: spec.maxVcpus, memoryBytes: spec.memoryMiB * 1048576, disks, firmware: HvmBuilder.bootsLinux(spec), display },
         { memory: mem.fds[0]!, ioreq: ioreq.fds[0]!, irq: irqFd, serial: serial ? serial.master : -1, log: rec.logFd, taps },
       );
+      // Where viewers connect, where libxl writes it (`xl vncviewer` reads it back).
+      if (started?.vnc) {
+        await this.xs.write(`/local/domain/${domid}/console/vnc-listen`, started.vnc.listen);
+        await this.xs.write(`/local/domain/${domid}/console/vnc-port`, String(started.vnc.port));
+      }
     } catch (e) {
       await this.destroy(domid);
       throw e instanceof ToolstackError ? e : new ToolstackError('EIO', `HVM device model for domain ${domid}: ${(e as Error).message}`);
