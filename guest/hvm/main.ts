@@ -39,6 +39,9 @@ import { EthTap } from './net/eth-tap.js';
 import { TapPool } from './net/tap-pool.js';
 import { pvhvmRequested, readPvParams, startPvStack, unplugMask, watchShutdownRequests, xenUnplugEmulated, type PvStack } from './pvhvm.js';
 import { StatsWriter } from './stats.js';
+import { VgaTextConsole } from './drivers/vga-text.js';
+import { I8042Keyboard } from './drivers/i8042-kbd.js';
+import { startVtLogin } from './vt-login.js';
 
 const HYPERCALL_FD = 3;
 const COM1 = { base: 0x3f8, irq: 4 };
@@ -61,7 +64,9 @@ async function boot(): Promise<void> {
   // The console: COM1, polled until the kernel takes its interrupt.
   const com1 = Serial8250.probe(cpu, COM1.base, COM1.irq, ram.alloc(4096), 'serial8250');
   const raw = (line: string) => com1?.write(Buffer.from(line + '\r\n'));
-  if (com1) setConsoleSink((b) => com1.write(b));
+  // The screen too (VGA text at 0xB8000), when the PC has one: the kernel log goes to both.
+  const vga = VgaTextConsole.probe(cpu, ram.alloc(8192));
+  if (com1 || vga) setConsoleSink((b) => (com1?.write(b), vga?.write(b)));
 
   // ---- firmware
   const fw = await runFirmware({ cpu, ram: rt.ram, bootOrder: params['xenode.boot'], log: raw });
@@ -83,6 +88,12 @@ async function boot(): Promise<void> {
     com1.enableInterrupts();
     intc.request(COM1.irq, 'serial', () => com1.handleIrq());
     printk(com1.describe());
+  }
+  if (vga) printk(vga.describe());
+  const kbd = vga ? I8042Keyboard.probe(cpu) : null;
+  if (kbd) {
+    intc.request(kbd.irq, 'i8042', () => kbd.handleIrq());
+    printk(kbd.describe());
   }
 
   // IDE disks and CD-ROMs: /dev/hdX, served like blkfront's disks.
@@ -213,6 +224,8 @@ async function boot(): Promise<void> {
     /* a pty without a size: programs assume 80x24 anyway */
   }
   if (com1) com1.onInput = connectConsolePty(master, (b) => com1.write(b));
+  // tty1: a login shell on the screen and keyboard.
+  if (vga) startVtLogin(vga, kbd, spec.env, () => stopping, printk);
 }
 
 boot().catch((e) => {

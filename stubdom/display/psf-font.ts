@@ -4,7 +4,7 @@
 // file every character is drawn as a hollow box (and the display says why once).
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { CP437_TO_UNICODE } from './cp437.js';
+import { CP437_TO_UNICODE } from '../../common/cp437.js';
 
 export const GLYPH_WIDTH = 8;
 export const GLYPH_HEIGHT = 16;
