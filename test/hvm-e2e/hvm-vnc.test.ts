@@ -128,6 +128,24 @@ describe.skipIf(shouldSkip())('HVM display: VGA, i8042 and VNC', () => {
     b.close();
   });
 
+  it('xl vncviewer runs $VNCVIEWER with host:display, or says where to connect', async () => {
+    xn.env.VNCVIEWER = 'echo';
+    expect((await xn.xlOk('vncviewer', 'vnc1')).trim()).toBe(`127.0.0.1:${ports.vnc1! - 5900}`);
+    xn.env.VNCVIEWER = 'no-such-vncviewer';
+    expect(await xn.xlOk('vncviewer', 'vnc1')).toContain(`connect one to: 127.0.0.1:${ports.vnc1! - 5900} (port ${ports.vnc1})`);
+    delete xn.env.VNCVIEWER;
+    const none = await xn.xl('vncviewer', 'nosuchguest');
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/nosuchguest is an invalid domain identifier/);
+  });
+
+  it('warns that a PV guest with vnc=1 gets no framebuffer', async () => {
+    const cfg = xn.config('pvfb', ['name = "pvfb"', 'type = "pv"', 'memory = 128', 'vnc = 1', ''].join('\n'));
+    const r = await xn.xl('create', '-n', cfg);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/vnc: the PV framebuffer \(vfb\/vkb\) is not supported/);
+  });
+
   it('cuts off hostile viewers alone; the guest and a good viewer carry on', async () => {
     const port = ports.vnc1!;
     const good = await RfbClient.connect(port);

@@ -1,4 +1,5 @@
 // Loads every xl subcommand module so it registers itself in registry.ts. One import each.
 import './block.js';
 import './network.js';
+import './vncviewer.js';
 export { extraCommands } from './registry.js';
