@@ -17,6 +17,8 @@ import { VgaCore } from '../devices/vga/vga.js';
 import { GLYPH_HEIGHT, type VgaFont } from './psf-font.js';
 
 export const TILE = 16;
+/** Node 20 has Atomics.waitAsync; TypeScript's ES2022 library does not declare it. */
+const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, t: number): { async: boolean; value: Promise<string> | string } }).waitAsync;
 const CELL_WIDTH = 9;
 
 export interface ScrollHint {
@@ -51,6 +53,13 @@ export class DisplaySurface {
     private readonly state: VgaState,
     private readonly font: VgaFont,
   ) {}
+
+  /** Resolves when the adapter changes after what this surface last rendered (or after
+   * `timeoutMs`): the display sleeps instead of polling an unchanged screen. */
+  changed(timeoutMs: number): Promise<unknown> {
+    const r = waitAsync(this.state.words, W.GENERATION, this.seenGeneration, timeoutMs);
+    return Promise.resolve(r.value);
+  }
 
   /** Re-render if the adapter changed since the last call; true when pixels changed. */
   refresh(): boolean {

@@ -51,6 +51,11 @@ export function decodePixelFormat(b: Uint8Array): PixelFormat | string {
   return pf;
 }
 
+function sameAsServer(pf: PixelFormat): boolean {
+  const s = SERVER_PIXEL_FORMAT;
+  return pf.bpp === 32 && !pf.bigEndian && pf.redMax === 255 && pf.greenMax === 255 && pf.blueMax === 255 && pf.redShift === s.redShift && pf.greenShift === s.greenShift && pf.blueShift === s.blueShift;
+}
+
 /** 0x00RRGGBB -> the client's pixel value. */
 export function toPixel(v: number, pf: PixelFormat): number {
   const r = (((v >> 16) & 0xff) * pf.redMax + 127) / 255;
@@ -73,6 +78,13 @@ export function putPixel(out: Buffer, o: number, p: number, bytes: number, bigEn
 /** Raw encoding of a rectangle of `src` (row stride `stride` pixels). */
 export function rawPixels(src: Uint32Array, stride: number, x: number, y: number, w: number, h: number, pf: PixelFormat): Buffer {
   const bytes = pf.bpp / 8;
+  if (sameAsServer(pf)) {
+    // The server's own format: the rows as they are (0x00RRGGBB little-endian).
+    const out = Buffer.alloc(w * h * 4);
+    const dst = new Uint32Array(out.buffer, out.byteOffset, w * h);
+    for (let row = 0; row < h; row++) dst.set(src.subarray((y + row) * stride + x, (y + row) * stride + x + w), row * w);
+    return out;
+  }
   const out = Buffer.alloc(w * h * bytes);
   let o = 0;
   let last = -1;

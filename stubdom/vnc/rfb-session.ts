@@ -272,6 +272,7 @@ export class RfbSession {
         if (b.length < 10) return 0;
         this.request = { incremental: b[1] !== 0, x: b.readUInt16BE(2), y: b.readUInt16BE(4), w: b.readUInt16BE(6), h: b.readUInt16BE(8) };
         if (!this.request.incremental) this.sentFrame = -1;
+        this.opts.surface.refresh(); // cheap when nothing changed
         this.pump();
         return 10;
       }

@@ -6,8 +6,9 @@
 // It runs in the stub domain's main thread, beside the guest's device-model thread, and reads
 // the display adapter's memory from shared memory: the device model's loop blocks in the ioreq
 // wait, so it cannot also run sockets, and a viewer must never slow the guest's exits down.
-// Updates are checked at most every UPDATE_MS and only while some viewer waits for one; an
-// unchanged screen costs one atomic load per check.
+// It sleeps on the adapter's generation word (Atomics.waitAsync: the device model notifies it
+// on every visible change) and sends at most every UPDATE_MS, so an unchanged screen costs no
+// CPU however many viewers wait.
 //
 // Bad viewers are cut off alone: a handshake not finished in HANDSHAKE_MS, more than
 // MAX_VIEWERS connections, more than MAX_HANDSHAKES at once still handshaking, a wrong password
@@ -19,6 +20,7 @@ import type { DisplaySurface } from '../display/display-surface.js';
 export const VNC_BASE_PORT = 5900;
 const FIND_UNUSED_TRIES = 100;
 const UPDATE_MS = 30;
+const IDLE_RECHECK_MS = 5000;
 const HANDSHAKE_MS = 10_000;
 const MAX_VIEWERS = 32;
 const MAX_HANDSHAKES = 16;
@@ -37,7 +39,9 @@ export interface VncOptions {
 export class VncServer {
   private readonly sessions = new Set<RfbSession>();
   private readonly failures = new Map<string, { count: number; last: number }>();
-  private timer: NodeJS.Timeout | null = null;
+  private waiting = false;
+  private closed = false;
+  private lastTick = 0;
   private handshaking = 0;
   private refused = 0;
 
@@ -128,18 +132,25 @@ export class VncServer {
     this.kick();
   }
 
-  /** Look for changes now and then while viewers wait for updates. */
+  /** While viewers are connected: sleep until the adapter changes (Atomics.waitAsync on its
+   * generation word), then render and send, at most every UPDATE_MS. An unchanged screen costs
+   * nothing but one wake-up every IDLE_RECHECK_MS. */
   private kick(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => {
-      if (this.sessions.size === 0) {
-        clearInterval(this.timer!);
-        this.timer = null;
-        return;
-      }
+    if (this.waiting || this.closed) return;
+    this.waiting = true;
+    const run = () => {
+      this.waiting = false;
+      if (this.closed || this.sessions.size === 0) return;
+      this.lastTick = Date.now();
       this.surface.refresh();
       for (const s of this.sessions) s.pump();
-    }, UPDATE_MS);
+      this.kick();
+    };
+    void this.surface.changed(IDLE_RECHECK_MS).then(() => {
+      const wait = this.lastTick + UPDATE_MS - Date.now();
+      if (wait > 0) setTimeout(run, wait);
+      else run();
+    });
   }
 
   /** Per-viewer counters (bytes sent, updates, rectangles). */
@@ -148,8 +159,7 @@ export class VncServer {
   }
 
   close(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.closed = true;
     for (const s of this.sessions) s.close();
     this.server.close();
   }

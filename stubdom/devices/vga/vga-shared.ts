@@ -60,9 +60,10 @@ export class VgaState {
     return s;
   }
 
-  /** Something visible may have changed. */
+  /** Something visible may have changed: the display, if it waits (Atomics.waitAsync), wakes. */
   touch(): void {
     Atomics.add(this.words, W.GENERATION, 1);
+    Atomics.notify(this.words, W.GENERATION);
   }
 
   generation(): number {
