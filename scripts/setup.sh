@@ -16,7 +16,10 @@ fi
 # host service), iperf3, curl, ethtool, iputils-ping.
 # HVM on KVM: cpio (scripts/build-hvm-guest.sh packs the initramfs), xz-utils (the engine
 # unpacks a bzImage's xz payload on the host).
+# HVM display: console-setup-linux (the VGA font the stub domain draws text mode with),
+# gvncviewer (gvnccapture) and vncsnapshot (stock VNC clients the display tests connect with).
 PKGS="xenstore-utils iproute2 util-linux tmux e2fsprogs procps dnsmasq-base iperf3 curl ethtool iputils-ping fuse3 fuse2fs fio genisoimage cpio xz-utils"
+PKGS="$PKGS console-setup-linux gvncviewer vncsnapshot"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -224,8 +224,9 @@ async function boot(): Promise<void> {
     /* a pty without a size: programs assume 80x24 anyway */
   }
   if (com1) com1.onInput = connectConsolePty(master, (b) => com1.write(b));
-  // tty1: a login shell on the screen and keyboard.
-  if (vga) startVtLogin(vga, kbd, spec.env, () => stopping, printk);
+  // tty1: a login shell on the screen and keyboard, as the default init's getty would give
+  // (with init= a program of the user's, the screen shows the console only, as on a PC).
+  if (vga && (spec.init === null || spec.init === '/sbin/init')) startVtLogin(vga, kbd, spec.env, () => stopping, printk);
 }
 
 boot().catch((e) => {
