@@ -39,7 +39,7 @@ async function main(): Promise<void> {
     log.warn(`device model of domain ${e.domid} ended: ${e.message}`);
     void hc.invoke('domctl.shutdown', { domid: e.domid, reason: e.reason === 'reset' ? 'reboot' : 'crash' }).catch(() => {});
   });
-  const hvm = new HvmBuilder(hc, evtchn, xs, stubdom, log);
+  const hvm = new HvmBuilder(hc, evtchn, xs, stubdom, log, consoles);
   const toolstack = new Toolstack(hc, xs, xenstored, evtchn, foreign, consoles, log, hvm);
 
   // Backends: every device the toolstack writes under /local/domain/0/backend gets its driver.

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { native } from '../native/index.js';
 import { HypercallClient } from '../drivers/hypercall/channel.js';
-import type { DmDisk, DmExit } from '../stubdom/protocol.js';
+import type { DmDisk, DmDisplay, DmExit, DmStarted } from '../stubdom/protocol.js';
 import type { Logger } from '../common/log.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -54,7 +54,7 @@ export class StubdomHost {
     return client;
   }
 
-  async start(spec: { domid: number; name: string; vcpus: number; memoryBytes: number; disks: DmDisk[]; firmware?: boolean }, f: DeviceModelFds): Promise<void> {
+  async start(spec: { domid: number; name: string; vcpus: number; memoryBytes: number; disks: DmDisk[]; firmware?: boolean; display?: DmDisplay }, f: DeviceModelFds): Promise<DmStarted> {
     const fds: number[] = [];
     const at = (fd: number) => (fd < 0 ? -1 : fds.push(fd) - 1);
     const args = {
@@ -62,7 +62,7 @@ export class StubdomHost {
       fds: { memory: at(f.memory), ioreq: at(f.ioreq), irq: at(f.irq), serial: at(f.serial), log: at(f.log) },
       nics: f.taps.map((t) => ({ devid: t.devid, mac: t.mac, tapFd: at(t.fd) })),
     };
-    await this.ensure().call('start', args, fds);
+    return (await this.ensure().call('start', args, fds)).result as DmStarted;
   }
 
   async stop(domid: number): Promise<void> {

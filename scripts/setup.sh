@@ -23,6 +23,9 @@ fi
 PKGS="xenstore-utils iproute2 util-linux tmux e2fsprogs procps dnsmasq-base iperf3 curl ethtool iputils-ping fuse3 fuse2fs fio genisoimage cpio xz-utils fdisk chromium tigervnc-standalone-server x11-xserver-utils"
 # Guests booting their own OS: fuseiso mounts an HVM guest's ISO 9660 CD as its root (a live CD).
 PKGS="$PKGS fuseiso"
+# HVM display: console-setup-linux (the VGA font the stub domain draws text mode with),
+# gvncviewer (gvnccapture) and vncsnapshot (stock VNC clients the display tests connect with).
+PKGS="$PKGS console-setup-linux gvncviewer vncsnapshot"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -3,11 +3,13 @@
 //   00:00.0  i440FX host bridge                8086:1237
 //   00:01.0  PIIX3 ISA bridge (PIRQ routing)    8086:7000  (multi-function)
 //   00:01.1  PIIX3 IDE                          8086:7010  hda/hdb on 0x1F0 IRQ 14, hdc/hdd on 0x170 IRQ 15
+//   00:02.0  standard VGA (vga = "stdvga")      1234:1111  + VGA ports, 0xA0000 window, dispi 0x1CE
 //   00:03.0  Xen platform device                5853:0001  (+ fixed ports 0x10-0x1F)
 //   00:04.0+ RTL8139 per emulated NIC           10ec:8139  (slot 4 + list index)
-//   ISA      16550 UARTs: COM1 0x3F8 IRQ 4, COM2 0x2F8 IRQ 3
+//   ISA      16550 UARTs: COM1 0x3F8 IRQ 4, COM2 0x2F8 IRQ 3; i8042 keyboard controller
+//            0x60/0x64, keyboard IRQ 1, mouse IRQ 12
 //   0xCF8    PCI configuration mechanism #1 (+ 0xCF9 reset control)
-// Slot 2 stays free for a VGA adapter, as in Xen's qemu. PCI INTx is swizzled onto PIRQ A-D
+// Slot 2 is the VGA adapter's, as in Xen's qemu (empty with vga = "none"). PCI INTx is swizzled onto PIRQ A-D
 // ((slot - 1 + pin - 1) & 3) and the PIIX3 routes PIRQs to ISA IRQs (default 10, 11, 10, 11).
 //
 // There is no BIOS here, so the machine plays hvmloader's part once at creation (firmware:
@@ -34,6 +36,10 @@ import { IDE_LEGACY, Piix3Ide } from './devices/ide/piix3-ide.js';
 import type { NetBackend } from './devices/rtl8139/net-backend.js';
 import { Rtl8139 } from './devices/rtl8139/rtl8139.js';
 import { Uart16550, type SerialBackend } from './devices/uart16550/uart16550.js';
+import { StdVga } from './devices/vga/std-vga.js';
+import type { VgaState } from './devices/vga/vga-shared.js';
+import { VGA_WINDOW_BASE, VGA_WINDOW_SIZE } from './devices/vga/vga.js';
+import { I8042, I8042_AUX_IRQ, I8042_DATA_PORT, I8042_KBD_IRQ } from './devices/i8042/i8042.js';
 import { UNPLUG_ALL_IDE_DISKS, UNPLUG_ALL_NICS, UNPLUG_AUX_IDE_DISKS, XenPlatform } from './devices/xen-platform/xen-platform.js';
 
 export const COM_PORTS = [
@@ -43,6 +49,7 @@ export const COM_PORTS = [
 
 export const PCI_SLOT_HOST = 0;
 export const PCI_SLOT_PIIX3 = 1;
+export const PCI_SLOT_VGA = 2;
 export const PCI_SLOT_XEN_PLATFORM = 3;
 export const PCI_SLOT_FIRST_NIC = 4;
 export const DEFAULT_PIRQ_ROUTES: readonly [number, number, number, number] = [10, 11, 10, 11];
@@ -78,6 +85,10 @@ export interface MachineConfig {
   disks?: MachineDiskConfig[];
   /** COM1, COM2 (`serial = 'pty'` gives one). */
   serial?: MachineSerialConfig[];
+  /** The standard VGA's video memory and registers (shared with the display); none = no VGA. */
+  vga?: VgaState;
+  /** The i8042 keyboard controller (default true: every PC has one). */
+  i8042?: boolean;
   /** Include the Xen platform device (default true). */
   xenPlatform?: boolean;
   /** ISA IRQs for PIRQ A-D; null disables a PIRQ. */
@@ -124,7 +135,13 @@ export interface MachineMetrics {
   nics: { devid: number; metrics: Rtl8139['metrics'] }[];
   serial: Uart16550['metrics'][];
   platform?: XenPlatform['metrics'];
+  vga?: StdVga['metrics'];
+  i8042?: I8042['metrics'];
 }
+
+/** What the MMIO bus answers for guest RAM: nothing reaches it (the guest accesses its RAM
+ * directly); it is there so that no BAR can be mapped on top of RAM. */
+const GUEST_RAM_DECODE = { read: (_o: number, size: number) => (size >= 4 ? 0xffff_ffff : (1 << (8 * size)) - 1), write: () => {} };
 
 export class PcMachine {
   readonly memory: GuestMemory;
@@ -139,6 +156,8 @@ export class PcMachine {
   readonly platform: XenPlatform | undefined;
   readonly nics: { devid: number; nic: Rtl8139 }[] = [];
   readonly serials: Uart16550[] = [];
+  readonly vga: StdVga | undefined;
+  readonly i8042: I8042 | undefined;
   readonly dispatcher: IoreqDispatcher;
   private readonly cfg: MachineConfig;
   private readonly log: DeviceLogger;
@@ -152,6 +171,14 @@ export class PcMachine {
     this.pciConfig = new PciConfigMechanism1(this.pci, (hard) => cfg.onReset?.(hard));
     this.pio.register(PCI_CONFIG_ADDRESS_PORT, 8, this.pciConfig, 'pci-config', this.pciConfig.metrics);
 
+    // Guest RAM decodes before PCI, as below a real chipset's top of memory: a BAR moved over
+    // RAM stays dark (and says so) instead of shadowing it. The legacy VGA window is the hole.
+    for (const r of this.memory.ramRegions()) {
+      const end = r.gpa + r.size;
+      const parts = [[r.gpa, Math.min(end, VGA_WINDOW_BASE)], [Math.max(r.gpa, VGA_WINDOW_BASE + VGA_WINDOW_SIZE), end]];
+      for (const [a, b] of parts) if (b! > a! && a! < this.mmio.limit) this.mmio.register(a!, Math.min(b!, this.mmio.limit) - a!, GUEST_RAM_DECODE, 'guest RAM');
+    }
+
     this.pci.attach(this.hostBridge, PCI_SLOT_HOST, 0);
     this.pci.attach(this.isa, PCI_SLOT_PIIX3, 0);
     this.isa.connect(this.pci);
@@ -164,6 +191,12 @@ export class PcMachine {
     this.pci.attach(this.ide, PCI_SLOT_PIIX3, 1);
     this.ide.attachLegacyPorts(this.pio);
     for (const d of cfg.disks ?? []) this.addDisk(d);
+
+    if (cfg.vga) {
+      this.vga = new StdVga(cfg.vga);
+      this.pci.attach(this.vga, PCI_SLOT_VGA, 0);
+      this.vga.attachLegacy(this.pio, this.mmio);
+    }
 
     if (cfg.xenPlatform ?? true) {
       this.platform = new XenPlatform({ onUnplug: (mask) => this.unplug(mask), log: this.log });
@@ -187,6 +220,11 @@ export class PcMachine {
       this.pio.register(com.base, 8, uart, `com${i + 1}`, uart.metrics);
       this.serials.push(uart);
     });
+
+    if (cfg.i8042 ?? true) {
+      this.i8042 = new I8042(this.irqs.source(I8042_KBD_IRQ, 'i8042-kbd'), this.irqs.source(I8042_AUX_IRQ, 'i8042-aux'), () => cfg.onReset?.(true));
+      this.pio.register(I8042_DATA_PORT, 5, this.i8042.ports, 'i8042', this.i8042.metrics);
+    }
 
     this.dispatcher = new IoreqDispatcher({ pio: this.pio, mmio: this.mmio, memory: this.memory, pci: this.pci, log: this.log });
     if (cfg.firmware ?? true) this.firmwareInit();
@@ -249,6 +287,8 @@ export class PcMachine {
     for (const { nic } of this.nics) nic.powerOnReset();
     this.ide.reset();
     for (const s of this.serials) s.reset();
+    this.vga?.reset();
+    this.i8042?.reset();
     if (this.platform) this.platform.flags = 0;
     this.pciConfig.address = 0;
     if (this.cfg.firmware ?? true) this.firmwareInit();
@@ -285,6 +325,8 @@ export class PcMachine {
       nics: this.nics.map((n) => ({ devid: n.devid, metrics: n.nic.metrics })),
       serial: this.serials.map((s) => s.metrics),
       platform: this.platform?.metrics,
+      vga: this.vga?.metrics,
+      i8042: this.i8042?.metrics,
     };
   }
 

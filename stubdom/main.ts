@@ -8,7 +8,12 @@ import { fileURLToPath } from 'node:url';
 import { native, type FdWatcher } from '../native/index.js';
 import { MessageSocket, type Received } from '../drivers/hypercall/channel.js';
 import { HVM_IOREQ_PAGES, PlatformWord } from '../drivers/hypercall/hvm-platform-page.js';
-import type { DmRequest, StartDeviceModel, WorkerData } from './protocol.js';
+import type { DmRequest, DmStarted, StartDeviceModel, WorkerData } from './protocol.js';
+import { VgaState } from './devices/vga/vga-shared.js';
+import { InputQueue } from './devices/i8042/input-queue.js';
+import { DisplaySurface } from './display/display-surface.js';
+import { VgaFont } from './display/psf-font.js';
+import { VncServer } from './vnc/vnc-server.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -20,6 +25,17 @@ interface Model {
   words: Int32Array;
   stopping: boolean;
   metrics: unknown;
+  /** The guest's VNC server (in this thread: the device model's thread blocks in its loop). */
+  vnc: VncServer | null;
+}
+
+const DEFAULT_VRAM = 16 << 20;
+let font: VgaFont | null = null;
+
+/** The video memory a config asks for: a power of two from 1 to 256 MiB, else the default. */
+function vramBytes(asked: unknown): number {
+  const n = Number(asked);
+  return Number.isInteger(n) && n >= 1 << 20 && n <= 256 << 20 && (n & (n - 1)) === 0 ? n : DEFAULT_VRAM;
 }
 
 const models = new Map<number, Model>();
@@ -56,7 +72,11 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
     irqFd: fd(req.fds.irq),
     serialFd: fd(req.fds.serial),
     logFd: fd(req.fds.log),
+    display: null,
   };
+  const vga = req.display ? VgaState.create(vramBytes(req.display.vramBytes)) : null;
+  const input = vga ? new InputQueue() : null;
+  if (vga) data.display = { regs: vga.shared.regsBuffer, vram: vga.shared.vramBuffer, input: input!.buffer };
   for (const n of [data.memFd, data.ioreqFd, data.irqFd]) {
     if (n < 0) {
       closeFds(fds);
@@ -67,7 +87,7 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
   const words = new Int32Array(native().mapShared(data.ioreqFd, HVM_IOREQ_PAGES * 4096));
   Atomics.store(words, PlatformWord.STOP, 0);
   const worker = new Worker(join(here, 'worker.js'), { workerData: data });
-  const model: Model = { worker, fds, words, stopping: false, metrics: null, tapWatchers: watchTaps(data.nics.map((n) => n.fd), words) };
+  const model: Model = { worker, fds, words, stopping: false, metrics: null, tapWatchers: watchTaps(data.nics.map((n) => n.fd), words), vnc: null };
   models.set(req.domid, model);
   worker.on('message', (m: { type: string; metrics?: unknown; hard?: boolean }) => {
     if (m.type === 'metrics') model.metrics = m.metrics;
@@ -78,6 +98,7 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
   });
   worker.on('exit', (code) => {
     models.delete(req.domid);
+    model.vnc?.close();
     for (const w of model.tapWatchers) w.close();
     closeFds(model.fds);
     if (!model.stopping) {
@@ -88,7 +109,37 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
       }
     }
   });
-  reply(id, { result: { started: req.domid } });
+  const vncCfg = req.display?.vnc;
+  if (!vga || !vncCfg) return reply(id, { result: { started: req.domid } satisfies DmStarted });
+  // The display's viewers: keys and pointer go into the queue and ring the device model's
+  // doorbell, so the i8042 raises IRQ 1 now rather than at the loop's next bounded wake-up.
+  const ring = () => {
+    Atomics.add(words, PlatformWord.DOORBELL, 1);
+    native().futexWake(words, PlatformWord.DOORBELL, 1);
+  };
+  font ??= new VgaFont();
+  if (font.missing) process.stderr.write(`stubdom: no VGA font (${font.missing}); text is drawn as boxes\n`);
+  const log = (m: string) => process.stderr.write(`stubdom d${req.domid}: ${m}\n`);
+  VncServer.open(
+    { listen: vncCfg.listen, display: vncCfg.display, findUnused: vncCfg.findUnused, password: vncCfg.password, name: req.name },
+    new DisplaySurface(vga, font),
+    { key: (k, d) => input!.key(k, d) && ring(), pointer: (x, y, b) => input!.pointer(x, y, b) && ring() },
+    log,
+  ).then(
+    (vnc) => {
+      if (!models.has(req.domid)) {
+        vnc.close();
+        return reply(id, { error: { errno: 'ESRCH', message: `the device model of domain ${req.domid} ended while its VNC server started` } });
+      }
+      model.vnc = vnc;
+      log(`VNC display :${vnc.display} on ${vnc.listen}:${vnc.port}`);
+      reply(id, { result: { started: req.domid, vnc: { listen: vnc.listen, port: vnc.port, display: vnc.display } } satisfies DmStarted });
+    },
+    (e: Error) => {
+      void stop(undefined, req.domid);
+      reply(id, { error: { errno: 'EADDRINUSE', message: `VNC: ${e.message}` } });
+    },
+  );
 }
 
 /** A frame arriving on a NIC's TAP must reach the guest now, not when the device model next

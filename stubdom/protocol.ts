@@ -17,6 +17,20 @@ export interface DmDisk {
   cdrom: boolean;
 }
 
+/** The display adapter and its VNC server (xl's vga=, vnc*=, keymap=). */
+export interface DmDisplay {
+  /** Video memory in bytes (xl's videoram; the standard VGA's default is 16 MiB). */
+  vramBytes: number;
+  /** null: the adapter without a VNC server (vnc = 0). */
+  vnc: { listen: string; display: number; findUnused: boolean; password: string | null } | null;
+}
+
+/** What `start` answers. */
+export interface DmStarted {
+  started: number;
+  vnc?: { listen: string; port: number; display: number };
+}
+
 export interface StartDeviceModel {
   op: 'start';
   domid: number;
@@ -28,6 +42,8 @@ export interface StartDeviceModel {
   /** Set up PCI as hvmloader would (BARs, decode, PIRQ routes, Interrupt Line): for guests
    * without firmware of their own (a Linux kernel booted directly on KVM). */
   firmware?: boolean;
+  /** The standard VGA at 00:02.0 (absent: vga = "none"). */
+  display?: DmDisplay;
   /** fd indices: guest RAM memfd, ioreq memfd, the guest's irq doorbell (eventfd), the serial
    * pty master (or -1), the console log (or -1); NIC TAPs are referenced from `nics`. */
   fds: { memory: number; ioreq: number; irq: number; serial: number; log: number };
@@ -61,4 +77,6 @@ export interface WorkerData {
   irqFd: number;
   serialFd: number;
   logFd: number;
+  /** The display adapter's shared state and the viewers' input queue (stubdom/main.ts owns them). */
+  display: { regs: SharedArrayBuffer; vram: SharedArrayBuffer; input: SharedArrayBuffer } | null;
 }

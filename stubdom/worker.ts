@@ -12,6 +12,8 @@ import { TapNetBackend } from './devices/rtl8139/tap-backend.js';
 import { PtySerialBackend } from './devices/uart16550/pty-backend.js';
 import { BUFIOREQ_PAGE_OFFSET, HVM_IOREQ_PAGES, IOREQ_PAGE_OFFSET, PlatformWord } from '../drivers/hypercall/hvm-platform-page.js';
 import type { WorkerData } from './protocol.js';
+import { VgaState } from './devices/vga/vga-shared.js';
+import { InputQueue } from './devices/i8042/input-queue.js';
 
 const wd = workerData as WorkerData;
 const n = native();
@@ -36,8 +38,14 @@ const serialBackend = wd.serialFd >= 0 ? new PtySerialBackend(wd.serialFd, {
   },
 }) : undefined;
 
+// The display adapter's memory and registers are shared with the VNC server in the main thread;
+// viewers' keys and pointer come back through the input queue.
+const vga = wd.display ? new VgaState({ regsBuffer: wd.display.regs, vramBuffer: wd.display.vram }) : undefined;
+const input = wd.display ? new InputQueue(wd.display.input) : null;
+
 const machine = new PcMachine({
   memory,
+  vga,
   irqSink: {
     raise(line: number) {
       Atomics.or(words, PlatformWord.IRQ_LEVEL, 1 << line);
@@ -87,6 +95,7 @@ server.run({
     let work = false;
     for (const { backend } of nicBackends) if (backend.pump() > 0) work = true;
     if (serialBackend && serialBackend.pump() > 0) work = true;
+    if (input && machine.i8042 && input.drain(machine.i8042) > 0) work = true;
     const now = Date.now();
     if (now - lastReport > 500) {
       lastReport = now;

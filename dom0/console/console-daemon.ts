@@ -2,6 +2,11 @@
 // name goes to console/tty, where `xl console` finds it), appends all output to
 // guest-<name>.log, and rate-limits a guest that floods its console (Xen's default: 30
 // events per 200 ms, then the port is masked until the window passes).
+//
+// It also holds every HVM guest's serial line (`serial = 'pty'`): a pty whose master the
+// device model's 16550 drives in the stub domain (as qemu-dm's pty chardev does in Xen) and
+// whose slave `xl console` opens. So one place answers "which tty is console N of type T of
+// domain D", for PV and HVM guests alike.
 import { mkdirSync, openSync, closeSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { native, type FdWatcher, type PtyPair } from '../../native/index.js';
@@ -115,8 +120,12 @@ class GuestConsole {
   }
 }
 
+/** `xl console -t`: the guest's PV console ring, or its (emulated) serial line. */
+export type ConsoleType = 'pv' | 'serial';
+
 export class ConsoleDaemon {
   private readonly consoles = new Map<number, GuestConsole>();
+  private readonly serials = new Map<number, PtyPair>();
 
   constructor(
     private readonly evtchn: EventChannels,
@@ -140,12 +149,41 @@ export class ConsoleDaemon {
     return pty.path;
   }
 
-  tty(domid: number): string | undefined {
-    return this.consoles.get(domid)?.pty.path;
+  /** An HVM guest's serial line: a new pty, named in serial/0/tty (Xen's key) and in
+   * console/tty (the guest has no PV console ring of its own). The caller hands the master to
+   * the device model; both ends stay open here until the domain goes, so the UART never writes
+   * into a hung-up pty between two `xl console` sessions. */
+  async openSerial(domid: number): Promise<PtyPair> {
+    if (this.serials.has(domid)) throw new Error(`domain ${domid} already has a serial line`);
+    const pty = native().openpty(true);
+    this.serials.set(domid, pty);
+    await this.xs.write(`/local/domain/${domid}/serial/0/tty`, pty.path);
+    await this.xs.write(`/local/domain/${domid}/console/tty`, pty.path);
+    this.log.info(`serial line of domain ${domid} on ${pty.path}`);
+    return pty;
+  }
+
+  /** The tty of a domain's console of that type (num 0 is the only one of each), if it has one. */
+  tty(domid: number, type: ConsoleType = 'pv'): string | undefined {
+    return type === 'serial' ? this.serials.get(domid)?.path : this.consoles.get(domid)?.pty.path;
+  }
+
+  /** Which console types the domain has, primary first (xl's default is the first). */
+  types(domid: number): ConsoleType[] {
+    const t: ConsoleType[] = [];
+    if (this.serials.has(domid)) t.push('serial');
+    if (this.consoles.has(domid)) t.push('pv');
+    return t;
   }
 
   detach(domid: number): void {
     this.consoles.get(domid)?.close();
     this.consoles.delete(domid);
+    const serial = this.serials.get(domid);
+    if (serial) {
+      native().close(serial.master);
+      native().close(serial.slave);
+      this.serials.delete(domid);
+    }
   }
 }

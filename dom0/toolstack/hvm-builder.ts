@@ -12,7 +12,7 @@ import { ensureBridge } from '../../net/bridge.js';
 import { ipSync } from '../../net/ip.js';
 import { ConsoleDaemon } from '../console/console-daemon.js';
 import type { StubdomHost } from '../stubdom-host.js';
-import type { DmDisk } from '../../stubdom/protocol.js';
+import type { DmDisk, DmDisplay } from '../../stubdom/protocol.js';
 import { ideIndexForVdev, pciIntxRoutes } from '../../stubdom/machine.js';
 import type { CreateDomainArgs } from '../../drivers/hypercall/ops.js';
 import type { DomainConfig } from './config/domain-config-types.js';
@@ -23,8 +23,20 @@ interface HvmXs {
   write(path: string, value: string): Promise<void>;
 }
 
+/** The console daemon's side of an HVM guest's serial line (dom0/console/console-daemon.ts). */
+interface SerialLines {
+  openSerial(domid: number): Promise<PtyPair>;
+}
+
+/** `serial = 'none'` (or `[]`) asks for no serial port; anything else (and no key: xenode's HVM
+ * OS speaks on COM1 from its first line) gives COM1 on a pty. */
+function wantsSerial(spec: BuildSpec): boolean {
+  const s = (spec.config as DomainConfig).hvm?.serial;
+  if (Array.isArray(s)) return s.length > 0 && s[0] !== 'none';
+  return s !== 'none';
+}
+
 interface HvmDomain {
-  pty: PtyPair | null;
   logFd: number;
   irqPort: number;
 }
@@ -32,6 +44,26 @@ interface HvmDomain {
 /** The config's emulated NICs (type=ioemu, the HVM default), in the order the machine slots them. */
 function emulatedNics(spec: BuildSpec) {
   return ((spec.config as DomainConfig).nics ?? []).map((n) => n.resolved).filter((nic) => nic.nictype === 'vif_ioemu');
+}
+
+/** The display a config gives an HVM guest, as libxl sets qemu up: the standard VGA unless
+ * vga = "none", and a VNC server unless vnc = 0 (on by default for HVM), on vnclisten (default
+ * 127.0.0.1, ":N" in it naming the display), display vncdisplay (default 0) or, with vncunused
+ * (default on), the first free one from there. */
+export function displayFor(cfg: DomainConfig): DmDisplay | undefined {
+  if (cfg.hvm?.vga === 'none') return undefined;
+  const v = cfg.vnc;
+  if (v.enable === false) return { vramBytes: 16 << 20, vnc: null };
+  const [host, fromListen] = (v.listen || '127.0.0.1').split(':');
+  return {
+    vramBytes: 16 << 20,
+    vnc: {
+      listen: host || '127.0.0.1',
+      display: v.display ?? (fromListen !== undefined && /^\d+$/.test(fromListen) ? Number(fromListen) : 0),
+      findUnused: v.findunused ?? true,
+      password: v.passwd ? v.passwd : null,
+    },
+  };
 }
 
 export class HvmBuilder {
@@ -43,6 +75,7 @@ export class HvmBuilder {
     private readonly xs: HvmXs,
     private readonly stubdom: StubdomHost,
     private readonly log: Logger,
+    private readonly serialLines: SerialLines,
   ) {}
 
   /** The command line an HVM guest's "bootloader" hands over: the config's, plus the boot order. */
@@ -80,7 +113,7 @@ export class HvmBuilder {
   /** Everything the emulated PC needs, then the device model; the domain stays paused. */
   async build(spec: BuildSpec, domid: number): Promise<void> {
     const cfg = spec.config as DomainConfig;
-    const rec: HvmDomain = { pty: null, logFd: -1, irqPort: 0 };
+    const rec: HvmDomain = { logFd: -1, irqPort: 0 };
     this.domains.set(domid, rec);
     const toClose: number[] = [];
     try {
@@ -96,11 +129,9 @@ export class HvmBuilder {
       const ioreq = await this.hc.call('domctl.map_ioreq_pages', { domid });
       toClose.push(...ioreq.fds);
 
-      // COM1 on a pty (serial='pty' is what the seeds ask for; an HVM guest always gets one):
-      // `xl console` finds it as console/tty, Xen's serial/0/tty names it too.
-      rec.pty = native().openpty(true);
-      await this.xs.write(`/local/domain/${domid}/serial/0/tty`, rec.pty.path);
-      await this.xs.write(`/local/domain/${domid}/console/tty`, rec.pty.path);
+      // COM1 on a pty the console daemon holds (serial='pty' is what the seeds ask for):
+      // `xl console` reaches it as any console, Xen's serial/0/tty names it.
+      const serial = wantsSerial(spec) ? await this.serialLines.openSerial(domid) : null;
       const logPath = ConsoleDaemon.logPath(spec.name);
       mkdirSync(dirname(logPath), { recursive: true });
       rec.logFd = openSync(logPath, 'a', 0o640);
@@ -127,10 +158,16 @@ export class HvmBuilder {
         disks.push({ index, path: disk.pdev_path ? disk.pdev_path : null, readOnly: disk.readwrite === 0, cdrom: disk.is_cdrom === 1 });
       }
 
-      await this.stubdom.start(
-        { domid, name: spec.name, vcpus: spec.maxVcpus, memoryBytes: spec.memoryMiB * 1048576, disks, firmware: HvmBuilder.bootsLinux(spec) },
-        { memory: mem.fds[0]!, ioreq: ioreq.fds[0]!, irq: irqFd, serial: rec.pty.master, log: rec.logFd, taps },
+      const display = displayFor(cfg);
+      const started = await this.stubdom.start(
+        { domid, name: spec.name, vcpus: spec.maxVcpus, memoryBytes: spec.memoryMiB * 1048576, disks, firmware: HvmBuilder.bootsLinux(spec), display },
+        { memory: mem.fds[0]!, ioreq: ioreq.fds[0]!, irq: irqFd, serial: serial ? serial.master : -1, log: rec.logFd, taps },
       );
+      // Where viewers connect, where libxl writes it (`xl vncviewer` reads it back).
+      if (started?.vnc) {
+        await this.xs.write(`/local/domain/${domid}/console/vnc-listen`, started.vnc.listen);
+        await this.xs.write(`/local/domain/${domid}/console/vnc-port`, String(started.vnc.port));
+      }
     } catch (e) {
       await this.destroy(domid);
       throw e instanceof ToolstackError ? e : new ToolstackError('EIO', `HVM device model for domain ${domid}: ${(e as Error).message}`);
@@ -150,10 +187,6 @@ export class HvmBuilder {
     this.domains.delete(domid);
     await this.stubdom.stop(domid);
     if (rec.irqPort) await this.evtchn.close(rec.irqPort).catch(() => {});
-    if (rec.pty) {
-      native().close(rec.pty.master);
-      native().close(rec.pty.slave);
-    }
     if (rec.logFd >= 0) closeSync(rec.logFd);
   }
 }

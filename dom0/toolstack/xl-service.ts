@@ -2,7 +2,7 @@
 // come from an untrusted local client and are validated here; formatting is xl's job.
 import type { BuildSpec } from './build-spec.js';
 import type { Toolstack } from './toolstack.js';
-import type { ConsoleDaemon } from '../console/console-daemon.js';
+import type { ConsoleDaemon, ConsoleType } from '../console/console-daemon.js';
 import { ToolstackError } from './rpc.js';
 import { echoPingPong, PINGPONG_MAX_ITERATIONS } from '../backends/evtchn-echo.js';
 
@@ -104,11 +104,22 @@ export function xlService(d: ServiceDeps) {
       });
     },
     'cgroup-info': async (a) => d.hc.invoke('domctl.cgroup_info', { domid: ts.resolve(a.dom) }),
+    // xl console [-t pv|serial] [-n num]: without -t, the guest's primary console (an HVM
+    // guest's serial line, a PV guest's console ring), as libxl_primary_console_get_tty.
     console: async (a) => {
       const domid = ts.resolve(a.dom);
-      const tty = d.consoles.tty(domid);
-      if (!tty) throw new ToolstackError('ENOENT', `domain ${domid} has no console`);
-      return { domid, tty };
+      const name = ts.nameOf(domid);
+      if (a.type !== undefined && a.type !== 'pv' && a.type !== 'serial') {
+        throw new ToolstackError('EINVAL', `console type must be "pv" or "serial", got ${JSON.stringify(a.type)}`);
+      }
+      const num = a.num === undefined ? 0 : int(a.num, 'console number', 0, 0x7fff);
+      const type = (a.type as ConsoleType | undefined) ?? d.consoles.types(domid)[0];
+      const tty = type !== undefined && num === 0 ? d.consoles.tty(domid, type) : undefined;
+      if (!tty) {
+        const what = a.type === undefined ? 'console' : `${type} console${num ? ` ${num}` : ''}`;
+        throw new ToolstackError('ENODEV', `domain ${domid} (${name}) has no ${what}`);
+      }
+      return { domid, tty, type };
     },
     'console-resize': async (a) => {
       const domid = ts.resolve(a.dom);

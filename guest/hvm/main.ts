@@ -41,6 +41,9 @@ import { EthTap } from './net/eth-tap.js';
 import { TapPool } from './net/tap-pool.js';
 import { pvhvmRequested, readPvParams, startPvStack, unplugMask, watchShutdownRequests, xenUnplugEmulated, type PvStack } from './pvhvm.js';
 import { StatsWriter } from './stats.js';
+import { VgaTextConsole } from './drivers/vga-text.js';
+import { I8042Keyboard } from './drivers/i8042-kbd.js';
+import { startVtLogin } from './vt-login.js';
 
 const HYPERCALL_FD = 3;
 const COM1 = { base: 0x3f8, irq: 4 };
@@ -63,7 +66,9 @@ async function boot(): Promise<void> {
   // The console: COM1, polled until the kernel takes its interrupt.
   const com1 = Serial8250.probe(cpu, COM1.base, COM1.irq, ram.alloc(4096), 'serial8250');
   const raw = (line: string) => com1?.write(Buffer.from(line + '\r\n'));
-  if (com1) setConsoleSink((b) => com1.write(b));
+  // The screen too (VGA text at 0xB8000), when the PC has one: the kernel log goes to both.
+  const vga = VgaTextConsole.probe(cpu, ram.alloc(8192));
+  if (com1 || vga) setConsoleSink((b) => (com1?.write(b), vga?.write(b)));
 
   // ---- firmware
   const fw = await runFirmware({ cpu, ram: rt.ram, bootOrder: params['xenode.boot'], log: raw });
@@ -85,6 +90,12 @@ async function boot(): Promise<void> {
     com1.enableInterrupts();
     intc.request(COM1.irq, 'serial', () => com1.handleIrq());
     printk(com1.describe());
+  }
+  if (vga) printk(vga.describe());
+  const kbd = vga ? I8042Keyboard.probe(cpu) : null;
+  if (kbd) {
+    intc.request(kbd.irq, 'i8042', () => kbd.handleIrq());
+    printk(kbd.describe());
   }
 
   // IDE disks and CD-ROMs: /dev/hdX and the partitions of each disk, served like blkfront's.
@@ -247,6 +258,9 @@ async function boot(): Promise<void> {
     /* a pty without a size: programs assume 80x24 anyway */
   }
   if (com1) com1.onInput = connectConsolePty(master, (b) => com1.write(b));
+  // tty1: a login shell on the screen and keyboard, as the default init's getty would give
+  // (with init= a program of the user's, the screen shows the console only, as on a PC).
+  if (vga && (spec.init === null || spec.init === '/sbin/init')) startVtLogin(vga, kbd, spec.env, () => stopping, printk);
 }
 
 boot().catch((e) => {

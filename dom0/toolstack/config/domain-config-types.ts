@@ -55,8 +55,9 @@ export interface HvmOptions {
   boot: string;
   /** `serial='pty'` or a list of them. */
   serial?: string | string[];
-  /** stdvga=1 -> "std", stdvga=0 -> "cirrus"; undefined = device model default. */
-  vga?: 'std' | 'cirrus';
+  /** stdvga=1 or vga="stdvga" -> "std", stdvga=0 -> "cirrus", vga="none"/"qxl" as named;
+   * undefined = device model default. xenode emulates only the standard VGA (or none). */
+  vga?: 'std' | 'cirrus' | 'qxl' | 'none';
 }
 
 export interface DomainConfig {

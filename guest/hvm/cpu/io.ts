@@ -231,6 +231,19 @@ export class Cpu {
     }
   }
 
+  /** rep movs{b,w,l} from guest RAM at `gpa` to MMIO at `addr` (a framebuffer): one exit per
+   * 64Ki elements, as one rep instruction makes one exit. */
+  movsToMmio(addr: number, size: 1 | 2 | 4, gpa: number, count: number): void {
+    while (count > 0) {
+      const n = Math.min(count, MAX_REP);
+      this.counters.mmio++;
+      this.exit({ type: IOREQ_TYPE_COPY, addr: BigInt(addr), size, dir: IOREQ_WRITE, data: BigInt(gpa), count: n, dataIsPtr: true }, this.mmioCounters(addr));
+      addr += n * size;
+      gpa += n * size;
+      count -= n;
+    }
+  }
+
   private mmio(addr: number, size: 1 | 2 | 4, dir: number, value: number): number {
     this.counters.mmio++;
     return Number(this.exit({ type: IOREQ_TYPE_COPY, addr: BigInt(addr), size, dir, data: BigInt(value >>> 0) }, this.mmioCounters(addr)));

@@ -6,4 +6,5 @@ import './query.js';
 import './tuning.js';
 import './refused.js';
 import './top.js';
+import './vncviewer.js';
 export { extraCommands } from './registry.js';

@@ -1,0 +1,66 @@
+// `xl console` for an HVM guest, as a user runs it: a seed-style config (builder='hvm',
+// serial='pty', vnc=1) and `xl console` in a terminal (tmux) reaching the guest's shell over
+// its emulated 16550, detached with Ctrl-]; and the errors a user gets when there is no such
+// domain or the guest has no console.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Instance, shouldSkip } from '../helpers/instance.js';
+import { Tmux } from '../helpers/platform.js';
+
+describe.skipIf(shouldSkip())('xl console of an HVM guest', () => {
+  const xn = new Instance('hvmcon');
+  const tmux = new Tmux();
+  const hvmConfig = (name: string, serial: string) =>
+    xn.config(name, [
+      `builder = 'hvm'`,
+      `name    = '${name}'`,
+      `memory  = '128'`,
+      `vcpus   = '1'`,
+      `serial  = '${serial}'`,
+      `vnc     = 1`,
+      `on_poweroff = 'destroy'`,
+      '',
+    ].join('\n'));
+
+  beforeAll(async () => {
+    await xn.start();
+    await xn.xlOk('create', hvmConfig('hvmc1', 'pty'));
+    await xn.waitFor("hvmc1's init", () => /Run .* as init process/.test(xn.consoleLog('hvmc1')), 60_000);
+  }, 90_000);
+
+  afterAll(async () => {
+    tmux.kill();
+    await xn.stop();
+  }, 60_000);
+
+  it('reaches the shell on the serial line from a terminal; Ctrl-] detaches', async () => {
+    if (!Tmux.available()) throw new Error('tmux is not installed');
+    for (const [session, args] of [['plain', ['console', 'hvmc1']], ['typed', ['console', '-t', 'serial', 'hvmc1']]] as const) {
+      tmux.startXl(xn, session, ...args);
+      // The prompt shows once the shell gets a newline (the boot log was written before we attached).
+      tmux.sendKeys(session, '', 'Enter');
+      await xn.waitFor('the prompt in the pane', () => tmux.capture(session).includes('hvmc1:/#'), 10_000);
+      tmux.sendKeys(session, `echo ${session}-sum=$((40+2)) on $(hostname)`, 'Enter');
+      await xn.waitFor('the command output in the pane', () => tmux.capture(session).includes(`${session}-sum=42 on hvmc1`), 10_000);
+      tmux.sendKeys(session, 'C-]');
+      await xn.waitFor('xl console to detach', () => tmux.capture(session).includes('xl exited with 0'), 5_000);
+    }
+    // The guest is still there after the detaches.
+    expect((await xn.list()).find((d) => d.name === 'hvmc1')).toBeDefined();
+  });
+
+  it('says there is no such domain, and only that', async () => {
+    const r = await xn.xl('console', 'nosuchguest');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/invalid domain identifier "nosuchguest"/);
+    expect(r.stderr).not.toMatch(/not running/);
+  });
+
+  it("says a guest with serial='none' has no console", async () => {
+    await xn.xlOk('create', hvmConfig('hvmc2', 'none'));
+    const r = await xn.xl('console', 'hvmc2');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/domain \d+ \(hvmc2\) has no console/);
+    expect(r.stderr).not.toMatch(/not running/);
+    await xn.xlOk('destroy', 'hvmc2');
+  });
+});
