@@ -25,6 +25,7 @@ import { HVM_IOREQ_PAGES } from '../drivers/hypercall/hvm-platform-page.js';
 import { kvmAvailable } from './kvm/kvm.js';
 import { KvmDomain } from './kvm/kvm-domain.js';
 import { createGuestRam } from './guest-ram.js';
+import { isOwnKey, ownEntry } from '../common/own-entry.js';
 import type { KvmVmEvent } from './kvm/vm.js';
 
 export class HypercallFault extends Error {
@@ -98,7 +99,8 @@ export class Hypervisor {
       for (const fd of fds) native().close(fd);
       return reply({ error: { errno: 'EINVAL', message: 'malformed hypercall (needs numeric id and string op)' } });
     }
-    const h = this.handlers[op];
+    // Only the table's own names: `constructor` or `__proto__` are unknown hypercalls too.
+    const h = ownEntry(this.handlers, op);
     if (!h) {
       for (const fd of fds) native().close(fd);
       return reply({ error: { errno: 'ENOSYS', message: `unknown hypercall ${op}` } });
@@ -470,7 +472,7 @@ export class Hypervisor {
       'domctl.destroydomain': priv(async (_c, a) => (await this.destroy(this.domain(a.domid)), { result: null })),
       'domctl.shutdown': priv((_c, a) => {
         const reason = a.reason as ShutdownReason;
-        if (!(reason in SHUTDOWN_CODES)) throw fault('EINVAL', `unknown shutdown reason ${String(reason)}`);
+        if (!isOwnKey(SHUTDOWN_CODES, reason)) throw fault('EINVAL', `unknown shutdown reason ${JSON.stringify(String(reason).slice(0, 64))}`);
         this.shutdown(this.domain(a.domid), reason);
         return { result: null };
       }),
@@ -584,7 +586,7 @@ export class Hypervisor {
       // ---- sched_op
       'sched.shutdown': guest((c, a) => {
         const reason = a.reason as ShutdownReason;
-        if (!(reason in SHUTDOWN_CODES)) throw fault('EINVAL', `unknown shutdown reason ${String(reason)}`);
+        if (!isOwnKey(SHUTDOWN_CODES, reason)) throw fault('EINVAL', `unknown shutdown reason ${JSON.stringify(String(reason).slice(0, 64))}`);
         this.shutdown(c, reason);
         return { result: null };
       }),

@@ -16,6 +16,7 @@ import { ToolstackError } from './rpc.js';
 import { addDevice, listDevices, removeDevice, type DeviceEntries, type DeviceXs } from './devices/device-store.js';
 import { deviceKinds } from './devices/device-kinds.js';
 import './devices/all-kinds.js';
+import { ownEntry } from '../../common/own-entry.js';
 
 /** What the toolstack needs of xenstore (an XsClient on dom0's in-process connection). */
 export type ToolstackXs = DeviceXs;
@@ -179,7 +180,8 @@ export class Toolstack {
       if (!rec || rec.handled || !info.shutdownReason) continue;
       rec.handled = true;
       for (const w of rec.waiters.splice(0)) w();
-      const action = REASON_ACTION[info.shutdownReason](rec.spec);
+      // The reason came from the hypervisor, which checks it; look it up as an own entry all the same.
+      const action = ownEntry(REASON_ACTION, info.shutdownReason)?.(rec.spec) ?? null;
       this.log.info(`domain ${info.domid} "${rec.name}" ${info.shutdownReason === 'crash' ? 'crashed' : `shut down (${info.shutdownReason})`}; action ${action ?? 'none'}`);
       if (action) await this.apply(rec, action).catch((e) => this.log.error(`on_${info.shutdownReason}=${action} for ${rec.name}: ${(e as Error).message}`));
     }
