@@ -92,7 +92,7 @@ function ctxOf(r: Req): OpContext {
     quotas: core.quotas,
     changed: tx
       ? (p, exact) => tx.queueEvent(p, exact)
-      : (p, exact, node, old) => core.watches.fire(core.store, p, exact, node, old),
+      : (p, exact, node, old) => core.watches.fire(core.store, p, exact, node, old, r.conn),
   };
 }
 
@@ -237,7 +237,7 @@ HANDLERS[XsType.TRANSACTION_END] = {
     conn.transactions.delete(tx.id); // ends whatever the outcome, as in C
     if (a === 'T') {
       const events = tx.commit(conn.privileged ? undefined : core.quotas.nodes);
-      for (const e of events) core.watches.fire(core.store, e.path, e.exact, undefined, e.oldPerms);
+      for (const e of events) core.watches.fire(core.store, e.path, e.exact, undefined, e.oldPerms, conn);
     }
     return OK_PAYLOAD;
   },

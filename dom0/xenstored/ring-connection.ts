@@ -25,6 +25,7 @@ interface OutMsg {
   buf: Uint8Array;
   off: number;
   eventKey?: string;
+  taken?: () => void;
 }
 
 export class RingConnection extends Connection {
@@ -72,6 +73,7 @@ export class RingConnection extends Connection {
     this.outBytes = 0;
     this.outstanding = 0;
     this.pendingEvents.clear();
+    this.outputDiscarded();
     this.inUsed = 0;
     this.inHdr = null;
     this.ring.resetIndices();
@@ -86,6 +88,7 @@ export class RingConnection extends Connection {
     this.out.length = 0;
     this.outBytes = 0;
     this.pendingEvents.clear();
+    this.outputDiscarded();
   }
 
   /**
@@ -99,6 +102,7 @@ export class RingConnection extends Connection {
     this.outBytes = 0;
     this.outstanding = 0;
     this.pendingEvents.clear();
+    this.outputDiscarded();
     this.ring.error = code;
     this.dring.notify();
   }
@@ -107,17 +111,17 @@ export class RingConnection extends Connection {
     return this.outBytes;
   }
 
-  protected deliver(msg: Uint8Array, eventKey?: string): void {
-    if (this.ignored || this.closed) return;
+  protected deliver(msg: Uint8Array, eventKey?: string, taken?: () => void): void {
+    if (this.ignored || this.closed) return taken?.();
     if (eventKey !== undefined) {
       if (eventKey !== '') {
-        if (this.pendingEvents.has(eventKey)) return; // identical event still queued: once is enough
+        if (this.pendingEvents.has(eventKey)) return taken?.(); // identical event still queued: once is enough
         this.pendingEvents.add(eventKey);
       }
     } else {
       this.outstanding++;
     }
-    this.out.push({ buf: msg, off: 0, eventKey });
+    this.out.push({ buf: msg, off: 0, eventKey, taken });
     this.outBytes += msg.length;
     // Only write here, never read: this runs inside other connections' requests (watch
     // events), and serving this domain's requests from in there would interleave two
@@ -173,6 +177,7 @@ export class RingConnection extends Connection {
       this.outBytes -= n;
       if (m.off < m.buf.length) return;
       this.out.shift();
+      m.taken?.();
       if (m.eventKey !== undefined) {
         if (m.eventKey !== '') this.pendingEvents.delete(m.eventKey);
       }
