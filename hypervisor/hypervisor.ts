@@ -92,7 +92,7 @@ export class Hypervisor {
       try {
         caller.channel?.send({ id, ...body }, out);
       } catch (e) {
-        this.log.write(`d${caller.domid}: cannot reply to ${String(op)}: ${(e as Error).message}`);
+        this.logFor(caller, `cannot reply to ${String(op).slice(0, 64)}: ${(e as Error).message}`);
       }
     };
     if (typeof id !== 'number' || typeof op !== 'string') {
@@ -116,13 +116,19 @@ export class Hypervisor {
         (r) => reply({ result: r.result ?? null }, r.fds ?? []),
         (e: unknown) => {
           const errno = e instanceof HypercallFault ? e.errno : 'EINVAL';
-          if (!(e instanceof HypercallFault)) this.log.write(`d${caller.domid}: ${op} failed: ${(e as Error).stack ?? e}`);
+          if (!(e instanceof HypercallFault)) this.logFor(caller, `${op} failed: ${(e as Error).stack ?? e}`);
           reply({ error: { errno, message: (e as Error).message } });
         },
       );
   }
 
   // ---------------------------------------------------------------- helpers
+
+  /** A line about something `d` made happen: a guest's are rate-limited (console-log.ts). */
+  private logFor(d: Domain, msg: string): void {
+    if (d.domid === 0) this.log.write(`d0: ${msg}`);
+    else this.log.guest(d.domid, msg);
+  }
 
   private domain(domid: unknown): Domain {
     const d = typeof domid === 'number' ? this.domains.get(domid) : undefined;
@@ -288,7 +294,7 @@ export class Hypervisor {
   }
 
   private onKvmEvent(d: Domain, e: KvmVmEvent): void {
-    if (e.type === 'debug') return this.log.write(`d${d.domid}: [0xe9] ${e.text}`);
+    if (e.type === 'debug') return this.log.guest(d.domid, `[0xe9] ${e.text}`);
     if (d.dying || d.shutdownReason !== null) return;
     if (e.type === 'crash') {
       d.shutdownReason = 'crash';
@@ -384,6 +390,7 @@ export class Hypervisor {
     this.log.write(`d${d.domid}: destroying`);
     await this.release(d);
     this.domains.delete(d.domid);
+    this.log.forget(d.domid);
     this.sendVirqDomExc();
   }
 
@@ -604,7 +611,7 @@ export class Hypervisor {
         return { result: null };
       }),
       'console.write': guest((c, a) => {
-        this.log.write(`d${c.domid}: ${String(a.text).slice(0, 1024)}`);
+        this.logFor(c, String(a.text).slice(0, 1024));
         return { result: null };
       }),
 

@@ -2,13 +2,14 @@
 // name goes to console/tty, where `xl console` finds it), appends all output to
 // guest-<name>.log, and rate-limits a guest that floods its console (Xen's default: 30
 // events per 200 ms, then the port is masked until the window passes).
-import { mkdirSync, openSync, closeSync, writeSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { native, type FdWatcher, type PtyPair } from '../../native/index.js';
 import { ConsoleBackendEnd } from '../../drivers/wire/console-ring.js';
 import type { EventChannels } from '../../drivers/evtchn/event-channels.js';
 import { logDir } from '../../common/paths.js';
 import type { Logger } from '../../common/log.js';
+import { CappedLogFile } from '../../common/capped-log-file.js';
 
 const RATE_EVENTS = 30;
 const RATE_WINDOW_MS = 200;
@@ -22,7 +23,8 @@ class GuestConsole {
   private readonly buf = new Uint8Array(2048);
   private readonly inBuf = new Uint8Array(1024);
   private readonly ptyWatcher: FdWatcher;
-  private readonly logFd: number;
+  /** Capped at 1 MiB, then rotated to .1: a flooding guest cannot fill the host's disk. */
+  private readonly logFile: CappedLogFile;
   private events = 0;
   private windowStart = Date.now();
   private masked = false;
@@ -40,7 +42,7 @@ class GuestConsole {
   ) {
     this.ring = new ConsoleBackendEnd(page.buffer as SharedArrayBuffer, page.byteOffset);
     this.ring.connect();
-    this.logFd = openSync(logPath, 'a', 0o640);
+    this.logFile = new CappedLogFile(logPath);
     this.ptyWatcher = native().watchFd(pty.master, () => this.onPtyInput());
     this.ptyWatcher.start(native().READABLE);
     evtchn.on(port, () => this.onEvent());
@@ -74,7 +76,7 @@ class GuestConsole {
       if (n <= 0) break;
       moved = true;
       const bytes = this.buf.subarray(0, n);
-      writeSync(this.logFd, bytes);
+      this.logFile.write(bytes);
       try {
         // Nobody attached and the pty is full: drop, as xenconsoled does, rather than stall.
         native().write(this.pty.master, bytes, 0, n);
@@ -111,7 +113,7 @@ class GuestConsole {
     this.ptyWatcher.close();
     native().close(this.pty.master);
     native().close(this.pty.slave);
-    closeSync(this.logFd);
+    this.logFile.close();
   }
 }
 

@@ -10,6 +10,7 @@
 // XSA-349 (watchers re-read what they watch) - and past the output bound they are discarded
 // with a log line, never the connection.
 import { XS_HEADER_SIZE, XENSTORE_PAYLOAD_MAX, XsType, type XsHeader } from '../../drivers/xenstore/xs-wire.js';
+import { LogRateLimit } from '../../common/log-ratelimit.js';
 import type { Requester } from './perms.js';
 import type { Transaction } from './transaction.js';
 import type { Watch, WatchOwner } from './watches.js';
@@ -45,6 +46,8 @@ export abstract class Connection implements WatchOwner {
   /** Such events merged into a waiting one, or discarded past the output bound. */
   mergedEvents = 0;
   discardedEvents = 0;
+  /** Lines this peer's requests cause: 10 per 5 s, as printk_ratelimit allows. */
+  private readonly logLimit = new LogRateLimit();
 
   constructor(
     protected readonly host: ConnectionHost,
@@ -64,6 +67,11 @@ export abstract class Connection implements WatchOwner {
    * has the message (or it was thrown away with the rest of the output).
    */
   protected abstract deliver(msg: Uint8Array, eventKey?: string, taken?: () => void): void;
+
+  /** A log line about something this peer did, rate-limited per connection. */
+  logLine(msg: string): void {
+    this.logLimit.log((l) => this.host.log(`${this.label}: ${l}`), msg);
+  }
 
   /** The transport threw away its queued output: nothing of ours waits any more. */
   protected outputDiscarded(): void {

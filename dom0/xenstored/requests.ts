@@ -57,7 +57,7 @@ interface Entry {
 
 /** Malformed input: log one line naming the connection, answer EINVAL. */
 function bad(r: Req, why: string): never {
-  r.core.log(`${r.conn.label}: malformed ${XsType[r.hdr.type]} request: ${why}`);
+  r.conn.logLine(`malformed ${XsType[r.hdr.type]} request: ${why}`);
   throw new XsError('EINVAL', why);
 }
 
@@ -315,7 +315,7 @@ HANDLERS[XsType.CONTROL] = {
 export function handleRequest(core: ServerCore, conn: Connection, hdr: XsHeader, payload: Uint8Array): void {
   const entry = hdr.type < HANDLERS.length ? HANDLERS[hdr.type] : undefined;
   if (!entry) {
-    core.log(`${conn.label}: unknown message type ${hdr.type} (req_id ${hdr.reqId}): answered ENOSYS`);
+    conn.logLine(`unknown message type ${hdr.type} (req_id ${hdr.reqId}): answered ENOSYS`);
     conn.replyError(hdr, 'ENOSYS');
     return;
   }
@@ -333,7 +333,7 @@ export function handleRequest(core: ServerCore, conn: Connection, hdr: XsHeader,
     if (e instanceof XsError) {
       conn.replyError(hdr, e.code);
     } else {
-      core.log(`${conn.label}: internal error on ${XsType[hdr.type]}: ${(e as Error)?.stack ?? e}`);
+      conn.logLine(`internal error on ${XsType[hdr.type]}: ${(e as Error)?.stack ?? e}`);
       conn.replyError(hdr, 'EIO');
     }
   }

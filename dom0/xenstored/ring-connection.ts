@@ -160,7 +160,7 @@ export class RingConnection extends Connection {
   }
 
   private reconnect(): void {
-    this.host.log(`${this.label}: guest requested a ring reconnect`);
+    this.logLine('guest requested a ring reconnect');
     this.host.resetConnection(this); // drops watches and transactions, like C's reset
     this.resetRing();
     this.ring.connection = XENSTORE_CONNECTED;
