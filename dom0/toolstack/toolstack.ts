@@ -23,7 +23,7 @@ export type ToolstackXs = DeviceXs;
 
 /** What the toolstack needs of xenstored itself (domain introduction and release). */
 export interface ToolstackXenstored {
-  introduceDomain(domid: number, ring: { page: Uint8Array; notify: () => void }): { onEvent(): void };
+  introduceDomain(domid: number, ring: { page: Uint8Array; notify: () => void; holdOff?: (ms: number) => void }): { onEvent(): void };
   releaseDomain(domid: number): void;
 }
 
@@ -121,7 +121,7 @@ export class Toolstack {
         consolePort: guestConsole,
       });
       const storePort = rec.storePort;
-      const conn = this.xenstored.introduceDomain(domid, { page: mem.page(sp.xenstore), notify: () => this.evtchn.notify(storePort) });
+      const conn = this.xenstored.introduceDomain(domid, { page: mem.page(sp.xenstore), notify: () => this.evtchn.notify(storePort), holdOff: (ms) => this.evtchn.holdOff(storePort, ms) });
       this.evtchn.on(storePort, () => conn.onEvent());
       // An HVM guest's console is its emulated serial line (the builder wires it); a PV guest's
       // is the console ring.

@@ -65,6 +65,7 @@ export class BlkifInterface {
   private halted = false;
   private pushScheduled = false;
   private readonly busy = new BusyPoller(BLK_BUSY_POLL_US);
+  private hitsSeen = 0;
   private readonly mem: Uint8Array;
   private readonly sectors: number;
   private readonly ctx: ParseContext;
@@ -111,25 +112,35 @@ export class BlkifInterface {
     this.back = new BackRing(new SharedRing(this.o.memory, frame * XEN_PAGE_SIZE, BLKIF_SLOT_SIZE));
   }
 
-  /** The frontend rang. Consume every request it has published. */
-  onEvent(): void {
+  /** The frontend rang. Consume every request it has published; returns how many there were
+   * (counting those a busy poll took since the last event: the frontend rang for them too). */
+  onEvent(): number {
     this.o.counters.notify_in++;
-    this.process();
+    const polled = this.busy.hits - this.hitsSeen;
+    this.hitsSeen = this.busy.hits;
+    return this.process() + polled;
   }
 
-  process(): void {
+  /** Serve what the ring holds; returns how many requests were taken. */
+  process(): number {
     const back = this.back;
-    if (!back || this.halted) return;
+    if (!back || this.halted) return 0;
+    let taken = 0;
     for (;;) {
       const n = back.unconsumedRequests();
       if (n === RING_OVERFLOW) {
         const prod = back.ring.reqProd;
-        return this.halt(`frontend provided bogus ring requests (req_prod ${prod}, rsp_prod_pvt ${back.rspProdPvt}, ring size ${back.size})`);
+        this.halt(`frontend provided bogus ring requests (req_prod ${prod}, rsp_prod_pvt ${back.rspProdPvt}, ring size ${back.size})`);
+        return taken;
       }
+      taken += n;
       for (let i = 0; i < n; i++) {
         const v = back.takeRequest(); // the private copy: decode only this
         const r = parseRequest(v, this.ctx);
-        if (this.inflight.has(r.id)) return this.halt(`request id ${r.id} reused while still in flight`);
+        if (this.inflight.has(r.id)) {
+          this.halt(`request id ${r.id} reused while still in flight`);
+          return taken;
+        }
         if (isRefusal(r)) {
           this.o.counters.invalid++;
           if (r.operation === BLKIF_OP_DISCARD) this.o.counters.ds_req++;
@@ -147,6 +158,7 @@ export class BlkifInterface {
       }
       if (!back.finalCheckForRequests()) break;
     }
+    return taken;
   }
 
   private dispatch(r: BlkRequest): void {

@@ -296,3 +296,46 @@ describe('blkback: persistent grants', () => {
     expect(d.gt.isInUse(p.gref)).toBe(false);
   });
 });
+
+describe('blkback: event storms (XSA-332)', () => {
+  it('a frontend ringing for nothing is held off, longer each time; its disk and the others keep working', async () => {
+    const d = await device();
+    const other = await device({ domid: 6, port: 10 });
+    const port = dom0.bound.get(9)!;
+    const op = page(other);
+    let rings = 0;
+    let otherServed = 0;
+    const end = Date.now() + 1500;
+    while (Date.now() < end) {
+      for (let i = 0; i < 2000; i++, rings++) d.ringBackend(); // nothing on the ring
+      // The other guest's disk meanwhile.
+      expect(await one(other, { op: BLKIF_OP_READ, nseg: 1, id: BigInt(otherServed), sector: 3, segs: [{ gref: op.gref, first: 0, last: 0 }] })).toBe(BLKIF_RSP_OKAY);
+      otherServed++;
+    }
+    const st = d.stats();
+    console.log(`blkback storm: ${rings} rings, ${st.notify_in} handled, ${st.events_spurious} spurious, ${st.event_throttles} hold-offs; other disk served ${otherServed} reads meanwhile`);
+    const mine = dom0.holdOffs.filter((h) => h.port === port);
+    expect(mine.length).toBeGreaterThan(3);
+    expect(mine.slice(0, 4).map((h) => h.ms)).toEqual([1, 2, 4, 8]);
+    expect(Math.max(...mine.map((h) => h.ms))).toBeLessThanOrEqual(100);
+    expect(st.event_throttles).toBe(mine.length);
+    expect(st.notify_in).toBeLessThan(rings / 10); // held off: most rings cost nothing
+    expect(otherServed).toBeGreaterThan(5);
+    expect(dom0.holdOffs.some((h) => h.port === dom0.bound.get(10))).toBe(false); // only the stormer
+    // A storm is not fatal: the stormer's disk still answers, once it rings for real work.
+    await new Promise((r) => setTimeout(r, 120));
+    const p = page(d);
+    expect(await one(d, { op: BLKIF_OP_READ, nseg: 1, id: 1n, sector: 2, segs: [{ gref: p.gref, first: 0, last: 0 }] })).toBe(BLKIF_RSP_OKAY);
+    expect(stamps(p.bytes, 1)).toEqual([2]);
+    expect(await d.backendState()).toBe(4);
+  });
+
+  it('a busy frontend is never held off', async () => {
+    const d = await device();
+    const p = page(d);
+    for (let i = 0n; i < 200n; i++) {
+      expect(await one(d, { op: BLKIF_OP_READ, nseg: 1, id: i, sector: Number(i % 8n), segs: [{ gref: p.gref, first: 0, last: 0 }] })).toBe(BLKIF_RSP_OKAY);
+    }
+    expect(d.stats().event_throttles).toBe(0);
+  });
+});
