@@ -28,6 +28,7 @@ import type { BlkbackCounters } from './metrics.js';
 import { isRefusal, parseRequest, type BlkRequest, type ParseContext } from './request.js';
 import { BusyPoller } from '../../../drivers/ring/busy-poll.js';
 import { URING_WANTED, UringIo } from './uring-io.js';
+import { LogRateLimit } from '../../../common/log-ratelimit.js';
 
 /** At queue depth 1, spin this long for the frontend's next request after answering one,
  * instead of sleeping until its event (drivers/ring/busy-poll.ts). 0 turns it off. */
@@ -66,6 +67,8 @@ export class BlkifInterface {
   private pushScheduled = false;
   private readonly busy = new BusyPoller(BLK_BUSY_POLL_US);
   private hitsSeen = 0;
+  /** Lines about single requests (a guest can send millions): 10 per 5 s, as printk_ratelimit. */
+  private readonly requestLog = new LogRateLimit();
   private readonly mem: Uint8Array;
   private readonly sectors: number;
   private readonly ctx: ParseContext;
@@ -102,6 +105,10 @@ export class BlkifInterface {
         return null;
       },
     };
+  }
+
+  private logRequest(msg: string): void {
+    this.requestLog.log(this.o.log, msg, 'request messages');
   }
 
   /** Map the frontend's ring page (held for as long as we are connected). */
@@ -144,7 +151,7 @@ export class BlkifInterface {
         if (isRefusal(r)) {
           this.o.counters.invalid++;
           if (r.operation === BLKIF_OP_DISCARD) this.o.counters.ds_req++;
-          this.o.log(`refused request ${r.id}: ${r.why}`);
+          this.logRequest(`refused request ${r.id}: ${r.why}`);
           this.respond(r.id, r.operation, r.status);
           continue;
         }
@@ -166,7 +173,7 @@ export class BlkifInterface {
     const p = this.execute(r).then(
       (status) => this.complete(r, status),
       (e) => {
-        this.o.log(`request ${r.id}: ${(e as Error).message}`);
+        this.logRequest(`request ${r.id}: ${(e as Error).message}`);
         this.complete(r, BLKIF_RSP_ERROR);
       },
     );
@@ -188,7 +195,7 @@ export class BlkifInterface {
       const frame = this.pins.pin(gref, toGuest, pin);
       if (frame < 0) {
         this.o.counters.invalid++;
-        this.o.log(`request ${r.id}: grant ${gref}: ${gnttabErrorMessage(frame)}`);
+        this.logRequest(`request ${r.id}: grant ${gref}: ${gnttabErrorMessage(frame)}`);
         for (const g of held.splice(0)) this.pins.unpin(g, toGuest);
         return null;
       }
@@ -232,7 +239,7 @@ export class BlkifInterface {
       this.account(r, toGuest);
       return BLKIF_RSP_OKAY;
     } catch (e) {
-      this.o.log(`request ${r.id}: ${(e as Error).message}`);
+      this.logRequest(`request ${r.id}: ${(e as Error).message}`);
       return BLKIF_RSP_ERROR;
     } finally {
       for (const g of held) this.pins.unpin(g, toGuest);

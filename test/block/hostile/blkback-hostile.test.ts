@@ -339,3 +339,12 @@ describe('blkback: event storms (XSA-332)', () => {
     expect(d.stats().event_throttles).toBe(0);
   });
 });
+
+describe('blkback: bounded logs', () => {
+  it('500 bad requests: every one answered, at most 10 log lines about them', async () => {
+    const d = await device();
+    for (let i = 0n; i < 500n; i++) expect(await one(d, { op: BLKIF_OP_READ, nseg: 0, id: i, sector: 0 })).toBe(BLKIF_RSP_ERROR);
+    expect(dom0.logs.filter((l) => /refused request/.test(l)).length).toBe(10);
+    expect(d.stats().invalid).toBe(500);
+  });
+});
