@@ -166,8 +166,11 @@ class FileStore implements BackingStore {
     return new Promise((resolve, reject) => {
       let retried = false;
       const start = () => {
+        // Whether this attempt went out O_DIRECT: another I/O in flight may drop O_DIRECT
+        // before this one's EINVAL comes back, and this one must be retried all the same.
+        const direct = this.direct;
         const done = (r: number) => {
-          if (r === -osc.errno.EINVAL && this.direct && !retried) {
+          if (r === -osc.errno.EINVAL && direct && !retried) {
             // O_DIRECT refused this transfer (alignment): carry on buffered.
             retried = true;
             try {
