@@ -5,12 +5,11 @@
 // line at most, never a stack trace, and everything keeps working.
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Hypervisor } from '../../hypervisor/hypervisor.js';
-import { native } from '../../native/index.js';
-import { HypercallClient, HypercallError } from '../../drivers/hypercall/channel.js';
+import type { HypercallError } from '../../drivers/hypercall/channel.js';
 import { XsClient } from '../../drivers/xenstore/client.js';
 import { XsType } from '../../drivers/xenstore/xs-wire.js';
 import { Instance, shouldSkip } from '../helpers/instance.js';
+import { inProcessHypervisorSuite } from '../helpers/in-process-hypervisor.js';
 import { server } from '../xenstored/helpers.js';
 
 const INHERITED = ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__', 'isPrototypeOf'];
@@ -26,39 +25,10 @@ async function errno(p: Promise<unknown>): Promise<string> {
 }
 
 describe.skipIf(shouldSkip())('hypercall table', () => {
-  const env: Record<string, string | undefined> = {};
-  let hv: Hypervisor;
-  let dom0: HypercallClient;
-  let guest: HypercallClient;
-  let domid = 0;
-
-  beforeAll(async () => {
-    const vars = { XENODE_CGROUP: `xenode-test-dispatch-${process.pid}`, XENODE_RUN_DIR: `/tmp/xenode-test-dispatch-${process.pid}` };
-    for (const [k, v] of Object.entries(vars)) {
-      env[k] = process.env[k];
-      process.env[k] = v;
-    }
-    hv = new Hypervisor();
-    const [ours, theirs] = native().seqpacketPair();
-    hv.attachDom0(ours, () => {});
-    dom0 = new HypercallClient(theirs);
-    ({ domid } = await dom0.invoke<{ domid: number }>('domctl.createdomain', { label: 'dispatch', memoryMiB: 16, vcpus: 1, kernel: { kind: 'pv', startInfoPfn: 4095 } }));
-    const [g, gTheirs] = native().seqpacketPair();
-    hv.attachGuestChannel(domid, g);
-    guest = new HypercallClient(gTheirs);
-  });
-
-  afterAll(async () => {
-    guest?.close();
-    await hv?.destroyAll();
-    dom0?.close();
-    for (const [k, v] of Object.entries(env)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  });
+  const h = inProcessHypervisorSuite('dispatch');
 
   it('answers ENOSYS to inherited names, from a guest and from dom0, with no stack trace', async () => {
+    const { hv, dom0, guest, domid } = h();
     for (const name of INHERITED) {
       expect(await errno(guest.invoke(name)), `guest ${name}`).toBe('ENOSYS');
       expect(await errno(dom0.invoke(name)), `dom0 ${name}`).toBe('ENOSYS');
@@ -72,6 +42,7 @@ describe.skipIf(shouldSkip())('hypercall table', () => {
   });
 
   it('refuses inherited names as shutdown reasons: the guest stays up', async () => {
+    const { hv, dom0, guest, domid } = h();
     for (const reason of INHERITED) {
       expect(await errno(guest.invoke('sched.shutdown', { reason })), reason).toBe('EINVAL');
       expect(await errno(dom0.invoke('domctl.shutdown', { domid, reason })), reason).toBe('EINVAL');
@@ -147,7 +118,7 @@ describe('xenstored tables, from an unprivileged domain', () => {
     await dom0.setPerms('/local/domain/7', ['n7']);
     const g = as(7);
     for (const cmd of INHERITED) expect(await errno(g.control(cmd))).toBe('EACCES');
-    expect(await errno(g.request(0xffffffff, ['x'], 0))).toBe('ENOSYS');
+    expect(await errno(g.request(0xffffffff as XsType, ['x'], 0))).toBe('ENOSYS');
     await g.write('__proto__', 'x');
     await g.write('constructor/toString', 'y');
     expect(await g.read('/local/domain/7/__proto__')).toBe('x');

@@ -9,11 +9,9 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Hypervisor } from '../../hypervisor/hypervisor.js';
-import { native } from '../../native/index.js';
-import { HypercallClient } from '../../drivers/hypercall/channel.js';
 import { XsType } from '../../drivers/xenstore/xs-wire.js';
 import { Instance, shouldSkip } from '../helpers/instance.js';
+import { inProcessHypervisorSuite } from '../helpers/in-process-hypervisor.js';
 import { server } from '../xenstored/helpers.js';
 
 const FLOOD_S = 10;
@@ -73,39 +71,10 @@ while fd>=0 and time.time()<end: os.write(fd,b"${line}\\n"*64)' &`;
 });
 
 describe.skipIf(shouldSkip())('a hostile guest kernel flooding the hypervisor\'s and xenstored\'s logs', () => {
-  const env: Record<string, string | undefined> = {};
-  let hv: Hypervisor;
-  let dom0: HypercallClient;
-  let guest: HypercallClient;
-  let domid = 0;
-
-  beforeAll(async () => {
-    const vars = { XENODE_CGROUP: `xenode-test-logflood-${process.pid}`, XENODE_RUN_DIR: `/tmp/xenode-test-logflood-${process.pid}` };
-    for (const [k, v] of Object.entries(vars)) {
-      env[k] = process.env[k];
-      process.env[k] = v;
-    }
-    hv = new Hypervisor();
-    const [ours, theirs] = native().seqpacketPair();
-    hv.attachDom0(ours, () => {});
-    dom0 = new HypercallClient(theirs);
-    ({ domid } = await dom0.invoke<{ domid: number }>('domctl.createdomain', { label: 'noisy', memoryMiB: 16, vcpus: 1, kernel: { kind: 'pv', startInfoPfn: 4095 } }));
-    const [g, gTheirs] = native().seqpacketPair();
-    hv.attachGuestChannel(domid, g);
-    guest = new HypercallClient(gTheirs);
-  });
-
-  afterAll(async () => {
-    guest?.close();
-    await hv?.destroyAll();
-    dom0?.close();
-    for (const [k, v] of Object.entries(env)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  });
+  const h = inProcessHypervisorSuite('logflood');
 
   it('20,000 console.write hypercalls: 10 lines reach xl dmesg, the boot lines stay', async () => {
+    const { hv, dom0, guest, domid } = h();
     const text = 'y'.repeat(1000);
     for (let i = 0; i < 20; i++) await Promise.all(Array.from({ length: 1000 }, () => guest.invoke('console.write', { text })));
     const dmesg = hv.log.read(false);
@@ -123,7 +92,7 @@ describe.skipIf(shouldSkip())('a hostile guest kernel flooding the hypervisor\'s
     await xs0.mkdir('/local/domain/9');
     await xs0.setPerms('/local/domain/9', ['n9']);
     const g = as(9);
-    const errors = await Promise.all(Array.from({ length: 5000 }, (_, i) => g.request(i % 2 ? XsType.WATCH : 0xffff00, ['only-one'], 0).catch((e) => e.code)));
+    const errors = await Promise.all(Array.from({ length: 5000 }, (_, i) => g.request(i % 2 ? XsType.WATCH : (0xffff00 as XsType), ['only-one'], 0).catch((e) => e.code)));
     expect(new Set(errors)).toEqual(new Set(['EINVAL', 'ENOSYS']));
     expect(logs.length).toBeLessThanOrEqual(11);
     await g.write('still', 'works');
