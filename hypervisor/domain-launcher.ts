@@ -3,11 +3,12 @@
 // cgroup BEFORE it runs anything (it waits for one byte on stdin), so nothing escapes the
 // limits, then let it go.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, statSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { jailerPath } from '../native/index.js';
 import { bootDir, domainRootDir, logDir } from '../common/paths.js';
 import type { DomainCgroup } from './cgroups.js';
+import { KernelLogWriter } from './kernel-log.js';
 
 /** Each domain's root maps to its own unprivileged host range: guest root is nobody here. */
 export const UID_BASE = 100_000;
@@ -54,8 +55,8 @@ export function launchDomainKernel(spec: LaunchSpec): ChildProcess {
   const root = domainRootDir(spec.domid);
   mkdirSync(root, { recursive: true, mode: 0o755 });
   mkdirSync(logDir(), { recursive: true });
-  // The kernel's own stderr (not the guest console) goes to a per-domain log for debugging.
-  const kernelLog = openSync(join(logDir(), `kernel-${spec.domid}.log`), 'a');
+  // The kernel's own stdout/stderr (not the guest console) go through pipes to a bounded
+  // per-domain log for debugging (kernel-log.ts); the guest never holds a host file.
   const args = [
     '--uid-base', String(uidBaseFor(spec.domid)),
     '--uid-count', String(UID_RANGE),
@@ -73,10 +74,12 @@ export function launchDomainKernel(spec: LaunchSpec): ChildProcess {
     ...(spec.kind === 'hvm' ? ['/boot/hvm-kernel.mjs'] : ['/boot/kernel.mjs', `start_info=${spec.startInfoPfn}`]),
   ];
   const child = spawn(jailerPath(), args, {
-    stdio: ['pipe', kernelLog, kernelLog, spec.hypercallFd],
+    stdio: ['pipe', 'pipe', 'pipe', spec.hypercallFd],
     detached: false,
   });
-  closeSync(kernelLog);
+  const kernelLog = new KernelLogWriter(join(logDir(), `kernel-${spec.domid}.log`));
+  kernelLog.attach(child.stdout!);
+  kernelLog.attach(child.stderr!);
   if (child.pid === undefined) throw new Error('could not start the domain jailer');
   spec.cgroup.delegated.create(uidBaseFor(spec.domid));
   spec.cgroup.addProcess(child.pid);

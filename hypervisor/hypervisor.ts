@@ -25,6 +25,7 @@ import { HVM_IOREQ_PAGES } from '../drivers/hypercall/hvm-platform-page.js';
 import { kvmAvailable } from './kvm/kvm.js';
 import { KvmDomain } from './kvm/kvm-domain.js';
 import { createGuestRam } from './guest-ram.js';
+import { isOwnKey, ownEntry } from '../common/own-entry.js';
 import type { KvmVmEvent } from './kvm/vm.js';
 
 export class HypercallFault extends Error {
@@ -91,14 +92,15 @@ export class Hypervisor {
       try {
         caller.channel?.send({ id, ...body }, out);
       } catch (e) {
-        this.log.write(`d${caller.domid}: cannot reply to ${String(op)}: ${(e as Error).message}`);
+        this.logFor(caller, `cannot reply to ${String(op).slice(0, 64)}: ${(e as Error).message}`);
       }
     };
     if (typeof id !== 'number' || typeof op !== 'string') {
       for (const fd of fds) native().close(fd);
       return reply({ error: { errno: 'EINVAL', message: 'malformed hypercall (needs numeric id and string op)' } });
     }
-    const h = this.handlers[op];
+    // Only the table's own names: `constructor` or `__proto__` are unknown hypercalls too.
+    const h = ownEntry(this.handlers, op);
     if (!h) {
       for (const fd of fds) native().close(fd);
       return reply({ error: { errno: 'ENOSYS', message: `unknown hypercall ${op}` } });
@@ -114,13 +116,19 @@ export class Hypervisor {
         (r) => reply({ result: r.result ?? null }, r.fds ?? []),
         (e: unknown) => {
           const errno = e instanceof HypercallFault ? e.errno : 'EINVAL';
-          if (!(e instanceof HypercallFault)) this.log.write(`d${caller.domid}: ${op} failed: ${(e as Error).stack ?? e}`);
+          if (!(e instanceof HypercallFault)) this.logFor(caller, `${op} failed: ${(e as Error).stack ?? e}`);
           reply({ error: { errno, message: (e as Error).message } });
         },
       );
   }
 
   // ---------------------------------------------------------------- helpers
+
+  /** A line about something `d` made happen: a guest's are rate-limited (console-log.ts). */
+  private logFor(d: Domain, msg: string): void {
+    if (d.domid === 0) this.log.write(`d0: ${msg}`);
+    else this.log.guest(d.domid, msg);
+  }
 
   private domain(domid: unknown): Domain {
     const d = typeof domid === 'number' ? this.domains.get(domid) : undefined;
@@ -286,7 +294,7 @@ export class Hypervisor {
   }
 
   private onKvmEvent(d: Domain, e: KvmVmEvent): void {
-    if (e.type === 'debug') return this.log.write(`d${d.domid}: [0xe9] ${e.text}`);
+    if (e.type === 'debug') return this.log.guest(d.domid, `[0xe9] ${e.text}`);
     if (d.dying || d.shutdownReason !== null) return;
     if (e.type === 'crash') {
       d.shutdownReason = 'crash';
@@ -382,6 +390,7 @@ export class Hypervisor {
     this.log.write(`d${d.domid}: destroying`);
     await this.release(d);
     this.domains.delete(d.domid);
+    this.log.forget(d.domid);
     this.sendVirqDomExc();
   }
 
@@ -470,7 +479,7 @@ export class Hypervisor {
       'domctl.destroydomain': priv(async (_c, a) => (await this.destroy(this.domain(a.domid)), { result: null })),
       'domctl.shutdown': priv((_c, a) => {
         const reason = a.reason as ShutdownReason;
-        if (!(reason in SHUTDOWN_CODES)) throw fault('EINVAL', `unknown shutdown reason ${String(reason)}`);
+        if (!isOwnKey(SHUTDOWN_CODES, reason)) throw fault('EINVAL', `unknown shutdown reason ${JSON.stringify(String(reason).slice(0, 64))}`);
         this.shutdown(this.domain(a.domid), reason);
         return { result: null };
       }),
@@ -584,7 +593,7 @@ export class Hypervisor {
       // ---- sched_op
       'sched.shutdown': guest((c, a) => {
         const reason = a.reason as ShutdownReason;
-        if (!(reason in SHUTDOWN_CODES)) throw fault('EINVAL', `unknown shutdown reason ${String(reason)}`);
+        if (!isOwnKey(SHUTDOWN_CODES, reason)) throw fault('EINVAL', `unknown shutdown reason ${JSON.stringify(String(reason).slice(0, 64))}`);
         this.shutdown(c, reason);
         return { result: null };
       }),
@@ -602,7 +611,7 @@ export class Hypervisor {
         return { result: null };
       }),
       'console.write': guest((c, a) => {
-        this.log.write(`d${c.domid}: ${String(a.text).slice(0, 1024)}`);
+        this.logFor(c, String(a.text).slice(0, 1024));
         return { result: null };
       }),
 

@@ -31,6 +31,8 @@ export class BackendBus {
   private readonly factories = new Map<string, BackendFactory>();
   private readonly live = new Map<string, Promise<BackendDriver | null>>();
   private scanning: Promise<void> = Promise.resolve();
+  /** A scan is queued and has not started: later events are covered by it. */
+  private scanQueued = false;
 
   constructor(private readonly s: Dom0Services) {}
 
@@ -43,9 +45,17 @@ export class BackendBus {
     await this.s.xs.watch(BACKEND_ROOT, 'backend-bus', () => this.rescan());
   }
 
-  /** Serialised rescans: watch events may come faster than we probe. */
+  /** Serialised rescans: watch events may come faster than we probe, and all those that
+   * arrive before a queued scan starts are answered by that one scan. */
   rescan(): Promise<void> {
-    this.scanning = this.scanning.then(() => this.scan()).catch((e) => this.s.log.error(`backend bus: ${(e as Error).message}`));
+    if (this.scanQueued) return this.scanning;
+    this.scanQueued = true;
+    this.scanning = this.scanning
+      .then(() => {
+        this.scanQueued = false;
+        return this.scan();
+      })
+      .catch((e) => this.s.log.error(`backend bus: ${(e as Error).message}`));
     return this.scanning;
   }
 

@@ -7,13 +7,14 @@
 // device model's 16550 drives in the stub domain (as qemu-dm's pty chardev does in Xen) and
 // whose slave `xl console` opens. So one place answers "which tty is console N of type T of
 // domain D", for PV and HVM guests alike.
-import { mkdirSync, openSync, closeSync, writeSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { native, type FdWatcher, type PtyPair } from '../../native/index.js';
 import { ConsoleBackendEnd } from '../../drivers/wire/console-ring.js';
 import type { EventChannels } from '../../drivers/evtchn/event-channels.js';
 import { logDir } from '../../common/paths.js';
 import type { Logger } from '../../common/log.js';
+import { CappedLogFile } from '../../common/capped-log-file.js';
 
 const RATE_EVENTS = 30;
 const RATE_WINDOW_MS = 200;
@@ -27,7 +28,8 @@ class GuestConsole {
   private readonly buf = new Uint8Array(2048);
   private readonly inBuf = new Uint8Array(1024);
   private readonly ptyWatcher: FdWatcher;
-  private readonly logFd: number;
+  /** Capped at 1 MiB, then rotated to .1: a flooding guest cannot fill the host's disk. */
+  private readonly logFile: CappedLogFile;
   private events = 0;
   private windowStart = Date.now();
   private masked = false;
@@ -45,7 +47,7 @@ class GuestConsole {
   ) {
     this.ring = new ConsoleBackendEnd(page.buffer as SharedArrayBuffer, page.byteOffset);
     this.ring.connect();
-    this.logFd = openSync(logPath, 'a', 0o640);
+    this.logFile = new CappedLogFile(logPath);
     this.ptyWatcher = native().watchFd(pty.master, () => this.onPtyInput());
     this.ptyWatcher.start(native().READABLE);
     evtchn.on(port, () => this.onEvent());
@@ -79,7 +81,7 @@ class GuestConsole {
       if (n <= 0) break;
       moved = true;
       const bytes = this.buf.subarray(0, n);
-      writeSync(this.logFd, bytes);
+      this.logFile.write(bytes);
       try {
         // Nobody attached and the pty is full: drop, as xenconsoled does, rather than stall.
         native().write(this.pty.master, bytes, 0, n);
@@ -116,7 +118,7 @@ class GuestConsole {
     this.ptyWatcher.close();
     native().close(this.pty.master);
     native().close(this.pty.slave);
-    closeSync(this.logFd);
+    this.logFile.close();
   }
 }
 

@@ -23,6 +23,22 @@ export class ToolstackUnreachable extends ToolstackError {}
 
 const MAX_LINE = 1 << 20;
 
+/** One request line: a JSON object with a string `cmd` and, if any, an object `args`. */
+function parseRequest(line: string): RpcRequest {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    throw new Error('request is not JSON');
+  }
+  const r = v as Partial<RpcRequest> | null;
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new Error('request is not a JSON object');
+  if (typeof r.cmd !== 'string') throw new Error('request has no string "cmd"');
+  const args = r.args ?? {};
+  if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new Error('request "args" is not an object');
+  return { id: typeof r.id === 'number' ? r.id : 0, cmd: r.cmd, args };
+}
+
 export function serveRpc(path: string, handle: (cmd: string, args: Record<string, unknown>) => Promise<unknown>): Server {
   mkdirSync(dirname(path), { recursive: true });
   rmSync(path, { force: true });
@@ -38,12 +54,12 @@ export function serveRpc(path: string, handle: (cmd: string, args: Record<string
         buf = buf.slice(nl + 1);
         let req: RpcRequest;
         try {
-          req = JSON.parse(line) as RpcRequest;
-        } catch {
-          sock.write(JSON.stringify({ id: 0, error: { code: 'EINVAL', message: 'request is not JSON' } }) + '\n');
+          req = parseRequest(line);
+        } catch (e) {
+          sock.write(JSON.stringify({ id: 0, error: { code: 'EINVAL', message: (e as Error).message } }) + '\n');
           continue;
         }
-        handle(String(req.cmd), req.args ?? {}).then(
+        handle(req.cmd, req.args).then(
           (result) => sock.writable && sock.write(JSON.stringify({ id: req.id, result: result ?? null }) + '\n'),
           (e: unknown) => {
             const code = e instanceof ToolstackError ? e.code : ((e as any)?.code ?? 'EFAULT');

@@ -17,13 +17,14 @@ import { addDevice, listDevices, removeDevice, type DeviceEntries, type DeviceXs
 import { checkVbdSharing } from './devices/vbd-sharing.js';
 import { deviceKinds } from './devices/device-kinds.js';
 import './devices/all-kinds.js';
+import { ownEntry } from '../../common/own-entry.js';
 
 /** What the toolstack needs of xenstore (an XsClient on dom0's in-process connection). */
 export type ToolstackXs = DeviceXs;
 
 /** What the toolstack needs of xenstored itself (domain introduction and release). */
 export interface ToolstackXenstored {
-  introduceDomain(domid: number, ring: { page: Uint8Array; notify: () => void }): { onEvent(): void };
+  introduceDomain(domid: number, ring: { page: Uint8Array; notify: () => void; holdOff?: (ms: number) => void }): { onEvent(): void };
   releaseDomain(domid: number): void;
 }
 
@@ -139,7 +140,7 @@ export class Toolstack {
         consolePort: guestConsole,
       });
       const storePort = rec.storePort;
-      const conn = this.xenstored.introduceDomain(domid, { page: mem.page(sp.xenstore), notify: () => this.evtchn.notify(storePort) });
+      const conn = this.xenstored.introduceDomain(domid, { page: mem.page(sp.xenstore), notify: () => this.evtchn.notify(storePort), holdOff: (ms) => this.evtchn.holdOff(storePort, ms) });
       this.evtchn.on(storePort, () => conn.onEvent());
       // An HVM guest's console is its emulated serial line (the builder wires it); a PV guest's
       // is the console ring.
@@ -250,7 +251,8 @@ export class Toolstack {
         this.log.info(`domain ${info.domid} "${rec.name}" shut down (${info.shutdownReason}); not monitored (xl create -e): left as it is`);
         continue;
       }
-      const action = REASON_ACTION[info.shutdownReason](rec.spec);
+      // The reason came from the hypervisor, which checks it; look it up as an own entry all the same.
+      const action = ownEntry(REASON_ACTION, info.shutdownReason)?.(rec.spec) ?? null;
       this.log.info(`domain ${info.domid} "${rec.name}" ${info.shutdownReason === 'crash' ? 'crashed' : `shut down (${info.shutdownReason})`}; action ${action ?? 'none'}`);
       if (action) await this.apply(rec, action).catch((e) => this.log.error(`on_${info.shutdownReason}=${action} for ${rec.name}: ${(e as Error).message}`));
     }

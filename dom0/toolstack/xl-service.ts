@@ -5,6 +5,7 @@ import type { Toolstack } from './toolstack.js';
 import type { ConsoleDaemon, ConsoleType } from '../console/console-daemon.js';
 import { ToolstackError } from './rpc.js';
 import { echoPingPong, PINGPONG_MAX_ITERATIONS } from '../backends/evtchn-echo.js';
+import { ownEntry } from '../../common/own-entry.js';
 
 interface ServiceDeps {
   toolstack: Toolstack;
@@ -186,8 +187,8 @@ export function xlService(d: ServiceDeps) {
     },
   };
   return async (cmd: string, args: Record<string, unknown>) => {
-    const h = handlers[cmd];
-    if (!h) throw new ToolstackError('ENOSYS', `unknown toolstack command "${cmd}"`);
+    const h = ownEntry(handlers, cmd);
+    if (!h) throw new ToolstackError('ENOSYS', `unknown toolstack command ${JSON.stringify(cmd.slice(0, 64))}`);
     return h(args as Record<string, any>);
   };
 }

@@ -2,9 +2,18 @@
 // carries who the client is (domid, privileged, SET_TARGET target), its transactions, and an
 // outgoing path whose backlog is bounded: a peer that stops reading while events pile up for
 // it is dropped (XSA-349) instead of growing xenstored's memory without limit.
+//
+// Events a *different unprivileged domain* caused are another matter: that domain must not be
+// able to get anyone else dropped, nor to flood them (one transaction can change hundreds of
+// nodes under a path dom0's backends watch). For those, at most one event per watch waits for
+// the peer - a newer one is merged into it, as Linux's xenbus does for its backends since
+// XSA-349 (watchers re-read what they watch) - and past the output bound they are discarded
+// with a log line, never the connection.
 import { XS_HEADER_SIZE, XENSTORE_PAYLOAD_MAX, XsType, type XsHeader } from '../../drivers/xenstore/xs-wire.js';
+import { LogRateLimit } from '../../common/log-ratelimit.js';
+import type { Requester } from './perms.js';
 import type { Transaction } from './transaction.js';
-import type { WatchOwner } from './watches.js';
+import type { Watch, WatchOwner } from './watches.js';
 
 /** What a connection needs from the server that owns it. */
 export interface ConnectionHost {
@@ -32,6 +41,13 @@ export abstract class Connection implements WatchOwner {
   readonly transactions = new Map<number, Transaction>();
   private nextTxId = 1;
   closed = false;
+  /** Watches with an event another domain caused still waiting for this peer. */
+  private readonly waiting = new Set<Watch>();
+  /** Such events merged into a waiting one, or discarded past the output bound. */
+  mergedEvents = 0;
+  discardedEvents = 0;
+  /** Lines this peer's requests cause: 10 per 5 s, as printk_ratelimit allows. */
+  private readonly logLimit = new LogRateLimit();
 
   constructor(
     protected readonly host: ConnectionHost,
@@ -47,9 +63,20 @@ export abstract class Connection implements WatchOwner {
   /**
    * Hand one encoded message to the transport. `eventKey` is set for watch events: the
    * "path\0token" identity used to send an identical pending event only once, or '' for
-   * special (@) events, which C never merges.
+   * special (@) events, which C never merges. `taken`, when given, is called once the peer
+   * has the message (or it was thrown away with the rest of the output).
    */
-  protected abstract deliver(msg: Uint8Array, eventKey?: string): void;
+  protected abstract deliver(msg: Uint8Array, eventKey?: string, taken?: () => void): void;
+
+  /** A log line about something this peer did, rate-limited per connection. */
+  logLine(msg: string): void {
+    this.logLimit.log((l) => this.host.log(`${this.label}: ${l}`), msg);
+  }
+
+  /** The transport threw away its queued output: nothing of ours waits any more. */
+  protected outputDiscarded(): void {
+    this.waiting.clear();
+  }
 
   /** Bytes accepted by deliver() but not yet taken by the peer. */
   abstract pendingOutputBytes(): number;
@@ -73,17 +100,17 @@ export abstract class Connection implements WatchOwner {
     this.send(XsType.ERROR, hdr.reqId, hdr.txId, Buffer.from(`${code}\0`, 'latin1'));
   }
 
-  /** A WATCH_EVENT (req_id and tx_id 0). Over-long events are not sent, as in C. */
-  sendEvent(path: string, token: string): void {
+  /**
+   * A WATCH_EVENT (req_id and tx_id 0). Over-long events are not sent, as in C. `cause` is
+   * who changed the node (undefined: xenstored itself or this peer's own watch set-up).
+   */
+  sendEvent(path: string, token: string, watch?: Watch, cause?: Requester): void {
     if (this.closed) return;
     const len = path.length + token.length + 2;
     if (len > XENSTORE_PAYLOAD_MAX) return;
-    const msg = Buffer.allocUnsafe(XS_HEADER_SIZE + len);
-    writeHdr(msg, XsType.WATCH_EVENT, 0, 0, len);
-    let off = XS_HEADER_SIZE + msg.write(path, XS_HEADER_SIZE, 'latin1');
-    msg[off++] = 0;
-    off += msg.write(token, off, 'latin1');
-    msg[off] = 0;
+    const foreign = cause !== undefined && !cause.privileged && cause.domid !== this.domid;
+    if (foreign) return this.sendForeignEvent(path, token, len, watch);
+    const msg = encodeEvent(path, token, len);
     this.deliver(msg, path[0] === '@' ? '' : `${path}\0${token}`);
     // The bound is checked on events: they are what a peer can be flooded with without
     // asking (XSA-349). Replies are bounded by the peer's own requests: rings by the
@@ -95,6 +122,23 @@ export abstract class Connection implements WatchOwner {
         `${pending} bytes of output pending (limit ${this.maxOutputBytes}): peer is not reading its watch events (XSA-349)`,
       );
     }
+  }
+
+  /** An event another unprivileged domain caused: merged per watch, bounded, never fatal. */
+  private sendForeignEvent(path: string, token: string, len: number, watch?: Watch): void {
+    if (watch && this.waiting.has(watch)) {
+      this.mergedEvents++;
+      return;
+    }
+    if (this.pendingOutputBytes() + XS_HEADER_SIZE + len > this.maxOutputBytes) {
+      if (this.discardedEvents++ === 0) {
+        this.host.log(`${this.label}: output bound reached; discarding watch events other domains cause (first: ${path.slice(0, 80)})`);
+      }
+      return;
+    }
+    const msg = encodeEvent(path, token, len);
+    if (watch) this.waiting.add(watch);
+    this.deliver(msg, path[0] === '@' ? '' : `${path}\0${token}`, watch ? () => this.waiting.delete(watch) : undefined);
   }
 
   /** Transaction ids are per connection, start at 1 and skip ids still open (C). */
@@ -112,6 +156,16 @@ export abstract class Connection implements WatchOwner {
     msg.set(payload, XS_HEADER_SIZE);
     this.deliver(msg);
   }
+}
+
+function encodeEvent(path: string, token: string, len: number): Buffer {
+  const msg = Buffer.allocUnsafe(XS_HEADER_SIZE + len);
+  writeHdr(msg, XsType.WATCH_EVENT, 0, 0, len);
+  let off = XS_HEADER_SIZE + msg.write(path, XS_HEADER_SIZE, 'latin1');
+  msg[off++] = 0;
+  off += msg.write(token, off, 'latin1');
+  msg[off] = 0;
+  return msg;
 }
 
 function writeHdr(b: Buffer, type: number, reqId: number, txId: number, len: number): void {

@@ -8,7 +8,7 @@ import { Connection, type ConnectionHost } from './connection.js';
 
 export class LocalConnection extends Connection {
   private readonly reader: FrameReader;
-  private queue: Uint8Array[] = [];
+  private queue: { msg: Uint8Array; taken?: () => void }[] = [];
   private queuedBytes = 0;
   private scheduled = false;
   private receiver: (msg: Uint8Array) => void = () => {};
@@ -45,9 +45,9 @@ export class LocalConnection extends Connection {
     };
   }
 
-  protected deliver(msg: Uint8Array): void {
-    if (this.closed) return;
-    this.queue.push(msg);
+  protected deliver(msg: Uint8Array, _eventKey?: string, taken?: () => void): void {
+    if (this.closed) return taken?.();
+    this.queue.push({ msg, taken });
     this.queuedBytes += msg.length;
     if (!this.scheduled) {
       this.scheduled = true;
@@ -65,6 +65,7 @@ export class LocalConnection extends Connection {
     this.reader.stop();
     this.queue = [];
     this.queuedBytes = 0;
+    this.outputDiscarded();
     for (const c of this.closers) c();
   }
 
@@ -79,7 +80,10 @@ export class LocalConnection extends Connection {
     this.queuedBytes = 0;
     for (const m of q) {
       if (this.closed) return;
-      this.receiver(m);
+      // Taken before the client sees it: an event that arrives while the client's watch
+      // callback runs is a new one, not merged into the one being handled.
+      m.taken?.();
+      this.receiver(m.msg);
     }
   }
 }

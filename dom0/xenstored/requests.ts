@@ -57,7 +57,7 @@ interface Entry {
 
 /** Malformed input: log one line naming the connection, answer EINVAL. */
 function bad(r: Req, why: string): never {
-  r.core.log(`${r.conn.label}: malformed ${XsType[r.hdr.type]} request: ${why}`);
+  r.conn.logLine(`malformed ${XsType[r.hdr.type]} request: ${why}`);
   throw new XsError('EINVAL', why);
 }
 
@@ -92,7 +92,7 @@ function ctxOf(r: Req): OpContext {
     quotas: core.quotas,
     changed: tx
       ? (p, exact) => tx.queueEvent(p, exact)
-      : (p, exact, node, old) => core.watches.fire(core.store, p, exact, node, old),
+      : (p, exact, node, old) => core.watches.fire(core.store, p, exact, node, old, r.conn),
   };
 }
 
@@ -237,7 +237,7 @@ HANDLERS[XsType.TRANSACTION_END] = {
     conn.transactions.delete(tx.id); // ends whatever the outcome, as in C
     if (a === 'T') {
       const events = tx.commit(conn.privileged ? undefined : core.quotas.nodes);
-      for (const e of events) core.watches.fire(core.store, e.path, e.exact, undefined, e.oldPerms);
+      for (const e of events) core.watches.fire(core.store, e.path, e.exact, undefined, e.oldPerms, conn);
     }
     return OK_PAYLOAD;
   },
@@ -315,7 +315,7 @@ HANDLERS[XsType.CONTROL] = {
 export function handleRequest(core: ServerCore, conn: Connection, hdr: XsHeader, payload: Uint8Array): void {
   const entry = hdr.type < HANDLERS.length ? HANDLERS[hdr.type] : undefined;
   if (!entry) {
-    core.log(`${conn.label}: unknown message type ${hdr.type} (req_id ${hdr.reqId}): answered ENOSYS`);
+    conn.logLine(`unknown message type ${hdr.type} (req_id ${hdr.reqId}): answered ENOSYS`);
     conn.replyError(hdr, 'ENOSYS');
     return;
   }
@@ -333,7 +333,7 @@ export function handleRequest(core: ServerCore, conn: Connection, hdr: XsHeader,
     if (e instanceof XsError) {
       conn.replyError(hdr, e.code);
     } else {
-      core.log(`${conn.label}: internal error on ${XsType[hdr.type]}: ${(e as Error)?.stack ?? e}`);
+      conn.logLine(`internal error on ${XsType[hdr.type]}: ${(e as Error)?.stack ?? e}`);
       conn.replyError(hdr, 'EIO');
     }
   }

@@ -5,13 +5,16 @@
 // - impossible indices or an oversized payload stop the connection and set the ring's error
 //   indicator; the domain stays introduced (so @releaseDomain still fires later);
 // - identical watch events not yet written are sent once;
-// - a guest's reconnect request (connection = 1) resets the connection.
+// - a guest's reconnect request (connection = 1) resets the connection;
+// - a guest ringing its event channel for nothing is held off, as netback and blkback do
+//   (XSA-332; drivers/evtchn/event-storm-guard.ts).
 import {
   RING_CORRUPT, XENSTORE_CONNECTED, XENSTORE_ERROR_COMM, XENSTORE_ERROR_NONE, XENSTORE_ERROR_PROTO,
   XENSTORE_ERROR_RINGIDX, XENSTORE_RECONNECT, XENSTORE_SERVER_FEATURE_ERROR,
   XENSTORE_SERVER_FEATURE_RECONNECTION, XsRingEnd,
 } from '../../drivers/xenstore/xs-ring.js';
 import { XENSTORE_PAYLOAD_MAX, XS_HEADER_SIZE, readHeader, type XsHeader } from '../../drivers/xenstore/xs-wire.js';
+import { EventStormGuard } from '../../drivers/evtchn/event-storm-guard.js';
 import { Connection, type ConnectionHost } from './connection.js';
 
 export interface DomainRing {
@@ -19,12 +22,15 @@ export interface DomainRing {
   page: Uint8Array;
   /** Signal the domain's xenstore event channel. */
   notify: () => void;
+  /** Stop listening on that event channel for `ms` (an event storm); absent: never. */
+  holdOff?: (ms: number) => void;
 }
 
 interface OutMsg {
   buf: Uint8Array;
   off: number;
   eventKey?: string;
+  taken?: () => void;
 }
 
 export class RingConnection extends Connection {
@@ -43,6 +49,11 @@ export class RingConnection extends Connection {
   private dirty = false;
   /** Set once the connection is stopped for misbehaviour; the domain stays introduced. */
   ignored = false;
+  /** The guest's indices as the last event left them: an event after which they have not
+   * moved, and that moved no bytes either, was rung for nothing. */
+  private peerSeen = -1;
+  private moved = 0;
+  readonly storm: EventStormGuard;
 
   constructor(
     host: ConnectionHost,
@@ -55,6 +66,7 @@ export class RingConnection extends Connection {
     this.ring = new XsRingEnd(dring.page, 'server');
     this.ring.advertise(XENSTORE_SERVER_FEATURE_RECONNECTION | XENSTORE_SERVER_FEATURE_ERROR);
     this.ring.error = XENSTORE_ERROR_NONE;
+    this.storm = new EventStormGuard((ms) => dring.holdOff?.(ms));
   }
 
   get label(): string {
@@ -63,7 +75,12 @@ export class RingConnection extends Connection {
 
   /** The domain's event channel fired. */
   onEvent(): void {
-    if (!this.closed) this.pump();
+    if (this.closed) return;
+    const before = this.moved;
+    const peer = this.ring.peerIndices();
+    this.pump();
+    this.storm.handled(this.moved - before + (peer !== this.peerSeen ? 1 : 0));
+    this.peerSeen = this.ring.peerIndices();
   }
 
   /** Empty both rings and forget in-flight state (re-INTRODUCE, guest reconnect). */
@@ -72,6 +89,7 @@ export class RingConnection extends Connection {
     this.outBytes = 0;
     this.outstanding = 0;
     this.pendingEvents.clear();
+    this.outputDiscarded();
     this.inUsed = 0;
     this.inHdr = null;
     this.ring.resetIndices();
@@ -86,6 +104,7 @@ export class RingConnection extends Connection {
     this.out.length = 0;
     this.outBytes = 0;
     this.pendingEvents.clear();
+    this.outputDiscarded();
   }
 
   /**
@@ -99,6 +118,7 @@ export class RingConnection extends Connection {
     this.outBytes = 0;
     this.outstanding = 0;
     this.pendingEvents.clear();
+    this.outputDiscarded();
     this.ring.error = code;
     this.dring.notify();
   }
@@ -107,17 +127,17 @@ export class RingConnection extends Connection {
     return this.outBytes;
   }
 
-  protected deliver(msg: Uint8Array, eventKey?: string): void {
-    if (this.ignored || this.closed) return;
+  protected deliver(msg: Uint8Array, eventKey?: string, taken?: () => void): void {
+    if (this.ignored || this.closed) return taken?.();
     if (eventKey !== undefined) {
       if (eventKey !== '') {
-        if (this.pendingEvents.has(eventKey)) return; // identical event still queued: once is enough
+        if (this.pendingEvents.has(eventKey)) return taken?.(); // identical event still queued: once is enough
         this.pendingEvents.add(eventKey);
       }
     } else {
       this.outstanding++;
     }
-    this.out.push({ buf: msg, off: 0, eventKey });
+    this.out.push({ buf: msg, off: 0, eventKey, taken });
     this.outBytes += msg.length;
     // Only write here, never read: this runs inside other connections' requests (watch
     // events), and serving this domain's requests from in there would interleave two
@@ -156,7 +176,7 @@ export class RingConnection extends Connection {
   }
 
   private reconnect(): void {
-    this.host.log(`${this.label}: guest requested a ring reconnect`);
+    this.logLine('guest requested a ring reconnect');
     this.host.resetConnection(this); // drops watches and transactions, like C's reset
     this.resetRing();
     this.ring.connection = XENSTORE_CONNECTED;
@@ -169,10 +189,12 @@ export class RingConnection extends Connection {
       if (n === RING_CORRUPT) return this.misbehaved(XENSTORE_ERROR_RINGIDX, 'response ring indices corrupt');
       if (n === 0) return;
       this.dirty = true;
+      this.moved += n;
       m.off += n;
       this.outBytes -= n;
       if (m.off < m.buf.length) return;
       this.out.shift();
+      m.taken?.();
       if (m.eventKey !== undefined) {
         if (m.eventKey !== '') this.pendingEvents.delete(m.eventKey);
       }
@@ -187,6 +209,7 @@ export class RingConnection extends Connection {
         if (n === RING_CORRUPT) return this.misbehaved(XENSTORE_ERROR_RINGIDX, 'request ring indices corrupt');
         if (n === 0) return;
         this.dirty = true;
+        this.moved += n;
         this.inUsed += n;
         if (this.inUsed < XS_HEADER_SIZE) continue;
         const hdr = readHeader(this.hdrBuf); // decoded once from our copy, never from the ring
@@ -202,6 +225,7 @@ export class RingConnection extends Connection {
         if (n === RING_CORRUPT) return this.misbehaved(XENSTORE_ERROR_RINGIDX, 'request ring indices corrupt');
         if (n === 0) return;
         this.dirty = true;
+        this.moved += n;
         this.inUsed += n;
         if (this.inUsed < hdr.len) continue;
       }

@@ -47,9 +47,10 @@ export class SocketConnection extends Connection {
     return `socket client ${this.serial}`;
   }
 
-  protected deliver(msg: Uint8Array): void {
-    if (this.closed) return;
-    this.sock.write(msg);
+  protected deliver(msg: Uint8Array, _eventKey?: string, taken?: () => void): void {
+    if (this.closed) return taken?.();
+    // Node calls back once the bytes are the kernel's, or with an error when they never will be.
+    this.sock.write(msg, taken && (() => taken()));
     // Inside a corked batch, hand large backlogs to the kernel now rather than at the end.
     if (this.sock.writableCorked > 0 && this.sock.writableLength > CORK_FLUSH_BYTES) {
       this.sock.uncork();
@@ -65,6 +66,7 @@ export class SocketConnection extends Connection {
     this.closed = true;
     this.reader.stop();
     this.sock.destroy();
+    this.outputDiscarded();
   }
 
   abort(): void {

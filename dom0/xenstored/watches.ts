@@ -12,7 +12,8 @@ import { PERM_READ, permFor, type NodePerm, type Requester } from './perms.js';
 import type { NodeStore, XsNode } from './store.js';
 
 export interface WatchOwner extends Requester {
-  sendEvent(path: string, token: string): void;
+  /** `watch` is the watch that fired and `cause` whoever changed the node (see Connection). */
+  sendEvent(path: string, token: string, watch?: Watch, cause?: Requester): void;
 }
 
 export interface Watch {
@@ -65,25 +66,26 @@ export class WatchTable {
   /**
    * Fire the watches a change at `path` triggers. `exact` limits it to watches on `path`
    * itself. `store` is the committed tree (for permission checks when `node` is not given).
+   * `cause` made the change (undefined: xenstored itself, as privileged).
    */
-  fire(store: NodeStore, path: string, exact: boolean, node?: XsNode, oldPerms?: readonly NodePerm[]): void {
+  fire(store: NodeStore, path: string, exact: boolean, node?: XsNode, oldPerms?: readonly NodePerm[], cause?: Requester): void {
     if (this.byPath.size === 0) return;
-    this.fireList(this.byPath.get(path), store, path, node, oldPerms);
+    this.fireList(this.byPath.get(path), store, path, node, oldPerms, cause);
     if (exact) return;
     let p = path;
     while (p !== '/') {
       p = parentOf(p);
-      this.fireList(this.byPath.get(p), store, path, node, oldPerms);
+      this.fireList(this.byPath.get(p), store, path, node, oldPerms, cause);
     }
   }
 
   private fireList(
-    list: Watch[] | undefined, store: NodeStore, path: string, node?: XsNode, oldPerms?: readonly NodePerm[],
+    list: Watch[] | undefined, store: NodeStore, path: string, node?: XsNode, oldPerms?: readonly NodePerm[], cause?: Requester,
   ): void {
     if (!list) return;
     for (const w of list.slice()) {
       if (!watchPermitted(store, w.owner, path, node, oldPerms)) continue;
-      w.owner.sendEvent(w.prefixLen ? path.slice(w.prefixLen) : path, w.token);
+      w.owner.sendEvent(w.prefixLen ? path.slice(w.prefixLen) : path, w.token, w, cause);
     }
   }
 

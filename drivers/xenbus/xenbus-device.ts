@@ -71,14 +71,34 @@ export class XenbusDevice {
     return this.state(this.otherEnd);
   }
 
-  /** Call `cb` with the other end's state now and whenever it changes. */
+  /**
+   * Call `cb` with the other end's state now and whenever it changes. The other end writes
+   * that node as often as it likes (and nodes below it): one read at a time, and events that
+   * arrive meanwhile make one more read, never one each (Linux's XSA-349 rule for backends).
+   */
   async watchOtherEnd(cb: (state: XenbusState) => void): Promise<void> {
-    await this.watchPath(`${this.otherEnd}/state`, () => {
+    let reading = false;
+    let again = false;
+    const look = (): void => {
       if (this.closed) return;
-      void this.otherState().then((s) => {
-        if (!this.closed) cb(s);
-      });
-    });
+      if (reading) {
+        again = true;
+        return;
+      }
+      reading = true;
+      void this.otherState()
+        .then((s) => {
+          if (!this.closed) cb(s);
+        })
+        .finally(() => {
+          reading = false;
+          if (again) {
+            again = false;
+            look();
+          }
+        });
+    };
+    await this.watchPath(`${this.otherEnd}/state`, look);
   }
 
   /** Watch any node; the first event fires at registration, as in Xen. */

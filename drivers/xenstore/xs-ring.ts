@@ -134,6 +134,12 @@ export class XsRingEnd {
     return n;
   }
 
+  /** The two indices the other end moves (its producer on our input, its consumer on our
+   * output), folded into one number: it changes whenever the other end did something. */
+  peerIndices(): number {
+    return ((Atomics.load(this.idx, this.inProd) >>> 0) * 0x10000 + (Atomics.load(this.idx, this.outCons) >>> 0)) % Number.MAX_SAFE_INTEGER;
+  }
+
   get serverFeatures(): number {
     return Atomics.load(this.idx, FEATURES) >>> 0;
   }

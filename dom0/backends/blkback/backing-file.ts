@@ -16,6 +16,7 @@ import { closeSync, fstatSync, openSync, readFileSync, constants as fsc, fdatasy
 import { constants as osc } from 'node:os';
 import { native } from '../../../native/index.js';
 import type { UringIo } from './uring-io.js';
+import { ownEntry } from '../../../common/own-entry.js';
 
 // Disk I/O runs on libuv's pool (4 threads by default): enough threads that a ring's worth
 // of requests (32) can be at the disk at once. Read by libuv when the pool first starts,
@@ -84,7 +85,7 @@ const UNSUPPORTED: Record<string, string> = {
  * plain errors (ENOENT, EACCES...) for the rest. */
 export function openBacking(path: string, o: BackingOptions): BackingStore {
   const fmt = o.format || 'raw';
-  if (UNSUPPORTED[fmt]) {
+  if (ownEntry(UNSUPPORTED, fmt)) {
     throw new FormatError(`format ${fmt} is not supported by blkback (raw images and block devices only); convert it: qemu-img convert -O raw ${path} IMAGE.raw`);
   }
   if (fmt !== 'raw') throw new FormatError(`format ${fmt} is not supported by blkback`);
@@ -165,8 +166,11 @@ class FileStore implements BackingStore {
     return new Promise((resolve, reject) => {
       let retried = false;
       const start = () => {
+        // Whether this attempt went out O_DIRECT: another I/O in flight may drop O_DIRECT
+        // before this one's EINVAL comes back, and this one must be retried all the same.
+        const direct = this.direct;
         const done = (r: number) => {
-          if (r === -osc.errno.EINVAL && this.direct && !retried) {
+          if (r === -osc.errno.EINVAL && direct && !retried) {
             // O_DIRECT refused this transfer (alignment): carry on buffered.
             retried = true;
             try {

@@ -28,6 +28,7 @@ import type { BlkbackCounters } from './metrics.js';
 import { isRefusal, parseRequest, type BlkRequest, type ParseContext } from './request.js';
 import { BusyPoller } from '../../../drivers/ring/busy-poll.js';
 import { URING_WANTED, UringIo } from './uring-io.js';
+import { LogRateLimit } from '../../../common/log-ratelimit.js';
 
 /** At queue depth 1, spin this long for the frontend's next request after answering one,
  * instead of sleeping until its event (drivers/ring/busy-poll.ts). 0 turns it off. */
@@ -65,6 +66,9 @@ export class BlkifInterface {
   private halted = false;
   private pushScheduled = false;
   private readonly busy = new BusyPoller(BLK_BUSY_POLL_US);
+  private hitsSeen = 0;
+  /** Lines about single requests (a guest can send millions): 10 per 5 s, as printk_ratelimit. */
+  private readonly requestLog = new LogRateLimit();
   private readonly mem: Uint8Array;
   private readonly sectors: number;
   private readonly ctx: ParseContext;
@@ -107,6 +111,10 @@ export class BlkifInterface {
     };
   }
 
+  private logRequest(msg: string): void {
+    this.requestLog.log(this.o.log, msg, 'request messages');
+  }
+
   /** Map the frontend's ring page (held for as long as we are connected). */
   mapRing(ringRef: number): void {
     const frame = acquire(this.o.table, ringRef, DOM0, true);
@@ -115,29 +123,39 @@ export class BlkifInterface {
     this.back = new BackRing(new SharedRing(this.o.memory, frame * XEN_PAGE_SIZE, BLKIF_SLOT_SIZE));
   }
 
-  /** The frontend rang. Consume every request it has published. */
-  onEvent(): void {
+  /** The frontend rang. Consume every request it has published; returns how many there were
+   * (counting those a busy poll took since the last event: the frontend rang for them too). */
+  onEvent(): number {
     this.o.counters.notify_in++;
-    this.process();
+    const polled = this.busy.hits - this.hitsSeen;
+    this.hitsSeen = this.busy.hits;
+    return this.process() + polled;
   }
 
-  process(): void {
+  /** Serve what the ring holds; returns how many requests were taken. */
+  process(): number {
     const back = this.back;
-    if (!back || this.halted) return;
+    if (!back || this.halted) return 0;
+    let taken = 0;
     for (;;) {
       const n = back.unconsumedRequests();
       if (n === RING_OVERFLOW) {
         const prod = back.ring.reqProd;
-        return this.halt(`frontend provided bogus ring requests (req_prod ${prod}, rsp_prod_pvt ${back.rspProdPvt}, ring size ${back.size})`);
+        this.halt(`frontend provided bogus ring requests (req_prod ${prod}, rsp_prod_pvt ${back.rspProdPvt}, ring size ${back.size})`);
+        return taken;
       }
+      taken += n;
       for (let i = 0; i < n; i++) {
         const v = back.takeRequest(); // the private copy: decode only this
         const r = parseRequest(v, this.ctx);
-        if (this.inflight.has(r.id)) return this.halt(`request id ${r.id} reused while still in flight`);
+        if (this.inflight.has(r.id)) {
+          this.halt(`request id ${r.id} reused while still in flight`);
+          return taken;
+        }
         if (isRefusal(r)) {
           this.o.counters.invalid++;
           if (r.operation === BLKIF_OP_DISCARD) this.o.counters.ds_req++;
-          this.o.log(`refused request ${r.id}: ${r.why}`);
+          this.logRequest(`refused request ${r.id}: ${r.why}`);
           this.respond(r.id, r.operation, r.status);
           continue;
         }
@@ -151,6 +169,7 @@ export class BlkifInterface {
       }
       if (!back.finalCheckForRequests()) break;
     }
+    return taken;
   }
 
   private dispatch(r: BlkRequest): void {
@@ -158,7 +177,7 @@ export class BlkifInterface {
     const p = this.execute(r).then(
       (status) => this.complete(r, status),
       (e) => {
-        this.o.log(`request ${r.id}: ${(e as Error).message}`);
+        this.logRequest(`request ${r.id}: ${(e as Error).message}`);
         this.complete(r, BLKIF_RSP_ERROR);
       },
     );
@@ -180,7 +199,7 @@ export class BlkifInterface {
       const frame = this.pins.pin(gref, toGuest, pin);
       if (frame < 0) {
         this.o.counters.invalid++;
-        this.o.log(`request ${r.id}: grant ${gref}: ${gnttabErrorMessage(frame)}`);
+        this.logRequest(`request ${r.id}: grant ${gref}: ${gnttabErrorMessage(frame)}`);
         for (const g of held.splice(0)) this.pins.unpin(g, toGuest);
         return null;
       }
@@ -224,7 +243,7 @@ export class BlkifInterface {
       this.account(r, toGuest);
       return BLKIF_RSP_OKAY;
     } catch (e) {
-      this.o.log(`request ${r.id}: ${(e as Error).message}`);
+      this.logRequest(`request ${r.id}: ${(e as Error).message}`);
       return BLKIF_RSP_ERROR;
     } finally {
       for (const g of held) this.pins.unpin(g, toGuest);

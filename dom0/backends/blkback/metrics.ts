@@ -25,6 +25,9 @@ export class BlkbackCounters {
   persistent_grants = 0;
   notify_in = 0;
   notify_out = 0;
+  /** Events that found no request, and hold-offs of the event channel they caused (XSA-332). */
+  events_spurious = 0;
+  event_throttles = 0;
   /** Busy polls for the next request at queue depth 1, and those that found it. */
   busy_polls = 0;
   busy_poll_hits = 0;

@@ -32,6 +32,7 @@ import type { BackendDriver, BackendFactory, Dom0Services } from '../backend-bus
 import { openBacking, type BackingStore } from './backing-file.js';
 import { BlkifInterface } from './interface.js';
 import { BlkbackCounters } from './metrics.js';
+import { EventStormGuard } from '../../../drivers/evtchn/event-storm-guard.js';
 
 export interface BlkbackOptions {
   maxIndirectSegments: number;
@@ -203,7 +204,14 @@ class Blkback implements BackendDriver {
     }
     this.iface = iface;
     this.port = await this.s.evtchn.bindInterdomain(this.domid, remotePort);
-    this.s.evtchn.on(this.port, () => iface.onEvent());
+    // A frontend ringing for nothing is held off, as netback does (XSA-332).
+    const port = this.port;
+    const storm = new EventStormGuard((ms) => this.s.evtchn.holdOff(port, ms));
+    this.s.evtchn.on(port, () => {
+      storm.handled(iface.onEvent());
+      this.counters.events_spurious = storm.spurious;
+      this.counters.event_throttles = storm.throttles;
+    });
     this.connected = true;
     await d.writeKeys({
       [BK.sectors]: this.store?.sectors ?? 0,

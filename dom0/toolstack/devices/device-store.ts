@@ -1,7 +1,9 @@
 // Adding and removing a split device in xenstore, as libxl does (libxl__device_generic_add,
 // libxl__initiate_device_generic_remove): both directories with their owners' permissions,
 // both ends Initialising; removal asks the backend to close, waits for Closed, then removes
-// both directories (which is what makes the drivers let go).
+// both directories (which is what makes the drivers let go), and the per-domain and per-type
+// directories above them once empty (libxl__xs_path_cleanup): a destroyed domain leaves no
+// /local/domain/0/backend/<type>/<domid> behind.
 import { XenbusState, parseXenbusState, frontendPath, backendPath } from '../../../drivers/xenstore/xenbus-state.js';
 
 export interface DeviceXs {
@@ -11,6 +13,7 @@ export interface DeviceXs {
   mkdir(path: string): Promise<void>;
   setPerms(path: string, perms: string[]): Promise<void>;
   directory(path: string): Promise<string[]>;
+  transaction<T>(fn: (t: Pick<DeviceXs, 'directory' | 'rm'>) => Promise<T>): Promise<T>;
 }
 
 export interface DeviceEntries {
@@ -67,7 +70,24 @@ export async function removeDevice(xs: DeviceXs, domid: number, type: string, de
   await xs.rm(fe).catch(() => {});
   await xs.rm(be).catch(() => {});
   await xs.rm(libxlDevicePath(domid, type, devid)).catch(() => {});
+  await removeEmptyParents(xs, be, `/local/domain/${BACKEND_DOMID}/backend`);
+  await removeEmptyParents(xs, fe, `/local/domain/${domid}/device`);
   return clean;
+}
+
+/** Remove the ancestors of `path` below `stop` that have no children left, nearest first. In
+ * one transaction: a device added meanwhile under the same parent makes it retry, and stay. */
+async function removeEmptyParents(xs: DeviceXs, path: string, stop: string): Promise<void> {
+  await xs
+    .transaction(async (t) => {
+      for (let p = path.slice(0, path.lastIndexOf('/')); p.startsWith(`${stop}/`); p = p.slice(0, p.lastIndexOf('/'))) {
+        const children = await t.directory(p).catch(() => null);
+        if (children === null) continue; // already gone
+        if (children.length > 0) return;
+        await t.rm(p);
+      }
+    })
+    .catch(() => {});
 }
 
 /** Every device of a domain, by type, as the backend tree lists them. */

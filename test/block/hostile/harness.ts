@@ -36,6 +36,10 @@ export class Dom0 {
   /** remote (guest) port -> local port */
   readonly bound = new Map<number, number>();
   readonly notifies = new Map<number, number>();
+  /** Hold-offs blkback asked for (XSA-332), and the ports not listened to right now: an event
+   * rung on one is delivered once when the hold-off ends, as an eventfd's count would be. */
+  readonly holdOffs: { port: number; ms: number }[] = [];
+  private readonly held = new Map<number, { rung: boolean }>();
   readonly guests = new Map<number, { memory: SharedArrayBuffer; grantTable: SharedArrayBuffer; gt: GrantTable; nextPfn: number }>();
   readonly services: Dom0Services;
 
@@ -50,6 +54,16 @@ export class Dom0 {
       on: (port: number, h: () => void) => void this.handlers.set(port, h),
       notify: (port: number) => void this.notifies.set(port, (this.notifies.get(port) ?? 0) + 1),
       close: async (port: number) => void this.handlers.delete(port),
+      holdOff: (port: number, ms: number) => {
+        if (this.held.has(port)) return;
+        this.holdOffs.push({ port, ms });
+        this.held.set(port, { rung: false });
+        setTimeout(() => {
+          const h = this.held.get(port);
+          this.held.delete(port);
+          if (h?.rung) this.handlers.get(port)?.();
+        }, ms);
+      },
     };
     const foreign = {
       map: async (domid: number) => {
@@ -67,6 +81,13 @@ export class Dom0 {
       foreign: foreign as unknown as Dom0Services['foreign'],
       log: { info: log('info'), warn: log('warn'), error: log('error') },
     };
+  }
+
+  /** An event on local port `port`, as the event-channel layer would deliver it. */
+  deliver(port: number): void {
+    const h = this.held.get(port);
+    if (h) h.rung = true;
+    else this.handlers.get(port)?.();
   }
 
   image(name: string, bytes: number, fill?: (b: Buffer) => void): string {
@@ -208,8 +229,12 @@ export class HostileDevice {
 
   ringBackend(): void {
     const local = this.dom0.bound.get(this.o.port);
-    const h = local === undefined ? undefined : this.dom0.handlers.get(local);
-    h?.();
+    if (local !== undefined) this.dom0.deliver(local);
+  }
+
+  /** blkback's counters for this device. */
+  stats(): Record<string, number> {
+    return this.backend.stats!();
   }
 
   /** Wait for `n` more responses and return them (decoded, with their slot offsets). */
