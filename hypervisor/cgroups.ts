@@ -114,6 +114,20 @@ export class DomainCgroup {
     }
   }
 
+  /** memory.stat as numbers (bytes and counts): what the domain's pages are (anon, page
+   * cache, shmem, mapped, dirty ...), for the guest's own /proc/meminfo. Empty when gone. */
+  memoryStat(): Record<string, number> {
+    return parseKeyValues(readOr(join(this.dirs.memory, 'memory.stat')));
+  }
+
+  /** CPU time per host CPU (ns, indexed by host CPU) and the user/system split (USER_HZ
+   * ticks) from cpuacct, for the guest's own /proc/stat. */
+  cpuStat(): { perCpuNs: number[]; userTicks: number; systemTicks: number } {
+    const perCpuNs = readOr(join(this.dirs.cpuacct, 'cpuacct.usage_percpu')).split(/\s+/).filter(Boolean).map(Number);
+    const st = parseKeyValues(readOr(join(this.dirs.cpuacct, 'cpuacct.stat')));
+    return { perCpuNs, userTicks: st.user ?? 0, systemTicks: st.system ?? 0 };
+  }
+
   /** Credit weight (1..65535) to cpu.shares. */
   setWeight(weight: number): void {
     write(join(this.dirs.cpu, 'cpu.shares'), String(Math.max(2, weight * SHARES_PER_WEIGHT)));
@@ -194,6 +208,24 @@ export function removeParentGroups(group: string): void {
       /* still in use or absent */
     }
   }
+}
+
+function readOr(path: string): string {
+  try {
+    return read(path);
+  } catch {
+    return '';
+  }
+}
+
+/** "key value" lines (memory.stat, cpuacct.stat) to a record; lines that are not are skipped. */
+export function parseKeyValues(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const m = /^(\w+)\s+(\d+)$/.exec(line.trim());
+    if (m) out[m[1]!] = Number(m[2]);
+  }
+  return out;
 }
 
 export function hostCpus(): number[] {

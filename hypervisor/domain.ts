@@ -31,6 +31,11 @@ export class Domain {
   weight = 256;
   cap = 0;
   vcpuAffinity: number[][];
+  /** True once the config's `cpus=` or `xl vcpu-pin` chose the vCPUs' CPUs; until then the
+   * hypervisor places them (hypervisor/cpu-placement.ts). */
+  affinityGiven = false;
+  /** The host CPUs in the domain's cpuset now. */
+  cpuset: number[] = [];
   timer: NodeJS.Timeout | null = null;
   /** 'pv' or 'hvm' (docs/hvm.md). */
   kind: 'pv' | 'hvm' = 'pv';

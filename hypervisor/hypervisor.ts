@@ -2,7 +2,7 @@
 // domains reach it only through their hypercall channel (drivers/hypercall/channel.ts), which
 // also tells us who is calling: the channel is the domain's identity.
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, fstatSync, readFileSync, rmSync } from 'node:fs';
 import { hostname, release, version, machine, totalmem, freemem, uptime, cpus as osCpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { native } from '../native/index.js';
@@ -11,6 +11,8 @@ import {
   SHUTDOWN_CODES,
   VIRQ,
   type CreateDomainArgs,
+  type DomainCpuStat,
+  type DomainMemoryStat,
   type HvmPlatformInfo,
   type DomainInfo,
   type HostInfo,
@@ -25,6 +27,7 @@ import { HVM_IOREQ_PAGES } from '../drivers/hypercall/hvm-platform-page.js';
 import { kvmAvailable } from './kvm/kvm.js';
 import { KvmDomain } from './kvm/kvm-domain.js';
 import { createGuestRam } from './guest-ram.js';
+import { placeVcpus } from './cpu-placement.js';
 import type { KvmVmEvent } from './kvm/vm.js';
 
 export class HypercallFault extends Error {
@@ -204,6 +207,18 @@ export class Hypervisor {
     return false;
   }
 
+  /** The domain's cpuset: the union of its vCPUs' affinities once a config or `xl vcpu-pin`
+   * gave them, else one least-used host CPU per online vCPU (so the guest's
+   * sched_getaffinity counts its vCPUs). */
+  private applyCpuset(d: Domain): void {
+    if (d.affinityGiven) d.cpuset = union(d.vcpuAffinity);
+    else {
+      const others = [...this.domains.values()].filter((o) => o !== d && o.domid !== 0 && !o.dying).map((o) => ({ cpus: o.cpuset, vcpus: o.onlineVcpus }));
+      d.cpuset = placeVcpus(d.onlineVcpus, this.cpuList, others, d.cpuset);
+    }
+    d.cgroup?.setCpus(d.cpuset);
+  }
+
   // ---------------------------------------------------------------- lifecycle
 
   async createDomain(args: CreateDomainArgs): Promise<Domain> {
@@ -228,6 +243,7 @@ export class Hypervisor {
       const allowed = args.cpus.filter((c) => this.cpuList.includes(c));
       if (allowed.length === 0) throw fault('EINVAL', `cpus ${args.cpus.join(',')} are not on this host (${this.cpuList.join(',')})`);
       d.vcpuAffinity = d.vcpuAffinity.map(() => [...allowed]);
+      d.affinityGiven = true;
     }
     const kernel = args.kernel as CreateDomainArgs['kernel'] | undefined;
     const linux = kernel?.kind === 'hvm' ? kernel.linux : undefined;
@@ -255,7 +271,7 @@ export class Hypervisor {
       d.cgroup.setMemoryLimit(memoryMiB * 1024 * 1024 + KERNEL_OVERHEAD_BYTES);
       d.cgroup.setWeight(DEFAULT_WEIGHT);
       d.cgroup.setCap(cpuLimit(d, this.cpuList.length));
-      d.cgroup.setCpus(union(d.vcpuAffinity));
+      this.applyCpuset(d);
       if (linux) d.kvm = this.createKvm(d, linux);
     } catch (e) {
       await this.release(d);
@@ -494,6 +510,7 @@ export class Hypervisor {
         const d = this.domain(a.domid);
         d.onlineVcpus = this.int(a.online, 'online vcpus', 1, d.maxVcpus);
         d.cgroup?.setCap(cpuLimit(d, this.cpuList.length));
+        this.applyCpuset(d);
         return { result: null };
       }),
       'domctl.setvcpuaffinity': priv((_c, a) => {
@@ -502,7 +519,8 @@ export class Hypervisor {
         const cpus = (Array.isArray(a.cpus) ? a.cpus : []).filter((c: unknown) => typeof c === 'number' && this.cpuList.includes(c));
         if (cpus.length === 0) throw fault('EINVAL', `no host CPU in ${JSON.stringify(a.cpus)} (host has ${this.cpuList.join(',')})`);
         d.vcpuAffinity[vcpu] = cpus;
-        d.cgroup?.setCpus(union(d.vcpuAffinity));
+        d.affinityGiven = true;
+        this.applyCpuset(d);
         return { result: null };
       }),
       'domctl.scheduler_op': priv((_c, a) => {
@@ -574,6 +592,29 @@ export class Hypervisor {
       'memory.map_self': guest((c) => {
         if (c.memFd < 0) throw fault('ENOMEM', 'this domain has no memory of its own');
         return { result: { bytes: c.memoryMiB * 1048576, nrPages: c.nrPages }, fds: [c.memFd] };
+      }),
+      // The caller's own usage, for the /proc files its kernel serves (docs/architecture.md,
+      // "What a guest's /proc shows"). No argument: a domain can only ask about itself.
+      'memory.stat': guest((c) => {
+        if (!c.cgroup || c.memFd < 0) throw fault('ENOSYS', 'this domain has no memory cgroup');
+        const stat: DomainMemoryStat = {
+          reservationKiB: c.targetKiB,
+          nrPages: c.nrPages,
+          ramResidentBytes: fstatSync(c.memFd).blocks * 512,
+          usageBytes: c.cgroup.memoryUsage(),
+          stat: c.cgroup.memoryStat(),
+        };
+        return { result: stat };
+      }),
+      'vcpu.runstate': guest((c) => {
+        if (!c.cgroup) throw fault('ENOSYS', 'this domain has no cpu cgroup');
+        const { perCpuNs, userTicks, systemTicks } = c.cgroup.cpuStat();
+        const onCpus = c.cpuset.map((cpu) => perCpuNs[cpu] ?? 0);
+        const runningNs = Array.from({ length: c.onlineVcpus }, (_, i) => onCpus[i] ?? 0);
+        // Time on CPUs beyond the vCPU count (a cpuset wider than the vCPUs) goes to the last.
+        for (let i = c.onlineVcpus; i < onCpus.length; i++) runningNs[c.onlineVcpus - 1]! += onCpus[i]!;
+        const r: DomainCpuStat = { runningNs, userTicks, systemTicks };
+        return { result: r };
       }),
       'gnttab.setup_table': guest((c) => {
         if (c.grantFd < 0) throw fault('ENOSYS', 'this domain has no grant table');

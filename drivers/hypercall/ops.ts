@@ -115,3 +115,26 @@ export interface HvmPlatformInfo {
   /** The command line the "bootloader" hands the guest kernel (xl.cfg extra/cmdline). */
   cmdline: string;
 }
+
+/** `memory.stat`: the caller's own memory, for its /proc/meminfo. The reservation is the
+ * balloon target (`xl mem-set`), as XENMEM_current_reservation tells a Xen guest; the rest is
+ * what its memory cgroup holds (bytes; memory.stat's keys as the host kernel names them). */
+export interface DomainMemoryStat {
+  reservationKiB: number;
+  /** The domain's RAM, as it booted (start_info nr_pages). */
+  nrPages: number;
+  /** Bytes of the domain's RAM file that are backed by host memory (touched pages). */
+  ramResidentBytes: number;
+  usageBytes: number;
+  stat: Record<string, number>;
+}
+
+/** `vcpu.runstate`: the caller's own CPU time, for its /proc/stat and /proc/uptime
+ * (VCPUOP_get_runstate_info's "running" time). */
+export interface DomainCpuStat {
+  /** Running time of each online vCPU (ns): the host CPUs of the domain's cpuset in order. */
+  runningNs: number[];
+  /** The domain's user and system time, USER_HZ ticks. */
+  userTicks: number;
+  systemTicks: number;
+}

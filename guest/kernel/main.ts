@@ -21,6 +21,7 @@ import { configureHotplugged, ipAutoconfig } from './net/ipconfig.js';
 import { printk, setConsoleSink } from './printk.js';
 import { killAllProcesses, initExitVerdict, startInit, type Userland } from './userland.js';
 import { connectConsolePty } from './console-pty.js';
+import { startProcViews } from './proc/proc-views.js';
 
 const PAGE = 4096;
 const HYPERCALL_FD = 3;
@@ -129,6 +130,14 @@ async function boot(): Promise<void> {
   };
   await xs.watch(`${home}/console/cols`, 'winsize', () => void resize());
 
+  // >>> procview: the guest's /proc describes the domain (guest/kernel/proc/proc-views.ts)
+  try {
+    const procViews = await startProcViews({ hc, xs, home, cmdline: si.cmdLine, nrPages: si.nrPages, log: printk });
+    procViews.overmount('/proc');
+  } catch (e) {
+    printk(`proc: /proc shows the host, not this domain: ${(e as Error).message}`);
+  }
+  // <<< procview
   const spec = parseCmdline(si.cmdLine);
   userland = startInit(spec, (code, signal) => {
     if (stopping) return;
