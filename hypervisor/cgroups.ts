@@ -114,6 +114,11 @@ export class DomainCgroup {
     }
   }
 
+  /** The domain's memory cgroup directory. */
+  get memoryDir(): string {
+    return this.dirs.memory;
+  }
+
   /** memory.stat as numbers (bytes and counts): what the domain's pages are (anon, page
    * cache, shmem, mapped, dirty ...), for the guest's own /proc/meminfo. Empty when gone. */
   memoryStat(): Record<string, number> {

@@ -2,7 +2,7 @@
 // domains reach it only through their hypercall channel (drivers/hypercall/channel.ts), which
 // also tells us who is calling: the channel is the domain's identity.
 import { randomUUID } from 'node:crypto';
-import { existsSync, fstatSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { hostname, release, version, machine, totalmem, freemem, uptime, cpus as osCpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { native } from '../native/index.js';
@@ -28,6 +28,7 @@ import { kvmAvailable } from './kvm/kvm.js';
 import { KvmDomain } from './kvm/kvm-domain.js';
 import { createGuestRam } from './guest-ram.js';
 import { placeVcpus } from './cpu-placement.js';
+import { ramChargedBytes } from './ram-charge.js';
 import type { KvmVmEvent } from './kvm/vm.js';
 
 export class HypercallFault extends Error {
@@ -191,6 +192,17 @@ export class Hypervisor {
       vcpuAffinity: d.vcpuAffinity,
       vcpuInfo: vcpus?.map((v) => ({ state: v.state, cpu: v.cpu, timeSec: v.cpuTimeSec })),
     };
+  }
+
+  /** The guest kernel's host pid: the jailer's one child (0 before it runs or after). */
+  private kernelPid(d: Domain): number {
+    const jailer = d.process?.pid;
+    if (!jailer) return 0;
+    try {
+      return Number(readFileSync(`/proc/${jailer}/task/${jailer}/children`, 'latin1').trim().split(/\s+/)[0]) || 0;
+    } catch {
+      return 0;
+    }
   }
 
   /** 'r' if any of the domain's tasks is on a CPU or runnable right now, else 'b'. */
@@ -600,7 +612,7 @@ export class Hypervisor {
         const stat: DomainMemoryStat = {
           reservationKiB: c.targetKiB,
           nrPages: c.nrPages,
-          ramResidentBytes: fstatSync(c.memFd).blocks * 512,
+          ramChargedBytes: this.kernelPid(c) > 0 ? ramChargedBytes(this.kernelPid(c), `xenode-d${c.domid}-ram`, c.cgroup.memoryDir) : 0,
           usageBytes: c.cgroup.memoryUsage(),
           stat: c.cgroup.memoryStat(),
         };

@@ -123,8 +123,9 @@ export interface DomainMemoryStat {
   reservationKiB: number;
   /** The domain's RAM, as it booted (start_info nr_pages). */
   nrPages: number;
-  /** Bytes of the domain's RAM file that are backed by host memory (touched pages). */
-  ramResidentBytes: number;
+  /** Bytes of the domain's RAM that its own memory cgroup pays for (pages its kernel touched
+   * first): memory.stat counts them as shmem, cache and mapped_file. */
+  ramChargedBytes: number;
   usageBytes: number;
   stat: Record<string, number>;
 }

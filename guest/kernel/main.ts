@@ -132,7 +132,7 @@ async function boot(): Promise<void> {
 
   // >>> procview: the guest's /proc describes the domain (guest/kernel/proc/proc-views.ts)
   try {
-    const procViews = await startProcViews({ hc, xs, home, cmdline: si.cmdLine, nrPages: si.nrPages, log: printk });
+    const procViews = await startProcViews({ hc, xs, home, cmdline: si.cmdLine, nrPages: si.nrPages, pages, log: printk });
     procViews.overmount('/proc');
   } catch (e) {
     printk(`proc: /proc shows the host, not this domain: ${(e as Error).message}`);

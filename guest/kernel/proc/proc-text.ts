@@ -14,9 +14,12 @@ export interface MemInfoInput {
   totalKiB: number;
   /** The domain's memory cgroup's memory.stat (bytes). */
   stat: Record<string, number>;
-  /** Guest RAM frames backed by host memory (rings, grant pages, driver buffers): the
-   * kernel's own use of the domain's memory, counted as used. */
-  ramResidentBytes: number;
+  /** The part of the cgroup's shmem/cache/mapped_file that is guest RAM (a file on the
+   * host), not the guest's own tmpfs or page cache. */
+  ramChargedBytes: number;
+  /** Guest RAM frames the kernel has given to drivers (rings, grant pages, buffers): its
+   * own use of the domain's memory, counted as used as Linux counts driver memory. */
+  kernelFramesBytes: number;
   /** The guest kernel's own anonymous memory (its Node heap): accounted beyond the domain's
    * memory, as Xen's per-domain overhead is, so not shown as the guest's. */
   kernelAnonBytes: number;
@@ -32,19 +35,19 @@ export interface MemInfo {
   mapped: number;
 }
 
-/** The domain's memory, in KiB, from its cgroup's view: what the guest's processes hold
- * (anonymous memory, page cache, tmpfs) plus the kernel's frames, out of its `memory`. */
+/** The domain's memory, in KiB: what the guest's processes hold (anonymous memory, page
+ * cache, tmpfs; from its cgroup) plus the kernel's frames, out of its `memory`. */
 export function domainMemInfo(m: MemInfoInput): MemInfo {
   const s = (k: string) => m.stat[k] ?? 0;
   const kib = (bytes: number) => Math.max(0, Math.floor(bytes / KiB));
   const total = Math.max(0, Math.floor(m.totalKiB));
-  // Guest RAM is a file on the host: its touched pages are shmem and mapped page cache of
-  // the cgroup. They are the kernel's memory, not the guest's page cache.
-  const anon = kib(s('rss') + s('rss_huge') - m.kernelAnonBytes);
-  const cached = kib(s('cache') - m.ramResidentBytes);
-  const shmem = Math.min(cached, kib(s('shmem') - m.ramResidentBytes));
-  const mapped = kib(s('mapped_file') - m.ramResidentBytes);
-  const used = anon + cached + kib(m.ramResidentBytes);
+  // Guest RAM is a file on the host: the pages of it the cgroup pays for are shmem, cache
+  // and mapped_file there, but the kernel's frames here.
+  const anon = kib(s('rss') - m.kernelAnonBytes); // rss includes rss_huge
+  const cached = kib(s('cache') - m.ramChargedBytes);
+  const shmem = Math.min(cached, kib(s('shmem') - m.ramChargedBytes));
+  const mapped = kib(s('mapped_file') - m.ramChargedBytes);
+  const used = anon + cached + kib(m.kernelFramesBytes);
   const free = Math.max(0, total - used);
   // Page cache other than tmpfs can be dropped: that is what a new program could still get.
   const available = Math.min(total, free + (cached - shmem));

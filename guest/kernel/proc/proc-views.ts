@@ -46,6 +46,8 @@ export interface ProcViewsOptions {
   /** start_info's command line and page count. */
   cmdline: string;
   nrPages: number;
+  /** The kernel's frame allocator: frames it has not given out are the guest's free RAM. */
+  pages: { readonly available: number };
   /** Where the files are served in the kernel's mount namespace (default /run/xenode/proc). */
   dir?: string;
   log?: (msg: string) => void;
@@ -144,7 +146,8 @@ export async function startProcViews(opts: ProcViewsOptions): Promise<ProcViews>
       generate: async () => {
         const m = await memoryStat();
         const totalKiB = Math.min(m.reservationKiB, opts.nrPages * 4);
-        return meminfoText({ totalKiB, stat: m.stat, ramResidentBytes: m.ramResidentBytes, kernelAnonBytes: kernelAnonBytes() });
+        const kernelFramesBytes = (opts.nrPages - opts.pages.available) * 4096;
+        return meminfoText({ totalKiB, stat: m.stat, ramChargedBytes: m.ramChargedBytes, kernelFramesBytes, kernelAnonBytes: kernelAnonBytes() });
       },
     },
     { name: 'cpuinfo', generate: () => cpuinfoText(cpuTemplate, vcpus) },
