@@ -1,7 +1,7 @@
 // Scheduling and memory as a user checks them: pause really stops CPU time, mem-set moves
 // the cgroup limit and memory/target, vcpu-pin moves the domain's cpuset (one host CPU per
-// vCPU until pinned), vcpu-set the online vCPUs, and sched-credit's weight and cap land in cpu.shares and the CFS quota (and
-// the cap really holds a spinning guest down).
+// vCPU until pinned), vcpu-set the online vCPUs, and sched-credit's weight and cap land in
+// cpu.shares and the CFS quota (and the cap really holds a spinning guest down).
 import { cpus } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Instance, shouldSkip } from '../helpers/instance.js';
