@@ -115,12 +115,28 @@ async function onlineVcpus(xs: XsClient, home: string): Promise<number> {
   return Math.max(1, states.filter((s) => s === 'online').length);
 }
 
+/** Seconds since the domain booted. The jailer gives the domain a time namespace whose boot
+ * clock starts with it, so the guest's process start times (/proc/PID/stat) count from
+ * there: read that clock once, before anything is bound over /proc, and run on from it with
+ * the kernel's own monotonic clock. Without a time namespace, the kernel's own start. */
+function bootClock(): () => number {
+  let base = 0;
+  try {
+    if (/^boottime\s+-\d+/m.test(readFileSync('/proc/self/timens_offsets', 'latin1'))) {
+      base = Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]) - process.uptime();
+    }
+  } catch {
+    /* no time namespaces on this host */
+  }
+  return () => process.uptime() + base;
+}
+
 export async function startProcViews(opts: ProcViewsOptions): Promise<ProcViews> {
   const log = opts.log ?? (() => {});
   const dir = opts.dir ?? DEFAULT_PROC_VIEWS_DIR;
   // Read before anything is bound over /proc: the host's CPU model, once.
   const cpuTemplate = firstCpuBlock(readFileSync('/proc/cpuinfo', 'latin1'));
-  const bootMs = Date.now() - process.uptime() * 1000;
+  const uptime = bootClock();
 
   let vcpus = await onlineVcpus(opts.xs, opts.home);
   const watchToken = 'procviews-cpu';
@@ -137,7 +153,6 @@ export async function startProcViews(opts: ProcViewsOptions): Promise<ProcViews>
 
   const memoryStat = coalesced(() => opts.hc.invoke<DomainMemoryStat>('memory.stat'));
   const runstate = coalesced(() => opts.hc.invoke<DomainCpuStat>('vcpu.runstate'));
-  const uptime = () => process.uptime();
 
   const files: GeneratedFile[] = [
     { name: 'cmdline', generate: () => cmdlineText(opts.cmdline) },
@@ -157,7 +172,7 @@ export async function startProcViews(opts: ProcViewsOptions): Promise<ProcViews>
         const r = await runstate();
         const tasks = scanTasks();
         const perCpu = vcpuTimes(r.runningNs, r.userTicks, r.systemTicks, uptime());
-        return statText({ perCpu, btime: bootMs / 1000, processes: lastPid(), running: tasks.running, blocked: tasks.blocked });
+        return statText({ perCpu, btime: Date.now() / 1000 - uptime(), processes: lastPid(), running: tasks.running, blocked: tasks.blocked });
       },
     },
     {
