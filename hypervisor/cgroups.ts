@@ -7,6 +7,9 @@
 //   pids     a guest that forks without end stops at pids.max
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseCpuList } from '../common/cpu-list.js';
+
+export { parseCpuList };
 
 const ROOT = '/sys/fs/cgroup';
 const CONTROLLERS = ['freezer', 'memory', 'cpu', 'cpuset', 'cpuacct', 'pids'] as const;
@@ -237,15 +240,3 @@ export function hostCpus(): number[] {
   return parseCpuList(read(join(ROOT, 'cpuset', 'cpuset.cpus')));
 }
 
-/** "0-3,5" -> [0,1,2,3,5] */
-export function parseCpuList(s: string): number[] {
-  const out: number[] = [];
-  for (const part of s.split(',').map((x) => x.trim()).filter(Boolean)) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
-    if (!m) throw new Error(`bad CPU list "${s}"`);
-    const a = Number(m[1]);
-    const b = m[2] !== undefined ? Number(m[2]) : a;
-    for (let i = a; i <= b; i++) out.push(i);
-  }
-  return out;
-}

@@ -1,13 +1,13 @@
-// Which host CPUs a domain's vCPUs run on when its config pins nothing (no `cpus=`, no
-// `xl vcpu-pin`): one host CPU per online vCPU, the least used ones. The domain's cpuset is
-// then as wide as its vCPU count, so the guest's sched_getaffinity (what `nproc`, Python's
+// Which host CPUs a domain's vCPUs are on when its config pins nothing (no `cpus=`, no
+// `xl vcpu-pin`): one host CPU per online vCPU, the least used ones. The guest kernel
+// confines its userland to them, so the guest's sched_getaffinity (what `nproc`, Python's
 // os.sched_getaffinity and thread-pool sizing read) says how many CPUs the guest has, as a
-// Xen guest's kernel would. Xen places a new domain's vCPUs on the least loaded pCPUs too
-// (sched_init_vcpu's cpumask cycling); here the placement is static, and a domain's CPU time
-// is capped at its vCPUs' worth anyway (cpuLimit in hypervisor.ts).
+// Xen guest's kernel would. Xen places a new domain's vCPUs on the least loaded pCPUs too;
+// here the placement is static, and a domain's CPU time is capped at its vCPUs' worth anyway
+// (cpuLimit in hypervisor.ts).
 
 export interface PlacedDomain {
-  /** Host CPUs the domain may run on now (its cpuset). */
+  /** Host CPUs its vCPUs are on. */
   cpus: number[];
   /** Its online vCPUs: the load it brings, spread over `cpus`. */
   vcpus: number;

@@ -10,10 +10,9 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 
 const PAGE = 4096;
-const PM_PRESENT = 1n << 63n;
-const PM_PFN_MASK = (1n << 55n) - 1n;
 /** Entries read from pagemap at a time (1 MiB: 512 MiB of guest). */
 const CHUNK_ENTRIES = 131072;
+const TWO32 = 2 ** 32;
 
 /** The [start, end) addresses of the mappings of `fileName` in `pid`'s maps. */
 export function mappingsOf(maps: string, fileName: string): [number, number][] {
@@ -35,18 +34,19 @@ export function ramChargedBytes(pid: number, fileName: string, memcgDir: string)
   } catch {
     return 0;
   }
-  const memcg = BigInt(statSync(memcgDir).ino);
+  const memcg = statSync(memcgDir).ino; // inode numbers of cgroup dirs fit in 32 bits
   const pagemap = openSync(`/proc/${pid}/pagemap`, 'r');
   const kpagecgroup = openSync('/proc/kpagecgroup', 'r');
   try {
     let pages = 0;
-    const entries = new BigUint64Array(CHUNK_ENTRIES);
-    const owners = new BigUint64Array(512);
-    const countRun = (first: bigint, n: number) => {
+    // 64-bit entries read as (low, high) 32-bit halves: no BigInt per page.
+    const entries = new Uint32Array(CHUNK_ENTRIES * 2);
+    const owners = new Uint32Array(1024);
+    const countRun = (first: number, n: number) => {
       for (let done = 0; done < n; ) {
-        const k = Math.min(n - done, owners.length);
-        const got = readSync(kpagecgroup, owners, 0, k * 8, Number((first + BigInt(done)) * 8n)) / 8;
-        for (let i = 0; i < got; i++) if (owners[i] === memcg) pages++;
+        const k = Math.min(n - done, owners.length / 2);
+        const got = readSync(kpagecgroup, owners, 0, k * 8, (first + done) * 8) / 8;
+        for (let i = 0; i < got; i++) if (owners[2 * i] === memcg && owners[2 * i + 1] === 0) pages++;
         if (got < k) return;
         done += k;
       }
@@ -56,18 +56,19 @@ export function ramChargedBytes(pid: number, fileName: string, memcgDir: string)
         const want = Math.min(CHUNK_ENTRIES, end / PAGE - at);
         const got = readSync(pagemap, entries, 0, want * 8, at * 8) / 8;
         // Runs of present pages with consecutive frames: one kpagecgroup read each.
-        let runStart = -1n;
+        let runStart = -1;
         let runLen = 0;
         for (let i = 0; i < got; i++) {
-          const e = entries[i]!;
-          const pfn = e & PM_PRESENT ? e & PM_PFN_MASK : -1n;
-          if (pfn >= 0n && runLen > 0 && pfn === runStart + BigInt(runLen)) {
+          const hi = entries[2 * i + 1]!;
+          // Bit 63: present; bits 0-54: the frame.
+          const pfn = hi & 0x80000000 ? entries[2 * i]! + (hi & 0x7fffff) * TWO32 : -1;
+          if (pfn >= 0 && runLen > 0 && pfn === runStart + runLen) {
             runLen++;
             continue;
           }
           if (runLen > 0) countRun(runStart, runLen);
           runStart = pfn;
-          runLen = pfn >= 0n ? 1 : 0;
+          runLen = pfn >= 0 ? 1 : 0;
         }
         if (runLen > 0) countRun(runStart, runLen);
       }

@@ -131,10 +131,13 @@ export interface DomainMemoryStat {
 }
 
 /** `vcpu.runstate`: the caller's own CPU time, for its /proc/stat and /proc/uptime
- * (VCPUOP_get_runstate_info's "running" time). */
+ * (VCPUOP_get_runstate_info's "running" time), and where its vCPUs are. */
 export interface DomainCpuStat {
-  /** Running time of each online vCPU (ns): the host CPUs of the domain's cpuset in order. */
+  /** Running time of each online vCPU (ns): the domain's time shared out evenly. */
   runningNs: number[];
+  /** The host CPUs of its vCPUs (one per online vCPU unless pinned): the CPUs its kernel
+   * lets its userland run on, so sched_getaffinity (nproc) counts the vCPUs. */
+  cpus: number[];
   /** The domain's user and system time, USER_HZ ticks. */
   userTicks: number;
   systemTicks: number;

@@ -72,6 +72,8 @@ describe.skipIf(shouldSkip() || !existsSync('/dev/fuse'))('a FUSE directory of g
     expect(r.code).not.toBe(0);
     expect(r.err).toMatch(/Input\/output error/);
     expect(log.join('\n')).toMatch(/broken: no numbers today/);
+    await sh(`cat ${dir}/broken; cat ${dir}/broken`);
+    expect(log.filter((l) => l.includes('no numbers today'))).toHaveLength(1); // said once
   });
 
   it('closing while a reader waits ends its read with an error, and the mount is gone', async () => {

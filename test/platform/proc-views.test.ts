@@ -1,8 +1,8 @@
 // A guest's /proc describes its domain, as a user inside checks it: `free` shows the domain's
 // memory and follows `xl mem-set` and what the guest's programs hold, `nproc` and cpuinfo
-// count its vCPUs, /proc/cmdline is its command line, /proc/uptime starts at its boot,
-// /proc/partitions lists its disks, `top` reads them all, and a non-root guest user can read
-// every file but write none.
+// count its vCPUs, /proc/cmdline is its command line, /proc/uptime (and ps's process times)
+// start at its boot, /proc/partitions lists its disks, `top` reads them all, and a non-root
+// guest user can read every file but write none.
 import { readFileSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -52,6 +52,9 @@ describe.skipIf(shouldSkip())("a guest's /proc shows its domain", () => {
     expect(idle).toBeLessThanOrEqual(up! * 1 + 0.01); // one vCPU: idle can never exceed uptime
     const hostUp = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
     if (hostUp > sinceCreate + 60) expect(up).toBeLessThan(hostUp - 30);
+    // Process start times count from the same boot (the domain's time namespace): ps's
+    // ELAPSED of a process just started is 0-1 s, not the host's uptime or a wrapped number.
+    expect((await run('one', 'sleep 5 & ps -o etime= -p $!; kill $!')).trim()).toMatch(/^00:0[01]$/);
   });
 
   it('/proc/cmdline is the guest\'s command line', async () => {
@@ -83,9 +86,13 @@ describe.skipIf(shouldSkip())("a guest's /proc shows its domain", () => {
     expect(await memTotalKiB('one')).toBe(128 * 1024);
   });
 
-  it('nproc, cpuinfo and /proc/stat count the vCPUs; the domain runs on that many host CPUs', async () => {
+  it('nproc, cpuinfo and /proc/stat count the vCPUs; the guest\'s programs run on that many host CPUs', async () => {
     expect((await run('one', 'nproc; grep -c ^processor /proc/cpuinfo; grep -c "^cpu[0-9]" /proc/stat')).trim().split(/\s+/)).toEqual(['1', '1', '1']);
-    expect(cgRead(xn, 'cpuset', one, 'cpuset.cpus')).toMatch(/^\d+$/);
+    // The programs are on one CPU; the guest kernel (PID 1) keeps the domain's whole cpuset.
+    const allowed = (await run('one', 'grep Cpus_allowed_list /proc/1/status /proc/$$/status')).replace(/\s+/g, ' ');
+    const all = cgRead(xn, 'cpuset', one, 'cpuset.cpus');
+    expect(allowed).toContain(`/proc/1/status:Cpus_allowed_list: ${all}`);
+    expect(allowed).toMatch(/\/proc\/\d+\/status:Cpus_allowed_list: \d+ ?$/);
     // nproc is the affinity, which cannot hold more CPUs than the host has; the counts that
     // come from /proc (getconf, Python's os.cpu_count) say 2 whatever the host.
     const two = (await run('two', 'nproc; grep -c ^processor /proc/cpuinfo; getconf _NPROCESSORS_ONLN; python3 -c "import os; print(os.cpu_count())"')).trim().split(/\s+/);

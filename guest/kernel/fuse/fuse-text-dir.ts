@@ -98,6 +98,7 @@ export class FuseTextDir {
   private readonly byName = new Map<string, number>();
   private readonly open = new Map<bigint, OpenFile>();
   private nextFh = 1n;
+  private readonly lastError = new Map<string, string>();
   private readonly rx = new Uint8Array(Math.max(FUSE_MIN_READ_BUFFER, FUSE_IN_HEADER_SIZE + 80 + MAX_WRITE) + 4096);
   private readonly rxView = new DataView(this.rx.buffer);
   private readonly ih: FuseInHeader = { len: 0, opcode: 0, unique: 0n, nodeid: 0n, uid: 0, gid: 0, pid: 0 };
@@ -332,7 +333,10 @@ export class FuseTextDir {
       if (text.length > MAX_TEXT_BYTES) throw new Error(`${text.length} bytes is more than ${MAX_TEXT_BYTES}`);
       return text;
     } catch (e) {
-      this.opts.log?.(`${this.dir}/${file.name}: ${(e as Error).message}`);
+      // Once per new reason: a reader looping on a broken file must not flood the console.
+      const why = (e as Error).message;
+      if (this.lastError.get(file.name) !== why) this.opts.log?.(`${this.dir}/${file.name}: ${why}`);
+      this.lastError.set(file.name, why);
       throw e;
     }
   }

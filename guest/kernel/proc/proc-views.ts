@@ -12,6 +12,7 @@
 //   uptime      since the domain's kernel started; idle = vCPU time not spent running
 //   loadavg     Linux's averages over the domain's own runnable tasks
 //   partitions  the kernel's block-device table (block/block-devices.ts)
+// and keeps the guest's programs on its vCPUs' CPUs, so `nproc` counts them too.
 //
 // The kernel must never read these files itself with a blocking call (it would wait on its
 // own event loop): nothing here does after the mount, and the binds go through O_PATH
@@ -24,8 +25,10 @@ import type { HypercallClient } from '../../../drivers/hypercall/channel.js';
 import type { DomainCpuStat, DomainMemoryStat } from '../../../drivers/hypercall/ops.js';
 import type { XsClient } from '../../../drivers/xenstore/client.js';
 import { blockDevices } from '../block/block-devices.js';
+import { parseCmdline } from '../cmdline.js';
 import { FuseTextDir, type GeneratedFile } from '../fuse/fuse-text-dir.js';
 import { LOAD_FREQ_MS, LoadAverage } from './load-average.js';
+import { UserlandAffinity } from './userland-affinity.js';
 import {
   cmdlineText,
   cpuinfoText,
@@ -102,10 +105,11 @@ function lastPid(): number {
   }
 }
 
-/** The kernel's own anonymous memory (its Node heap), from its procfs status. */
+/** The kernel's own anonymous memory (its Node heap): resident less file-backed and shared
+ * pages, from its procfs statm (cheaper than status). */
 function kernelAnonBytes(): number {
-  const m = /^RssAnon:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'latin1'));
-  return m ? Number(m[1]) * 1024 : 0;
+  const [, resident, shared] = readFileSync('/proc/self/statm', 'latin1').split(' ').map(Number);
+  return Math.max(0, (resident! - shared!) * 4096);
 }
 
 /** Online vCPUs, as Linux's Xen CPU hotplug driver reads them: cpu/<n>/availability. */
@@ -123,7 +127,9 @@ function bootClock(): () => number {
   let base = 0;
   try {
     if (/^boottime\s+-\d+/m.test(readFileSync('/proc/self/timens_offsets', 'latin1'))) {
-      base = Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]) - process.uptime();
+      // /proc/uptime truncates to 1/100 s: add it back, or a program started in the last
+      // hundredth would seem to start after "now" (ps's ELAPSED would wrap).
+      base = Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]) + 0.01 - process.uptime();
     }
   } catch {
     /* no time namespaces on this host */
@@ -138,10 +144,29 @@ export async function startProcViews(opts: ProcViewsOptions): Promise<ProcViews>
   const cpuTemplate = firstCpuBlock(readFileSync('/proc/cpuinfo', 'latin1'));
   const uptime = bootClock();
 
+  const memoryStat = coalesced(() => opts.hc.invoke<DomainMemoryStat>('memory.stat'));
+  const runstate = coalesced(() => opts.hc.invoke<DomainCpuStat>('vcpu.runstate'));
+
+  // The guest's programs on its vCPUs' CPUs (userland-affinity.ts): init, spawned right after
+  // this resolves, starts there; tasks that escaped are set within a second.
+  // xenode.vcpu_affinity=0 on the command line leaves them the whole cpuset (docs say what
+  // confining costs a latency-bound program on a busy host).
+  const confine = parseCmdline(opts.cmdline).params['xenode.vcpu_affinity'] !== '0';
+  const affinity = new UserlandAffinity(log);
+  if (confine) affinity.setCpus(
+    await runstate().then(
+      (r) => r.cpus,
+      (e) => (log(`proc: the vCPUs' CPUs are not known, programs keep the whole cpuset: ${(e as Error).message}`), []),
+    ),
+  );
+  affinity.start();
+
   let vcpus = await onlineVcpus(opts.xs, opts.home);
   const watchToken = 'procviews-cpu';
   await opts.xs.watch(`${opts.home}/cpu`, watchToken, () => {
     void onlineVcpus(opts.xs, opts.home).then((n) => (vcpus = n));
+    // xl vcpu-set: the hypervisor placed the vCPUs anew before the toolstack wrote xenstore.
+    if (confine) void opts.hc.invoke<DomainCpuStat>('vcpu.runstate').then((r) => affinity.setCpus(r.cpus), () => {});
   });
 
   const load = new LoadAverage();
@@ -150,9 +175,6 @@ export async function startProcViews(opts: ProcViewsOptions): Promise<ProcViews>
     load.sample(t.running + t.blocked);
   }, LOAD_FREQ_MS);
   sampler.unref();
-
-  const memoryStat = coalesced(() => opts.hc.invoke<DomainMemoryStat>('memory.stat'));
-  const runstate = coalesced(() => opts.hc.invoke<DomainCpuStat>('vcpu.runstate'));
 
   const files: GeneratedFile[] = [
     { name: 'cmdline', generate: () => cmdlineText(opts.cmdline) },
@@ -204,8 +226,10 @@ export async function startProcViews(opts: ProcViewsOptions): Promise<ProcViews>
     for (const h of handles) await h.handle.close().catch(() => {});
     fs.close();
     clearInterval(sampler);
+    affinity.stop();
     throw e;
   }
+  affinity.confineNextSpawns();
 
   return {
     files: files.map((f) => ({ name: f.name, source: fs.path(f.name) })),
@@ -222,6 +246,7 @@ export async function startProcViews(opts: ProcViewsOptions): Promise<ProcViews>
     },
     close() {
       clearInterval(sampler);
+      affinity.stop();
       void opts.xs.unwatch(`${opts.home}/cpu`, watchToken).catch(() => {});
       fs.close(); // aborts the connection first: nothing below can wait on us
       for (const target of bound.splice(0)) {
