@@ -218,6 +218,10 @@ export function removeParentGroups(group: string): void {
   }
 }
 
+export function hostCpus(): number[] {
+  return parseCpuList(read(join(ROOT, 'cpuset', 'cpuset.cpus')));
+}
+
 function readOr(path: string): string {
   try {
     return read(path);
@@ -235,8 +239,3 @@ export function parseKeyValues(text: string): Record<string, number> {
   }
   return out;
 }
-
-export function hostCpus(): number[] {
-  return parseCpuList(read(join(ROOT, 'cpuset', 'cpuset.cpus')));
-}
-
