@@ -8,6 +8,9 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DelegatedCgroups } from './delegated-cgroups.js';
+import { parseCpuList } from '../common/cpu-list.js';
+
+export { parseCpuList };
 
 const ROOT = '/sys/fs/cgroup';
 const CONTROLLERS = ['freezer', 'memory', 'cpu', 'cpuset', 'cpuacct', 'pids'] as const;
@@ -119,6 +122,25 @@ export class DomainCgroup {
     }
   }
 
+  /** The domain's memory cgroup directory. */
+  get memoryDir(): string {
+    return this.dirs.memory;
+  }
+
+  /** memory.stat as numbers (bytes and counts): what the domain's pages are (anon, page
+   * cache, shmem, mapped, dirty ...), for the guest's own /proc/meminfo. Empty when gone. */
+  memoryStat(): Record<string, number> {
+    return parseKeyValues(readOr(join(this.dirs.memory, 'memory.stat')));
+  }
+
+  /** CPU time per host CPU (ns, indexed by host CPU) and the user/system split (USER_HZ
+   * ticks) from cpuacct, for the guest's own /proc/stat. */
+  cpuStat(): { perCpuNs: number[]; userTicks: number; systemTicks: number } {
+    const perCpuNs = readOr(join(this.dirs.cpuacct, 'cpuacct.usage_percpu')).split(/\s+/).filter(Boolean).map(Number);
+    const st = parseKeyValues(readOr(join(this.dirs.cpuacct, 'cpuacct.stat')));
+    return { perCpuNs, userTicks: st.user ?? 0, systemTicks: st.system ?? 0 };
+  }
+
   /** Credit weight (1..65535) to cpu.shares. */
   setWeight(weight: number): void {
     write(join(this.dirs.cpu, 'cpu.shares'), String(Math.max(2, weight * SHARES_PER_WEIGHT)));
@@ -206,15 +228,20 @@ export function hostCpus(): number[] {
   return parseCpuList(read(join(ROOT, 'cpuset', 'cpuset.cpus')));
 }
 
-/** "0-3,5" -> [0,1,2,3,5] */
-export function parseCpuList(s: string): number[] {
-  const out: number[] = [];
-  for (const part of s.split(',').map((x) => x.trim()).filter(Boolean)) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
-    if (!m) throw new Error(`bad CPU list "${s}"`);
-    const a = Number(m[1]);
-    const b = m[2] !== undefined ? Number(m[2]) : a;
-    for (let i = a; i <= b; i++) out.push(i);
+function readOr(path: string): string {
+  try {
+    return read(path);
+  } catch {
+    return '';
+  }
+}
+
+/** "key value" lines (memory.stat, cpuacct.stat) to a record; lines that are not are skipped. */
+export function parseKeyValues(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const m = /^(\w+)\s+(\d+)$/.exec(line.trim());
+    if (m) out[m[1]!] = Number(m[2]);
   }
   return out;
 }

@@ -31,6 +31,13 @@ export class Domain {
   weight = 256;
   cap = 0;
   vcpuAffinity: number[][];
+  /** True once the config's `cpus=` or `xl vcpu-pin` chose the vCPUs' CPUs; until then the
+   * hypervisor places them (hypervisor/cpu-placement.ts). */
+  affinityGiven = false;
+  /** The host CPUs the domain's vCPUs are on: its userland's affinity. */
+  vcpuCpus: number[] = [];
+  /** The last count of its RAM its memory cgroup pays for (hypervisor.ts ramCharged). */
+  ramCharge: { atMs: number; bytes: number } | null = null;
   timer: NodeJS.Timeout | null = null;
   /** 'pv' or 'hvm' (docs/hvm.md). */
   kind: 'pv' | 'hvm' = 'pv';

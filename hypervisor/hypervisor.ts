@@ -11,6 +11,8 @@ import {
   SHUTDOWN_CODES,
   VIRQ,
   type CreateDomainArgs,
+  type DomainCpuStat,
+  type DomainMemoryStat,
   type HvmPlatformInfo,
   type DomainInfo,
   type HostInfo,
@@ -26,6 +28,8 @@ import { kvmAvailable } from './kvm/kvm.js';
 import { KvmDomain } from './kvm/kvm-domain.js';
 import { createGuestRam } from './guest-ram.js';
 import { isOwnKey, ownEntry } from '../common/own-entry.js';
+import { placeVcpus } from './cpu-placement.js';
+import { ramChargedBytes } from './ram-charge.js';
 import type { KvmVmEvent } from './kvm/vm.js';
 
 export class HypercallFault extends Error {
@@ -198,6 +202,30 @@ export class Hypervisor {
     };
   }
 
+  /** How much of the domain's RAM its memory cgroup pays for (ram-charge.ts). It cannot be more
+   * than `atMost` (the cgroup's mapped shmem); the page walk costs about a millisecond per
+   * 128 MiB, so an answer serves for 2 s: the kernel touches new RAM pages rarely. */
+  private ramCharged(d: Domain, atMost: number): number {
+    if (atMost === 0) return 0;
+    const now = Date.now();
+    if (!d.ramCharge || now - d.ramCharge.atMs > 2000) {
+      const pid = this.kernelPid(d);
+      d.ramCharge = { atMs: now, bytes: pid > 0 && d.cgroup ? ramChargedBytes(pid, `xenode-d${d.domid}-ram`, d.cgroup.memoryDir) : 0 };
+    }
+    return Math.min(atMost, d.ramCharge.bytes);
+  }
+
+  /** The guest kernel's host pid: the jailer's one child (0 before it runs or after). */
+  private kernelPid(d: Domain): number {
+    const jailer = d.process?.pid;
+    if (!jailer) return 0;
+    try {
+      return Number(readFileSync(`/proc/${jailer}/task/${jailer}/children`, 'latin1').trim().split(/\s+/)[0]) || 0;
+    } catch {
+      return 0;
+    }
+  }
+
   /** 'r' if any of the domain's tasks is on a CPU or runnable right now, else 'b'. */
   private anyRunnable(d: Domain): boolean {
     for (const pid of d.cgroup?.pids() ?? []) {
@@ -210,6 +238,21 @@ export class Hypervisor {
       }
     }
     return false;
+  }
+
+  /** The domain's cpuset is the union of its vCPUs' affinities (all host CPUs until a config
+   * or `xl vcpu-pin` narrows them); its CPU time is capped at its vCPUs' worth (cpuLimit).
+   * Its vCPUs' own CPUs, which the guest kernel confines its userland to (so nproc counts
+   * the vCPUs), are those affinities once given, else one least-used host CPU per online
+   * vCPU. The kernel itself keeps the whole cpuset: confined to one CPU with its programs,
+   * a 1-vCPU guest's 4 KiB disk reads at queue depth 1 fell to half (docs/architecture.md). */
+  private applyCpuset(d: Domain): void {
+    d.cgroup?.setCpus(union(d.vcpuAffinity));
+    if (d.affinityGiven) d.vcpuCpus = union(d.vcpuAffinity);
+    else {
+      const others = [...this.domains.values()].filter((o) => o !== d && o.domid !== 0 && !o.dying).map((o) => ({ cpus: o.vcpuCpus, vcpus: o.onlineVcpus }));
+      d.vcpuCpus = placeVcpus(d.onlineVcpus, this.cpuList, others, d.vcpuCpus);
+    }
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -236,6 +279,7 @@ export class Hypervisor {
       const allowed = args.cpus.filter((c) => this.cpuList.includes(c));
       if (allowed.length === 0) throw fault('EINVAL', `cpus ${args.cpus.join(',')} are not on this host (${this.cpuList.join(',')})`);
       d.vcpuAffinity = d.vcpuAffinity.map(() => [...allowed]);
+      d.affinityGiven = true;
     }
     const kernel = args.kernel as CreateDomainArgs['kernel'] | undefined;
     const linux = kernel?.kind === 'hvm' ? kernel.linux : undefined;
@@ -263,7 +307,7 @@ export class Hypervisor {
       d.cgroup.setMemoryLimit(memoryMiB * 1024 * 1024 + KERNEL_OVERHEAD_BYTES);
       d.cgroup.setWeight(DEFAULT_WEIGHT);
       d.cgroup.setCap(cpuLimit(d, this.cpuList.length));
-      d.cgroup.setCpus(union(d.vcpuAffinity));
+      this.applyCpuset(d);
       if (linux) d.kvm = this.createKvm(d, linux);
     } catch (e) {
       await this.release(d);
@@ -503,6 +547,7 @@ export class Hypervisor {
         const d = this.domain(a.domid);
         d.onlineVcpus = this.int(a.online, 'online vcpus', 1, d.maxVcpus);
         d.cgroup?.setCap(cpuLimit(d, this.cpuList.length));
+        this.applyCpuset(d);
         return { result: null };
       }),
       'domctl.setvcpuaffinity': priv((_c, a) => {
@@ -511,7 +556,8 @@ export class Hypervisor {
         const cpus = (Array.isArray(a.cpus) ? a.cpus : []).filter((c: unknown) => typeof c === 'number' && this.cpuList.includes(c));
         if (cpus.length === 0) throw fault('EINVAL', `no host CPU in ${JSON.stringify(a.cpus)} (host has ${this.cpuList.join(',')})`);
         d.vcpuAffinity[vcpu] = cpus;
-        d.cgroup?.setCpus(union(d.vcpuAffinity));
+        d.affinityGiven = true;
+        this.applyCpuset(d);
         return { result: null };
       }),
       'domctl.scheduler_op': priv((_c, a) => {
@@ -583,6 +629,29 @@ export class Hypervisor {
       'memory.map_self': guest((c) => {
         if (c.memFd < 0) throw fault('ENOMEM', 'this domain has no memory of its own');
         return { result: { bytes: c.memoryMiB * 1048576, nrPages: c.nrPages }, fds: [c.memFd] };
+      }),
+      // The caller's own usage, for the /proc files its kernel serves (docs/architecture.md,
+      // "What a guest's /proc shows"). No argument: a domain can only ask about itself.
+      'memory.stat': guest((c) => {
+        if (!c.cgroup || c.memFd < 0) throw fault('ENOSYS', 'this domain has no memory cgroup');
+        const stat = c.cgroup.memoryStat();
+        const r: DomainMemoryStat = {
+          reservationKiB: c.targetKiB,
+          nrPages: c.nrPages,
+          ramChargedBytes: this.ramCharged(c, Math.min(stat.shmem ?? 0, stat.mapped_file ?? 0)),
+          usageBytes: c.cgroup.memoryUsage(),
+          stat,
+        };
+        return { result: r };
+      }),
+      'vcpu.runstate': guest((c) => {
+        if (!c.cgroup) throw fault('ENOSYS', 'this domain has no cpu cgroup');
+        const { perCpuNs, userTicks, systemTicks } = c.cgroup.cpuStat();
+        // The domain's time, wherever in its cpuset it ran, shared out over its online vCPUs.
+        const total = perCpuNs.reduce((t, ns) => t + ns, 0);
+        const runningNs = Array.from({ length: c.onlineVcpus }, () => Math.floor(total / c.onlineVcpus));
+        const r: DomainCpuStat = { runningNs, userTicks, systemTicks, cpus: c.vcpuCpus };
+        return { result: r };
       }),
       'gnttab.setup_table': guest((c) => {
         if (c.grantFd < 0) throw fault('ENOSYS', 'this domain has no grant table');

@@ -269,6 +269,8 @@ export interface NativeAddon {
   // ---- processes ----
   /** kill(pid, sig) returning false on ESRCH instead of throwing. */
   kill(pid: number, sig: number): boolean;
+  /** sched_setaffinity(tid, cpus) for one thread (0: the caller); false if it is gone. */
+  setAffinity(tid: number, cpus: number[]): boolean;
   /** waitpid(pid, WNOHANG): true when that exited child was collected (PID 1 reaping orphans). */
   reap(pid: number): boolean;
 

@@ -9,7 +9,8 @@
  *    the domain's cgroups (so everything cloned below is accounted there). EOF first: exit 1.
  * 2. clone() into new user, pid, mount, net, uts, ipc and cgroup namespaces (the cgroup
  *    namespace roots the domain at its own cgroups, which is what lets a guest's own init
- *    mount its delegated name=systemd hierarchy: hypervisor/delegated-cgroups.ts).
+ *    mount its delegated name=systemd hierarchy: hypervisor/delegated-cgroups.ts), and a
+ *    time namespace whose boot clock starts at zero, entered at exec.
  * 3. The parent stays host root: it writes the child's uid/gid maps (uid 0 inside = host
  *    uid N), releases the child, forwards SIGTERM/SIGINT/SIGHUP/SIGUSR2 to it and exits
  *    with its status (128+signal if it was killed).
@@ -43,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -341,6 +343,31 @@ static void enter_root(const char *root) {
   if (rmdir("/.oldroot") < 0) die("rmdir /.oldroot");
 }
 
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+/* A time namespace whose boot clock starts now, entered at exec: the guest's processes'
+ * start times (/proc/PID/stat), /proc/stat's btime and the kernel's /proc/uptime then agree,
+ * as on a machine that booted with the domain (ps's STIME and ELAPSED). CLOCK_MONOTONIC is
+ * left alone. A host kernel without time namespaces keeps the host's boot clock. */
+static void boot_clock_from_now(void) {
+  struct timespec now;
+  if (clock_gettime(CLOCK_BOOTTIME, &now) < 0) die("clock_gettime");
+  if (unshare(CLONE_NEWTIME) < 0) {
+    fprintf(stderr, "xenode-jailer: no time namespace (%s): the guest sees the host's boot time\n", strerror(errno));
+    return;
+  }
+  /* The uid change left us undumpable, which makes the files of /proc/self host root's; exec would set
+   * it back anyway (the kernel is not setuid). */
+  if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0) die("prctl(DUMPABLE)");
+  char off[64];
+  int len = snprintf(off, sizeof off, "boottime %lld 0\n", -(long long)now.tv_sec);
+  int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, off, len) != len) die("timens_offsets");
+  close(fd);
+}
+
 static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
 /* Close every fd > 2 except keep[] (sorted), whose close-on-exec flag is cleared. */
@@ -396,6 +423,7 @@ static int child_main(void *arg) {
   close(c->sync_fd);
   umask(022);
   if (sethostname(c->hostname, strlen(c->hostname)) < 0) die("sethostname");
+  boot_clock_from_now();
 
   build_root(c);
   loopback_up();

@@ -115,3 +115,30 @@ export interface HvmPlatformInfo {
   /** The command line the "bootloader" hands the guest kernel (xl.cfg extra/cmdline). */
   cmdline: string;
 }
+
+/** `memory.stat`: the caller's own memory, for its /proc/meminfo. The reservation is the
+ * balloon target (`xl mem-set`), as XENMEM_current_reservation tells a Xen guest; the rest is
+ * what its memory cgroup holds (bytes; memory.stat's keys as the host kernel names them). */
+export interface DomainMemoryStat {
+  reservationKiB: number;
+  /** The domain's RAM, as it booted (start_info nr_pages). */
+  nrPages: number;
+  /** Bytes of the domain's RAM that its own memory cgroup pays for (pages its kernel touched
+   * first): memory.stat counts them as shmem, cache and mapped_file. */
+  ramChargedBytes: number;
+  usageBytes: number;
+  stat: Record<string, number>;
+}
+
+/** `vcpu.runstate`: the caller's own CPU time, for its /proc/stat and /proc/uptime
+ * (VCPUOP_get_runstate_info's "running" time), and where its vCPUs are. */
+export interface DomainCpuStat {
+  /** Running time of each online vCPU (ns): the domain's time shared out evenly. */
+  runningNs: number[];
+  /** The host CPUs of its vCPUs (one per online vCPU unless pinned): the CPUs its kernel
+   * lets its userland run on, so sched_getaffinity (nproc) counts the vCPUs. */
+  cpus: number[];
+  /** The domain's user and system time, USER_HZ ticks. */
+  userTicks: number;
+  systemTicks: number;
+}

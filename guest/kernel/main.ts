@@ -25,6 +25,7 @@ import { handleSysrq } from './sysrq.js';
 import { rootParams } from './boot/root-params.js';
 import { bootOwnRoot, RootMountError, stopOwnRoot, type OwnRoot } from './boot/own-root.js';
 import type { PtyPair } from '../../native/index.js';
+import { startProcViews } from './proc/proc-views.js';
 
 const PAGE = 4096;
 const HYPERCALL_FD = 3;
@@ -163,6 +164,16 @@ async function boot(): Promise<void> {
   };
   await xs.watch(`${home}/console/cols`, 'winsize', () => void resize());
 
+  // The guest's /proc describes the domain (proc/proc-views.ts): bound over the kernel's own
+  // /proc, which the minimal userland shares, and over the fresh /proc of a guest's own OS.
+  let procBinds: { source: string; name: string }[] = [];
+  try {
+    const procViews = await startProcViews({ hc, xs, home, cmdline: si.cmdLine, nrPages: si.nrPages, pages, log: printk });
+    procViews.overmount('/proc');
+    procBinds = procViews.files.map((f) => ({ source: f.source, name: f.name }));
+  } catch (e) {
+    printk(`proc: /proc shows the host, not this domain: ${(e as Error).message}`);
+  }
   const spec = parseCmdline(si.cmdLine);
   const root = rootParams(si.cmdLine);
   if (root) {
@@ -171,7 +182,7 @@ async function boot(): Promise<void> {
       ownRoot = await bootOwnRoot(root, { path: spec.init, argv: spec.argv, env: spec.env }, {
         log: printk,
         memoryBytes: si.nrPages * PAGE,
-        procBinds: [],
+        procBinds,
         onInitExit: (o) => {
           if (!stopping) void shutdown(o.reason, o.reason === 'crash' ? o.message : `init: ${o.reason === 'reboot' ? 'restart' : 'power off'} requested by the guest`);
         },

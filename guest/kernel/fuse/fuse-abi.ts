@@ -1,4 +1,5 @@
-// The FUSE kernel protocol (include/uapi/linux/fuse.h), the part a server of one file needs:
+// The FUSE kernel protocol (include/uapi/linux/fuse.h), the part xenode's servers need (one
+// file for a disk, a directory of generated read-only files for /proc):
 // opcodes, flags and the byte layouts of the structs it reads and writes. Little-endian,
 // as the kernel writes them on x86_64. Pure constants and codecs; no I/O.
 
@@ -27,6 +28,9 @@ export const FUSE_LISTXATTR = 23;
 export const FUSE_REMOVEXATTR = 24;
 export const FUSE_FLUSH = 25;
 export const FUSE_INIT = 26;
+export const FUSE_OPENDIR = 27;
+export const FUSE_READDIR = 28;
+export const FUSE_RELEASEDIR = 29;
 export const FUSE_ACCESS = 34;
 export const FUSE_INTERRUPT = 36; // no reply
 export const FUSE_DESTROY = 38;
@@ -62,12 +66,19 @@ export const FUSE_ATTR_SIZE = 88;
 export const FUSE_ATTR_OUT_SIZE = 16 + FUSE_ATTR_SIZE; // 104
 export const FUSE_INIT_OUT_SIZE = 64;
 export const FUSE_OPEN_OUT_SIZE = 16;
+/** fuse_entry_out: nodeid, generation, entry_valid, attr_valid, their nsecs, then the attr. */
+export const FUSE_ENTRY_OUT_SIZE = 40 + FUSE_ATTR_SIZE; // 128
+/** fuse_dirent without its name: ino, off, namelen, type. */
+export const FUSE_DIRENT_SIZE = 24;
 export const FUSE_WRITE_OUT_SIZE = 8;
 export const FUSE_STATFS_OUT_SIZE = 80;
 /** in_header + fuse_write_in: where a WRITE's data starts. */
 export const FUSE_WRITE_DATA_OFFSET = FUSE_IN_HEADER_SIZE + 40;
 
 // ---- errno values the server answers with (negated in the reply) ----
+export const EPERM = 1;
+export const ENOTDIR = 20;
+export const ENFILE = 23;
 export const ENOENT = 2;
 export const EIO = 5;
 export const EACCES = 13;
@@ -80,6 +91,10 @@ export const EOPNOTSUPP = 95;
 export const ENOMEDIUM = 123;
 
 export const S_IFREG = 0o100000;
+export const S_IFDIR = 0o040000;
+/** d_type values of a dirent. */
+export const DT_DIR = 4;
+export const DT_REG = 8;
 
 /** struct fuse_in_header, decoded. */
 export interface FuseInHeader {
@@ -146,6 +161,9 @@ export function encodeAttr(v: DataView, o: number, a: FuseAttr): void {
 export const IN = {
   init: { major: 40, minor: 44, maxReadahead: 48, flags: 52 },
   open: { flags: 40 },
+  /** LOOKUP's body is the name, NUL-terminated. */
+  lookup: { name: 40 },
+  release: { fh: 40 },
   read: { fh: 40, offset: 48, size: 56, readFlags: 60, flags: 72 },
   write: { fh: 40, offset: 48, size: 56, writeFlags: 60, flags: 72 },
   fsync: { fh: 40, fsyncFlags: 48 },
