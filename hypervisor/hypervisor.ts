@@ -22,13 +22,14 @@ import { bootDir, cgroupName, domainRootDir } from '../common/paths.js';
 import { DomainCgroup, DEFAULT_WEIGHT, hostCpus, removeParentGroups } from './cgroups.js';
 import { ConsoleLog } from './console-log.js';
 import { Domain, GRANT_ENTRIES_PER_FRAME } from './domain.js';
-import { launchDomainKernel } from './domain-launcher.js';
+import { launchDomainKernel, uidBaseFor, UID_RANGE } from './domain-launcher.js';
 import { HVM_IOREQ_PAGES } from '../drivers/hypercall/hvm-platform-page.js';
 import { kvmAvailable } from './kvm/kvm.js';
 import { KvmDomain } from './kvm/kvm-domain.js';
 import { createGuestRam } from './guest-ram.js';
 import { isOwnKey, ownEntry } from '../common/own-entry.js';
 import { placeVcpus } from './cpu-placement.js';
+import { abortDomainFuse } from './fuse-connections.js';
 import { ramChargedBytes } from './ram-charge.js';
 import type { KvmVmEvent } from './kvm/vm.js';
 
@@ -452,6 +453,10 @@ export class Hypervisor {
       // process is left a zombie for the host's init to collect after destroy returns.
       d.cgroup?.killAll(d.process.pid);
       if (!(await Promise.race([exited, timeout(1000)]))) {
+        // Still there: a process of the domain waiting on a FUSE request that a killed one
+        // should have answered (fuse-connections.ts). Abort the domain's connections.
+        const aborted = abortDomainFuse(uidBaseFor(d.domid), UID_RANGE);
+        if (aborted) this.log.write(`d${d.domid}: aborted ${aborted} FUSE connection(s) its processes were stuck on`);
         d.process.kill('SIGKILL');
         await Promise.race([exited, timeout(2000)]);
       }
