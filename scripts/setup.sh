@@ -17,6 +17,9 @@ fi
 # HVM on KVM: cpio (scripts/build-hvm-guest.sh packs the initramfs), xz-utils (the engine
 # unpacks a bzImage's xz payload on the host).
 PKGS="xenstore-utils iproute2 util-linux tmux e2fsprogs procps dnsmasq-base iperf3 curl ethtool iputils-ping fuse3 fuse2fs fio genisoimage cpio xz-utils"
+# Guest images (xenode mkimage): fdisk (sfdisk writes --partition tables), busybox-static
+# (--from busybox copies its static binary), debootstrap (--from debian).
+PKGS="$PKGS fdisk busybox-static debootstrap"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

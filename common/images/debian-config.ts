@@ -4,7 +4,7 @@
 // from root= before init starts. Linux containers (LXC's Debian template, systemd-nspawn) make
 // the same changes.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export type DebianInit = 'systemd' | 'sysvinit';
@@ -43,8 +43,10 @@ export function inTree(root: string, cmd: string[], input?: string): void {
   if (r.error || r.status !== 0) throw new Error(`${cmd.join(' ')} in the image failed: ${r.error?.message ?? (r.stderr || r.stdout).trim()}`);
 }
 
+/** Writes a file of the tree, replacing (never following) a symlink already at that path. */
 function write(root: string, path: string, text: string): void {
   mkdirSync(join(root, path, '..'), { recursive: true });
+  rmSync(join(root, path), { force: true });
   writeFileSync(join(root, path), text);
 }
 
@@ -101,6 +103,9 @@ p0::powerfail:/sbin/init 0
 `;
 }
 
+/** Changes when configureTree changes, so that trees cached before are built again. */
+export const TREE_CONFIG_VERSION = 2;
+
 /** Changes shared by every image of one cached tree (init, network, size). */
 export function configureTree(root: string, init: DebianInit, network: DebianNetwork): void {
   write(root, 'etc/fstab', FSTAB);
@@ -116,8 +121,8 @@ export function configureTree(root: string, init: DebianInit, network: DebianNet
     // same): fsck and remount of / (the kernel mounted it), unmounting / at shutdown, the RTC.
     for (const s of SYSVINIT_DISABLED) if (existsSync(join(root, 'etc/init.d', s))) inTree(root, ['update-rc.d', s, 'disable']);
     const inittab = join(root, 'etc/inittab');
-    if (!existsSync(inittab)) throw new Error('sysvinit-core did not install /etc/inittab');
-    writeFileSync(inittab, sysvinitInittab(readFileSync(inittab, 'utf8')));
+    if (!lstatSync(inittab, { throwIfNoEntry: false })?.isFile()) throw new Error('sysvinit-core did not install /etc/inittab');
+    write(root, 'etc/inittab', sysvinitInittab(readFileSync(inittab, 'utf8')));
   }
   if (network === 'networkd') {
     write(root, 'etc/network/interfaces', 'auto lo\niface lo inet loopback\n');
@@ -127,6 +132,9 @@ export function configureTree(root: string, init: DebianInit, network: DebianNet
   } else {
     write(root, 'etc/network/interfaces', IFUPDOWN_INTERFACES);
   }
+  // debootstrap copies the host's resolv.conf in; the guest's DHCP client writes its own
+  // (systemd-resolved's symlink, with networkd, stays).
+  if (!lstatSync(join(root, 'etc/resolv.conf'), { throwIfNoEntry: false })?.isSymbolicLink()) write(root, 'etc/resolv.conf', '');
   // Package files apt can fetch again (`apt update`): ~80 MB less in every image.
   for (const dir of ['var/cache/apt/archives', 'var/lib/apt/lists']) {
     const r = spawnSync('find', [join(root, dir), '-maxdepth', '1', '-type', 'f', '-delete']);
@@ -141,6 +149,6 @@ export function configureImage(root: string, hostname: string, rootPassword: str
   if (rootPassword === undefined) inTree(root, ['passwd', '-d', 'root']);
   else inTree(root, ['chpasswd'], `root:${rootPassword}\n`);
   // Empty: systemd makes a new id on the first boot, so two guests from one cache differ.
-  if (existsSync(join(root, 'etc/machine-id'))) writeFileSync(join(root, 'etc/machine-id'), '');
-  if (existsSync(join(root, 'var/lib/dbus/machine-id'))) unlinkSync(join(root, 'var/lib/dbus/machine-id'));
+  if (existsSync(join(root, 'etc/machine-id'))) write(root, 'etc/machine-id', '');
+  rmSync(join(root, 'var/lib/dbus/machine-id'), { force: true });
 }
