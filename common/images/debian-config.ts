@@ -119,7 +119,8 @@ export function configureTree(root: string, init: DebianInit, network: DebianNet
   } else {
     // Boot scripts for hardware a container has not got (LXC's Debian template disables the
     // same): fsck and remount of / (the kernel mounted it), unmounting / at shutdown, the RTC.
-    for (const s of SYSVINIT_DISABLED) if (existsSync(join(root, 'etc/init.d', s))) inTree(root, ['update-rc.d', s, 'disable']);
+    // `remove` (not `disable`, which refuses scripts that only stop, such as umountfs).
+    for (const s of SYSVINIT_DISABLED) if (existsSync(join(root, 'etc/init.d', s))) inTree(root, ['update-rc.d', '-f', s, 'remove']);
     const inittab = join(root, 'etc/inittab');
     if (!lstatSync(inittab, { throwIfNoEntry: false })?.isFile()) throw new Error('sysvinit-core did not install /etc/inittab');
     write(root, 'etc/inittab', sysvinitInittab(readFileSync(inittab, 'utf8')));
