@@ -20,10 +20,11 @@ export function parseNetwork(s: string): DebianNetwork {
 }
 
 /**
- * systemd units that cannot work in a user namespace: kernel-interface mounts the guest's root
- * may not make (debugfs, tracefs, configfs, fusectl, hugetlbfs: none is mountable in a user
- * namespace, so each would fail and leave the system "degraded") and the audit socket (audit is
- * not namespaced). Masked = linked to /dev/null, as `systemctl mask` does.
+ * systemd units that cannot work in a user namespace: mounts of kernel filesystems that are not
+ * mountable there (debugfs and tracefs fail and leave the system "degraded", seen with Debian
+ * 12's systemd 252; configfs, fusectl and hugetlbfs fail the same way where the host exposes
+ * their mount points) and the audit socket (audit is not namespaced). Masked = linked to
+ * /dev/null, as `systemctl mask` does.
  */
 export const MASKED_UNITS = [
   'sys-kernel-debug.mount',
@@ -57,8 +58,8 @@ function link(root: string, path: string, target: string): void {
 }
 
 // Linux mounts / itself from root= (xl's root= or extra=); fstab lists only what else to mount.
-// No root line on purpose: systemd-remount-fs would remount / with its options, and the guest's
-// / carries flags (nosuid, nodev) it may not clear.
+// No line for / (as in LXC's and Docker's Debian images): it would name a device the guest
+// kernel has already mounted, and systemd-remount-fs would remount / with that line's options.
 const FSTAB = `# <file system> <mount point> <type> <options> <dump> <pass>
 # / is mounted by the kernel from root= (xl's root= or extra=), before init runs.
 # Other disks, e.g.: /dev/xvdb /srv ext4 defaults 0 0
