@@ -130,12 +130,14 @@ export function configureTree(root: string, init: DebianInit, network: DebianNet
     write(root, 'etc/network/interfaces', 'auto lo\niface lo inet loopback\n');
     write(root, 'etc/systemd/network/20-eth0.network', NETWORKD_ETH0);
     inTree(root, ['systemctl', 'disable', 'networking.service']);
-    inTree(root, ['systemctl', 'enable', 'systemd-networkd.service', 'systemd-resolved.service']);
+    // Without systemd-resolved (its postinst fails inside debootstrap) networkd configures
+    // addresses and routes but writes no resolv.conf: install it in the guest for DNS.
+    inTree(root, ['systemctl', 'enable', 'systemd-networkd.service']);
   } else {
     write(root, 'etc/network/interfaces', IFUPDOWN_INTERFACES);
   }
   // debootstrap copies the host's resolv.conf in; the guest's DHCP client writes its own
-  // (systemd-resolved's symlink, with networkd, stays).
+  // (a symlink, such as systemd-resolved's, stays).
   if (!lstatSync(join(root, 'etc/resolv.conf'), { throwIfNoEntry: false })?.isSymbolicLink()) write(root, 'etc/resolv.conf', '');
   // Package files apt can fetch again (`apt update`): ~80 MB less in every image.
   for (const dir of ['var/cache/apt/archives', 'var/lib/apt/lists']) {

@@ -42,7 +42,6 @@ function includes(o: DebianOptions): { include: string[]; exclude: string[] } {
     include.push('sysvinit-core');
     exclude.push('systemd-sysv'); // `init` depends on systemd-sysv | sysvinit-core: take the second
   }
-  if (o.network === 'networkd') include.push('systemd-resolved');
   return { include: [...new Set(include)].sort(), exclude };
 }
 
