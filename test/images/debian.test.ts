@@ -1,8 +1,8 @@
 // `xenode mkimage --from debian`: a Debian image from Debian's repository (debootstrap, cached in
 // /var/cache/xenode), configured to boot in xenode's container-style guest. Root only. The first
-// build on a machine takes as long as debootstrap (measured 4-5 minutes on a busy 2-core
-// machine, 80 s of CPU), later ones seconds: so this runs when the cached tree exists, or when
-// XENODE_TEST_DEBIAN=1 asks for the build (not in CI by default: over its 2-minute budget).
+// build on a machine takes as long as debootstrap (measured 111-310 s on a shared 2-core
+// machine, 75-80 s of CPU), later ones seconds: so this runs when the cached tree exists, or
+// when XENODE_TEST_DEBIAN=1 asks for the build (not in CI by default: often over its 2 minutes).
 import { afterAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
