@@ -2,13 +2,12 @@
 // busybox system (`--from busybox`) or Debian from its package repository (`--from debian`),
 // each an ext4 filesystem on the whole disk (root=/dev/xvda) or, with `--partition`, in
 // partition 1 of an MBR or GPT table (root=/dev/xvda1). The pieces are in common/images/.
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBusyboxRoot, busyboxPasswordHash, checkBusybox } from './images/busybox-root.js';
 import { configureImage, parseInit, parseNetwork } from './images/debian-config.js';
-import { cacheDir, checkDebootstrap, debianTree, parsePackages, type DebianOptions } from './images/debian-root.js';
+import { cacheDir, checkDebootstrap, debianTree, parsePackages, type DebianOptions, withOverlay } from './images/debian-root.js';
 import { checkImageTarget, type DiskImageOptions, makeDiskImage } from './images/disk-image.js';
 import { parsePartitionLabel } from './images/partition-table.js';
 
@@ -203,19 +202,10 @@ export function mkimageCommand(argv: string[]): number {
     checkDebootstrap();
     const { tree, cached } = debianTree(a.debian, (s) => process.stdout.write(`${s}\n`));
     const hostname = a.hostname ?? 'debian';
-    const work = join(cacheDir(), `work-${process.pid}`);
-    mkdirSync(cacheDir(), { recursive: true });
-    part = imageFromTree(
-      work,
-      (t) => {
-        const cp = spawnSync('cp', ['-a', '--reflink=auto', tree, t], { encoding: 'utf8' });
-        if (cp.status !== 0) throw new Error(`copying the cached tree failed: ${cp.stderr.trim()}`);
-        configureImage(t, hostname, password);
-      },
-      image,
-      bytes,
-      disk,
-    );
+    part = withOverlay(tree, (view) => {
+      configureImage(view, hostname, password);
+      return makeDiskImage(view, image, bytes, disk);
+    });
     what = `Debian ${a.debian.suite ?? 'system'} (${a.debian.init}, ${a.debian.network}${cached ? ', from the cache' : ''})`;
   }
   process.stdout.write(

@@ -26,6 +26,9 @@ PKGS="$PKGS fuseiso"
 # HVM display: console-setup-linux (the VGA font the stub domain draws text mode with),
 # gvncviewer (gvnccapture) and vncsnapshot (stock VNC clients the display tests connect with).
 PKGS="$PKGS console-setup-linux gvncviewer vncsnapshot"
+# Guest images (xenode mkimage): fdisk (sfdisk writes --partition tables), busybox-static
+# (--from busybox copies its static binary), debootstrap (--from debian).
+PKGS="$PKGS busybox-static debootstrap"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

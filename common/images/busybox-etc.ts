@@ -55,7 +55,7 @@ proc /proc proc nosuid,nodev,noexec 0 0
 `;
 
 // busybox ifupdown: `inet dhcp` runs `udhcpc -R -n -p /var/run/udhcpc.eth0.pid -i eth0`,
-// which calls /usr/share/udhcpc/default.script to apply the lease.
+// which calls /etc/udhcpc/default.script (the path compiled into Debian's busybox) to apply the lease.
 // lo is up already (rcS), so ifup does not try to add 127.0.0.1 a second time.
 const INTERFACES = `auto eth0
 iface eth0 inet dhcp
@@ -113,7 +113,7 @@ export function busyboxFiles(o: BusyboxEtcOptions): RootFile[] {
     { path: 'etc/shadow', text: `root:${o.rootPasswordHash}:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n`, mode: 0o600 },
     { path: 'etc/fstab', text: FSTAB, mode: 0o644 },
     { path: 'etc/network/interfaces', text: INTERFACES, mode: 0o644 },
-    { path: 'usr/share/udhcpc/default.script', text: UDHCPC_SCRIPT, mode: 0o755 },
+    { path: 'etc/udhcpc/default.script', text: UDHCPC_SCRIPT, mode: 0o755 },
     { path: 'etc/profile', text: "export PATH=/sbin:/bin:/usr/sbin:/usr/bin\nexport PS1='\\u@\\h:\\w\\$ '\n", mode: 0o644 },
     { path: 'etc/shells', text: '/bin/sh\n/bin/ash\n', mode: 0o644 },
     { path: 'etc/issue', text: 'busybox on xenode (\\l)\n\n', mode: 0o644 },

@@ -58,7 +58,7 @@ export function checkBusybox(): void {
 /** Fills the empty directory `root` with the busybox system. */
 export function buildBusyboxRoot(root: string, o: BusyboxRootOptions): void {
   checkBusybox();
-  for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc/init.d', 'etc/network/if-pre-up.d', 'etc/network/if-up.d', 'etc/network/if-down.d', 'etc/network/if-post-down.d', 'proc', 'sys', 'dev', 'run', 'mnt', 'home', 'var/log', 'usr/share/udhcpc']) {
+  for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc/init.d', 'etc/network/if-pre-up.d', 'etc/network/if-up.d', 'etc/network/if-down.d', 'etc/network/if-post-down.d', 'proc', 'sys', 'dev', 'run', 'mnt', 'home', 'var/log', 'etc/udhcpc']) {
     mkdirSync(join(root, d), { recursive: true });
   }
   mkdirSync(join(root, 'root'), { mode: 0o700 });

@@ -4,7 +4,7 @@
 // from root= before init starts. Linux containers (LXC's Debian template, systemd-nspawn) make
 // the same changes.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export type DebianInit = 'systemd' | 'sysvinit';
@@ -20,10 +20,11 @@ export function parseNetwork(s: string): DebianNetwork {
 }
 
 /**
- * systemd units that cannot work in a user namespace: kernel-interface mounts the guest's root
- * may not make (debugfs, tracefs, configfs, fusectl, hugetlbfs: none is mountable in a user
- * namespace, so each would fail and leave the system "degraded") and the audit socket (audit is
- * not namespaced). Masked = linked to /dev/null, as `systemctl mask` does.
+ * systemd units that cannot work in a user namespace: mounts of kernel filesystems that are not
+ * mountable there (debugfs and tracefs fail and leave the system "degraded", seen with Debian
+ * 12's systemd 252; configfs, fusectl and hugetlbfs fail the same way where the host exposes
+ * their mount points) and the audit socket (audit is not namespaced). Masked = linked to
+ * /dev/null, as `systemctl mask` does.
  */
 export const MASKED_UNITS = [
   'sys-kernel-debug.mount',
@@ -43,8 +44,10 @@ export function inTree(root: string, cmd: string[], input?: string): void {
   if (r.error || r.status !== 0) throw new Error(`${cmd.join(' ')} in the image failed: ${r.error?.message ?? (r.stderr || r.stdout).trim()}`);
 }
 
+/** Writes a file of the tree, replacing (never following) a symlink already at that path. */
 function write(root: string, path: string, text: string): void {
   mkdirSync(join(root, path, '..'), { recursive: true });
+  rmSync(join(root, path), { force: true });
   writeFileSync(join(root, path), text);
 }
 
@@ -55,8 +58,8 @@ function link(root: string, path: string, target: string): void {
 }
 
 // Linux mounts / itself from root= (xl's root= or extra=); fstab lists only what else to mount.
-// No root line on purpose: systemd-remount-fs would remount / with its options, and the guest's
-// / carries flags (nosuid, nodev) it may not clear.
+// No line for / (as in LXC's and Docker's Debian images): it would name a device the guest
+// kernel has already mounted, and systemd-remount-fs would remount / with that line's options.
 const FSTAB = `# <file system> <mount point> <type> <options> <dump> <pass>
 # / is mounted by the kernel from root= (xl's root= or extra=), before init runs.
 # Other disks, e.g.: /dev/xvdb /srv ext4 defaults 0 0
@@ -101,6 +104,9 @@ p0::powerfail:/sbin/init 0
 `;
 }
 
+/** Changes when configureTree changes, so that trees cached before are built again. */
+export const TREE_CONFIG_VERSION = 2;
+
 /** Changes shared by every image of one cached tree (init, network, size). */
 export function configureTree(root: string, init: DebianInit, network: DebianNetwork): void {
   write(root, 'etc/fstab', FSTAB);
@@ -114,19 +120,25 @@ export function configureTree(root: string, init: DebianInit, network: DebianNet
   } else {
     // Boot scripts for hardware a container has not got (LXC's Debian template disables the
     // same): fsck and remount of / (the kernel mounted it), unmounting / at shutdown, the RTC.
-    for (const s of SYSVINIT_DISABLED) if (existsSync(join(root, 'etc/init.d', s))) inTree(root, ['update-rc.d', s, 'disable']);
+    // `remove` (not `disable`, which refuses scripts that only stop, such as umountfs).
+    for (const s of SYSVINIT_DISABLED) if (existsSync(join(root, 'etc/init.d', s))) inTree(root, ['update-rc.d', '-f', s, 'remove']);
     const inittab = join(root, 'etc/inittab');
-    if (!existsSync(inittab)) throw new Error('sysvinit-core did not install /etc/inittab');
-    writeFileSync(inittab, sysvinitInittab(readFileSync(inittab, 'utf8')));
+    if (!lstatSync(inittab, { throwIfNoEntry: false })?.isFile()) throw new Error('sysvinit-core did not install /etc/inittab');
+    write(root, 'etc/inittab', sysvinitInittab(readFileSync(inittab, 'utf8')));
   }
   if (network === 'networkd') {
     write(root, 'etc/network/interfaces', 'auto lo\niface lo inet loopback\n');
     write(root, 'etc/systemd/network/20-eth0.network', NETWORKD_ETH0);
     inTree(root, ['systemctl', 'disable', 'networking.service']);
-    inTree(root, ['systemctl', 'enable', 'systemd-networkd.service', 'systemd-resolved.service']);
+    // Without systemd-resolved (its postinst fails inside debootstrap) networkd configures
+    // addresses and routes but writes no resolv.conf: install it in the guest for DNS.
+    inTree(root, ['systemctl', 'enable', 'systemd-networkd.service']);
   } else {
     write(root, 'etc/network/interfaces', IFUPDOWN_INTERFACES);
   }
+  // debootstrap copies the host's resolv.conf in; the guest's DHCP client writes its own
+  // (a symlink, such as systemd-resolved's, stays).
+  if (!lstatSync(join(root, 'etc/resolv.conf'), { throwIfNoEntry: false })?.isSymbolicLink()) write(root, 'etc/resolv.conf', '');
   // Package files apt can fetch again (`apt update`): ~80 MB less in every image.
   for (const dir of ['var/cache/apt/archives', 'var/lib/apt/lists']) {
     const r = spawnSync('find', [join(root, dir), '-maxdepth', '1', '-type', 'f', '-delete']);
@@ -141,6 +153,6 @@ export function configureImage(root: string, hostname: string, rootPassword: str
   if (rootPassword === undefined) inTree(root, ['passwd', '-d', 'root']);
   else inTree(root, ['chpasswd'], `root:${rootPassword}\n`);
   // Empty: systemd makes a new id on the first boot, so two guests from one cache differ.
-  if (existsSync(join(root, 'etc/machine-id'))) writeFileSync(join(root, 'etc/machine-id'), '');
-  if (existsSync(join(root, 'var/lib/dbus/machine-id'))) unlinkSync(join(root, 'var/lib/dbus/machine-id'));
+  if (existsSync(join(root, 'etc/machine-id'))) write(root, 'etc/machine-id', '');
+  rmSync(join(root, 'var/lib/dbus/machine-id'), { force: true });
 }

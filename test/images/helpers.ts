@@ -33,7 +33,8 @@ export function stat(image: string, path: string): { type: string; mode: number;
   const m = /Type: (\S+)\s+Mode:\s+(\d+)/.exec(out);
   if (!m) return undefined;
   const owner = /User:\s+(\d+)\s+Group:\s+(\d+)/.exec(out)!;
-  const link = /Fast link dest: "(.*)"/.exec(out)?.[1];
+  // A short target is kept in the inode ("fast link"); a longer one in a data block, which cat reads.
+  const link = m[1] === 'symlink' ? (/Fast link dest: "(.*)"/.exec(out)?.[1] ?? cat(image, path)) : undefined;
   return { type: m[1]!, mode: parseInt(m[2]!, 8), uid: Number(owner[1]), gid: Number(owner[2]), link };
 }
 
