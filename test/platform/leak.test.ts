@@ -18,8 +18,8 @@ import {
 const CYCLES = 100;
 /** Cycles before the RSS baseline: the JIT, heap sizing and first-use caches settle. */
 const WARMUP = 10;
-/** "Flat": the RSS floor (lowest of 10 cycles: garbage collection makes single samples swing
- * by tens of MB) may not rise by this much from just after warm-up to the last 10 cycles;
+/** "Flat": the anonymous RSS floor (lowest of 10 cycles: garbage collection makes single
+ * samples swing) may not rise by this much from just after warm-up to the last 10 cycles;
  * leaking ~100 KiB per cycle would. */
 const RSS_SLACK_KIB = 8 * 1024;
 const VIFNAME = 'xnlkvif0';
@@ -72,7 +72,9 @@ describe.skipIf(shouldSkip())('leak check', () => {
         ).sort()
       : [];
 
-  const rssKiB = (pid: number) => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
+  /** Anonymous RSS (heap, native allocations): what a leak grows. dom0's RSS also counts the
+   * guest RAM it maps (RssShmem), which comes and goes with each guest and with GC. */
+  const rssKiB = (pid: number) => Number(/^RssAnon:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
 
   /** fd targets with the kernel-assigned numbers of pipes/sockets/anon inodes left out: kinds only. */
   const fdKinds = (pid: number) =>
@@ -187,7 +189,7 @@ describe.skipIf(shouldSkip())('leak check', () => {
     const rssEnd = floor(CYCLES - 10);
     console.log(
       `leak check: ${CYCLES} cycles with a vif and a disk in ${(elapsed / 1000).toFixed(1)} s (${Math.round(elapsed / CYCLES)} ms each); ` +
-        `RSS floor, cycles ${WARMUP + 1}-${WARMUP + 10} -> last 10: hypervisor ${rssBase.hv} -> ${rssEnd.hv} KiB, dom0 ${rssBase.d0} -> ${rssEnd.d0} KiB; ` +
+        `anonymous RSS floor, cycles ${WARMUP + 1}-${WARMUP + 10} -> last 10: hypervisor ${rssBase.hv} -> ${rssEnd.hv} KiB, dom0 ${rssBase.d0} -> ${rssEnd.d0} KiB; ` +
         `${before.xenstore.length} xenstore nodes`,
     );
     // Teardown is synchronous with destroy; allow a moment for asynchronous closes anyway.
