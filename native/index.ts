@@ -1,5 +1,5 @@
-// The project's native addon: the host primitives Node cannot reach alone (see
-// ../shared/reference/host-primitives.md). Every function here is a thin, synchronous wrapper
+// The project's native addon: the host primitives Node cannot reach alone (memfd memory shared
+// as SharedArrayBuffers, futexes, eventfd doorbells, SCM_RIGHTS, TAPs, ptys, mounts). Every function here is a thin, synchronous wrapper
 // over one or two syscalls; all policy lives in TypeScript.
 //
 // Errors: a failing syscall throws an Error whose `code` is the errno name ("EBADF", ...)

@@ -1,5 +1,5 @@
 // xenode.node: the host primitives Node cannot reach alone (see native/index.ts for the
-// contract and shared/reference/host-primitives.md for why each one exists).
+// contract and why each one exists).
 //
 // Written against the V8 C++ API (node.h), not Node-API: Node-API in Node 20 cannot wrap
 // external memory in a SharedArrayBuffer, which mapShared needs. The module is
