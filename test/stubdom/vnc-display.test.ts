@@ -73,6 +73,38 @@ describe('VNC display of the standard VGA', () => {
     expect(client.fb[5 * 1024 + 7]).toBe(0x00ff00);
   });
 
+  it('sends a scrolled text screen as CopyRect plus the new line, pixel-exact', async () => {
+    const { cpu, client, server } = await setup();
+    const paint = (first: number) => {
+      for (let r = 0; r < 25; r++) {
+        const line = `line ${first + r} of the log`.padEnd(80);
+        for (let c = 0; c < 80; c++) cpu.writew(0xb8000 + (r * 80 + c) * 2, 0x0700 | line.charCodeAt(c));
+      }
+      const pos = 24 * 80 + 40; // cursor on the last line, past its text
+      cpu.outw(0x3d4, 0x0e | (pos & 0xff00));
+      cpu.outw(0x3d4, 0x0f | ((pos & 0xff) << 8));
+    };
+    paint(0);
+    await client.waitForText(/^line 24 of the log$/m);
+    paint(1);
+    let text = '';
+    const deadline = Date.now() + 5000;
+    let copies = 0;
+    while (Date.now() < deadline && !/^line 25 of the log/m.test(text)) {
+      client.request(true);
+      copies += (await client.update()).encodings.filter((e) => e === 1).length;
+      text = (await import('../helpers/rfb-client.js')).screenText(client.fb, client.width, client.height);
+    }
+    expect(copies).toBe(1);
+    expect(text.split('\n')[0]).toBe('line 1 of the log');
+    // A fresh viewer's full screen is the same, pixel for pixel.
+    const fresh = await RfbClient.connect(server.port);
+    closers.push(() => fresh.close());
+    fresh.request(false);
+    await fresh.update();
+    expect(Buffer.from(fresh.fb.buffer).equals(Buffer.from(client.fb.buffer))).toBe(true);
+  });
+
   it('turns typed keysyms into PC scan codes at the i8042 (Shift added for capitals)', async () => {
     const { cpu, client, input, m } = await setup();
     client.type('aA\n');
