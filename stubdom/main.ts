@@ -111,6 +111,10 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
   });
   const vncCfg = req.display?.vnc;
   if (!vga || !vncCfg) return reply(id, { result: { started: req.domid } satisfies DmStarted });
+  if (typeof vncCfg.listen !== 'string' || !Number.isInteger(vncCfg.display) || vncCfg.display < 0 || vncCfg.display > 65535 - 5900 || (vncCfg.password !== null && typeof vncCfg.password !== 'string')) {
+    void stop(undefined, req.domid);
+    return reply(id, { error: { errno: 'EINVAL', message: `bad VNC settings for domain ${req.domid}` } });
+  }
   // The display's viewers: keys and pointer go into the queue and ring the device model's
   // doorbell, so the i8042 raises IRQ 1 now rather than at the loop's next bounded wake-up.
   const ring = () => {

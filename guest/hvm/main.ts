@@ -39,7 +39,7 @@ import { IdeBlockDevice } from './drivers/ide-blockdev.js';
 import { Rtl8139 } from './drivers/rtl8139.js';
 import { EthTap } from './net/eth-tap.js';
 import { TapPool } from './net/tap-pool.js';
-import { pvhvmRequested, readPvParams, startPvStack, unplugMask, watchShutdownRequests, xenUnplugEmulated, type PvStack } from './pvhvm.js';
+import { pvhvmRequested, readPvParams, startPvStack, unplugMask, watchConsoleSize, watchShutdownRequests, xenUnplugEmulated, type PvStack } from './pvhvm.js';
 import { StatsWriter } from './stats.js';
 import { VgaTextConsole } from './drivers/vga-text.js';
 import { I8042Keyboard } from './drivers/i8042-kbd.js';
@@ -258,6 +258,8 @@ async function boot(): Promise<void> {
     /* a pty without a size: programs assume 80x24 anyway */
   }
   if (com1) com1.onInput = connectConsolePty(master, (b) => com1.write(b));
+  // With PV drivers, `xl console`'s window size reaches the serial console's tty too.
+  if (pv) await watchConsoleSize(pv, master).catch(() => {});
   // tty1: a login shell on the screen and keyboard, as the default init's getty would give
   // (with init= a program of the user's, the screen shows the console only, as on a PC).
   if (vga && (spec.init === null || spec.init === '/sbin/init')) startVtLogin(vga, kbd, spec.env, () => stopping, printk);

@@ -237,3 +237,15 @@ export async function watchShutdownRequests(pv: PvStack, act: (req: 'poweroff' |
     }, () => {});
   });
 }
+
+/** The serial console's window size from `xl console` (console/rows and console/cols, as the
+ * PV kernel reads them): a serial line cannot carry it, the PV drivers' xenstore can. */
+export async function watchConsoleSize(pv: PvStack, ptyMaster: number): Promise<void> {
+  const home = `/local/domain/${pv.domid}/console`;
+  const resize = async () => {
+    const rows = Number(await pv.xs.read(`${home}/rows`).catch(() => '0'));
+    const cols = Number(await pv.xs.read(`${home}/cols`).catch(() => '0'));
+    if (rows > 0 && cols > 0 && rows < 10000 && cols < 10000) native().setWinsize(ptyMaster, rows, cols);
+  };
+  await pv.xs.watch(`${home}/cols`, 'winsize', () => void resize());
+}

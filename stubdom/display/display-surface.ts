@@ -159,7 +159,10 @@ export class DisplaySurface {
         this.pixels.copyWithin(0, dy * this.width);
         this.cells.copyWithin(0, best * g.cols);
         this.cells.fill(0xffff, (g.rows - best) * g.cols);
-        this.cursorCell = -1; // the cursor moved with the content: redraw both places
+        // The cursor's underline moved up with the pixels: redraw that cell, and the new one.
+        const movedCursor = this.cursorCell - best * g.cols;
+        if (this.cursorCell >= 0 && movedCursor >= 0) this.cells[movedCursor] = 0xffff;
+        this.cursorCell = -1;
         this.scroll = { frame, dy, residual: new Uint8Array(this.tilesX * this.tilesY) };
         this.markRect(0, 0, this.width, this.height - dy, frame);
       }

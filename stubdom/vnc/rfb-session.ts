@@ -52,7 +52,7 @@ export interface SessionOptions {
   onClose(): void;
 }
 
-type State = 'version' | 'security' | 'auth' | 'init' | 'normal' | 'closed';
+type State = 'version' | 'security' | 'auth' | 'failing' | 'init' | 'normal' | 'closed';
 
 export class RfbSession {
   private state: State = 'version';
@@ -122,7 +122,7 @@ export class RfbSession {
     if (this.buf.length > MAX_BUFFERED) return this.fail(`more than ${MAX_BUFFERED} bytes of unparsed input`);
     for (;;) {
       const used = this.step();
-      if (used <= 0 || (this.state as State) === 'closed') break;
+      if (used <= 0 || (this.state as State) === 'closed' || (this.state as State) === 'failing') break;
       this.buf = this.buf.subarray(used);
       if (this.skipCutText > 0) {
         const n = Math.min(this.skipCutText, this.buf.length);
@@ -171,21 +171,20 @@ export class RfbSession {
       case 'auth': {
         if (b.length < CHALLENGE_BYTES) return 0;
         const ok = responseMatches(this.opts.password!, this.challenge!, b.subarray(0, CHALLENGE_BYTES));
-        this.state = 'init';
         if (ok) {
+          this.state = 'init';
           this.opts.authOk();
           this.securityResult(true);
         } else {
           // Answer late, so guessing costs time; the connection then closes.
-          this.state = 'closed';
+          this.state = 'failing';
           const delay = this.opts.failureDelay();
           this.opts.log(`viewer ${this.peer()}: wrong VNC password (answered after ${delay} ms)`);
           setTimeout(() => {
-            this.state = 'init';
+            if (this.state !== 'failing') return; // the viewer went away meanwhile
             this.securityResult(false, 'Authentication failed');
-            this.state = 'closed';
             this.sock.end();
-            this.zrle?.close();
+            this.state = 'closed';
             this.opts.onClose();
           }, delay);
         }

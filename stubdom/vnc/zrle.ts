@@ -55,11 +55,7 @@ export function encodeTiles(src: Uint32Array, stride: number, x: number, y: numb
 
 function encodeTile(px: Uint32Array, w: number, h: number, pf: PixelFormat, cp: number): Buffer {
   const palette = new Map<number, number>();
-  let runs = 0;
-  for (let i = 0; i < px.length; i++) {
-    if (!palette.has(px[i]!) && palette.size < 128) palette.set(px[i]!, palette.size);
-    if (i === 0 || px[i] !== px[i - 1]) runs++;
-  }
+  for (let i = 0; i < px.length; i++) if (!palette.has(px[i]!) && palette.size < 128) palette.set(px[i]!, palette.size);
   const put = (out: Buffer, o: number, v: number) => putPixel(out, o, cpixelValue(toPixel(v, pf), pf), cp, pf.bigEndian);
   if (palette.size === 1) {
     const out = Buffer.alloc(1 + cp);
@@ -84,7 +80,6 @@ function encodeTile(px: Uint32Array, w: number, h: number, pf: PixelFormat, cp: 
       i = j;
     }
   }
-  void runs;
   if (rawSize <= packedSize && rawSize <= rleSize) {
     const out = Buffer.alloc(rawSize);
     out[0] = 0;

@@ -19,6 +19,7 @@ export class RfbClient {
   private waiters: (() => void)[] = [];
   private inflater: Inflate | null = null;
   private closed = false;
+  private pendingUpdate: Promise<boolean> | null = null;
 
   static async connect(port: number, opts: { password?: string; encodings?: number[] } = {}): Promise<RfbClient> {
     const c = new RfbClient();
@@ -208,9 +209,13 @@ export class RfbClient {
   async waitForText(re: RegExp, timeoutMs = 15_000): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     let text = '';
-    this.request(this.updates > 0);
+    // One update read at a time: a slow one is waited for again (here or in the next call),
+    // never read twice; a new request only once the last one was answered.
+    if (!this.pendingUpdate) this.request(this.updates > 0);
     while (Date.now() < deadline) {
-      const got = await Promise.race([this.update().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 1000))]);
+      this.pendingUpdate ??= this.update().then(() => true);
+      const got = await Promise.race([this.pendingUpdate, new Promise<boolean>((r) => setTimeout(() => r(false), 1000))]);
+      if (got) this.pendingUpdate = null;
       text = screenText(this.fb, this.width, this.height);
       if (re.test(text)) return text;
       if (got) this.request(true);

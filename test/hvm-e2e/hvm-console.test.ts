@@ -9,7 +9,7 @@ import { Tmux } from '../helpers/platform.js';
 describe.skipIf(shouldSkip())('xl console of an HVM guest', () => {
   const xn = new Instance('hvmcon');
   const tmux = new Tmux();
-  const hvmConfig = (name: string, serial: string) =>
+  const hvmConfig = (name: string, serial: string, extra: string[] = []) =>
     xn.config(name, [
       `builder = 'hvm'`,
       `name    = '${name}'`,
@@ -18,6 +18,7 @@ describe.skipIf(shouldSkip())('xl console of an HVM guest', () => {
       `serial  = '${serial}'`,
       `vnc     = 1`,
       `on_poweroff = 'destroy'`,
+      ...extra,
       '',
     ].join('\n'));
 
@@ -46,6 +47,25 @@ describe.skipIf(shouldSkip())('xl console of an HVM guest', () => {
     }
     // The guest is still there after the detaches.
     expect((await xn.list()).find((d) => d.name === 'hvmc1')).toBeDefined();
+  });
+
+  it('passes the window size on to a guest with PV drivers (xen_pvhvm=1)', async () => {
+    if (!Tmux.available()) throw new Error('tmux is not installed');
+    await xn.xlOk('create', hvmConfig('hvmc3', 'pty', [`extra = 'xen_pvhvm=1'`]));
+    await xn.waitFor("hvmc3's init", () => /Run .* as init process/.test(xn.consoleLog('hvmc3')), 60_000);
+    tmux.startXl(xn, 'size', 'console', 'hvmc3');
+    tmux.sendKeys('size', '', 'Enter');
+    await xn.waitFor('the prompt in the pane', () => tmux.capture('size').includes('hvmc3:/#'), 10_000);
+    // The size travels xl -> xenstore -> the guest's watch: ask until it has arrived.
+    let asked = 0;
+    await xn.waitFor('the window size in the guest', () => {
+      if (asked++ % 20 === 0) tmux.sendKeys('size', 'stty size', 'Enter');
+      return /^40 160$/m.test(tmux.capture('size'));
+    }, 15_000).catch((e: Error) => {
+      throw new Error(`${e.message.split('\n')[0]}; the pane shows:\n${tmux.capture('size')}`);
+    });
+    tmux.sendKeys('size', 'C-]');
+    await xn.xlOk('destroy', 'hvmc3');
   });
 
   it('says there is no such domain, and only that', async () => {

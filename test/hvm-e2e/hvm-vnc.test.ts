@@ -128,6 +128,14 @@ describe.skipIf(shouldSkip())('HVM display: VGA, i8042 and VNC', () => {
     b.close();
   });
 
+  it('fails the create, naming the port, when vncdisplay is taken and vncunused = 0', async () => {
+    const taken = ports.vnc1! - 5900;
+    const r = await xn.xl('create', hvm('vnc3', [`vncdisplay = ${taken}`, 'vncunused = 0']));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`cannot listen on 127.0.0.1:${ports.vnc1} (display :${taken}): EADDRINUSE`);
+    expect((await xn.list()).map((d) => d.name)).not.toContain('vnc3');
+  });
+
   it('xl vncviewer runs $VNCVIEWER with host:display, or says where to connect', async () => {
     xn.env.VNCVIEWER = 'echo';
     expect((await xn.xlOk('vncviewer', 'vnc1')).trim()).toBe(`127.0.0.1:${ports.vnc1! - 5900}`);

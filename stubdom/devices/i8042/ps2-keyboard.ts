@@ -2,44 +2,35 @@
 // commands a driver sends (reset with its self-test result, identify AB 83, LEDs, scan code set,
 // typematic, enable/disable scanning, echo) and sends key presses in the current scan code set
 // (2 by default; the i8042 translates it to set 1).
-import { ByteQueue } from './byte-queue.js';
+import { Ps2Device, PS2_ACK as ACK, PS2_RESEND as RESEND } from './ps2-device.js';
 import { keyBytes } from './scancodes.js';
 
-const ACK = 0xfa;
-const RESEND = 0xfe;
 const BAT_OK = 0xaa;
-/** Commands whose next byte is their argument. */
-const WITH_ARG = new Set([0xed, 0xf0, 0xf3]);
 
-export class Ps2Keyboard {
-  readonly out = new ByteQueue(256);
+export class Ps2Keyboard extends Ps2Device {
   scancodeSet: 1 | 2 | 3 = 2;
   scanning = true;
   leds = 0;
-  private pending = 0;
   keys = 0;
 
-  /** A byte from the controller (port 0x60 write, or after 0xD4 for the mouse's sibling). */
-  write(b: number): void {
-    if (this.pending) {
-      const cmd = this.pending;
-      this.pending = 0;
-      if (cmd === 0xed) this.leds = b & 7;
-      else if (cmd === 0xf0) {
-        if (b === 0) {
-          this.out.pushAll([ACK, this.scancodeSet]);
-          return;
-        }
-        if (b >= 1 && b <= 3) this.scancodeSet = b as 1 | 2 | 3;
+  constructor() {
+    // LEDs, scan code set, typematic rate take an argument.
+    super(new Set([0xed, 0xf0, 0xf3]));
+  }
+
+  protected argument(cmd: number, b: number): void {
+    if (cmd === 0xed) this.leds = b & 7;
+    else if (cmd === 0xf0) {
+      if (b === 0) {
+        this.out.pushAll([ACK, this.scancodeSet]);
+        return;
       }
-      this.out.push(ACK);
-      return;
+      if (b >= 1 && b <= 3) this.scancodeSet = b as 1 | 2 | 3;
     }
-    if (WITH_ARG.has(b)) {
-      this.pending = b;
-      this.out.push(ACK);
-      return;
-    }
+    this.out.push(ACK);
+  }
+
+  protected command(b: number): void {
     switch (b) {
       case 0xee:
         this.out.push(0xee);
@@ -74,7 +65,7 @@ export class Ps2Keyboard {
     this.scancodeSet = 2;
     this.scanning = true;
     this.leds = 0;
-    this.pending = 0;
+    this.forgetPending();
   }
 
   /** A key went down or up (key = set 1 code, | 0x100 for E0 keys). */

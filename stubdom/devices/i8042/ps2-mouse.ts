@@ -2,36 +2,30 @@
 // bits, dx, dy with y growing upwards), the commands drivers send (reset: AA 00, identify 00,
 // sample rate, resolution, scaling, status request, enable/disable reporting). A VNC viewer's
 // absolute pointer becomes relative motion here.
-import { ByteQueue } from './byte-queue.js';
+import { Ps2Device, PS2_ACK as ACK, PS2_RESEND } from './ps2-device.js';
 
-const ACK = 0xfa;
-const WITH_ARG = new Set([0xe8, 0xf3]);
-
-export class Ps2Mouse {
-  readonly out = new ByteQueue(256);
+export class Ps2Mouse extends Ps2Device {
   reporting = false;
   rate = 100;
   resolution = 2;
   scaling = 1;
-  private pending = 0;
   private buttons = 0;
   private lastX = -1;
   private lastY = -1;
   packets = 0;
 
-  write(b: number): void {
-    if (this.pending) {
-      if (this.pending === 0xf3) this.rate = b;
-      else this.resolution = b & 3;
-      this.pending = 0;
-      this.out.push(ACK);
-      return;
-    }
-    if (WITH_ARG.has(b)) {
-      this.pending = b;
-      this.out.push(ACK);
-      return;
-    }
+  constructor() {
+    // Resolution and sample rate take an argument.
+    super(new Set([0xe8, 0xf3]));
+  }
+
+  protected argument(cmd: number, b: number): void {
+    if (cmd === 0xf3) this.rate = b;
+    else this.resolution = b & 3;
+    this.out.push(ACK);
+  }
+
+  protected command(b: number): void {
     switch (b) {
       case 0xe6:
       case 0xe7:
@@ -70,7 +64,7 @@ export class Ps2Mouse {
         this.out.pushAll([ACK, 0xaa, 0x00]);
         return;
       default:
-        this.out.push(0xfe);
+        this.out.push(PS2_RESEND);
     }
   }
 
@@ -79,7 +73,7 @@ export class Ps2Mouse {
     this.rate = 100;
     this.resolution = 2;
     this.scaling = 1;
-    this.pending = 0;
+    this.forgetPending();
   }
 
   reset(): void {
