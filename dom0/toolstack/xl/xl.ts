@@ -101,12 +101,14 @@ async function consoleMain(argv: string[]): Promise<number> {
     const hvm = long.find((l) => l.domid === domid)?.config?.c_info?.type === 'hvm';
     if ((type === 'serial') !== hvm) throw new XlExit(1, `Unable to attach console\n(${hvm ? 'an HVM' : 'a PV'} guest's console here is its ${hvm ? 'serial line: -t serial' : 'PV console: -t pv'})`);
   } else if (type === 'vuart') throw new XlExit(1, 'Unable to attach console\n(vuart consoles are for ARM guests; xenode has none)');
-  return consoleCmd(dom);
+  return consoleCmd(dom, type);
 }
 extraCommands['console'] = consoleMain;
 
-export async function consoleCmd(dom: string): Promise<number> {
-  const { domid, tty } = await call<{ domid: number; tty: string }>('console', { dom });
+/** Attach to a domain's console; the toolstack picks the primary one (an HVM guest's serial
+ * line, a PV guest's PV console) unless `type` names it. */
+export async function consoleCmd(dom: string, type?: string): Promise<number> {
+  const { domid, tty } = await call<{ domid: number; tty: string }>('console', { dom, type });
   const session = attachConsole(tty, (rows, cols) => {
     void call('console-resize', { dom: String(domid), rows, cols }).catch(() => {});
   });
