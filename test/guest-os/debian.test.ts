@@ -6,7 +6,9 @@
 // the checkout (/var/cache/xenode), so only a machine's first run pays for debootstrap.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { busyboxRoot } from '../helpers/busybox-root.js';
 import { Instance, shouldSkip, XENODE } from '../helpers/instance.js';
 import { TestLan, netShouldSkip } from '../helpers/lan.js';
 import { waitGone } from '../helpers/platform.js';
@@ -115,5 +117,26 @@ describe.skipIf(shouldSkip() || netShouldSkip())('Debian guests booted from thei
     await login(again);
     expect((await xn.xl('shutdown', '-w', 'dsysv')).code).toBe(0);
     expect((await xn.xlOk('list')).includes('dsysv')).toBe(false);
+  });
+
+  it("ip= on the command line configures eth0 before the image's init runs, as Linux's ipconfig does", async () => {
+    // An image with no network configuration of its own: only the command line configures eth0.
+    const tree = busyboxRoot();
+    const bb = join(xn.dir, 'bb-static.img');
+    const r = spawnSync(process.execPath, [XENODE, 'mkimage', tree, bb, '32M'], { encoding: 'utf8' });
+    rmSync(tree, { recursive: true, force: true });
+    expect(r.status, r.stderr).toBe(0);
+    const cfg = xn.config(
+      'bbip',
+      `name = "bbip"\nmemory = 128\nvif = [ 'bridge=${lan.bridge},mac=00:16:3e:de:b0:03' ]\ndisk = [ 'file:${bb},xvda,w' ]\nroot = "/dev/xvda"\nextra = "console=hvc0 ip=198.18.0.77::198.18.0.1:255.254.0.0:bbip:eth0:off"\n`,
+    );
+    await xn.xlOk('create', cfg);
+    const con = new XlConsole(xn, 'bbip').attach();
+    consoles.push(con);
+    await con.waitFor(/IP-Config: Complete/);
+    await con.waitFor(/# $/m, 30_000);
+    expect(await con.run('ip -4 -o addr show eth0')).toContain('198.18.0.77/15');
+    expect(lan.ping('198.18.0.77')).toBe(true);
+    await xn.xlOk('destroy', 'bbip');
   });
 });
