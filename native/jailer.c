@@ -54,6 +54,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define PROGRAM_NAME "xenode-jailer"
+#define FAIL_STATUS 127
+#include "sandbox-util.h"
+
 #define FORWARDED_SIGNALS {SIGTERM, SIGINT, SIGHUP, SIGUSR2}
 #define MAX_TUN_FDS 64
 #define TUN_FD_BASE 4   /* they follow the hypercall socket (fd 3) */
@@ -78,18 +82,6 @@ struct config {
 
 static volatile pid_t child_pid;
 
-/* Report a failed step with errno and exit 127 (_exit: the child shares stdio buffers). */
-static void die(const char *fmt, ...) {
-  int err = errno;
-  char step[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(step, sizeof step, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "xenode-jailer: %s: %s\n", step, strerror(err));
-  _exit(127);
-}
-
 static void usage(const char *why) {
   fprintf(stderr,
           "xenode-jailer: arguments: %s\n"
@@ -106,15 +98,6 @@ static unsigned long parse_num(const char *s, const char *opt) {
   unsigned long v = strtoul(s, &end, 10);
   if (errno || *s < '0' || *s > '9' || *end) usage(opt);
   return v;
-}
-
-static char *xasprintf(const char *fmt, ...) {
-  char *s;
-  va_list ap;
-  va_start(ap, fmt);
-  if (vasprintf(&s, fmt, ap) < 0) die("asprintf");
-  va_end(ap);
-  return s;
 }
 
 /* Path inside the new root (before pivot_root it lives under --root). */

@@ -54,19 +54,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define PROGRAM_NAME "xenode-rootboot"
+#define FAIL_STATUS 126
+#include "sandbox-util.h"
+
 #define CONSOLE_FD 3
 #define MAX_ARGS 256
-
-static void die(const char *fmt, ...) {
-  int err = errno;
-  char step[600];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(step, sizeof step, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "xenode-rootboot: %s: %s\n", step, strerror(err));
-  _exit(126);
-}
 
 static void usage(const char *why) {
   fprintf(stderr,
@@ -76,15 +69,6 @@ static void usage(const char *why) {
           "       xenode-rootboot enter --pid PID -- PROGRAM ARGS...\n",
           why);
   exit(127);
-}
-
-static char *xasprintf(const char *fmt, ...) {
-  char *s;
-  va_list ap;
-  va_start(ap, fmt);
-  if (vasprintf(&s, fmt, ap) < 0) die("asprintf");
-  va_end(ap);
-  return s;
 }
 
 static void xmount(const char *src, const char *dst, const char *type, unsigned long flags,

@@ -26,7 +26,7 @@ import { ipAutoconfig } from '../kernel/net/ipconfig.js';
 import { printk, setConsoleSink } from '../kernel/printk.js';
 import { killAllProcesses, initExitVerdict, startInit, type Userland } from '../kernel/userland.js';
 import { connectConsolePty } from '../kernel/console-pty.js';
-import { bootOwnRoot, RootMountError, stopOwnRoot, type OwnRoot } from '../kernel/boot/own-root.js';
+import { bootOwnRootOrPanic, stopOwnRoot, type OwnRoot } from '../kernel/boot/own-root.js';
 import { hvmRoot } from './boot-root.js';
 import { DiskFiles } from '../kernel/block/disk-files.js';
 import { VcpuRuntime } from './cpu/runtime.js';
@@ -229,20 +229,8 @@ async function boot(): Promise<void> {
   const root = await hvmRoot(cmdline, fw.boot, printk);
   let master: number;
   if (root) {
-    try {
-      ownRoot = await bootOwnRoot(root, { path: spec.init, argv: spec.argv, env: spec.env }, {
-        log: printk,
-        memoryBytes: ram.sizeBytes,
-        procBinds: [],
-        onInitExit: (o) => {
-          if (!stopping) void shutdown(o.reason, o.reason === 'crash' ? o.message : `init: ${o.reason === 'reboot' ? 'restart' : 'power off'} requested by the guest`);
-        },
-      });
-    } catch (e) {
-      if (!(e instanceof RootMountError)) throw e;
-      await shutdown('crash', `Kernel panic - not syncing: ${e.message}`);
-      return;
-    }
+    ownRoot = await bootOwnRootOrPanic(root, spec, { log: printk, memoryBytes: ram.sizeBytes, procBinds: [] }, shutdown);
+    if (!ownRoot) return;
     master = ownRoot.init.pty.master;
   } else {
     userland = startInit(spec, (code, signal) => {

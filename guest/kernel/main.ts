@@ -23,7 +23,7 @@ import { killAllProcesses, initExitVerdict, signalAllBut, startInit, type Userla
 import { connectConsolePty } from './console-pty.js';
 import { handleSysrq } from './sysrq.js';
 import { rootParams } from './boot/root-params.js';
-import { bootOwnRoot, RootMountError, stopOwnRoot, type OwnRoot } from './boot/own-root.js';
+import { bootOwnRootOrPanic, stopOwnRoot, type OwnRoot } from './boot/own-root.js';
 import type { PtyPair } from '../../native/index.js';
 import { startProcViews } from './proc/proc-views.js';
 
@@ -178,20 +178,8 @@ async function boot(): Promise<void> {
   const root = rootParams(si.cmdLine);
   if (root) {
     // root= on the command line: the guest is the OS on that disk (boot/own-root.ts).
-    try {
-      ownRoot = await bootOwnRoot(root, { path: spec.init, argv: spec.argv, env: spec.env }, {
-        log: printk,
-        memoryBytes: si.nrPages * PAGE,
-        procBinds,
-        onInitExit: (o) => {
-          if (!stopping) void shutdown(o.reason, o.reason === 'crash' ? o.message : `init: ${o.reason === 'reboot' ? 'restart' : 'power off'} requested by the guest`);
-        },
-      });
-    } catch (e) {
-      if (!(e instanceof RootMountError)) throw e;
-      await shutdown('crash', `Kernel panic - not syncing: ${e.message}`);
-      return;
-    }
+    ownRoot = await bootOwnRootOrPanic(root, spec, { log: printk, memoryBytes: si.nrPages * PAGE, procBinds }, shutdown);
+    if (!ownRoot) return;
     consolePty = ownRoot.init.pty;
   } else {
     userland = startInit(spec, (code, signal) => {

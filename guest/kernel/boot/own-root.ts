@@ -115,3 +115,25 @@ export async function stopOwnRoot(r: OwnRoot, log: (m: string) => void): Promise
   }
   if (!(await r.mounted.unmount(10_000))) log(`EXT4-fs (${r.device.name}): not written back within 10 s; killed`);
 }
+
+/** Boot the OS on the root device, or panic as Linux does when it cannot: the shared last step
+ * of the PV and HVM kernels. `shutdown` is the kernel's own (it ignores a second call), and
+ * gets init's end (poweroff, reboot or a panic) once the guest has booted. Resolves with the
+ * running guest, or null when the boot failed and the domain is going down. */
+export async function bootOwnRootOrPanic(
+  root: RootParams,
+  init: { init: string | null; argv: string[]; env: Record<string, string> },
+  ctx: { log: (m: string) => void; memoryBytes: number; procBinds: { source: string; name: string }[] },
+  shutdown: (reason: 'poweroff' | 'reboot' | 'crash', why: string) => Promise<void>,
+): Promise<OwnRoot | null> {
+  try {
+    return await bootOwnRoot(root, { path: init.init, argv: init.argv, env: init.env }, {
+      ...ctx,
+      onInitExit: (o) => void shutdown(o.reason, o.reason === 'crash' ? o.message : `init: ${o.reason === 'reboot' ? 'restart' : 'power off'} requested by the guest`),
+    });
+  } catch (e) {
+    if (!(e instanceof RootMountError)) throw e;
+    await shutdown('crash', `Kernel panic - not syncing: ${e.message}`);
+    return null;
+  }
+}
