@@ -134,7 +134,8 @@ async function boot(): Promise<void> {
   await xs.watch(`${home}/control/sysrq`, 'sysrq', () => {
     void xs.read(`${home}/control/sysrq`).then(async (key) => {
       if (!key || key === '\0') return;
-      await xs.write(`${home}/control/sysrq`, '\0');
+      // Linux writes "%c" of '\0': an empty value.
+      await xs.write(`${home}/control/sysrq`, '');
       await handleSysrq(key[0]!, {
         reboot: () => void shutdown('reboot', 'sysrq: emergency restart'),
         poweroff: () => void shutdown('poweroff', 'sysrq: emergency power off'),
