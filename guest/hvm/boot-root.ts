@@ -3,12 +3,14 @@
 // xenode HVM guest has its kernel built into the firmware, so the firmware's choice stands in
 // for the bootloader on that device:
 //   root= given           that device (/dev/hda1, LABEL=..., or a PV disk after the unplug)
-//   booted a hard disk    its first Linux partition (MBR type 0x83, GPT's Linux filesystem)
+//   booted a hard disk    its first Linux partition (MBR type 0x83, GPT's Linux filesystem),
+//                         when it holds a filesystem (else, a data disk: as nothing bootable)
 //   booted a CD           the disc itself, ISO 9660, read-only: a live CD
 //   nothing bootable      no root: the built-in kernel's own minimal userland, as before
 import { open } from 'node:fs/promises';
 import { GPT_TYPE, scanPartitions } from '../../common/disk/partition-table.js';
 import { rootParams, type RootParams } from '../kernel/boot/root-params.js';
+import { readExtSuperblock } from '../kernel/boot/root-device.js';
 import type { BootChoice } from './firmware/boot-order.js';
 
 const MBR_LINUX = 0x83;
@@ -40,6 +42,12 @@ export async function hvmRoot(cmdline: string, boot: BootChoice | null, log: (m:
     const n = await firstLinuxPartition(boot.device);
     if (n === null) {
       log(`${boot.device}: no Linux partition to boot; running the built-in kernel's userland`);
+      return null;
+    }
+    // A partition with no filesystem is a data disk, not an OS: like a bootloader that finds
+    // nothing to load, fall back instead of panicking (a root= given by the user still panics).
+    if (!(await readExtSuperblock(`/dev/${boot.device}${n}`))) {
+      log(`${boot.device}${n}: no filesystem to boot; running the built-in kernel's userland`);
       return null;
     }
     return { ...base, root: `/dev/${boot.device}${n}` };
