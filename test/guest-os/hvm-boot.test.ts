@@ -71,10 +71,11 @@ describe.skipIf(shouldSkip() || !busyboxAvailable())('HVM guests booting their o
   });
 
   it("boot='d': an ISO 9660 disc whose files are a root filesystem boots as a live CD, read-only", async () => {
-    const tree = busyboxRoot({ 'etc/issue': 'live cd\n' });
+    // A bootable disc (El Torito, as live CDs are): the boot image itself is never run here.
+    const tree = busyboxRoot({ 'etc/issue': 'live cd\n', 'boot/eltorito.img': '\0'.repeat(2048) });
     roots.push(tree);
     const iso = join(xn.dir, 'live.iso');
-    const g = spawnSync('genisoimage', ['-quiet', '-R', '-o', iso, tree], { encoding: 'utf8' });
+    const g = spawnSync('genisoimage', ['-quiet', '-R', '-b', 'boot/eltorito.img', '-c', 'boot/boot.cat', '-no-emul-boot', '-boot-load-size', '4', '-o', iso, tree], { encoding: 'utf8' });
     expect(g.status, g.stderr).toBe(0);
     const con = await hvm('hvmd', ['boot = "d"', `disk = [ 'file:${iso},hdc:cdrom,r' ]`]);
     await con.waitFor(/Booting from DVD\/CD/);

@@ -19,7 +19,7 @@ import { blkbackBackend } from '../../dom0/backends/blkback/xenbus.js';
 import { addDevice } from '../../dom0/toolstack/devices/device-store.js';
 import { diskDeviceEntries } from '../../dom0/toolstack/devices/vbd.js';
 import { parseDiskSpec } from '../../dom0/toolstack/config/disk-spec.js';
-import { vdevToDevid } from '../../dom0/toolstack/config/vdev-number.js';
+import { vdevToDevid } from '../../common/vdev-number.js';
 import { rawRequest } from '../block/hostile/harness.js';
 
 const PAGE = 4096;
