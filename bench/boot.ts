@@ -132,9 +132,10 @@ async function guestFio(inst: BenchInstance, image: string): Promise<FioResult> 
       const tag = `XNF${i}`;
       tap.type(`${cmds[i]} | sed 's/^/${tag} /'; echo ${tag}""END\n`);
       await tap.waitFor(new RegExp(`${tag}END`), 180_000);
-      const line = tap.text().split('\n').find((l) => l.startsWith(`${tag} 3;`));
-      if (!line) throw new Error(`guest fio printed no result for ${FIO_JOBS[i]!.key}: ${tap.text().slice(-1500)}`);
-      out[FIO_JOBS[i]!.key] = fioValue(FIO_JOBS[i]!.key, line.slice(tag.length + 1));
+      // The terse line, wherever the console's echo of the typed command put it.
+      const m = new RegExp(`${tag} (3;[^\\r\\n]*)`).exec(tap.text());
+      if (!m) throw new Error(`guest fio printed no result for ${FIO_JOBS[i]!.key}: ${tap.text().slice(-1500)}`);
+      out[FIO_JOBS[i]!.key] = fioValue(FIO_JOBS[i]!.key, m[1]!);
     }
     tap.type('rm -f /root/bench.dat; sync\n');
     return out as FioResult;
