@@ -194,4 +194,33 @@ describe.skipIf(skip)('xenode web in a browser', () => {
     }, null, { timeout: 5000 });
     if (shots) await page.screenshot({ path: join(shots, 'web-display.png') });
   });
+
+  it("an HVM guest's serial console and its own VGA display (the stub domain's VNC server) in the page", async () => {
+    const cfg = xn.config('brh', ['name = "brh"', 'builder = "hvm"', 'memory = 128', 'serial = "pty"', 'vnc = 1', ''].join('\n'));
+    await page.goto(web.url);
+    await xn.xlOk('create', cfg);
+    await page.waitForSelector('#domains tr[data-name="brh"]', { timeout: 5000 });
+    await page.click('#domains tr[data-name="brh"]');
+    // The console tab is the serial line, as `xl console` picks it for an HVM guest.
+    await page.waitForFunction(() => (document.querySelector('#term .xterm-rows')?.textContent ?? '').includes('Run /'), null, { timeout: 20_000 });
+    await page.click('#term');
+    await page.keyboard.type('echo hvm-web-$((6*7))\n');
+    await page.waitForFunction(() => (document.querySelector('#term .xterm-rows')?.textContent ?? '').includes('hvm-web-42'), null, { timeout: 10_000 });
+    // The display: the port the stub domain's VNC server published, its 720x400 text screen.
+    await page.waitForSelector('#tab-display[data-vnc]', { timeout: 10_000 });
+    await page.click('#tab-display');
+    await page.waitForFunction(() => (document.querySelector('#vnc-note')?.textContent ?? '').startsWith('connected to'), null, { timeout: 10_000 });
+    await page.waitForFunction(() => {
+      const c = document.querySelector('#vnc canvas') as HTMLCanvasElement | null;
+      return !!c && c.width === 720 && c.height === 400;
+    }, null, { timeout: 10_000 });
+    // Text is on it: some pixel of the top rows is lit (boot messages), not a blank screen.
+    await page.waitForFunction(() => {
+      const c = document.querySelector('#vnc canvas') as HTMLCanvasElement;
+      const d = c.getContext('2d')!.getImageData(0, 0, 720, 64).data;
+      for (let i = 0; i < d.length; i += 4) if (d[i]! + d[i + 1]! + d[i + 2]! > 200) return true;
+      return false;
+    }, null, { timeout: 10_000 });
+    await xn.xlOk('destroy', 'brh');
+  });
 });
