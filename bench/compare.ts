@@ -8,7 +8,7 @@
 // Workloads, run inside each guest as guest processes started on its console (and natively in
 // the namespace / on the host): iperf3 TCP bulk both directions and UDP 64-byte rate to the
 // LAN host, UDP request/response latency to it, fio 4 KiB random read at QD1 and QD32 and
-// 1 MiB sequential read and write on the same image file. Around each run it reads the
+// 1 MiB sequential read and write on copies of the same image file. Around each run it reads the
 // mechanism: ioreq exits and interrupts per frame / per I/O (device model counters,
 // toolstack `dm-metrics`), event-channel notifications and ring batches (netback/blkback,
 // `device-stats`), CPU time of dom0, the stub domain and the guest (its cgroup) per GB.
@@ -171,15 +171,22 @@ async function main(): Promise<void> {
     const fill = spawnSync('fio', ['--name=fill', `--filename=${image}`, `--size=${CFG.imageMiB}M`, '--rw=write', '--bs=1M', '--direct=1', '--ioengine=libaio', '--iodepth=4'], { encoding: 'utf8', timeout: 120_000 });
     if (fill.status !== 0) fail('fio fill', fill);
     CONFIGS[0]!.disk = image;
+    // Each guest gets its own copy of the filled image: a second read-write user of one image
+    // is refused, as Xen's block script refuses it.
+    const imageOf = (c: Config) => (c.guest ? `${image}.${c.key}` : image);
+    for (const c of CONFIGS.filter((x) => x.guest)) {
+      const cp = spawnSync('cp', ['--sparse=always', image, imageOf(c)], { encoding: 'utf8', timeout: 120_000 });
+      if (cp.status !== 0) fail(`copy the image for ${c.key}`, cp);
+    }
 
-    // The three guests, up at once (idle ones cost next to nothing), all on the same image.
+    // The three guests, up at once (idle ones cost next to nothing).
     for (const c of CONFIGS.filter((x) => x.guest)) {
       const lines = [`name = "${c.guest}"`, `memory = ${CFG.guestMiB}`, 'vcpus = 1', `vif = [ '${c.hvm ? 'type=ioemu, ' : ''}bridge=${BRIDGE}, mac=${c.mac}' ]`];
       const ip = `ip=${c.ip}::${LAN_HOST}:255.254.0.0::eth0:off`;
       if (c.hvm) {
-        lines.push(`builder = "hvm"`, `disk = [ 'file:${image},hda,w' ]`, `serial = "pty"`, `boot = "c"`, `extra = "${ip}${c.pv ? ' xen_pvhvm=1' : ''}"`);
+        lines.push(`builder = "hvm"`, `disk = [ 'file:${imageOf(c)},hda,w' ]`, `serial = "pty"`, `boot = "c"`, `extra = "${ip}${c.pv ? ' xen_pvhvm=1' : ''}"`);
       } else {
-        lines.push('type = "pv"', `disk = [ 'file:${image},xvda,w' ]`, `extra = "${ip} console=hvc0"`);
+        lines.push('type = "pv"', `disk = [ 'file:${imageOf(c)},xvda,w' ]`, `extra = "${ip} console=hvc0"`);
       }
       const cfg = join(inst.dir, `${c.guest}.cfg`);
       writeFileSync(cfg, lines.join('\n') + '\n');
@@ -219,7 +226,7 @@ async function main(): Promise<void> {
           const probe = probes.get(c.key)!;
           // Every disk run starts with none of the image in dom0's page cache: the emulated
           // IDE backend does buffered I/O, blkback and native fio O_DIRECT.
-          if (w.kind === 'disk') dropCache(image);
+          if (w.kind === 'disk') dropCache(imageOf(c));
           await sleep(700); // the device model reports its counters every ~0.5 s
           const a = await snapshot(inst, probe);
           const limit = (w.kind === 'disk' ? CFG.fioSeconds : Math.max(CFG.tcpSeconds, CFG.rrSeconds)) * 1000 + 60_000;
