@@ -49,10 +49,12 @@ export function parseExtSuperblock(sb: Uint8Array): ExtSuperblock | null {
 export function groupDescriptorSpan(sb: Uint8Array): { offset: number; bytes: number } | null {
   const g = geometry(sb);
   if (!g) return null;
-  return { offset: (g.firstDataBlock + 1) * g.blockSize, bytes: Math.min(g.groups, MAX_CHECKED_GROUPS) * g.descSize };
+  return { offset: (g.firstDataBlock + 1) * g.blockSize, bytes: Math.min(g.groups * g.descSize, MAX_CHECKED_BYTES) };
 }
 
-const MAX_CHECKED_GROUPS = 65536;
+/** The kernel reads at most this much of the table (the first groups are where a damaged or
+ * forged table shows; a bigger read would be an image's way to make the kernel allocate). */
+const MAX_CHECKED_BYTES = 4 << 20;
 const INCOMPAT_64BIT_FLAG = 0x80;
 
 interface Geometry {
@@ -66,13 +68,18 @@ interface Geometry {
 function geometry(sb: Uint8Array): Geometry | null {
   const v = new DataView(sb.buffer, sb.byteOffset, sb.byteLength);
   if (v.getUint16(0x38, true) !== EXT_MAGIC) return null;
-  const blockSize = 1024 << v.getUint32(0x18, true);
+  // Everything here comes from an image the guest brought: bounded as Linux bounds it
+  // (ext4_fill_super: blocks of 1-64 KiB, 64-bit descriptors a power of two of 64-1024 bytes).
+  const logBlock = v.getUint32(0x18, true);
+  if (logBlock > 6) return null;
+  const blockSize = 1024 << logBlock;
   const is64 = (v.getUint32(0x60, true) & INCOMPAT_64BIT_FLAG) !== 0;
   const blocks = v.getUint32(0x04, true) + (is64 ? v.getUint32(0x150, true) * 2 ** 32 : 0);
   const firstDataBlock = v.getUint32(0x14, true);
   const perGroup = v.getUint32(0x20, true);
   if (perGroup === 0 || blocks <= firstDataBlock) return null;
-  const descSize = is64 ? Math.max(32, v.getUint16(0xfe, true)) : 32;
+  const descSize = is64 ? v.getUint16(0xfe, true) : 32;
+  if (is64 && (descSize < 64 || descSize > 1024 || (descSize & (descSize - 1)) !== 0)) return null;
   return { blockSize, firstDataBlock, blocks, groups: Math.ceil((blocks - firstDataBlock) / perGroup), descSize };
 }
 

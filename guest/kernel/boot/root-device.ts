@@ -90,7 +90,7 @@ export async function checkExtDescriptors(path: string): Promise<string | null> 
     const sb = new Uint8Array(1024);
     await fh.read(sb, 0, 1024, EXT_SUPERBLOCK_OFFSET);
     const span = groupDescriptorSpan(sb);
-    if (!span) return 'not an ext filesystem';
+    if (!span) return 'unsupported block or descriptor size in the superblock';
     const gdt = new Uint8Array(span.bytes);
     const { bytesRead } = await fh.read(gdt, 0, span.bytes, span.offset);
     return checkGroupDescriptors(sb, gdt.subarray(0, bytesRead));
