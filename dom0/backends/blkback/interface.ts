@@ -208,7 +208,7 @@ export class BlkifInterface {
       const len = (last[i]! - first[i]! + 1) * 512;
       // Segments that continue each other in guest memory become one span: one iovec for
       // the disk instead of one per page.
-      if (k >= 0 && spans[2 * k]! + spans[2 * k + 1]! === off) spans[2 * k + 1] += len;
+      if (k >= 0 && spans[2 * k]! + spans[2 * k + 1]! === off) spans[2 * k + 1] = spans[2 * k + 1]! + len;
       else {
         k++;
         spans[2 * k] = off;
