@@ -10,8 +10,6 @@ import { join } from 'node:path';
 import { DelegatedCgroups } from './delegated-cgroups.js';
 import { parseCpuList } from '../common/cpu-list.js';
 
-export { parseCpuList };
-
 const ROOT = '/sys/fs/cgroup';
 const CONTROLLERS = ['freezer', 'memory', 'cpu', 'cpuset', 'cpuacct', 'pids'] as const;
 type Controller = (typeof CONTROLLERS)[number];
