@@ -13,7 +13,7 @@ import { cpus, hostname, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { native } from '../native/index.js';
 import { UringIo } from '../dom0/backends/blkback/uring-io.js';
-import { futexPingPong, eventfdPingPong } from './lib/native-pingpong.js';
+import { futexPingPong, eventfdPingPong, type PingPong } from './lib/native-pingpong.js';
 import { killAll } from './lib/children.js';
 import { ROOT } from './lib/instance.js';
 import { summarise, fmt, table, type Summary } from './lib/stats.js';
@@ -123,29 +123,28 @@ function firstTouch(kind: string, create: (size: number) => number): void {
 
 // ---------------------------------------------------------------------------- futex, eventfd, watch
 
+/** Round trips with a child process (bench/lib/native-pingpong.ts). */
+async function roundTrips(group: string, what: string, note: string, start: (maxMs: number) => Promise<PingPong>): Promise<void> {
+  const pp = await start(PINGPONG.timeoutMs + 10_000);
+  try {
+    const s = summarise(await pp.run(PINGPONG.iterations, PINGPONG.warmup, PINGPONG.timeoutMs));
+    rows.push({ group, what, unit: 'us', summary: s, note });
+  } finally {
+    pp.close();
+  }
+}
+
 async function wakeups(): Promise<void> {
   const v = new Int32Array(mapped('bench-futex', 4096));
   measure('futex', 'futexWake, nobody waiting', 'ns', () => void n.futexWake(v, 0, 1), 100);
   measure('futex', 'futexWait, word already changed', 'ns', () => void n.futexWait(v, 0, 1, 0), 100, "returns 'not-equal' at once");
   measure('futex', 'busyPoll, word already changed', 'ns', () => void n.busyPoll(v, 0, 1, -1, 10), 100);
 
-  const fp = await futexPingPong(PINGPONG.timeoutMs + 10_000);
-  try {
-    const s = summarise(await fp.run(PINGPONG.iterations, PINGPONG.warmup, PINGPONG.timeoutMs));
-    rows.push({ group: 'futex', what: 'wake round trip to another process', unit: 'us', summary: s, note: 'both sides blocked in futexWait' });
-  } finally {
-    fp.close();
-  }
+  await roundTrips('futex', 'wake round trip to another process', 'both sides blocked in futexWait', futexPingPong);
 
   const efd = n.eventfdCreate(0);
   measure('eventfd', 'eventfdWrite + eventfdRead', 'ns', () => (n.eventfdWrite(efd, 1), void n.eventfdRead(efd)), 100);
-  const ep = await eventfdPingPong(PINGPONG.timeoutMs + 10_000);
-  try {
-    const s = summarise(await ep.run(PINGPONG.iterations, PINGPONG.warmup, PINGPONG.timeoutMs));
-    rows.push({ group: 'eventfd', what: 'doorbell round trip to another process', unit: 'us', summary: s, note: 'watchFd (uv_poll) on both event loops' });
-  } finally {
-    ep.close();
-  }
+  await roundTrips('eventfd', 'doorbell round trip to another process', 'watchFd (uv_poll) on both event loops', eventfdPingPong);
 
   n.eventfdWrite(efd, 1);
   measure('fd watch', 'pollReadable, fd ready', 'ns', () => void n.pollReadable(efd, 0), 100);
