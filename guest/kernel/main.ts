@@ -190,7 +190,7 @@ async function boot(): Promise<void> {
     });
     consolePty = userland.pty;
   }
-  hvc.input = connectConsolePty(consolePty.master, (b) => hvc.write(b));
+  hvc.input = connectConsolePty(consolePty.master, (b) => hvc.write(b), hvc);
   await resize();
 }
 
