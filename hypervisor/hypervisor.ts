@@ -27,8 +27,6 @@ import { KERNEL_OVERHEAD_BYTES, MAX_DOMID, MIN_MEMORY_MIB, cpuLimit } from './do
 import { HypercallFault, fault, type HypercallContext, type HypercallTable } from './hypercalls/context.js';
 import { hypercallTable } from './hypercalls/table.js';
 
-export { HypercallFault };
-
 export class Hypervisor {
   readonly log = new ConsoleLog();
   private readonly domains = new Map<number, Domain>();
