@@ -64,7 +64,7 @@ export function parseParams(type: string, params: string): { format: string; pat
 }
 
 class Blkback implements BackendDriver {
-  readonly counters = new BlkbackCounters();
+  readonly counters = new BlkbackCounters((m) => this.log(m));
   private iface: BlkifInterface | null = null;
   private port = -1;
   private chain: Promise<void> = Promise.resolve();

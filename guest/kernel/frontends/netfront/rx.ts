@@ -40,6 +40,8 @@ export interface NetfrontRxDeps {
   tapFd: number;
   notify(): void;
   log(msg: string): void;
+  /** The backend answered what was never asked (XSA-391): the device is unusable. */
+  broken(why: string): void;
   /** Sees each frame first (kernel DHCP); true consumes it. */
   sniffer(): ((frame: Uint8Array) => boolean) | null;
 }
@@ -109,8 +111,8 @@ export class NetfrontRx {
     while (done < RX_BUDGET) {
       const avail = ring.unconsumedResponses();
       if (avail === RING_OVERFLOW) {
-        this.d.log('RX ring: backend produced more responses than requests; ignoring the ring');
-        this.stopped = true;
+        this.stop();
+        this.d.broken(`RX ring: ${(ring.ring.rspProd - ring.rspCons) >>> 0} responses published for ${(ring.reqProdPvt - ring.rspCons) >>> 0} requests`);
         return done;
       }
       if (avail === 0) {
