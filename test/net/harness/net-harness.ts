@@ -1,0 +1,381 @@
+// netback and netfront in one process, without root: the real netback (on the real backend
+// bus and a real xenstored, with the toolstack's real vif entries) and either the real
+// netfront or a hostile frontend that writes raw ring entries, over real shared memory (a
+// memfd mapped as the guest's RAM, a grant table the guest fills) and event channels with
+// eventfd doorbells (loopback-evtchn.ts). Each side's "TAP" is a seqpacket socketpair
+// (net/frame-port.ts): the test holds the far ends and plays the bridge (netback's side) and
+// the guest's stack (netfront's side). The hotplug script's part, writing hotplug-status, is
+// played by the harness. The root suites (test/net/hostile/, pv-net) keep the real TAPs and
+// bridges end to end.
+import './no-busy-poll.js';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { native, nativeBuildDir } from '../../../native/index.js';
+import { Xenstored } from '../../../dom0/xenstored/xenstored.js';
+import { XsClient } from '../../../drivers/xenstore/client.js';
+import { BackendBus, type Dom0Services } from '../../../dom0/backends/backend-bus.js';
+import { makeNetback, type NetbackHost } from '../../../dom0/backends/netback/xenbus.js';
+import { addDevice, removeDevice } from '../../../dom0/toolstack/devices/device-store.js';
+import { vifDeviceEntries } from '../../../dom0/toolstack/devices/vif.js';
+import { resolveNicDefaults } from '../../../dom0/toolstack/config/vif-spec.js';
+import { GrantTable } from '../../../drivers/grant/grant-table.js';
+import { PageAllocator } from '../../../guest/kernel/page-allocator.js';
+import { FrontendBus, type KernelServices } from '../../../guest/kernel/xenbus-frontends.js';
+import { netfrontFactory } from '../../../guest/kernel/frontends/netfront/netfront.js';
+import type { LinkSettings, NetTapProvider } from '../../../guest/kernel/frontends/netfront/tap-provider.js';
+import { FrontRing, SharedRing } from '../../../drivers/ring/shared-ring.js';
+import { NETIF_RX_SLOT_SIZE, NETIF_TX_SLOT_SIZE, netifRxRequest, netifTxRequest, netifTxResponse, type NetifTxRequest } from '../../../drivers/wire/netif.js';
+import { XenbusState } from '../../../drivers/xenstore/xenbus-state.js';
+import { socketPairPort, type FrameWire } from '../../../net/frame-port.js';
+import { EventChannelHub, type DomainEventChannels } from './loopback-evtchn.js';
+
+export const PAGE = 4096;
+const GUEST_PAGES = 4096; // 16 MiB
+const GRANT_FRAMES = 4;
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function until(what: string, pred: () => boolean | Promise<boolean>, timeoutMs = 5000, logs?: string[]): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await pred()) return;
+    await sleep(5);
+  }
+  throw new Error(`timed out waiting for ${what}${logs ? `\n${logs.join('\n')}` : ''}`);
+}
+
+/** A domain whose "kernel" is this test: its RAM, grant table, page allocator, xenstore
+ * connection and event channels. */
+export interface Guest {
+  domid: number;
+  memory: SharedArrayBuffer;
+  grantTable: SharedArrayBuffer;
+  grants: GrantTable;
+  pages: PageAllocator;
+  xs: XsClient;
+  evtchn: DomainEventChannels;
+}
+
+export class NetDom0 {
+  readonly xenstored = new Xenstored({ log: () => {} });
+  readonly xs = new XsClient(this.xenstored.connectLocal(0));
+  readonly hub = new EventChannelHub();
+  readonly evtchn = this.hub.domain(0);
+  readonly logs: string[] = [];
+  /** The bridge side of each vif's port, by interface name. */
+  readonly wires = new Map<string, FrameWire>();
+  private readonly guests = new Map<number, Guest>();
+  private readonly frontBuses: FrontendBus[] = [];
+  readonly bus: BackendBus;
+
+  constructor() {
+    const line = (lvl: string) => (m: string) => this.logs.push(`${lvl}: ${m}`);
+    const foreign = {
+      map: async (domid: number) => {
+        const g = this.guests.get(domid);
+        if (!g) throw new Error(`no guest ${domid}`);
+        return { domid, memory: g.memory, grantTable: g.grantTable, page: (pfn: number) => new Uint8Array(g.memory, pfn * PAGE, PAGE) };
+      },
+      get: (domid: number) => this.guests.get(domid),
+      unmap: () => {},
+    };
+    const host: NetbackHost = {
+      openPort: async (name) => {
+        const { port, wire } = socketPairPort(name);
+        this.wires.set(name, wire);
+        return port;
+      },
+      // What vif-bridge would answer, once it had plugged the vif into its bridge.
+      hotplug: async (_script, action, env) => {
+        if (action === 'online') await this.xs.write(`${env.XENBUS_PATH}/hotplug-status`, 'connected').catch(() => {});
+        return { code: 0, output: '' };
+      },
+    };
+    const services: Dom0Services = {
+      xs: this.xs,
+      evtchn: this.evtchn as unknown as Dom0Services['evtchn'],
+      hc: {} as Dom0Services['hc'],
+      foreign: foreign as unknown as Dom0Services['foreign'],
+      log: { info: line('info'), warn: line('warn'), error: line('error') },
+    };
+    this.bus = new BackendBus(services);
+    this.bus.register('vif', makeNetback(host));
+  }
+
+  async start(): Promise<void> {
+    await this.bus.start();
+  }
+
+  async createGuest(domid: number, name = `g${domid}`): Promise<Guest> {
+    const fd = native().memfdCreate(`guest-${domid}`, GUEST_PAGES * PAGE);
+    const memory = native().mapShared(fd, GUEST_PAGES * PAGE);
+    native().close(fd);
+    const grantTable = new SharedArrayBuffer(GRANT_FRAMES * PAGE);
+    const g: Guest = {
+      domid,
+      memory,
+      grantTable,
+      grants: new GrantTable(grantTable),
+      pages: new PageAllocator(memory, 1, GUEST_PAGES),
+      xs: new XsClient(this.xenstored.connectLocal(domid)),
+      evtchn: this.hub.domain(domid),
+    };
+    await this.xs.mkdir(`/local/domain/${domid}`);
+    await this.xs.setPerms(`/local/domain/${domid}`, [`n${domid}`]);
+    await this.xs.write(`/local/domain/${domid}/name`, name);
+    this.guests.set(domid, g);
+    return g;
+  }
+
+  /** What the toolstack writes for `vif = ['mac=...,rate=...']`. */
+  async addVif(domid: number, devid: number, nic: Parameters<typeof resolveNicDefaults>[0] = {}): Promise<void> {
+    await addDevice(this.xs, domid, vifDeviceEntries(resolveNicDefaults(nic, { guestType: 'pv', devid })));
+  }
+
+  async removeVif(domid: number, devid: number): Promise<void> {
+    await removeDevice(this.xs, domid, 'vif', devid, { force: true });
+  }
+
+  /** netback's side of vif<domid>.<devid>: what it hands the bridge, and what it gets from it. */
+  wire(domid: number, devid: number): FrameWire {
+    const w = this.wires.get(`vif${domid}.${devid}`);
+    if (!w) throw new Error(`no vif${domid}.${devid}`);
+    return w;
+  }
+
+  async backendState(domid: number, devid: number): Promise<number> {
+    return Number(await this.xs.read(`/local/domain/0/backend/vif/${domid}/${devid}/state`).catch(() => '-1'));
+  }
+
+  async backendError(domid: number, devid: number): Promise<string> {
+    return this.xs.read(`/local/domain/0/error/backend/vif/${domid}/${devid}/error`).catch(() => '');
+  }
+
+  async stats(domid: number, devid: number): Promise<Record<string, number>> {
+    return (await this.bus.stats())[`vif/${domid}/${devid}`] ?? {};
+  }
+
+  /** A guest running the real netfront on vif `devid`; its eth is a socketpair whose far end
+   * (`stack`) plays the guest's network stack. */
+  async goodGuest(domid: number, cmdline = ''): Promise<GoodGuest> {
+    const g = await this.createGuest(domid);
+    const links: LinkSettings[] = [];
+    let stack: FrameWire | null = null;
+    const provider: NetTapProvider = {
+      ipNetns: [],
+      create: () => {
+        throw new Error('socketpair provider: no TAPs here');
+      },
+      destroy: () => {},
+      openPort: (name) => {
+        const p = socketPairPort(name);
+        stack = p.wire;
+        return p.port;
+      },
+      setLink: async (_name, l) => void links.push(l),
+    };
+    const printk: string[] = [];
+    const k: KernelServices = {
+      domid,
+      xs: g.xs,
+      evtchn: g.evtchn as unknown as KernelServices['evtchn'],
+      hc: {} as KernelServices['hc'],
+      grants: g.grants,
+      pages: g.pages,
+      memory: g.memory,
+      printk: (m) => printk.push(m),
+      cmdline: `xen_netfront.busy_poll=0 ${cmdline}`,
+    };
+    const bus = new FrontendBus(k);
+    bus.register('vif', netfrontFactory({ provider: () => provider }));
+    await bus.start();
+    this.frontBuses.push(bus);
+    await this.addVif(domid, 0, { mac: `00:16:3e:00:00:${domid.toString(16).padStart(2, '0')}` });
+    await until('the vif to connect', async () => (await this.backendState(domid, 0)) === XenbusState.Connected, 5000, this.logs);
+    await until('netfront to connect', async () => (await this.xs.read(`/local/domain/${domid}/device/vif/0/state`).catch(() => '')) === '4', 5000, printk);
+    if (!stack) throw new Error('netfront opened no port');
+    return { guest: g, stack, links, printk, bus };
+  }
+
+  async close(): Promise<void> {
+    for (const b of this.frontBuses.splice(0)) await b.removeAll().catch(() => {});
+    await this.bus.removeAll().catch(() => {});
+    for (const g of this.guests.values()) g.xs.close();
+    this.guests.clear();
+    for (const w of this.wires.values()) w.close();
+    this.wires.clear();
+    this.hub.closeAll();
+    this.xs.close();
+    await this.xenstored.close();
+  }
+}
+
+export interface GoodGuest {
+  guest: Guest;
+  /** The far end of the guest's eth: what its stack sends and receives. */
+  stack: FrameWire;
+  /** What netfront set on its eth (MAC, MTU, up). */
+  links: LinkSettings[];
+  printk: string[];
+  bus: FrontendBus;
+}
+
+/** A frontend that plays by no rules: rings, grants and requests written by hand. */
+export class HostileFront {
+  tx!: FrontRing;
+  rx!: FrontRing;
+  port = 0;
+  readonly mac: string;
+
+  constructor(
+    readonly dom0: NetDom0,
+    readonly g: Guest,
+    readonly devid: number,
+  ) {
+    this.mac = `00:16:3e:7f:${g.domid.toString(16).padStart(2, '0')}:${devid.toString(16).padStart(2, '0')}`;
+  }
+
+  get fe(): string {
+    return `/local/domain/${this.g.domid}/device/vif/${this.devid}`;
+  }
+
+  /** netback's side of this vif. */
+  get wire(): FrameWire {
+    return this.dom0.wire(this.g.domid, this.devid);
+  }
+
+  async stats(): Promise<Record<string, number>> {
+    return this.dom0.stats(this.g.domid, this.devid);
+  }
+
+  async state(): Promise<number> {
+    return this.dom0.backendState(this.g.domid, this.devid);
+  }
+
+  /** Rings and channel published, state Connected; waits for the backend to connect. */
+  async connect(keys: Record<string, string | number> = {}, nic: Parameters<typeof resolveNicDefaults>[0] = {}, waitConnected = true): Promise<void> {
+    await this.dom0.addVif(this.g.domid, this.devid, { mac: this.mac, ...nic });
+    await until('backend InitWait', async () => (await this.state()) === XenbusState.InitWait, 5000, this.dom0.logs);
+    const txPfn = this.g.pages.alloc();
+    const rxPfn = this.g.pages.alloc();
+    this.tx = new FrontRing(new SharedRing(this.g.memory, txPfn * PAGE, NETIF_TX_SLOT_SIZE));
+    this.rx = new FrontRing(new SharedRing(this.g.memory, rxPfn * PAGE, NETIF_RX_SLOT_SIZE));
+    const txRef = this.g.grants.grantAccess(0, txPfn, false);
+    const rxRef = this.g.grants.grantAccess(0, rxPfn, false);
+    this.port = await this.g.evtchn.allocUnbound(0);
+    const all: Record<string, string | number> = {
+      'tx-ring-ref': txRef,
+      'rx-ring-ref': rxRef,
+      'event-channel': this.port,
+      'request-rx-copy': 1,
+      'feature-rx-notify': 1,
+      'feature-sg': 1,
+      'feature-gso-tcpv4': 1,
+      'feature-gso-tcpv6': 1,
+      ...keys,
+    };
+    for (const [k, v] of Object.entries(all)) await this.g.xs.write(`${this.fe}/${k}`, String(v));
+    await this.g.xs.write(`${this.fe}/state`, String(XenbusState.Connected));
+    if (waitConnected) await until('backend Connected', async () => (await this.state()) === XenbusState.Connected, 5000, this.dom0.logs);
+  }
+
+  notify(): void {
+    this.g.evtchn.notify(this.port);
+  }
+
+  /** A page granted to the backend holding a broadcast frame of `len` bytes from our MAC. */
+  framePage(len = 60, readonly = true): { pfn: number; gref: number; bytes: Uint8Array } {
+    const pfn = this.g.pages.alloc();
+    const p = this.g.pages.page(pfn);
+    p.fill(0xff, 0, 6);
+    p.set(this.mac.split(':').map((h) => parseInt(h, 16)), 6);
+    p[12] = 0x88;
+    p[13] = 0xb5; // local experimental ethertype
+    for (let i = 14; i < len && i < PAGE; i++) p[i] = i & 0xff;
+    return { pfn, gref: this.g.grants.grantAccess(0, pfn, readonly), bytes: p };
+  }
+
+  /** Writes request slots as given (a Uint8Array is written raw: extra info), publishes and
+   * rings, unless `publish` is false. */
+  pushTx(slots: (NetifTxRequest | Uint8Array)[], publish = true): number[] {
+    const view = this.tx.ring.view;
+    const offs: number[] = [];
+    for (const s of slots) {
+      const off = this.tx.nextRequestSlot();
+      offs.push(off);
+      if (s instanceof Uint8Array) this.tx.ring.bytes.set(s, off);
+      else netifTxRequest.encode(view, off, s);
+    }
+    if (publish) {
+      this.tx.pushRequests();
+      this.notify();
+    }
+    return offs;
+  }
+
+  /** Waits for `n` TX responses and returns them (in ring order). */
+  async txResponses(n: number, timeoutMs = 3000): Promise<{ id: number; status: number }[]> {
+    await until(`${n} TX responses`, () => {
+      const u = this.tx.unconsumedResponses();
+      return u < 0 || u >= n;
+    }, timeoutMs, this.dom0.logs);
+    const out: { id: number; status: number }[] = [];
+    for (let i = 0; i < n && this.tx.unconsumedResponses() > 0; i++) {
+      const r = netifTxResponse.decode(this.tx.takeResponse(), 0);
+      out.push({ id: r.id, status: r.status });
+    }
+    return out;
+  }
+
+  async txStatuses(n: number): Promise<number[]> {
+    return (await this.txResponses(n)).map((r) => r.status);
+  }
+
+  /** Posts `n` RX buffers (or the given grant refs). */
+  postRx(n: number, gref?: (i: number) => number): number[] {
+    const refs: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const ref = gref ? gref(i) : this.g.grants.grantAccess(0, this.g.pages.alloc(), false);
+      refs.push(ref);
+      netifRxRequest.encode(this.rx.ring.view, this.rx.nextRequestSlot(), { id: (this.rx.reqProdPvt - 1) & 0xffff, gref: ref });
+    }
+    this.rx.pushRequests();
+    this.notify();
+    return refs;
+  }
+
+  /** Sets req_prod of a ring to anything at all, and rings. */
+  scribbleReqProd(ring: 'tx' | 'rx', value: number): void {
+    const r = ring === 'tx' ? this.tx : this.rx;
+    Atomics.store(r.ring.idx, 0, value >>> 0);
+    this.notify();
+  }
+
+  /** Disconnected for a protocol violation: Closing, the error node and a log line say why. */
+  async expectFatal(reason: RegExp): Promise<string> {
+    await until('the vif to be disconnected', async () => (await this.state()) === XenbusState.Closing, 3000, this.dom0.logs);
+    const err = await this.dom0.backendError(this.g.domid, this.devid);
+    if (!reason.test(err)) throw new Error(`error node "${err}" does not match ${reason}`);
+    const name = `vif${this.g.domid}.${this.devid}`;
+    if (!this.dom0.logs.some((l) => l.startsWith('error:') && l.includes(name) && reason.test(l))) throw new Error(`no log line for ${name} matching ${reason}\n${this.dom0.logs.join('\n')}`);
+    return err;
+  }
+}
+
+/** Rings the doorbell `fd` from another thread for `ms` milliseconds, as fast as it can;
+ * resolves with how many rings. */
+export function ringStorm(fd: number, ms: number): Promise<number> {
+  const w = new Worker(
+    `const { workerData, parentPort } = require('node:worker_threads');
+     const n = require(workerData.addon);
+     const end = Date.now() + workerData.ms;
+     let count = 0;
+     while (Date.now() < end) { for (let i = 0; i < 1000; i++) n.eventfdWrite(workerData.fd, 1); count += 1000; }
+     parentPort.postMessage(count);`,
+    { eval: true, workerData: { fd, ms, addon: join(nativeBuildDir(), 'xenode.node') } },
+  );
+  return new Promise((resolve, reject) => {
+    w.once('message', (c: number) => resolve(c));
+    w.once('error', reject);
+  });
+}
