@@ -3,7 +3,9 @@
 // cgroups). Each port has an eventfd doorbell, watched on the event loop; notify writes the
 // peer's doorbell; one read drains any number of rings: exactly the mechanism of
 // drivers/evtchn/event-channels.ts, minus the hypercalls that set it up.
-import { native, type FdWatcher } from '../../../native/index.js';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { native, nativeBuildDir, type FdWatcher } from '../../../native/index.js';
 
 interface Port {
   dom: number;
@@ -128,8 +130,31 @@ export class DomainEventChannels {
     return peer.recvFd;
   }
 
+  /** The doorbell of `port` itself: writing it is what the peer's notify does. */
+  doorbell(port: number): number {
+    return this.get(port).recvFd;
+  }
+
   /** How many times the handler of `port` ran. */
   delivered(port: number): number {
     return this.get(port).delivered;
   }
+}
+
+/** Rings the doorbell `fd` from another thread for `ms` milliseconds, as fast as it can;
+ * resolves with how many rings. */
+export function ringStorm(fd: number, ms: number): Promise<number> {
+  const w = new Worker(
+    `const { workerData, parentPort } = require('node:worker_threads');
+     const n = require(workerData.addon);
+     const end = Date.now() + workerData.ms;
+     let count = 0;
+     while (Date.now() < end) { for (let i = 0; i < 1000; i++) n.eventfdWrite(workerData.fd, 1); count += 1000; }
+     parentPort.postMessage(count);`,
+    { eval: true, workerData: { fd, ms, addon: join(nativeBuildDir(), 'xenode.node') } },
+  );
+  return new Promise((resolve, reject) => {
+    w.once('message', (c: number) => resolve(c));
+    w.once('error', reject);
+  });
 }

@@ -8,9 +8,7 @@
 // played by the harness. The root suites (test/net/hostile/, pv-net) keep the real TAPs and
 // bridges end to end.
 import './no-busy-poll.js';
-import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
-import { native, nativeBuildDir } from '../../../native/index.js';
+import { native } from '../../../native/index.js';
 import { Xenstored } from '../../../dom0/xenstored/xenstored.js';
 import { XsClient } from '../../../drivers/xenstore/client.js';
 import { BackendBus, type Dom0Services } from '../../../dom0/backends/backend-bus.js';
@@ -22,27 +20,22 @@ import { GrantTable } from '../../../drivers/grant/grant-table.js';
 import { PageAllocator } from '../../../guest/kernel/page-allocator.js';
 import { FrontendBus, type KernelServices } from '../../../guest/kernel/xenbus-frontends.js';
 import { netfrontFactory } from '../../../guest/kernel/frontends/netfront/netfront.js';
+import { netdevs, type NetDevice } from '../../../guest/kernel/net/netdev.js';
 import type { LinkSettings, NetTapProvider } from '../../../guest/kernel/frontends/netfront/tap-provider.js';
-import { FrontRing, SharedRing } from '../../../drivers/ring/shared-ring.js';
+import { BackRing, FrontRing, SharedRing } from '../../../drivers/ring/shared-ring.js';
+import { acquire, MappedGrantTable } from '../../../drivers/grant/grant-table.js';
 import { NETIF_RX_SLOT_SIZE, NETIF_TX_SLOT_SIZE, netifRxRequest, netifTxRequest, netifTxResponse, type NetifTxRequest } from '../../../drivers/wire/netif.js';
 import { XenbusState } from '../../../drivers/xenstore/xenbus-state.js';
 import { socketPairPort, type FrameWire } from '../../../net/frame-port.js';
 import { EventChannelHub, type DomainEventChannels } from './loopback-evtchn.js';
+import { until } from './wait.js';
 
 export const PAGE = 4096;
 const GUEST_PAGES = 4096; // 16 MiB
 const GRANT_FRAMES = 4;
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function until(what: string, pred: () => boolean | Promise<boolean>, timeoutMs = 5000, logs?: string[]): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await pred()) return;
-    await sleep(5);
-  }
-  throw new Error(`timed out waiting for ${what}${logs ? `\n${logs.join('\n')}` : ''}`);
-}
+export { ringStorm } from './loopback-evtchn.js';
+export { sleep, until } from './wait.js';
 
 /** A domain whose "kernel" is this test: its RAM, grant table, page allocator, xenstore
  * connection and event channels. */
@@ -68,7 +61,8 @@ export class NetDom0 {
   private readonly frontBuses: FrontendBus[] = [];
   readonly bus: BackendBus;
 
-  constructor() {
+  /** `netback: false`: no backend driver; the test plays the backend (HostileBack). */
+  constructor(o: { netback?: boolean } = {}) {
     const line = (lvl: string) => (m: string) => this.logs.push(`${lvl}: ${m}`);
     const foreign = {
       map: async (domid: number) => {
@@ -99,7 +93,7 @@ export class NetDom0 {
       log: { info: line('info'), warn: line('warn'), error: line('error') },
     };
     this.bus = new BackendBus(services);
-    this.bus.register('vif', makeNetback(host));
+    if (o.netback !== false) this.bus.register('vif', makeNetback(host));
   }
 
   async start(): Promise<void> {
@@ -157,10 +151,11 @@ export class NetDom0 {
 
   /** A guest running the real netfront on vif `devid`; its eth is a socketpair whose far end
    * (`stack`) plays the guest's network stack. */
-  async goodGuest(domid: number, cmdline = ''): Promise<GoodGuest> {
+  async goodGuest(domid: number, cmdline = '', back?: (g: Guest) => Promise<void>): Promise<GoodGuest> {
     const g = await this.createGuest(domid);
     const links: LinkSettings[] = [];
     let stack: FrameWire | null = null;
+    let eth = '';
     const provider: NetTapProvider = {
       ipNetns: [],
       create: () => {
@@ -170,6 +165,7 @@ export class NetDom0 {
       openPort: (name) => {
         const p = socketPairPort(name);
         stack = p.wire;
+        eth = name;
         return p.port;
       },
       setLink: async (_name, l) => void links.push(l),
@@ -191,10 +187,16 @@ export class NetDom0 {
     await bus.start();
     this.frontBuses.push(bus);
     await this.addVif(domid, 0, { mac: `00:16:3e:00:00:${domid.toString(16).padStart(2, '0')}` });
+    if (back) await back(g);
     await until('the vif to connect', async () => (await this.backendState(domid, 0)) === XenbusState.Connected, 5000, this.logs);
     await until('netfront to connect', async () => (await this.xs.read(`/local/domain/${domid}/device/vif/0/state`).catch(() => '')) === '4', 5000, printk);
     if (!stack) throw new Error('netfront opened no port');
-    return { guest: g, stack, links, printk, bus };
+    const counters = () => {
+      const dev = netdevs.all().find((d) => d.name === eth) as (NetDevice & { counters?: () => Record<string, number> }) | undefined;
+      if (!dev?.counters) throw new Error(`no netfront ${eth}`);
+      return dev.counters();
+    };
+    return { guest: g, stack, links, printk, bus, eth, counters };
   }
 
   async close(): Promise<void> {
@@ -218,6 +220,10 @@ export interface GoodGuest {
   links: LinkSettings[];
   printk: string[];
   bus: FrontendBus;
+  /** The eth's name in the guest kernel. */
+  eth: string;
+  /** netfront's own counters (tx_packets ... events_spurious, event_throttles, broken). */
+  counters(): Record<string, number>;
 }
 
 /** A frontend that plays by no rules: rings, grants and requests written by hand. */
@@ -362,20 +368,67 @@ export class HostileFront {
   }
 }
 
-/** Rings the doorbell `fd` from another thread for `ms` milliseconds, as fast as it can;
- * resolves with how many rings. */
-export function ringStorm(fd: number, ms: number): Promise<number> {
-  const w = new Worker(
-    `const { workerData, parentPort } = require('node:worker_threads');
-     const n = require(workerData.addon);
-     const end = Date.now() + workerData.ms;
-     let count = 0;
-     while (Date.now() < end) { for (let i = 0; i < 1000; i++) n.eventfdWrite(workerData.fd, 1); count += 1000; }
-     parentPort.postMessage(count);`,
-    { eval: true, workerData: { fd, ms, addon: join(nativeBuildDir(), 'xenode.node') } },
-  );
-  return new Promise((resolve, reject) => {
-    w.once('message', (c: number) => resolve(c));
-    w.once('error', reject);
-  });
+/** A backend that plays by no rules, facing the real netfront: it speaks xenbus, maps the
+ * rings the guest granted, and answers (or not) by hand. */
+export class HostileBack {
+  tx!: BackRing;
+  rx!: BackRing;
+  /** dom0's end of the event channel. */
+  port = -1;
+  readonly be: string;
+  readonly fe: string;
+
+  constructor(
+    readonly dom0: NetDom0,
+    readonly g: Guest,
+    readonly devid = 0,
+  ) {
+    this.be = `/local/domain/0/backend/vif/${g.domid}/${devid}`;
+    this.fe = `/local/domain/${g.domid}/device/vif/${devid}`;
+  }
+
+  /** Features, InitWait; once the frontend has published its rings: map them, bind the
+   * channel, Connected. */
+  async connect(): Promise<void> {
+    const xs = this.dom0.xs;
+    for (const [k, v] of Object.entries({ 'feature-rx-copy': 1, 'feature-sg': 1, 'feature-gso-tcpv4': 1, 'feature-gso-tcpv6': 1, 'hotplug-status': 'connected' })) await xs.write(`${this.be}/${k}`, String(v));
+    await xs.write(`${this.be}/state`, String(XenbusState.InitWait));
+    await until('netfront Connected', async () => (await xs.read(`${this.fe}/state`).catch(() => '')) === String(XenbusState.Connected));
+    const key = async (k: string) => Number(await xs.read(`${this.fe}/${k}`));
+    const table = new MappedGrantTable(this.g.grantTable, { memFrames: GUEST_PAGES });
+    const map = (ref: number) => {
+      const frame = acquire(table, ref, 0, true);
+      if (frame < 0) throw new Error(`ring grant ${ref} refused`);
+      return frame * PAGE;
+    };
+    this.tx = new BackRing(new SharedRing(this.g.memory, map(await key('tx-ring-ref')), NETIF_TX_SLOT_SIZE));
+    this.rx = new BackRing(new SharedRing(this.g.memory, map(await key('rx-ring-ref')), NETIF_RX_SLOT_SIZE));
+    this.port = await this.dom0.evtchn.bindInterdomain(this.g.domid, await key('event-channel'));
+    await xs.write(`${this.be}/state`, String(XenbusState.Connected));
+  }
+
+  notify(): void {
+    this.dom0.evtchn.notify(this.port);
+  }
+
+  /** TX requests the frontend has published, decoded (each slot copied once). */
+  takeTx(): NetifTxRequest[] {
+    const out: NetifTxRequest[] = [];
+    for (let n = this.tx.unconsumedRequests(); n > 0; n--) out.push(netifTxRequest.decode(this.tx.takeRequest(), 0));
+    return out;
+  }
+
+  /** Writes TX responses as given, publishes them and rings. */
+  respondTx(rs: { id: number; status: number }[]): void {
+    for (const r of rs) netifTxResponse.encode(this.tx.ring.view, this.tx.nextResponseSlot(), r);
+    this.tx.pushResponses();
+    this.notify();
+  }
+
+  /** Sets a ring's rsp_prod to anything at all, and rings. */
+  scribbleRspProd(ring: 'tx' | 'rx', value: number): void {
+    const r = ring === 'tx' ? this.tx : this.rx;
+    Atomics.store(r.ring.idx, 2, value >>> 0); // rsp_prod
+    this.notify();
+  }
 }
