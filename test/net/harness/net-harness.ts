@@ -22,13 +22,15 @@ import { FrontendBus, type KernelServices } from '../../../guest/kernel/xenbus-f
 import { netfrontFactory } from '../../../guest/kernel/frontends/netfront/netfront.js';
 import { netdevs, type NetDevice } from '../../../guest/kernel/net/netdev.js';
 import type { LinkSettings, NetTapProvider } from '../../../guest/kernel/frontends/netfront/tap-provider.js';
-import { BackRing, FrontRing, SharedRing } from '../../../drivers/ring/shared-ring.js';
+import { BackRing, SharedRing } from '../../../drivers/ring/shared-ring.js';
+import { RawNetFront } from './raw-front.js';
 import { acquire, MappedGrantTable } from '../../../drivers/grant/grant-table.js';
-import { NETIF_RX_SLOT_SIZE, NETIF_TX_SLOT_SIZE, netifRxRequest, netifTxRequest, netifTxResponse, type NetifTxRequest } from '../../../drivers/wire/netif.js';
+import { NETIF_RX_SLOT_SIZE, NETIF_TX_SLOT_SIZE, netifTxRequest, netifTxResponse, type NetifTxRequest } from '../../../drivers/wire/netif.js';
 import { XenbusState } from '../../../drivers/xenstore/xenbus-state.js';
 import { socketPairPort, type FrameWire } from '../../../net/frame-port.js';
 import { EventChannelHub, type DomainEventChannels } from './loopback-evtchn.js';
 import { until } from './wait.js';
+import { vifBackendError, vifBackendState, vifStats } from './vif-state.js';
 
 export const PAGE = 4096;
 const GUEST_PAGES = 4096; // 16 MiB
@@ -137,16 +139,16 @@ export class NetDom0 {
     return w;
   }
 
-  async backendState(domid: number, devid: number): Promise<number> {
-    return Number(await this.xs.read(`/local/domain/0/backend/vif/${domid}/${devid}/state`).catch(() => '-1'));
+  backendState(domid: number, devid: number): Promise<number> {
+    return vifBackendState(this.xs, domid, devid);
   }
 
-  async backendError(domid: number, devid: number): Promise<string> {
-    return this.xs.read(`/local/domain/0/error/backend/vif/${domid}/${devid}/error`).catch(() => '');
+  backendError(domid: number, devid: number): Promise<string> {
+    return vifBackendError(this.xs, domid, devid);
   }
 
-  async stats(domid: number, devid: number): Promise<Record<string, number>> {
-    return (await this.bus.stats())[`vif/${domid}/${devid}`] ?? {};
+  stats(domid: number, devid: number): Promise<Record<string, number>> {
+    return vifStats(this.bus, domid, devid);
   }
 
   /** A guest running the real netfront on vif `devid`; its eth is a socketpair whose far end
@@ -226,23 +228,14 @@ export interface GoodGuest {
   counters(): Record<string, number>;
 }
 
-/** A frontend that plays by no rules: rings, grants and requests written by hand. */
-export class HostileFront {
-  tx!: FrontRing;
-  rx!: FrontRing;
-  port = 0;
-  readonly mac: string;
-
+/** A frontend that plays by no rules (raw-front.ts), facing the in-process netback. */
+export class HostileFront extends RawNetFront {
   constructor(
     readonly dom0: NetDom0,
-    readonly g: Guest,
-    readonly devid: number,
+    override readonly g: Guest,
+    devid: number,
   ) {
-    this.mac = `00:16:3e:7f:${g.domid.toString(16).padStart(2, '0')}:${devid.toString(16).padStart(2, '0')}`;
-  }
-
-  get fe(): string {
-    return `/local/domain/${this.g.domid}/device/vif/${this.devid}`;
+    super(g, devid);
   }
 
   /** netback's side of this vif. */
@@ -262,99 +255,13 @@ export class HostileFront {
   async connect(keys: Record<string, string | number> = {}, nic: Parameters<typeof resolveNicDefaults>[0] = {}, waitConnected = true): Promise<void> {
     await this.dom0.addVif(this.g.domid, this.devid, { mac: this.mac, ...nic });
     await until('backend InitWait', async () => (await this.state()) === XenbusState.InitWait, 5000, this.dom0.logs);
-    const txPfn = this.g.pages.alloc();
-    const rxPfn = this.g.pages.alloc();
-    this.tx = new FrontRing(new SharedRing(this.g.memory, txPfn * PAGE, NETIF_TX_SLOT_SIZE));
-    this.rx = new FrontRing(new SharedRing(this.g.memory, rxPfn * PAGE, NETIF_RX_SLOT_SIZE));
-    const txRef = this.g.grants.grantAccess(0, txPfn, false);
-    const rxRef = this.g.grants.grantAccess(0, rxPfn, false);
     this.port = await this.g.evtchn.allocUnbound(0);
-    const all: Record<string, string | number> = {
-      'tx-ring-ref': txRef,
-      'rx-ring-ref': rxRef,
-      'event-channel': this.port,
-      'request-rx-copy': 1,
-      'feature-rx-notify': 1,
-      'feature-sg': 1,
-      'feature-gso-tcpv4': 1,
-      'feature-gso-tcpv6': 1,
-      ...keys,
-    };
-    for (const [k, v] of Object.entries(all)) await this.g.xs.write(`${this.fe}/${k}`, String(v));
-    await this.g.xs.write(`${this.fe}/state`, String(XenbusState.Connected));
+    await this.publish(keys);
     if (waitConnected) await until('backend Connected', async () => (await this.state()) === XenbusState.Connected, 5000, this.dom0.logs);
   }
 
   notify(): void {
     this.g.evtchn.notify(this.port);
-  }
-
-  /** A page granted to the backend holding a broadcast frame of `len` bytes from our MAC. */
-  framePage(len = 60, readonly = true): { pfn: number; gref: number; bytes: Uint8Array } {
-    const pfn = this.g.pages.alloc();
-    const p = this.g.pages.page(pfn);
-    p.fill(0xff, 0, 6);
-    p.set(this.mac.split(':').map((h) => parseInt(h, 16)), 6);
-    p[12] = 0x88;
-    p[13] = 0xb5; // local experimental ethertype
-    for (let i = 14; i < len && i < PAGE; i++) p[i] = i & 0xff;
-    return { pfn, gref: this.g.grants.grantAccess(0, pfn, readonly), bytes: p };
-  }
-
-  /** Writes request slots as given (a Uint8Array is written raw: extra info), publishes and
-   * rings, unless `publish` is false. */
-  pushTx(slots: (NetifTxRequest | Uint8Array)[], publish = true): number[] {
-    const view = this.tx.ring.view;
-    const offs: number[] = [];
-    for (const s of slots) {
-      const off = this.tx.nextRequestSlot();
-      offs.push(off);
-      if (s instanceof Uint8Array) this.tx.ring.bytes.set(s, off);
-      else netifTxRequest.encode(view, off, s);
-    }
-    if (publish) {
-      this.tx.pushRequests();
-      this.notify();
-    }
-    return offs;
-  }
-
-  /** Waits for `n` TX responses and returns them (in ring order). */
-  async txResponses(n: number, timeoutMs = 3000): Promise<{ id: number; status: number }[]> {
-    await until(`${n} TX responses`, () => {
-      const u = this.tx.unconsumedResponses();
-      return u < 0 || u >= n;
-    }, timeoutMs, this.dom0.logs);
-    const out: { id: number; status: number }[] = [];
-    for (let i = 0; i < n && this.tx.unconsumedResponses() > 0; i++) {
-      const r = netifTxResponse.decode(this.tx.takeResponse(), 0);
-      out.push({ id: r.id, status: r.status });
-    }
-    return out;
-  }
-
-  async txStatuses(n: number): Promise<number[]> {
-    return (await this.txResponses(n)).map((r) => r.status);
-  }
-
-  /** Posts `n` RX buffers (or the given grant refs). */
-  postRx(n: number, gref?: (i: number) => number): number[] {
-    const refs: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const ref = gref ? gref(i) : this.g.grants.grantAccess(0, this.g.pages.alloc(), false);
-      refs.push(ref);
-      netifRxRequest.encode(this.rx.ring.view, this.rx.nextRequestSlot(), { id: (this.rx.reqProdPvt - 1) & 0xffff, gref: ref });
-    }
-    this.rx.pushRequests();
-    this.notify();
-    return refs;
-  }
-
-  /** Sets req_prod of a ring to anything at all, and rings. */
-  scribbleReqProd(ring: 'tx' | 'rx', value: number): void {
-    const r = ring === 'tx' ? this.tx : this.rx;
-    Atomics.store(r.ring.idx, 0, value >>> 0);
-    this.notify();
   }
 
   /** Disconnected for a protocol violation: Closing, the error node and a log line say why. */
