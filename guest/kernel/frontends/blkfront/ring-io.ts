@@ -79,7 +79,7 @@ export class BlkfrontRing {
   private dead = false;
   /** Events from a backend ringing for nothing are held off, as blkback holds off a frontend. */
   readonly storm: EventStormGuard;
-  private hitsSeen = 0;
+  private responsesSeen = 0;
   readonly counters: RingCounters = { requests: 0, indirectRequests: 0, segments: 0, notifySent: 0, responses: 0, errors: 0, queued: 0 };
 
   constructor(
@@ -250,13 +250,13 @@ export class BlkfrontRing {
     });
   }
 
-  /** The backend's event: responses, and the storm guard told whether it found any (those a
-   * busy poll took since the last event count: the backend rang for them too). */
+  /** The backend's event: responses, and the storm guard told whether there were any since
+   * the last event (those a busy poll took count: the backend rang for them too). */
   onBackendEvent(): void {
-    const hits = this.busy?.poller.hits ?? 0;
-    const polled = Math.max(0, hits - this.hitsSeen);
-    this.hitsSeen = hits;
-    this.storm.handled(this.onEvent() + polled);
+    this.onEvent();
+    const taken = this.counters.responses;
+    this.storm.handled(taken - this.responsesSeen);
+    this.responsesSeen = taken;
   }
 
   /** Consume every response. Returns how many there were (0: the

@@ -251,16 +251,18 @@ class Netfront implements FrontendDriver, NetDevice {
     this.rx = new NetfrontRx({ ring: rxRing, pages: rxPool.views, mem, offs: rxPool.offs, grefs: rxPool.refs, tapFd: this.tap!.fd, notify, log, broken, sniffer: () => this.sniffer });
     const port = this.port;
     const storm = (this.storm = new EventStormGuard((ms) => evtchn.holdOff(port, ms)));
-    let hitsSeen = 0;
+    const tx = this.tx;
+    const rx = this.rx;
+    // Responses taken since the last event, here or elsewhere (a busy poll, TX completions
+    // collected while reading the TAP), are what the backend rang for: only an event that
+    // comes with none at all is spurious.
+    let seen = 0;
     evtchn.on(port, () => {
-      // Responses a busy poll took since the last event count as work: the backend rang
-      // for them too.
-      const polled = this.busy.hits - hitsSeen;
-      hitsSeen = this.busy.hits;
-      if (!this.connected) return storm.handled(0);
-      const slots = this.rx?.poll() ?? 0;
-      const done = this.tx?.poll() ?? 0;
-      storm.handled(slots + done + polled);
+      const slots = this.connected ? rx.poll() : 0;
+      if (this.connected) tx.poll();
+      const taken = rx.responses + tx.responses;
+      storm.handled(taken - seen);
+      seen = taken;
       if (slots > 0) this.busyPoll('reply', slots);
     });
     const sg = this.backendSg ? 1 : 0;

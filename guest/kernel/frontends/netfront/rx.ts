@@ -66,6 +66,8 @@ export class NetfrontRx {
   bytes = 0;
   errors = 0;
   drops = 0;
+  /** Responses consumed, ever (extra-info slots included). */
+  responses = 0;
 
   constructor(private readonly d: NetfrontRxDeps) {
     this.mask = d.ring.size - 1;
@@ -120,7 +122,9 @@ export class NetfrontRx {
         if (!ring.finalCheckForResponses()) break;
         continue;
       }
-      done += this.frame(avail);
+      const used = this.frame(avail);
+      done += used;
+      this.responses += used;
       // Buffers go back in small batches: a backend short of them resumes sooner.
       if (ring.freeRequests() >= REFILL_BATCH) this.fill();
     }

@@ -72,6 +72,8 @@ export class NetfrontTx {
   bytes = 0;
   errors = 0;
   drops = 0;
+  /** Responses consumed, ever (extra-info slots included). */
+  responses = 0;
 
   constructor(private readonly d: NetfrontTxDeps) {
     const n = d.pages.length;
@@ -228,6 +230,7 @@ export class NetfrontTx {
       for (let k = 0; k < avail; k++) {
         netifTxResponse.decode(ring.takeResponse(), 0, this.rsp);
         done++;
+        this.responses++;
         if (this.rsp.status === NETIF_RSP_NULL) continue; // an extra-info slot
         const id = this.rsp.id;
         if (id >= this.inflight.length || !this.inflight[id]) {
