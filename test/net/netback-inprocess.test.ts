@@ -173,6 +173,17 @@ describe('netback in process: bad packets are dropped, the vif carries on', () =
     expect([...frame!]).toEqual([...a.bytes.subarray(0, 100), ...b.bytes.subarray(0, 60)]);
   });
 
+  it('500 bad packets: every one answered and counted, at most 10 log lines about them', async () => {
+    const f = await hostile();
+    const a = f.framePage(100);
+    for (let batch = 0; batch < 10; batch++) {
+      f.pushTx([...Array(50).keys()].map((i) => ({ gref: a.gref, offset: 0, flags: 0, id: i, size: 10 })));
+      expect((await f.txStatuses(50)).every((s) => s === NETIF_RSP_ERROR)).toBe(true);
+    }
+    expect(await f.stats()).toMatchObject({ tx_drops: 500, tx_drop_runt: 500, connected: 1 });
+    expect(dom0.logs.filter((l) => /dropped: packet of 10 bytes/.test(l)).length).toBe(10);
+  });
+
   it('extra-info slots are answered NULL in ring order', async () => {
     const f = await hostile();
     const a = f.framePage(200);
