@@ -154,11 +154,13 @@ export class ConnectedVif {
       this.staleEvents--;
       return;
     }
-    // An event that found nothing to do. A few are normal (races with our own polling); a
+    // Events that find nothing to do: a few are normal (races with our own polling); a
     // stream of them is a storm: stop listening for a while, longer each time (XSA-332).
+    // The vif's counters outlive this connection: they grow by what this event added.
+    const { spurious, throttles } = this.storm;
     this.storm.handled(work);
-    this.metrics.events_spurious = this.storm.spurious;
-    this.metrics.event_throttles = this.storm.throttles;
+    this.metrics.events_spurious += this.storm.spurious - spurious;
+    this.metrics.event_throttles += this.storm.throttles - throttles;
   }
 
   /**
