@@ -54,6 +54,31 @@ describe('netfront and netback in one process', () => {
     expect(await dom0.stats(9, 0)).toMatchObject({ tx_packets: 3, rx_packets: 2, tx_drops: 0, rx_drops: 0 });
     expect(wire.offloads).not.toBe(0); // netback offered its bridge side what netfront takes
   });
+
+  it('busy traffic both ways is never taken for a storm, on either side', async () => {
+    const gg = await dom0.goodGuest(10);
+    const wire = dom0.wire(10, 0);
+    let out = 0;
+    let back = 0;
+    for (let burst = 0; burst < 100; burst++) {
+      for (let i = 0; i < 20; i++) {
+        if (gg.stack.send(vnet0, frame(1514, i))) out++;
+        if (wire.send(vnet0, frame(1514, i))) back++;
+      }
+      await sleep(1);
+      wire.drain();
+      gg.stack.drain();
+    }
+    await until('every frame through', async () => {
+      wire.drain();
+      gg.stack.drain();
+      const st = await dom0.stats(10, 0);
+      return st.tx_packets === out && st.rx_packets + st.rx_drops === back;
+    });
+    expect(out).toBeGreaterThan(1000);
+    expect(gg.counters().event_throttles).toBe(0);
+    expect((await dom0.stats(10, 0)).event_throttles).toBe(0);
+  });
 });
 
 describe('netfront against a hostile backend (XSA-391)', () => {
