@@ -334,6 +334,33 @@ describe('netback in process: what a frontend cannot do to netback', () => {
     expect([...out[0]!.subarray(VNET_HDR_LEN)]).toEqual([...frame]);
   });
 
+  it('a GSO train with its headers over tiny slots: segmentation and checksum placed from the gathered headers', async () => {
+    const f = await hostile();
+    const frame = tcpFrame(5000);
+    const sizes = [14, 5, 5, 5, 5, 4, 4, 4, 4, 4, 2000, 3000];
+    let at = 0;
+    const slots: (Parameters<HostileFront['pushTx']>[0][number])[] = [];
+    sizes.forEach((size, i) => {
+      const pfn = bad.pages.alloc();
+      bad.pages.page(pfn).set(frame.subarray(at, at + size), 0);
+      at += size;
+      const flags = (i === sizes.length - 1 ? 0 : NETTXF_more_data) | (i === 0 ? 1 /* csum_blank */ | NETTXF_extra_info : 0);
+      slots.push({ gref: bad.grants.grantAccess(0, pfn, true), offset: 0, flags, id: i, size: i === 0 ? frame.length : size });
+      if (i === 0) slots.push(extra(XEN_NETIF_EXTRA_TYPE_GSO, false, (b) => ((b[2] = 1448 & 0xff), (b[3] = 1448 >> 8), (b[4] = XEN_NETIF_GSO_TYPE_TCPV4))));
+    });
+    f.pushTx(slots);
+    expect((await f.txStatuses(sizes.length + 1)).filter((s) => s !== NETIF_RSP_OKAY)).toEqual([NETIF_RSP_NULL]);
+    const out: Uint8Array[] = [];
+    await until('the frame', () => (out.push(...f.wire.drain()), out.length > 0));
+    const v = new DataView(out[0]!.buffer, out[0]!.byteOffset, VNET_HDR_LEN);
+    // The vnet header netback wrote: checksum at the TCP header, GSO TCPv4, 54 bytes of
+    // headers, segments of 1448.
+    expect(vnetOf(out[0]!)).toEqual({ flags: 1, csumStart: 34, csumOffset: 16 });
+    expect([out[0]![1], v.getUint16(2, true), v.getUint16(4, true)]).toEqual([1 /* VIRTIO_NET_HDR_GSO_TCPV4 */, 54, 1448]);
+    expect([...out[0]!.subarray(VNET_HDR_LEN)]).toEqual([...frame]);
+    expect(await f.stats()).toMatchObject({ tx_gso: 1, tx_csum_offload: 1 });
+  });
+
   it('a ring slot rewritten while its packet waits for the rate limiter changes nothing (XSA-155)', async () => {
     const f = new HostileFront(dom0, bad, nextDevid++);
     await f.connect({}, { rate_bytes_per_interval: 1000, rate_interval_usecs: 2_000_000 }); // 500 B/s, 1000 bytes to start
@@ -359,6 +386,30 @@ describe('netback in process: what a frontend cannot do to netback', () => {
     expect([...frames[1]!]).toEqual([...b.bytes.subarray(0, 1000)]);
     expect(bad.grants.isInUse(decoy.gref)).toBe(false);
     expect(await f.stats()).toMatchObject({ connected: 1, tx_packets: 2 });
+  });
+
+  it('RX requests rewritten after netback took them change nothing: frames land in the buffers as posted', async () => {
+    const f = await hostile();
+    const refs = f.postRx(40);
+    await until('the buffers taken', async () => (await f.stats()).rx_held === 40);
+    const decoy = f.framePage(0, false);
+    decoy.bytes.fill(0xdd);
+    // Every request slot now names the decoy, with another id.
+    const v = f.rx.ring.view;
+    for (let i = 0; i < 40; i++) {
+      const off = f.rx.ring.slotOffset(i);
+      v.setUint16(off, 1000 + i, true);
+      v.setUint32(off + 4, decoy.gref, true);
+    }
+    const payload = new Uint8Array(600).fill(0x42);
+    payload.fill(0xff, 0, 6);
+    expect(f.wire.send(new Uint8Array(VNET_HDR_LEN), payload)).toBe(true);
+    await until('an RX response', () => f.rx.unconsumedResponses() > 0);
+    const r = netifRxResponse.decode(f.rx.takeResponse(), 0);
+    expect([r.id, r.status]).toEqual([0, 600]);
+    expect(decoy.bytes.every((b) => b === 0xdd)).toBe(true);
+    expect(bad.grants.isInUse(decoy.gref)).toBe(false);
+    expect(refs.length).toBe(40);
   });
 
   it('a packet header rewritten while netback sends it: the offload it set matches the bytes it sent (XSA-155)', async () => {
