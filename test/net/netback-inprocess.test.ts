@@ -58,7 +58,7 @@ describe('netback in process: the harness itself', () => {
     expect(await f.txResponses(1)).toEqual([{ id: 7, status: NETIF_RSP_OKAY }]);
     const [frame] = await framesOut(f, 1);
     expect([...frame!]).toEqual([...p.bytes.subarray(0, 60)]);
-    expect(await f.stats()).toMatchObject({ tx_packets: 1, tx_bytes: 60, tx_drops: 0, connected: 1 });
+    expect(await f.stats()).toMatchObject({ tx_packets: 1, tx_bytes: 60, tx_drops: 0, connected: 1, busy_polls: 0 });
   });
 });
 

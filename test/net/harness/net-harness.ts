@@ -7,7 +7,7 @@
 // the guest's stack (netfront's side). The hotplug script's part, writing hotplug-status, is
 // played by the harness. The root suites (test/net/hostile/, pv-net) keep the real TAPs and
 // bridges end to end.
-import './no-busy-poll.js';
+import { restoreBusyPollEnv } from './no-busy-poll.js';
 import { native } from '../../../native/index.js';
 import { Xenstored } from '../../../dom0/xenstored/xenstored.js';
 import { XsClient } from '../../../drivers/xenstore/client.js';
@@ -31,6 +31,8 @@ import { socketPairPort, type FrameWire } from '../../../net/frame-port.js';
 import { EventChannelHub, type DomainEventChannels } from './loopback-evtchn.js';
 import { until } from './wait.js';
 import { vifBackendError, vifBackendState, vifStats } from './vif-state.js';
+
+restoreBusyPollEnv();
 
 export const PAGE = 4096;
 const GUEST_PAGES = 4096; // 16 MiB
