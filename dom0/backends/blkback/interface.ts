@@ -29,6 +29,7 @@ import { isRefusal, parseRequest, type BlkRequest, type ParseContext } from './r
 import { BusyPoller } from '../../../drivers/ring/busy-poll.js';
 import { URING_WANTED, UringIo } from './uring-io.js';
 import { LogRateLimit } from '../../../common/log-ratelimit.js';
+import type { BlkbackReason } from './metrics.js';
 
 /** At queue depth 1, spin this long for the frontend's next request after answering one,
  * instead of sleeping until its event (drivers/ring/busy-poll.ts). 0 turns it off. */
@@ -67,7 +68,8 @@ export class BlkifInterface {
   private pushScheduled = false;
   private readonly busy = new BusyPoller(BLK_BUSY_POLL_US);
   private hitsSeen = 0;
-  /** Lines about single requests (a guest can send millions): 10 per 5 s, as printk_ratelimit. */
+  /** Lines about single requests' I/O errors (a guest can send millions): 10 per 5 s, as
+   * printk_ratelimit. Bad input goes through counters.errors, limited the same way. */
   private readonly requestLog = new LogRateLimit();
   private readonly mem: Uint8Array;
   private readonly sectors: number;
@@ -141,7 +143,7 @@ export class BlkifInterface {
       const n = back.unconsumedRequests();
       if (n === RING_OVERFLOW) {
         const prod = back.ring.reqProd;
-        this.halt(`frontend provided bogus ring requests (req_prod ${prod}, rsp_prod_pvt ${back.rspProdPvt}, ring size ${back.size})`);
+        this.halt('ring_fatal_prod', `frontend provided bogus ring requests (req_prod ${prod}, rsp_prod_pvt ${back.rspProdPvt}, ring size ${back.size})`);
         return taken;
       }
       taken += n;
@@ -149,20 +151,20 @@ export class BlkifInterface {
         const v = back.takeRequest(); // the private copy: decode only this
         const r = parseRequest(v, this.ctx);
         if (this.inflight.has(r.id)) {
-          this.halt(`request id ${r.id} reused while still in flight`);
+          this.halt('ring_fatal_id', `request id ${r.id} reused while still in flight`);
           return taken;
         }
         if (isRefusal(r)) {
           this.o.counters.invalid++;
           if (r.operation === BLKIF_OP_DISCARD) this.o.counters.ds_req++;
-          this.logRequest(`refused request ${r.id}: ${r.why}`);
+          this.o.counters.peerErrors.report(r.reason, `refused request ${r.id}: ${r.why}`);
           this.respond(r.id, r.operation, r.status);
           continue;
         }
         // A lone small read or write on an otherwise idle ring (queue depth 1) is served on
         // the spot: handing it to libuv's thread pool and back costs more than the disk.
         if (n === 1 && this.inflight.size === 0 && r.op !== BLKIF_OP_FLUSH_DISKCACHE && r.nsect <= SYNC_MAX_SECTORS && this.o.store) {
-          this.respond(r.id, r.operation, this.executeSync(r));
+          this.respond(r.id, r.op, this.executeSync(r));
           continue;
         }
         this.dispatch(r);
@@ -199,7 +201,7 @@ export class BlkifInterface {
       const frame = this.pins.pin(gref, toGuest, pin);
       if (frame < 0) {
         this.o.counters.invalid++;
-        this.logRequest(`request ${r.id}: grant ${gref}: ${gnttabErrorMessage(frame)}`);
+        this.o.counters.peerErrors.report('req_bad_grant', `request ${r.id}: grant ${gref}: ${gnttabErrorMessage(frame)}`);
         for (const g of held.splice(0)) this.pins.unpin(g, toGuest);
         return null;
       }
@@ -288,7 +290,8 @@ export class BlkifInterface {
   private complete(r: BlkRequest, status: number): void {
     this.inflight.delete(r.id);
     if (this.halted) return;
-    this.respond(r.id, r.operation, status);
+    // An indirect request is answered with its own operation, as Linux blkback does.
+    this.respond(r.id, r.op, status);
   }
 
   private respond(id: bigint, operation: number, status: number): void {
@@ -319,9 +322,10 @@ export class BlkifInterface {
     });
   }
 
-  private halt(why: string): void {
+  private halt(reason: BlkbackReason, why: string): void {
     if (this.halted) return;
     this.halted = true;
+    this.o.counters.peerErrors.count(reason);
     this.o.counters.halted = 1;
     this.o.log(`halting ring: ${why}`);
     this.o.onFatal(why);
