@@ -16,6 +16,7 @@ import { RingConnection, type DomainRing } from './ring-connection.js';
 import { SocketConnection, listenUnix } from './socket-server.js';
 import { Store, newNode } from './store.js';
 import { WatchTable } from './watches.js';
+import { restoreNodes, saveNodes, writeLiveState, type LiveState, type SavedRing } from './live-state.js';
 
 /** A domain's ring page as the embedder (dom0) maps it for a wire INTRODUCE. */
 export interface MappedDomainRing extends DomainRing {
@@ -44,6 +45,12 @@ export interface XenstoredOptions {
    * ignored (Xen's XS_PERM_IGNORE). Default: every domid exists.
    */
   domainExists?: (domid: number) => boolean;
+  /**
+   * Keep a live state in this file (live-state.ts) so that a successor can carry on where this
+   * xenstored dies; `restore` is the state a predecessor left, to start from.
+   */
+  statePath?: string;
+  restore?: LiveState;
 }
 
 interface DomainEntry {
@@ -66,6 +73,12 @@ export class Xenstored implements ServerCore, ConnectionHost {
   private readonly domains = new Map<number, DomainEntry>();
   private readonly servers: { server: Server; path: string; ino: number }[] = [];
   private busy = false;
+  private readonly statePath?: string;
+  readonly savesState: boolean;
+  /** Rings of a predecessor's state whose domains have not been resumed yet. */
+  private readonly saved = new Map<number, SavedRing>();
+  private savedNodes: { generation: number; json: string } | null = null;
+  private lastSave = '';
   private readonly deferred: { conn: Connection; hdr: XsHeader; payload: Uint8Array }[] = [];
 
   constructor(opts: XenstoredOptions = {}) {
@@ -74,7 +87,65 @@ export class Xenstored implements ServerCore, ConnectionHost {
     this.logLine = opts.log ?? ((line) => process.stderr.write(`xenstored: ${line}\n`));
     this.mapDomainRing = opts.mapDomainRing;
     this.exists = opts.domainExists;
-    this.initialTree();
+    this.statePath = opts.statePath;
+    this.savesState = opts.statePath !== undefined;
+    if (opts.restore) {
+      restoreNodes(this.store, opts.restore);
+      for (const r of opts.restore.rings) this.saved.set(r.domid, r);
+    } else {
+      this.initialTree();
+    }
+  }
+
+  /** Domains of the restored state not resumed yet. */
+  savedDomains(): number[] {
+    return [...this.saved.keys()];
+  }
+
+  /**
+   * Carry on serving a domain's ring from the restored state: no reset, no @introduceDomain
+   * (it never went away), its watches back. Undefined when the state has no such domain.
+   */
+  resumeDomain(domid: number, ring: DomainRing, unmap?: () => void): { onEvent(): void } | undefined {
+    const saved = this.saved.get(domid);
+    if (!saved || this.domains.has(domid)) return undefined;
+    this.saved.delete(domid);
+    const conn = new RingConnection(this, domid, ring, this.quotas.outstanding, this.maxOutputBytes);
+    conn.resume(saved);
+    for (const w of saved.watches) this.watches.add(conn, w.path, w.token, w.prefixLen, Infinity);
+    this.domains.set(domid, { conn, unmap });
+    this.connections.add(conn);
+    this.commit();
+    queueMicrotask(() => conn.onEvent());
+    return { onEvent: () => conn.onEvent() };
+  }
+
+  /**
+   * Save the live state, then let every guest see what was held back for it (replies,
+   * events, consumed requests). Called after each request and each change made outside one.
+   */
+  commit(): void {
+    if (this.statePath === undefined || this.busy) return;
+    const rings: SavedRing[] = [...this.saved.values()];
+    for (const d of this.domains.values()) {
+      const r = d.conn.save();
+      r.watches = this.watches.of(d.conn).map((w) => ({ path: w.path, token: w.token, prefixLen: w.prefixLen }));
+      rings.push(r);
+    }
+    if (this.savedNodes?.generation !== this.store.generation) {
+      this.savedNodes = { generation: this.store.generation, json: saveNodes(this.store) };
+    }
+    const ringsJson = JSON.stringify(rings);
+    const key = `${this.store.generation}:${ringsJson}`;
+    if (key !== this.lastSave) {
+      try {
+        writeLiveState(this.statePath, this.store.generation, this.savedNodes.json, rings);
+        this.lastSave = key;
+      } catch (e) {
+        this.log(`cannot save the live state to ${this.statePath}: ${(e as Error).message}`);
+      }
+    }
+    for (const d of this.domains.values()) d.conn.committed();
   }
 
   /** Serve the unix socket at `path` (every socket client is privileged dom0). */
@@ -132,6 +203,8 @@ export class Xenstored implements ServerCore, ConnectionHost {
     this.domains.set(domid, { conn, unmap });
     this.connections.add(conn);
     if (!old) this.fireSpecial('@introduceDomain');
+    this.saved.delete(domid);
+    this.commit();
     // The guest may have queued requests before it was introduced: serve them, but not from
     // inside our caller (which may itself be handling a request).
     queueMicrotask(() => conn.onEvent());
@@ -151,8 +224,10 @@ export class Xenstored implements ServerCore, ConnectionHost {
       d.unmap?.();
       this.domains.delete(domid);
     }
+    this.saved.delete(domid);
     if (domid !== 0) this.removeDomainNodes(domid);
     if (d) this.fireSpecial('@releaseDomain');
+    this.commit();
     return d !== undefined;
   }
 
@@ -179,6 +254,7 @@ export class Xenstored implements ServerCore, ConnectionHost {
     } finally {
       this.busy = false;
     }
+    this.commit();
   }
 
   dropConnection(conn: Connection, why: string, ringError?: number): void {
@@ -212,6 +288,7 @@ export class Xenstored implements ServerCore, ConnectionHost {
   resetConnection(conn: Connection): void {
     this.watches.removeAll(conn);
     conn.transactions.clear();
+    conn.abortedTx.clear();
   }
 
   introduceFromWire(domid: number, mfn: number, port: number): void {
