@@ -5,6 +5,7 @@
 // seconds, every record the guest saw fsync'ed is in the image, `xl list` and `xl console`
 // work, and a guest created afterwards works. dom0 dying in a loop stops everything, with a
 // message, as before.
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import { XlConsole } from '../helpers/xl-console.js';
 
 const GUEST_IP = '198.18.1.40';
 const RECORDS = 300;
+const BLOBS = 60;
 
 describe.skipIf(shouldSkip() || netShouldSkip())('dom0 restart', () => {
   const xn = new Instance('d0live');
@@ -50,6 +52,10 @@ describe.skipIf(shouldSkip() || netShouldSkip())('dom0 restart', () => {
     // Numbered records, one per sector, each fsync'ed; the guest notes each one dd reported
     // synced. Bounded: RECORDS writes.
     await xn.consoleRun('dl', `(i=0; while [ $i -lt ${RECORDS} ]; do printf 'REC%06d\\n' $i | dd of=/dev/xvda bs=512 seek=$i conv=fsync,notrunc 2>/dev/null && echo $i >> /tmp/synced; i=$((i+1)); done; echo done > /tmp/writer) >/dev/null 2>&1 & true`);
+    // Beside it, 1 MiB writes (several requests in flight at once, answered out of order),
+    // each fsync'ed, over four 1 MiB regions from 2 MiB on.
+    const blobSum = /([0-9a-f]{32})/.exec(await xn.consoleRun('dl', 'head -c 1048576 /dev/urandom > /tmp/blob && md5sum < /tmp/blob'))![1]!;
+    await xn.consoleRun('dl', `(j=0; while [ $j -lt ${BLOBS} ]; do dd if=/tmp/blob of=/dev/xvda bs=1M seek=$((2 + j % 4)) conv=fsync,notrunc 2>/dev/null || echo $j >> /tmp/blobfail; j=$((j+1)); done; echo done > /tmp/blobw) >/dev/null 2>&1 & true`);
     // Pings from the LAN every 50 ms (bounded), each reply with its time (-D).
     const pinger = lan.spawn(['timeout', '40', 'ping', '-D', '-n', '-i', '0.05', '-W', '1', '-c', '600', GUEST_IP]);
     let pings = '';
@@ -95,6 +101,9 @@ describe.skipIf(shouldSkip() || netShouldSkip())('dom0 restart', () => {
     const img = readFileSync(image);
     const missing = synced.filter((i) => img.subarray(i * 512, i * 512 + 9).toString('latin1') !== `REC${String(i).padStart(6, '0')}`);
     expect(missing).toEqual([]);
+    await xn.waitFor('the guest blob writer to finish', async () => (await xn.consoleRun('dl', 'cat /tmp/blobw 2>/dev/null || true')).includes('done'), 60_000);
+    expect(await xn.consoleRun('dl', 'cat /tmp/blobfail 2>/dev/null || true')).toBe('');
+    for (let k = 2; k < 6; k++) expect(createHash('md5').update(img.subarray(k << 20, (k + 1) << 20)).digest('hex'), `region ${k} MiB`).toBe(blobSum);
 
     // xl console on a terminal reaches the same shell.
     const con = new XlConsole(xn, 'dl').attach();
@@ -105,6 +114,7 @@ describe.skipIf(shouldSkip() || netShouldSkip())('dom0 restart', () => {
     }
     expect(await xn.xlOk('dmesg')).toMatch(/starting dom0 again \(restart 1\); the guests keep running/);
     expect(xn.log()).toMatch(/took over domain \d+ "dl" after dom0 restarted/);
+    console.log(xn.log().split('\n').filter((l) => /restart|took over|reconnect|previous dom0|owed/.test(l)).join('\n'));
 
     // A guest created after the restart works.
     await xn.create('dl2');

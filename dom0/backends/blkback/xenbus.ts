@@ -31,6 +31,7 @@ import { MappedGrantTable } from '../../../drivers/grant/grant-mapper.js';
 import type { BackendDriver, BackendFactory, Dom0Services } from '../backend-bus.js';
 import { openBacking, type BackingStore } from './backing-file.js';
 import { BlkifInterface } from './interface.js';
+import { journalPath } from './inflight-journal.js';
 import { BlkbackCounters } from './metrics.js';
 import { EventStormGuard } from '../../../drivers/evtchn/event-storm-guard.js';
 
@@ -171,6 +172,13 @@ class Blkback implements BackendDriver {
     const d = this.dev;
     const fatal = async (why: string) => {
       this.s.log.error(`blkback ${this.domid}/${this.devid}: ${why}`);
+      if (this.resuming) {
+        // Taking over from a dom0 that died and failing: the guest's disk would hang; crash it
+        // so that its on_crash applies.
+        this.resuming = false;
+        this.s.log.error(`blkback ${this.domid}/${this.devid}: cannot take the disk over after dom0 restarted; crashing domain ${this.domid}`);
+        await this.s.hc.invoke('domctl.shutdown', { domid: this.domid, reason: 'crash' }).catch(() => {});
+      }
       await d.writeKeys({ error: why });
       await this.disconnect();
       await this.setState(XenbusState.Closing);
@@ -201,6 +209,8 @@ class Blkback implements BackendDriver {
         this.chain = this.chain.then(() => fatal(`ring halted: ${why}`)).catch(() => {});
       },
       log: (m) => this.log(m),
+      journalPath: journalPath(this.domid, this.devid),
+      resume: this.resuming,
     });
     try {
       iface.mapRing(ringRef);

@@ -42,6 +42,8 @@ class NetbackDevice implements BackendDriver {
   private hotplugOk = false;
   private state = XenbusState.Initialising;
   private failed: string | null = null;
+  /** Taking over from a dom0 that died (probe found us Connected). */
+  private resuming = false;
   private removed = false;
   /** The interface's name once it is gone (for log lines). */
   private unplugged: string | null = null;
@@ -67,6 +69,7 @@ class NetbackDevice implements BackendDriver {
     // under the same name, plug it into the same bridge (the hotplug script), and reattach to
     // the rings where the frontend left them, without moving the xenbus state it watches.
     const resuming = (await this.dev.readKey('state', own))?.trim() === String(XenbusState.Connected);
+    this.resuming = resuming;
     this.script = (await this.dev.readKey('script', own))?.trim() || DEFAULT_SCRIPT;
     const vifname = (await this.dev.readKey('vifname', own))?.trim();
     this.hotplugEnv = { bridge: (await this.dev.readKey('bridge', own))?.trim(), ip: (await this.dev.readKey('ip', own))?.trim() };
@@ -147,11 +150,19 @@ class NetbackDevice implements BackendDriver {
         if (this.vif || this.failed || this.state === XenbusState.Closing) break;
         try {
           await this.connect();
-          if (this.state === XenbusState.Connected) this.s.log.info(`${this.name}: reconnected to domain ${this.domid}`);
+          if (this.resuming) this.s.log.info(`${this.name}: reconnected to domain ${this.domid}`);
+          this.resuming = false;
         } catch (e) {
           this.disconnect();
           this.failed = (e as Error).message;
           await this.error(this.failed);
+          if (this.resuming) {
+            // Taking over from a dom0 that died and failing: crash the guest (its on_crash
+            // applies) rather than leave it with a network that never comes back.
+            this.resuming = false;
+            this.s.log.error(`${this.name}: cannot take the vif over after dom0 restarted; crashing domain ${this.domid}`);
+            await this.s.hc.invoke('domctl.shutdown', { domid: this.domid, reason: 'crash' }).catch(() => {});
+          }
           await this.switchState(XenbusState.Closing);
           break;
         }
