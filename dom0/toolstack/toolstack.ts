@@ -18,6 +18,7 @@ import { checkVbdSharing } from './devices/vbd-sharing.js';
 import { deviceKinds } from './devices/device-kinds.js';
 import './devices/all-kinds.js';
 import { ownEntry } from '../../common/own-entry.js';
+import { releaseDeadMapperPins } from '../../drivers/grant/grant-mapper.js';
 import { loadDomainRecord, pruneDomainRecords, removeDomainRecord, saveDomainRecord } from './domain-records.js';
 
 /** What the toolstack needs of xenstore (an XsClient on dom0's in-process connection). */
@@ -208,6 +209,8 @@ export class Toolstack {
         this.records.set(domid, rec);
         if (rec.spec.type === 'hvm') throw new Error('its device models ran in the stub domain, which dom0 does not take over');
         const mem = await this.foreign.map(domid);
+        // The dead dom0's grant pins die with it; the backends pin again what they use.
+        const unpinned = releaseDeadMapperPins(mem.grantTable, 0);
         const sp = specialPages(rec.spec.memoryMiB * 256);
         await this.evtchn.open(rec.storePort);
         await this.evtchn.open(rec.consolePort);
@@ -215,7 +218,7 @@ export class Toolstack {
         if (!conn) throw new Error("xenstored's live state has no connection for it");
         this.evtchn.on(rec.storePort, () => conn.onEvent());
         await this.consoles.attach({ domid, name: rec.name, page: mem.page(sp.console), port: rec.consolePort });
-        this.log.info(`took over domain ${domid} "${rec.name}" after dom0 restarted`);
+        this.log.info(`took over domain ${domid} "${rec.name}" after dom0 restarted (${unpinned} grant pins of the old dom0 released)`);
       } catch (e) {
         const name = saved instanceof Error ? '' : ` "${saved.name}"`;
         this.log.error(`domain ${domid}${name} cannot be taken over after dom0 restarted: ${(e as Error).message}; crashing it`);
