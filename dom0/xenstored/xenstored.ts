@@ -16,7 +16,7 @@ import { RingConnection, type DomainRing } from './ring-connection.js';
 import { SocketConnection, listenUnix } from './socket-server.js';
 import { Store, newNode } from './store.js';
 import { WatchTable } from './watches.js';
-import { restoreNodes, saveNodes, writeLiveState, type LiveState, type SavedRing } from './live-state.js';
+import { LiveStateFile, restoreNodes, type LiveState, type SavedRing } from './live-state.js';
 
 /** A domain's ring page as the embedder (dom0) maps it for a wire INTRODUCE. */
 export interface MappedDomainRing extends DomainRing {
@@ -77,8 +77,9 @@ export class Xenstored implements ServerCore, ConnectionHost {
   readonly savesState: boolean;
   /** Rings of a predecessor's state whose domains have not been resumed yet. */
   private readonly saved = new Map<number, SavedRing>();
-  private savedNodes: { generation: number; json: string } | null = null;
-  private lastSave = '';
+  private readonly liveState?: LiveStateFile;
+  /** The rings as last saved: a request that changed neither them nor the tree saves nothing. */
+  private lastRings = '';
   private readonly deferred: { conn: Connection; hdr: XsHeader; payload: Uint8Array }[] = [];
 
   constructor(opts: XenstoredOptions = {}) {
@@ -94,6 +95,11 @@ export class Xenstored implements ServerCore, ConnectionHost {
       for (const r of opts.restore.rings) this.saved.set(r.domid, r);
     } else {
       this.initialTree();
+    }
+    if (opts.statePath !== undefined) {
+      this.liveState = new LiveStateFile(opts.statePath);
+      this.lastRings = JSON.stringify([...this.saved.values()]);
+      this.liveState.snapshot(this.store, this.lastRings);
     }
   }
 
@@ -125,22 +131,18 @@ export class Xenstored implements ServerCore, ConnectionHost {
    * events, consumed requests). Called after each request and each change made outside one.
    */
   commit(): void {
-    if (this.statePath === undefined || this.busy) return;
+    if (!this.liveState || this.busy) return;
     const rings: SavedRing[] = [...this.saved.values()];
     for (const d of this.domains.values()) {
       const r = d.conn.save();
       r.watches = this.watches.of(d.conn).map((w) => ({ path: w.path, token: w.token, prefixLen: w.prefixLen }));
       rings.push(r);
     }
-    if (this.savedNodes?.generation !== this.store.generation) {
-      this.savedNodes = { generation: this.store.generation, json: saveNodes(this.store) };
-    }
     const ringsJson = JSON.stringify(rings);
-    const key = `${this.store.generation}:${ringsJson}`;
-    if (key !== this.lastSave) {
+    if (ringsJson !== this.lastRings || this.store.changes?.size !== 0) {
       try {
-        writeLiveState(this.statePath, this.store.generation, this.savedNodes.json, rings);
-        this.lastSave = key;
+        this.liveState.append(this.store, ringsJson);
+        this.lastRings = ringsJson;
       } catch (e) {
         this.log(`cannot save the live state to ${this.statePath}: ${(e as Error).message}`);
       }
@@ -160,6 +162,7 @@ export class Xenstored implements ServerCore, ConnectionHost {
   /** Stop listening, disconnect everyone. Domains are not released (their nodes stay). */
   async close(): Promise<void> {
     const servers = this.servers.splice(0);
+    this.liveState?.close();
     for (const c of [...this.connections]) this.connectionClosed(c);
     for (const d of this.domains.values()) d.unmap?.();
     this.domains.clear();
