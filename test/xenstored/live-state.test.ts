@@ -4,7 +4,7 @@
 // request the guest wrote while no xenstored ran, and answers a transaction that was open
 // with EAGAIN (the guest retries, as after a live update).
 import { join } from 'node:path';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { XsClient } from '../../drivers/xenstore/client.js';
@@ -98,6 +98,17 @@ describe('xenstored live state', () => {
     expect(saved.nodes.some((n) => n.path === '/local/domain/6/k')).toBe(true);
     const ring = saved.rings.find((r) => r.domid === 6)!;
     expect(ring.reqCons).toBe(new Int32Array(guest.ring.page.buffer, 1024 * 2, 2)[1]); // req_prod
+  });
+
+  it('a record torn by a kill in the middle of its write is ignored; the ones before it count', async () => {
+    const path = stateDir();
+    const first = xenstored(path);
+    await first.dom0.write('/tool/a', '1');
+    await first.dom0.write('/tool/b', '2');
+    appendFileSync(`${path}.log`, '{"generation":999999,"nodes":[["/tool/a",{"value":"OQ==","perms":[{"id":0,"access":"none"}],"children":[]}]],"ri');
+    const second = xenstored(path, true);
+    expect(await second.dom0.read('/tool/a')).toBe('1');
+    expect(await second.dom0.read('/tool/b')).toBe('2');
   });
 
   it('domains in the state that do not come back are released', async () => {
