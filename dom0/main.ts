@@ -63,9 +63,9 @@ async function main(): Promise<void> {
   evtchn.on(domExc, onDomExc);
   if (restarting) {
     const t0 = Date.now();
-    await toolstack.adopt();
+    const live = await toolstack.adopt();
     // Domains the live state knows that are gone now (destroyed while no dom0 ran).
-    for (const domid of xenstored.savedDomains()) xenstored.releaseDomain(domid);
+    for (const domid of xenstored.savedDomains()) if (!live.has(domid)) await toolstack.forgetGone(domid);
     // Some may have stopped while no dom0 was there to hear it.
     onDomExc();
     log.info(`dom0 restart ${generation}: guests taken over in ${Date.now() - t0} ms`);

@@ -12,9 +12,12 @@ export interface SavedDomainRecord {
   name: string;
   uuid: string;
   spec: BuildSpec;
+  /** dom0's ends of its xenstore and console channels. */
   storePort: number;
   consolePort: number;
+  /** Apply on_poweroff/on_reboot/on_crash (xl create -e: no, as with no xl monitoring it). */
   monitor: boolean;
+  /** When this incarnation was built, and how many restarts came each soon after the last. */
   startedAt: number;
   quickRestarts: number;
 }

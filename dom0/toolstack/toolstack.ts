@@ -19,7 +19,7 @@ import { deviceKinds } from './devices/device-kinds.js';
 import './devices/all-kinds.js';
 import { ownEntry } from '../../common/own-entry.js';
 import { releaseDeadMapperPins } from '../../drivers/grant/grant-mapper.js';
-import { loadDomainRecord, pruneDomainRecords, removeDomainRecord, saveDomainRecord } from './domain-records.js';
+import { loadDomainRecord, pruneDomainRecords, removeDomainRecord, saveDomainRecord, type SavedDomainRecord } from './domain-records.js';
 
 /** What the toolstack needs of xenstore (an XsClient on dom0's in-process connection). */
 export type ToolstackXs = DeviceXs;
@@ -39,21 +39,12 @@ export interface ConsoleAttach {
   detach(domid: number): void;
 }
 
-interface DomainRecord {
-  domid: number;
-  name: string;
-  uuid: string;
-  spec: BuildSpec;
-  storePort: number;
-  consolePort: number;
+/** What the toolstack knows of a domain it built: its saved record (domain-records.ts), and
+ * what lives only as long as this dom0. */
+interface DomainRecord extends SavedDomainRecord {
   /** A shutdown we already acted on (so a second VIRQ does not restart it twice). */
   handled: boolean;
   waiters: (() => void)[];
-  /** Apply on_poweroff/on_reboot/on_crash (xl create -e: no, as with no xl monitoring it). */
-  monitor: boolean;
-  /** When this incarnation was built, and how many restarts came each soon after the last. */
-  startedAt: number;
-  quickRestarts: number;
 }
 
 /** xl waits this long before re-creating a domain that asked to be restarted ("Done.
@@ -180,10 +171,8 @@ export class Toolstack {
 
   private saveRecord(r: DomainRecord): void {
     try {
-      saveDomainRecord({
-        domid: r.domid, name: r.name, uuid: r.uuid, spec: r.spec, storePort: r.storePort, consolePort: r.consolePort,
-        monitor: r.monitor, startedAt: r.startedAt, quickRestarts: r.quickRestarts,
-      });
+      const { handled: _handled, waiters: _waiters, ...saved } = r;
+      saveDomainRecord(saved);
     } catch (e) {
       this.log.warn(`domain ${r.domid}: cannot save its record (a restarted dom0 could not take it over): ${(e as Error).message}`);
     }
@@ -195,8 +184,9 @@ export class Toolstack {
    * channels (still bound in the hypervisor), its xenstore ring where xenstored's live state
    * left it, a new console pty. A guest that cannot be taken over is crashed, so that its
    * on_crash applies, never left hanging. Backends reconnect on their own (backend-bus.ts).
+   * Returns the domains that exist.
    */
-  async adopt(): Promise<void> {
+  async adopt(): Promise<Set<number>> {
     const infos = await this.hc.invoke<DomainInfo[]>('sysctl.getdomaininfolist');
     pruneDomainRecords(new Set(infos.map((i) => i.domid)));
     for (const info of infos) {
@@ -231,6 +221,17 @@ export class Toolstack {
         await this.hc.invoke('domctl.shutdown', { domid, reason: 'crash' }).catch(() => {});
       }
     }
+    return new Set(infos.map((i) => i.domid));
+  }
+
+  /** A domain xenstore still has but the hypervisor does not (destroyed while no dom0 ran, or
+   * half destroyed when dom0 died): its devices, backend directories and nodes go. */
+  async forgetGone(domid: number): Promise<void> {
+    for (const d of await listDevices(this.xs, domid)) await removeDevice(this.xs, domid, d.type, d.devid, { force: true });
+    await this.cleanupBackendDirs(domid);
+    await this.xs.rm(`/libxl/${domid}`).catch(() => {});
+    this.xenstored.releaseDomain(domid);
+    this.log.info(`domain ${domid} went while dom0 was away: its xenstore nodes and devices are removed`);
   }
 
   private async checkSharing(domid: number, d: DeviceEntries): Promise<void> {
