@@ -215,7 +215,7 @@ export class Toolstack {
         if (!this.records.has(domid)) {
           // Without a record there is no config to apply on_crash from: destroy it.
           await this.hc.invoke('domctl.destroydomain', { domid }).catch(() => {});
-          this.xenstored.releaseDomain(domid);
+          await this.forgetGone(domid);
           continue;
         }
         await this.hc.invoke('domctl.shutdown', { domid, reason: 'crash' }).catch(() => {});

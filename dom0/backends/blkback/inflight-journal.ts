@@ -4,20 +4,22 @@
 // dies, the requests still owed are not the ones after rsp_prod in the ring, and their slots
 // may already hold newer requests; only the copy blkback took knows them. So each request's
 // slot bytes go to this file (the run dir's, which outlives dom0) as it is taken, and the
-// response index it was answered at as it is answered. A successor redoes every request not
+// response index it was answered at as it is answered. The file is mapped shared, so these
+// are plain stores (no system call per request) that outlive the process in the page cache,
+// in the order they were made. A successor redoes every request not
 // answered below the ring's published rsp_prod: reads and writes again (the guest's pages are
 // still its buffers: blkfront reuses them only after the answer), a flush again.
 //
 // Entry (128 bytes): u32 state (0 free, 1 taken, 2 answered), u32 ring index taken at, u32
 // response index answered at, u32 0, then the request slot (112 bytes).
-import { closeSync, openSync, readFileSync, rmSync, writeSync, mkdirSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { native } from '../../../native/index.js';
 import { dirname, join } from 'node:path';
 import { runDir } from '../../../common/paths.js';
 import { BLKIF_SLOT_SIZE } from '../../../drivers/wire/blkif.js';
 
 const ENTRY = 128;
 const HDR = 16;
-const FREE = 0;
 const TAKEN = 1;
 const ANSWERED = 2;
 
@@ -35,21 +37,26 @@ export function journalPath(domid: number, devid: number): string {
 const before = (a: number, b: number) => ((b - a - 1) >>> 0) < 0x80000000;
 
 export class InflightJournal {
-  private fd: number;
+  /** The mapped file; null once removed. */
+  private map: { bytes: Uint8Array; words: Uint32Array } | null;
   private readonly free: number[] = [];
   /** Entries answered, by the response index they were answered at, until it is published. */
   private readonly unpublished = new Map<number, number>();
-  private readonly entry = new Uint8Array(ENTRY);
-  private readonly hdr = new DataView(this.entry.buffer, 0, HDR);
 
   /** A fresh journal for a ring with `ringSize` slots (any old one is replaced). */
   constructor(private readonly path: string, ringSize: number) {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    this.fd = openSync(path, 'w', 0o600);
     // Requests owed are at most a ring's worth; answered ones wait for their push too.
     const entries = 2 * ringSize + 2;
+    const fd = openSync(path, 'w+', 0o600);
+    try {
+      ftruncateSync(fd, entries * ENTRY);
+      const sab = native().mapShared(fd, entries * ENTRY);
+      this.map = { bytes: new Uint8Array(sab), words: new Uint32Array(sab) };
+    } finally {
+      closeSync(fd);
+    }
     for (let i = entries - 1; i >= 0; i--) this.free.push(i);
-    writeSync(this.fd, new Uint8Array(entries * ENTRY), 0, entries * ENTRY, 0);
   }
 
   /**
@@ -79,23 +86,21 @@ export class InflightJournal {
    * Returns its entry, for answered(); -1 if the journal is full (not expected: see above). */
   taken(ringIndex: number, slot: Uint8Array): number {
     const e = this.free.pop();
-    if (e === undefined || this.fd < 0) return -1;
-    this.hdr.setUint32(0, TAKEN, true);
-    this.hdr.setUint32(4, ringIndex >>> 0, true);
-    this.hdr.setUint32(8, 0, true);
-    this.entry.set(slot.subarray(0, BLKIF_SLOT_SIZE), HDR);
-    writeSync(this.fd, this.entry, 0, ENTRY, e * ENTRY);
+    if (e === undefined || !this.map) return -1;
+    const w = (e * ENTRY) / 4;
+    this.map.bytes.set(slot.subarray(0, BLKIF_SLOT_SIZE), e * ENTRY + HDR);
+    this.map.words[w + 1] = ringIndex >>> 0;
+    Atomics.store(this.map.words, w, TAKEN); // last, and ordered: the entry counts once it is whole
     return e;
   }
 
   /** Its response went into the ring at `rspIndex` (visible once pushed). */
   answered(e: number, rspIndex: number): void {
-    if (e < 0 || this.fd < 0) return;
-    this.hdr.setUint32(0, ANSWERED, true);
-    this.hdr.setUint32(8, rspIndex >>> 0, true);
+    if (e < 0 || !this.map) return;
+    const w = (e * ENTRY) / 4;
     // The index first: a successor must never see ANSWERED with another request's index.
-    writeSync(this.fd, this.entry, 8, 4, e * ENTRY + 8);
-    writeSync(this.fd, this.entry, 0, 4, e * ENTRY);
+    this.map.words[w + 2] = rspIndex >>> 0;
+    Atomics.store(this.map.words, w, ANSWERED);
     this.unpublished.set(e, rspIndex >>> 0);
   }
 
@@ -109,11 +114,10 @@ export class InflightJournal {
     }
   }
 
-  /** The vbd disconnected cleanly: nothing is owed. */
+  /** The vbd disconnected cleanly: nothing is owed. (The mapping goes with its last view.) */
   remove(): void {
-    if (this.fd < 0) return;
-    closeSync(this.fd);
-    this.fd = -1;
+    if (!this.map) return;
+    this.map = null;
     rmSync(this.path, { force: true });
   }
 }
