@@ -11,8 +11,8 @@
 // rename) and a log (`<path>.log`) of records appended after it, one JSON line each: the
 // nodes changed (or removed) since the last record, and every ring's state. A record torn by
 // a kill -9 in the middle of its write(2) does not parse and is ignored: nothing of it had
-// reached a guest. The log is folded into a new snapshot when it grows past 4 MiB; records
-// carry the store's generation, so those already in the snapshot are skipped on reading.
+// reached a guest. The log is folded into a new snapshot when it grows past 4 MiB; snapshot
+// and records are numbered, so records already in the snapshot are skipped on reading.
 // Connections of dom0's own processes (toolstack, backends, xl's socket) are not kept: they
 // die with dom0.
 import { closeSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
@@ -55,6 +55,8 @@ interface SavedNode {
 
 export interface LiveState {
   version: 1;
+  /** Numbers the snapshot and the records after it (a log record with a lower one is older). */
+  seq: number;
   generation: number;
   nodes: SavedNode[];
   rings: SavedRing[];
@@ -62,6 +64,7 @@ export interface LiveState {
 
 /** One appended record: nodes set (with their contents) or removed (null), the rings. */
 interface LogRecord {
+  seq: number;
   generation: number;
   nodes: [string, Omit<SavedNode, 'path'> | null][];
   rings: SavedRing[];
@@ -75,6 +78,7 @@ function saveNode(n: XsNode): Omit<SavedNode, 'path'> {
 export class LiveStateFile {
   private logFd = -1;
   private logBytes = 0;
+  private seq = 0;
 
   constructor(private readonly path: string) {}
 
@@ -83,7 +87,8 @@ export class LiveStateFile {
   snapshot(store: Store, ringsJson: string): void {
     const nodes: SavedNode[] = [];
     for (const path of store.paths()) nodes.push({ path, ...saveNode(store.get(path)!) });
-    writeFileSync(`${this.path}.new`, `{"version":1,"generation":${store.generation},"rings":${ringsJson},"nodes":${JSON.stringify(nodes)}}`, { mode: 0o600 });
+    this.seq++;
+    writeFileSync(`${this.path}.new`, `{"version":1,"seq":${this.seq},"generation":${store.generation},"rings":${ringsJson},"nodes":${JSON.stringify(nodes)}}`, { mode: 0o600 });
     renameSync(`${this.path}.new`, this.path);
     if (this.logFd >= 0) closeSync(this.logFd);
     this.logFd = openSync(`${this.path}.log`, 'w', 0o600);
@@ -100,7 +105,8 @@ export class LiveStateFile {
       nodes.push([p, n ? saveNode(n) : null]);
     }
     store.changes.clear();
-    const line = Buffer.from(`{"generation":${store.generation},"nodes":${JSON.stringify(nodes)},"rings":${ringsJson}}\n`);
+    this.seq++;
+    const line = Buffer.from(`{"seq":${this.seq},"generation":${store.generation},"nodes":${JSON.stringify(nodes)},"rings":${ringsJson}}\n`);
     let off = 0;
     while (off < line.length) off += writeSync(this.logFd, line, off, line.length - off);
     this.logBytes += line.length;
@@ -138,13 +144,14 @@ export function readLiveState(path: string): LiveState | undefined {
     } catch {
       break; // the torn last record (or the empty line after the last one)
     }
-    if (!(rec.generation > s.generation) || !Array.isArray(rec.nodes) || !Array.isArray(rec.rings)) continue;
+    if (!(rec.seq > s.seq) || !Array.isArray(rec.nodes) || !Array.isArray(rec.rings)) continue;
     for (const [p, n] of rec.nodes) {
       if (n) nodes.set(p, { path: p, ...n });
       else nodes.delete(p);
     }
     s.rings = rec.rings;
-    s.generation = rec.generation;
+    s.seq = rec.seq;
+    s.generation = Math.max(s.generation, rec.generation);
   }
   s.nodes = [...nodes.values()];
   return s;

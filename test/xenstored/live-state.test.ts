@@ -100,12 +100,32 @@ describe('xenstored live state', () => {
     expect(ring.reqCons).toBe(new Int32Array(guest.ring.page.buffer, 1024 * 2, 2)[1]); // req_prod
   });
 
+  it('two deaths in a row: what the second xenstored read (a read changes only the ring) is not read again', async () => {
+    const path = stateDir();
+    const first = xenstored(path);
+    const guest = guestRing();
+    guest.g.server = first.xs.introduceDomain(9, guest.ring);
+    await first.dom0.write('/local/domain/9/k', 'v');
+    await first.dom0.setPerms('/local/domain/9', ['b9']);
+    guest.g.server = undefined;
+    const second = xenstored(path, true);
+    guest.g.server = second.xs.resumeDomain(9, guest.ring);
+    await expectCode(guest.client.read('/local/domain/9/k'), 'EACCES');
+    expect(await guest.client.read('/local/domain/9')).toBe('');
+    guest.g.server = undefined;
+    const reqProd = new Int32Array(guest.ring.page.buffer, 2048, 2)[1];
+    expect(readLiveState(path)!.rings.find((r) => r.domid === 9)!.reqCons).toBe(reqProd);
+    const third = xenstored(path, true);
+    guest.g.server = third.xs.resumeDomain(9, guest.ring);
+    expect(await guest.client.read('/local/domain/9')).toBe('');
+  });
+
   it('a record torn by a kill in the middle of its write is ignored; the ones before it count', async () => {
     const path = stateDir();
     const first = xenstored(path);
     await first.dom0.write('/tool/a', '1');
     await first.dom0.write('/tool/b', '2');
-    appendFileSync(`${path}.log`, '{"generation":999999,"nodes":[["/tool/a",{"value":"OQ==","perms":[{"id":0,"access":"none"}],"children":[]}]],"ri');
+    appendFileSync(`${path}.log`, '{"seq":999999,"generation":999999,"nodes":[["/tool/a",{"value":"OQ==","perms":[{"id":0,"access":"none"}],"children":[]}]],"ri');
     const second = xenstored(path, true);
     expect(await second.dom0.read('/tool/a')).toBe('1');
     expect(await second.dom0.read('/tool/b')).toBe('2');
