@@ -88,8 +88,7 @@ async function main(): Promise<void> {
     stubdom.shutdown();
     server.close();
     rmSync(toolstackSocket(), { force: true });
-    await xenstored.close();
-    rmSync(xenstoredStateFile(), { force: true });
+    await xenstored.close(true);
     process.exit(0);
   };
   const server = serveRpc(toolstackSocket(), xlService({ toolstack, consoles, hc, xs, stop: () => void stop(), deviceStats: () => backends.stats(), dmMetrics: async (domid) => ({ pid: stubdom.pid, metrics: await stubdom.metrics(domid) }), dmFault: (domid) => stubdom.injectFault(domid) }));

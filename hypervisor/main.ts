@@ -48,7 +48,10 @@ async function main(): Promise<void> {
 
   const hv = new Hypervisor();
   // A new instance starts from an empty xenstore: a live state left by an earlier one is stale.
-  rmSync(xenstoredStateFile(), { force: true });
+  const discardLiveState = () => {
+    for (const p of [xenstoredStateFile(), `${xenstoredStateFile()}.log`]) rmSync(p, { force: true });
+  };
+  discardLiveState();
   let dom0: ChildProcess | null = null;
   let generation = 0;
   const deaths: number[] = [];
@@ -60,7 +63,7 @@ async function main(): Promise<void> {
     hv.log.write(`stopping: ${why}`);
     await hv.destroyAll();
     rmSync(hypervisorPidFile(), { force: true });
-    rmSync(xenstoredStateFile(), { force: true });
+    discardLiveState();
     process.exit(0);
   };
 

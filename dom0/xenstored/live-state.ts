@@ -15,7 +15,7 @@
 // and records are numbered, so records already in the snapshot are skipped on reading.
 // Connections of dom0's own processes (toolstack, backends, xl's socket) are not kept: they
 // die with dom0.
-import { closeSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import type { XsHeader } from '../../drivers/xenstore/xs-wire.js';
 import type { NodePerm } from './perms.js';
 import { addChild, newNode, type Store, type XsNode } from './store.js';
@@ -79,12 +79,14 @@ export class LiveStateFile {
   private logFd = -1;
   private logBytes = 0;
   private seq = 0;
+  private closed = false;
 
   constructor(private readonly path: string) {}
 
   /** Write the whole state (and start an empty log); from then on the store's changes are
    * tracked for append(). */
   snapshot(store: Store, ringsJson: string): void {
+    if (this.closed) return;
     const nodes: SavedNode[] = [];
     for (const path of store.paths()) nodes.push({ path, ...saveNode(store.get(path)!) });
     this.seq++;
@@ -98,6 +100,7 @@ export class LiveStateFile {
 
   /** Append what changed since the last call, and the rings. */
   append(store: Store, ringsJson: string): void {
+    if (this.closed) return;
     if (this.logFd < 0 || store.changes === null || this.logBytes > LOG_MAX_BYTES) return this.snapshot(store, ringsJson);
     const nodes: LogRecord['nodes'] = [];
     for (const p of store.changes) {
@@ -112,9 +115,13 @@ export class LiveStateFile {
     this.logBytes += line.length;
   }
 
-  close(): void {
+  /** Stop saving (xenstored closing); `remove` also deletes the files (a clean stop: no
+   * successor is to carry on). */
+  close(remove = false): void {
+    this.closed = true;
     if (this.logFd >= 0) closeSync(this.logFd);
     this.logFd = -1;
+    if (remove) for (const p of [this.path, `${this.path}.log`, `${this.path}.new`]) rmSync(p, { force: true });
   }
 }
 

@@ -159,10 +159,11 @@ export class Xenstored implements ServerCore, ConnectionHost {
     this.servers.push({ server, path, ino: lstatSync(path).ino });
   }
 
-  /** Stop listening, disconnect everyone. Domains are not released (their nodes stay). */
-  async close(): Promise<void> {
+  /** Stop listening, disconnect everyone. Domains are not released (their nodes stay).
+   * `discardState`: a clean stop, the live state goes too. */
+  async close(discardState = false): Promise<void> {
     const servers = this.servers.splice(0);
-    this.liveState?.close();
+    this.liveState?.close(discardState);
     for (const c of [...this.connections]) this.connectionClosed(c);
     for (const d of this.domains.values()) d.unmap?.();
     this.domains.clear();
