@@ -67,7 +67,8 @@ interface LogRecord {
   seq: number;
   generation: number;
   nodes: [string, Omit<SavedNode, 'path'> | null][];
-  rings: SavedRing[];
+  /** null: as in the record before. */
+  rings: SavedRing[] | null;
 }
 
 function saveNode(n: XsNode): Omit<SavedNode, 'path'> {
@@ -98,10 +99,10 @@ export class LiveStateFile {
     store.changes = new Set();
   }
 
-  /** Append what changed since the last call, and the rings. */
-  append(store: Store, ringsJson: string): void {
+  /** Append what changed since the last call, and the rings (null: as in the last record). */
+  append(store: Store, ringsJson: string | null, allRings: () => string): void {
     if (this.closed) return;
-    if (this.logFd < 0 || store.changes === null || this.logBytes > LOG_MAX_BYTES) return this.snapshot(store, ringsJson);
+    if (this.logFd < 0 || store.changes === null || this.logBytes > LOG_MAX_BYTES) return this.snapshot(store, ringsJson ?? allRings());
     const nodes: LogRecord['nodes'] = [];
     for (const p of store.changes) {
       const n = store.get(p);
@@ -151,12 +152,12 @@ export function readLiveState(path: string): LiveState | undefined {
     } catch {
       break; // the torn last record (or the empty line after the last one)
     }
-    if (!(rec.seq > s.seq) || !Array.isArray(rec.nodes) || !Array.isArray(rec.rings)) continue;
+    if (!(rec.seq > s.seq) || !Array.isArray(rec.nodes) || !(rec.rings === null || Array.isArray(rec.rings))) continue;
     for (const [p, n] of rec.nodes) {
       if (n) nodes.set(p, { path: p, ...n });
       else nodes.delete(p);
     }
-    s.rings = rec.rings;
+    if (rec.rings) s.rings = rec.rings;
     s.seq = rec.seq;
     s.generation = Math.max(s.generation, rec.generation);
   }

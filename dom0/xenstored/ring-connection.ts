@@ -73,6 +73,12 @@ export class RingConnection extends Connection {
     if (host.savesState) this.ring.hold();
   }
 
+  /** Changes whenever save() would say something else (with the watch count, which the host
+   * adds): a commit that moved no ring saves none. */
+  saveKey(): string {
+    return `${this.ring.consumed},${this.ring.produced},${this.out.length},${this.outBytes},${this.inUsed},${this.inHdr ? 1 : 0},${this.ignored},${this.transactions.size},${this.abortedTx.size},${this.txIdCursor},${this.target}`;
+  }
+
   /** What a successor needs to carry on with this ring exactly where we are (live-state.ts). */
   save(): SavedRing {
     const partial = this.inHdr ? this.body.subarray(0, this.inUsed) : this.hdrBuf.subarray(0, this.inUsed);

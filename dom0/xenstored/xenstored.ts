@@ -78,8 +78,9 @@ export class Xenstored implements ServerCore, ConnectionHost {
   /** Rings of a predecessor's state whose domains have not been resumed yet. */
   private readonly saved = new Map<number, SavedRing>();
   private readonly liveState?: LiveStateFile;
-  /** The rings as last saved: a request that changed neither them nor the tree saves nothing. */
-  private lastRings = '';
+  /** What the rings were when last saved: a request that moved none of them and changed no
+   * node saves nothing, and one that changed only nodes saves only those. */
+  private ringsKey = '';
   private readonly deferred: { conn: Connection; hdr: XsHeader; payload: Uint8Array }[] = [];
 
   constructor(opts: XenstoredOptions = {}) {
@@ -98,8 +99,8 @@ export class Xenstored implements ServerCore, ConnectionHost {
     }
     if (opts.statePath !== undefined) {
       this.liveState = new LiveStateFile(opts.statePath);
-      this.lastRings = JSON.stringify([...this.saved.values()]);
-      this.liveState.snapshot(this.store, this.lastRings);
+      this.liveState.snapshot(this.store, this.ringsJson());
+      this.ringsKey = `${this.saved.size}`;
     }
   }
 
@@ -126,23 +127,30 @@ export class Xenstored implements ServerCore, ConnectionHost {
     return { onEvent: () => conn.onEvent() };
   }
 
-  /**
-   * Save the live state, then let every guest see what was held back for it (replies,
-   * events, consumed requests). Called after each request and each change made outside one.
-   */
-  commit(): void {
-    if (!this.liveState || this.busy) return;
+  /** Every ring's saved state: the restored ones not resumed yet, and the live ones. */
+  private ringsJson(): string {
     const rings: SavedRing[] = [...this.saved.values()];
     for (const d of this.domains.values()) {
       const r = d.conn.save();
       r.watches = this.watches.of(d.conn).map((w) => ({ path: w.path, token: w.token, prefixLen: w.prefixLen }));
       rings.push(r);
     }
-    const ringsJson = JSON.stringify(rings);
-    if (ringsJson !== this.lastRings || this.store.changes?.size !== 0) {
+    return JSON.stringify(rings);
+  }
+
+  /**
+   * Save the live state, then let every guest see what was held back for it (replies,
+   * events, consumed requests). Called after each request and each change made outside one.
+   */
+  commit(): void {
+    if (!this.liveState || this.busy) return;
+    let key = `${this.saved.size}`;
+    for (const [domid, d] of this.domains) key += `|${domid}:${d.conn.saveKey()},${this.watches.count(d.conn)}`;
+    const ringsMoved = key !== this.ringsKey;
+    if (ringsMoved || this.store.changes?.size !== 0) {
       try {
-        this.liveState.append(this.store, ringsJson);
-        this.lastRings = ringsJson;
+        this.liveState.append(this.store, ringsMoved ? this.ringsJson() : null, () => this.ringsJson());
+        this.ringsKey = key;
       } catch (e) {
         this.log(`cannot save the live state to ${this.statePath}: ${(e as Error).message}`);
       }
