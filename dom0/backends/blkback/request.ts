@@ -41,6 +41,8 @@ export interface BlkRequest {
   /** Total 512-byte sectors the segments cover. */
   nsect: number;
   segs: Segs;
+  /** Its entry in the journal of requests owed (inflight-journal.ts), -1 for none. */
+  journal?: number;
 }
 
 /** Why a request is refused (answered with an error, nothing read or written); each is also

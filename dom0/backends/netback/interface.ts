@@ -83,7 +83,8 @@ export class ConnectedVif {
       // The frontend initialised both rings; we attach without touching their headers.
       this.txRing = txRing = new BackRing(new SharedRing(guest.memory, txFrame * XEN_PAGE_SIZE, NETIF_TX_SLOT_SIZE));
       this.rxRing = rxRing = new BackRing(new SharedRing(guest.memory, rxFrame * XEN_PAGE_SIZE, NETIF_RX_SLOT_SIZE));
-      this.evtPort = await this.s.evtchn.bindInterdomain(p.domid, p.eventChannel);
+      // bindOrReattach: after a dom0 restart the channel is still bound to our old port.
+      this.evtPort = await this.s.evtchn.bindOrReattach(p.domid, p.eventChannel);
     } catch (e) {
       this.teardown();
       throw e;

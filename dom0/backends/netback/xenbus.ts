@@ -56,6 +56,8 @@ class NetbackDevice implements BackendDriver {
   private hotplugOk = false;
   private state = XenbusState.Initialising;
   private failed: string | null = null;
+  /** Taking over from a dom0 that died (probe found us Connected). */
+  private resuming = false;
   private removed = false;
   /** The interface's name once it is gone (for log lines). */
   private unplugged: string | null = null;
@@ -79,6 +81,11 @@ class NetbackDevice implements BackendDriver {
 
   async probe(): Promise<void> {
     const own = this.dev.path;
+    // Connected already: a dom0 that died served this vif. Its TAP went with it; make it again
+    // under the same name, plug it into the same bridge (the hotplug script), and reattach to
+    // the rings where the frontend left them, without moving the xenbus state it watches.
+    const resuming = (await this.dev.readKey('state', own))?.trim() === String(XenbusState.Connected);
+    this.resuming = resuming;
     this.script = (await this.dev.readKey('script', own))?.trim() || DEFAULT_SCRIPT;
     const vifname = (await this.dev.readKey('vifname', own))?.trim();
     this.hotplugEnv = { bridge: (await this.dev.readKey('bridge', own))?.trim(), ip: (await this.dev.readKey('ip', own))?.trim() };
@@ -110,9 +117,10 @@ class NetbackDevice implements BackendDriver {
       if (r.code !== 0) this.s.log.error(`${this.name}: hotplug script ${this.script} online failed (${r.code}): ${r.output}`);
       else if (r.output) this.s.log.info(`${this.name}: ${r.output}`);
     });
-    await this.switchState(XenbusState.InitWait);
+    if (resuming) this.state = XenbusState.Connected;
+    else await this.switchState(XenbusState.InitWait);
     await this.dev.watchOtherEnd((st) => this.enqueue(() => this.onFrontendState(st)));
-    this.s.log.info(`${this.name}: backend for domain ${this.domid} vif ${this.devid} waiting for its frontend`);
+    this.s.log.info(`${this.name}: backend for domain ${this.domid} vif ${this.devid} ${resuming ? 'reconnecting to its running frontend' : 'waiting for its frontend'}`);
   }
 
   /** State changes are handled one at a time, in order. */
@@ -155,10 +163,19 @@ class NetbackDevice implements BackendDriver {
         if (this.vif || this.failed || this.state === XenbusState.Closing) break;
         try {
           await this.connect();
+          if (this.resuming) this.s.log.info(`${this.name}: reconnected to domain ${this.domid}`);
+          this.resuming = false;
         } catch (e) {
           this.disconnect();
           this.failed = (e as Error).message;
           await this.error(this.failed);
+          if (this.resuming) {
+            // Taking over from a dom0 that died and failing: crash the guest (its on_crash
+            // applies) rather than leave it with a network that never comes back.
+            this.resuming = false;
+            this.s.log.error(`${this.name}: cannot take the vif over after dom0 restarted; crashing domain ${this.domid}`);
+            await this.s.hc.invoke('domctl.shutdown', { domid: this.domid, reason: 'crash' }).catch(() => {});
+          }
           await this.switchState(XenbusState.Closing);
           break;
         }
