@@ -148,21 +148,32 @@ export class HvmBuilder {
         taps.push({ devid: nic.devid, mac: nic.mac, fd: tap.fd });
       }
 
+      // The images, opened here: the stub domain sees no host file by path.
       const disks: DmDisk[] = [];
+      const diskFds = new Map<number, number>();
       for (const { disk } of cfg.disks ?? []) {
         const index = ideIndexForVdev(disk.vdev.replace(/^ioemu:/, ''));
         if (index === undefined) {
           this.log.warn(`domain ${domid}: ${disk.vdev} is not one of the four IDE positions (hda-hdd); only its PV path exists`);
           continue;
         }
-        disks.push({ index, path: disk.pdev_path ? disk.pdev_path : null, readOnly: disk.readwrite === 0, cdrom: disk.is_cdrom === 1 });
+        const d: DmDisk = { index, path: disk.pdev_path ? disk.pdev_path : null, readOnly: disk.readwrite === 0, cdrom: disk.is_cdrom === 1 };
+        if (d.path) {
+          const fd = openSync(d.path, d.readOnly || d.cdrom ? 'r' : 'r+');
+          toClose.push(fd);
+          diskFds.set(index, fd);
+        }
+        disks.push(d);
       }
 
       const display = displayFor(cfg);
       const started = await this.stubdom.start(
         { domid, name: spec.name, vcpus: spec.maxVcpus, memoryBytes: spec.memoryMiB * 1048576, disks, firmware: HvmBuilder.bootsLinux(spec), display },
-        { memory: mem.fds[0]!, ioreq: ioreq.fds[0]!, irq: irqFd, serial: serial ? serial.master : -1, log: rec.logFd, taps },
+        { memory: mem.fds[0]!, ioreq: ioreq.fds[0]!, irq: irqFd, serial: serial ? serial.master : -1, log: rec.logFd, taps, disks: diskFds },
       );
+      // The device model's pid, where libxl writes qemu's.
+      const pid = this.stubdom.pidOf(domid);
+      if (pid) await this.xs.write(`/local/domain/${domid}/image/device-model-pid`, String(pid));
       // Where viewers connect, where libxl writes it (`xl vncviewer` reads it back).
       if (started?.vnc) {
         await this.xs.write(`/local/domain/${domid}/console/vnc-listen`, started.vnc.listen);
