@@ -20,6 +20,7 @@ import type { Logger } from '../common/log.js';
 import { runDir } from '../common/paths.js';
 import { claimUidRange, uidPoolFromEnv, type UidRange } from '../common/uid-ranges.js';
 import { StubdomCgroup } from './stubdom-cgroup.js';
+import { StubdomLogs } from './stubdom-logs.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dist = join(here, '..');
@@ -35,7 +36,8 @@ export interface DeviceModelFds {
   ioreq: number;
   irq: number;
   serial: number;
-  log: number;
+  /** The guest's console log: its serial output is written there (capped, dom0/stubdom-logs.ts). */
+  consoleLog: string;
   taps: { devid: number; mac: string; fd: number }[];
   /** Disk images opened by dom0, by IDE index (an empty cdrom has none). */
   disks: Map<number, number>;
@@ -63,6 +65,7 @@ interface StubDomain {
   stopping: boolean;
   exited: Promise<void>;
   pid: number | null;
+  logs: StubdomLogs;
 }
 
 function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
@@ -103,28 +106,34 @@ export class StubdomHost {
         ...spec,
         display: spec.display && { ...spec.display, vnc: vnc && { ...vnc, listenFd: at(listenFd), display: vncListener!.port - 5900 } },
         disks: spec.disks.map((d) => ({ ...d, fd: at(f.disks.get(d.index) ?? -1) })),
-        fds: { memory: at(f.memory), ioreq: at(f.ioreq), irq: at(f.irq), serial: at(f.serial), log: at(f.log) },
+        fds: { memory: at(f.memory), ioreq: at(f.ioreq), irq: at(f.irq), serial: at(f.serial), log: -1 },
         nics: f.taps.map((t) => ({ devid: t.devid, mac: t.mac, tapFd: at(t.fd) })),
       };
-      const sd = await this.launch(spec.domid, spec.memoryBytes + (spec.display?.vramBytes ?? 0));
+      const sd = await this.launch(spec.domid, spec.memoryBytes + (spec.display?.vramBytes ?? 0), f.consoleLog);
+      args.fds.log = at(sd.logs.consoleFd);
       try {
         return (await sd.client.call('start', args, fds)).result as DmStarted;
       } catch (e) {
         await this.stop(spec.domid);
         throw e;
+      } finally {
+        // The stub domain has its own copy now.
+        native().close(sd.logs.consoleFd);
       }
     } finally {
       vncListener?.server.close();
     }
   }
 
-  private async launch(domid: number, guestBytes: number): Promise<StubDomain> {
+  private async launch(domid: number, guestBytes: number, consoleLog: string): Promise<StubDomain> {
     const uids = await claimUidRange(uidPoolFromEnv());
     const cgroup = new StubdomCgroup(domid);
     const root = join(runDir(), 'stubdom', String(domid));
     let launcher: ChildProcess;
+    let logs: StubdomLogs | null = null;
     const [ours, theirs] = native().seqpacketPair();
     try {
+      logs = new StubdomLogs(consoleLog);
       cgroup.create(STUBDOM_BASE_MEMORY + guestBytes);
       mkdirSync(root, { recursive: true, mode: 0o755 });
       // What Node needs to run stubdom/main.js, read-only at the same paths: the compiled
@@ -141,9 +150,11 @@ export class StubdomHost {
           '--keep-fd', '3',
           '--', process.execPath, join(dist, 'stubdom', 'main.js'),
         ],
-        { stdio: ['ignore', 'inherit', 'inherit', theirs] },
+        { stdio: ['ignore', 'pipe', 'pipe', theirs] },
       );
+      for (const s of [launcher.stdout!, launcher.stderr!]) logs.attach(s, (l) => process.stderr.write(`${l}\n`));
     } catch (e) {
+      logs?.close();
       native().close(ours);
       uids.release();
       await cgroup.remove();
@@ -153,7 +164,7 @@ export class StubdomHost {
     }
     const client = new HypercallClient(ours);
     let exited!: () => void;
-    const sd: StubDomain = { domid, launcher, client, uids, cgroup, root, stopping: false, exited: new Promise((r) => (exited = r)), pid: null };
+    const sd: StubDomain = { domid, launcher, client, uids, cgroup, root, stopping: false, exited: new Promise((r) => (exited = r)), pid: null, logs };
     client.onUpcall('dm.exit', (args: DmExit) => {
       // Only about its own guest: a stub domain serves one.
       if (args.domid !== domid) return;
@@ -176,12 +187,15 @@ export class StubdomHost {
   }
 
   private async cleanUp(sd: StubDomain): Promise<void> {
+    sd.logs.close();
     sd.uids.release();
     await sd.cgroup.remove();
-    try {
-      rmdirSync(sd.root);
-    } catch {
-      /* already gone */
+    for (const dir of [sd.root, dirname(sd.root)]) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        /* gone, or another stub domain's is still there */
+      }
     }
   }
 

@@ -36,7 +36,7 @@
  *   - files by path: openat, readlink(at), access, getcwd, getdents64 (Node's module loader);
  *     the mount namespace holds nothing but read-only code and /proc, so a path leads nowhere;
  *   - sockets it was given: accept4 (VNC viewers), listen, getsockname/getpeername,
- *     get/setsockopt, shutdown, sendmsg/recvmsg, sendto/recvfrom. socket(), connect() and
+ *     get/setsockopt, shutdown, sendmsg/recvmsg (dom0's channel). socket(), connect() and
  *     bind() are refused: it can make no new socket, and its network namespace is empty anyway;
  *   - threads: clone only with CLONE_THREAD (a new thread; fork is refused, so it can start no
  *     process), clone3 answers ENOSYS (its flags cannot be inspected; glibc falls back to
@@ -270,7 +270,7 @@ static void on_nr_arg_in(long nr, int arg, const unsigned long *vals, int n) {
 static const long allowed[] = {
     /* memory */
     SYS_mmap, SYS_munmap, SYS_mprotect, SYS_madvise, SYS_mremap, SYS_brk, SYS_msync,
-    SYS_membarrier, SYS_mincore, SYS_pkey_alloc, SYS_pkey_free, SYS_pkey_mprotect,
+    SYS_membarrier, SYS_pkey_alloc, SYS_pkey_free, SYS_pkey_mprotect,
     /* fds */
     SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_pread64, SYS_pwrite64, SYS_preadv,
     SYS_pwritev, SYS_preadv2, SYS_pwritev2, SYS_close, SYS_close_range, SYS_dup, SYS_dup3,
@@ -282,18 +282,16 @@ static const long allowed[] = {
 #endif
 #ifdef __x86_64__
     SYS_dup2, SYS_stat, SYS_lstat, SYS_epoll_wait, SYS_epoll_create, SYS_eventfd, SYS_pipe,
-    SYS_poll, SYS_select, SYS_open, SYS_readlink, SYS_access, SYS_getdents, SYS_arch_prctl,
-    SYS_time,
+    SYS_poll, SYS_select, SYS_open, SYS_readlink, SYS_access, SYS_arch_prctl,
 #endif
     /* paths inside the read-only root */
     SYS_openat, SYS_readlinkat, SYS_faccessat, SYS_faccessat2, SYS_getcwd, SYS_getdents64,
     SYS_statfs,
     /* sockets already given */
     SYS_accept4, SYS_accept, SYS_listen, SYS_getsockname, SYS_getpeername, SYS_setsockopt,
-    SYS_getsockopt, SYS_shutdown, SYS_sendmsg, SYS_recvmsg, SYS_sendto, SYS_recvfrom,
-    SYS_sendmmsg, SYS_recvmmsg,
+    SYS_getsockopt, SYS_shutdown, SYS_sendmsg, SYS_recvmsg,
     /* threads and scheduling */
-    SYS_futex, SYS_set_robust_list, SYS_get_robust_list, SYS_rseq, SYS_sched_yield,
+    SYS_futex, SYS_set_robust_list, SYS_rseq, SYS_sched_yield,
     SYS_sched_getaffinity, SYS_sched_getparam, SYS_sched_getscheduler, SYS_getpriority,
     SYS_set_tid_address,
 #ifdef SYS_futex_waitv
@@ -301,7 +299,7 @@ static const long allowed[] = {
 #endif
     /* signals, time, identity */
     SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_sigaltstack, SYS_tgkill,
-    SYS_kill, SYS_tkill, SYS_clock_gettime, SYS_clock_getres, SYS_clock_nanosleep,
+    SYS_kill, SYS_clock_gettime, SYS_clock_getres, SYS_clock_nanosleep,
     SYS_nanosleep, SYS_gettimeofday, SYS_getpid, SYS_gettid, SYS_getppid, SYS_getuid,
     SYS_geteuid, SYS_getgid, SYS_getegid, SYS_getgroups, SYS_getresuid, SYS_getresgid,
     SYS_getrandom, SYS_uname, SYS_sysinfo, SYS_prlimit64, SYS_getrlimit, SYS_getrusage,

@@ -1,7 +1,7 @@
 // The HVM half of the domain builder (docs/hvm.md): the interrupt channel, the serial line
 // `xl console` attaches to, the emulated NICs' TAPs on their bridges, the IDE disks, and the
 // device model in the stub domain. What it opens it keeps until the domain is destroyed.
-import { openSync, closeSync, mkdirSync } from 'node:fs';
+import { openSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { native, type PtyPair } from '../../native/index.js';
 import type { HypercallClient } from '../../drivers/hypercall/channel.js';
@@ -37,7 +37,6 @@ function wantsSerial(spec: BuildSpec): boolean {
 }
 
 interface HvmDomain {
-  logFd: number;
   irqPort: number;
 }
 
@@ -113,7 +112,7 @@ export class HvmBuilder {
   /** Everything the emulated PC needs, then the device model; the domain stays paused. */
   async build(spec: BuildSpec, domid: number): Promise<void> {
     const cfg = spec.config as DomainConfig;
-    const rec: HvmDomain = { logFd: -1, irqPort: 0 };
+    const rec: HvmDomain = { irqPort: 0 };
     this.domains.set(domid, rec);
     const toClose: number[] = [];
     try {
@@ -134,7 +133,6 @@ export class HvmBuilder {
       const serial = wantsSerial(spec) ? await this.serialLines.openSerial(domid) : null;
       const logPath = ConsoleDaemon.logPath(spec.name);
       mkdirSync(dirname(logPath), { recursive: true });
-      rec.logFd = openSync(logPath, 'a', 0o640);
 
       // Emulated NICs (type=ioemu, the HVM default): TAP vif<domid>.<devid>-emu on the bridge.
       const taps: { devid: number; mac: string; fd: number }[] = [];
@@ -169,7 +167,7 @@ export class HvmBuilder {
       const display = displayFor(cfg);
       const started = await this.stubdom.start(
         { domid, name: spec.name, vcpus: spec.maxVcpus, memoryBytes: spec.memoryMiB * 1048576, disks, firmware: HvmBuilder.bootsLinux(spec), display },
-        { memory: mem.fds[0]!, ioreq: ioreq.fds[0]!, irq: irqFd, serial: serial ? serial.master : -1, log: rec.logFd, taps, disks: diskFds },
+        { memory: mem.fds[0]!, ioreq: ioreq.fds[0]!, irq: irqFd, serial: serial ? serial.master : -1, consoleLog: logPath, taps, disks: diskFds },
       );
       // The device model's pid, where libxl writes qemu's.
       const pid = this.stubdom.pidOf(domid);
@@ -198,6 +196,5 @@ export class HvmBuilder {
     this.domains.delete(domid);
     await this.stubdom.stop(domid);
     if (rec.irqPort) await this.evtchn.close(rec.irqPort).catch(() => {});
-    if (rec.logFd >= 0) closeSync(rec.logFd);
   }
 }
