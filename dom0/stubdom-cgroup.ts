@@ -2,7 +2,7 @@
 // that leaks or forks without end stops at its limits, not at the host's. They sit under
 // `<xenode group>-stubdom/d<domid>`, apart from the domains' group, because the hypervisor
 // removes that one when its last domain goes, which is before dom0 stops the device model.
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cgroupName } from '../common/paths.js';
 
@@ -53,9 +53,5 @@ export class StubdomCgroup {
         /* another stub domain is still there */
       }
     }
-  }
-
-  memoryLimit(): number {
-    return Number(readFileSync(join(this.dirs[0]!, 'memory.limit_in_bytes'), 'utf8'));
   }
 }

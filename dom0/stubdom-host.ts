@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { native, nativeBuildDir } from '../native/index.js';
 import { HypercallClient } from '../drivers/hypercall/channel.js';
 import type { DmDisk, DmDisplay, DmExit, DmStarted } from '../stubdom/protocol.js';
-import { bindVncDisplay } from '../stubdom/vnc/vnc-server.js';
+import { bindVncDisplay, VNC_BASE_PORT } from '../stubdom/vnc/vnc-server.js';
 import type { Logger } from '../common/log.js';
 import { runDir } from '../common/paths.js';
 import { claimUidRange, uidPoolFromEnv, type UidRange } from '../common/uid-ranges.js';
@@ -92,19 +92,13 @@ export class StubdomHost {
     const at = (fd: number) => (fd < 0 ? -1 : fds.push(fd) - 1);
     // The VNC server listens in the host's namespace (the stub domain's has no interfaces):
     // dom0 binds the socket, the stub domain accepts on it.
-    let vncListener: Awaited<ReturnType<typeof bindVncDisplay>> | null = null;
     const vnc = spec.display?.vnc;
+    let listenFd = -1;
     try {
-      if (vnc) {
-        vncListener = await bindVncDisplay(vnc);
-        // Viewers arriving before the stub domain accepts wait in the backlog, not here.
-        vncListener.server.on('connection', (s) => s.destroy());
-      }
-      const listenFd = vncListener ? (vncListener.server as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1 : -1;
-      if (vncListener && listenFd < 0) throw new Error('VNC: no descriptor for the listening socket');
+      const port = vnc ? await this.bindVnc(vnc, (fd) => (listenFd = fd)) : 0;
       const args = {
         ...spec,
-        display: spec.display && { ...spec.display, vnc: vnc && { ...vnc, listenFd: at(listenFd), display: vncListener!.port - 5900 } },
+        display: spec.display && { ...spec.display, vnc: vnc && { ...vnc, listenFd: at(listenFd), display: port - VNC_BASE_PORT } },
         disks: spec.disks.map((d) => ({ ...d, fd: at(f.disks.get(d.index) ?? -1) })),
         fds: { memory: at(f.memory), ioreq: at(f.ioreq), irq: at(f.irq), serial: at(f.serial), log: -1 },
         nics: f.taps.map((t) => ({ devid: t.devid, mac: t.mac, tapFd: at(t.fd) })),
@@ -121,8 +115,23 @@ export class StubdomHost {
         native().close(sd.logs.consoleFd);
       }
     } finally {
-      vncListener?.server.close();
+      if (listenFd >= 0) native().close(listenFd);
     }
+  }
+
+  /** Bind the display's listening socket and keep a copy of its descriptor that dom0's event
+   * loop does not watch: closing Node's server at once, before the loop polls again, means
+   * dom0 never accepts a viewer; early ones wait in the backlog for the stub domain. */
+  private async bindVnc(vnc: NonNullable<DmDisplay['vnc']>, keep: (fd: number) => void): Promise<number> {
+    const { server, port } = await bindVncDisplay(vnc);
+    try {
+      const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+      if (fd < 0) throw new Error('VNC: no descriptor for the listening socket');
+      keep(native().dup(fd));
+    } finally {
+      server.close();
+    }
+    return port;
   }
 
   private async launch(domid: number, guestBytes: number, consoleLog: string): Promise<StubDomain> {
