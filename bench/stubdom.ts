@@ -50,11 +50,17 @@ function closeGuest(g: Guest): void {
 
 const spec = (g: Guest) => ({ domid: g.domid, name: `bench${g.domid}`, vcpus: 1, memoryBytes: MEMORY, disks: [], display: { vramBytes: VRAM, vnc: null } });
 
-async function shared(): Promise<{ startMs: number[]; ussMiB: number[] }> {
-  const [ours, theirs] = native().seqpacketPair();
-  const child = spawn(process.execPath, [join(ROOT, 'dist', 'stubdom', 'main.js')], { stdio: ['ignore', 'ignore', 'inherit', theirs] });
-  native().close(theirs);
-  const client = new HypercallClient(ours);
+interface Model {
+  /** Start one guest's device model. */
+  start(g: Guest): Promise<void>;
+  /** The pids of the stub domain processes. */
+  pids(guests: Guest[]): number[];
+  stop(guests: Guest[]): Promise<void>;
+}
+
+/** Start GUESTS device models one after another: time to each one's first answered exit, and
+ * the stub domains' USS once each has settled. */
+async function measure(model: Model): Promise<{ startMs: number[]; ussMiB: number[] }> {
   const startMs: number[] = [];
   const ussMiB: number[] = [];
   const guests: Guest[] = [];
@@ -63,42 +69,46 @@ async function shared(): Promise<{ startMs: number[]; ussMiB: number[] }> {
       const g = fakeGuest(i);
       guests.push(g);
       const t0 = performance.now();
-      await client.call('start', { ...spec(g), fds: { memory: 0, ioreq: 1, irq: 2, serial: -1, log: -1 }, nics: [] }, [g.memory, g.ioreq, g.irq]);
+      await model.start(g);
       firstExit(g);
       startMs.push(performance.now() - t0);
       await settle();
-      ussMiB.push(procMem(child.pid!).uss / 1048576);
+      ussMiB.push(model.pids(guests).reduce((t, pid) => t + procMem(pid).uss, 0) / 1048576);
     }
-    for (const g of guests) await client.call('stop', { domid: g.domid });
   } finally {
-    client.close();
-    child.kill('SIGKILL');
+    await model.stop(guests);
     guests.forEach(closeGuest);
   }
   return { startMs, ussMiB };
 }
 
-async function perGuest(): Promise<{ startMs: number[]; ussMiB: number[] }> {
+/** All guests' device models in one unconfined stub domain, as before. */
+function shared(): Model {
+  const [ours, theirs] = native().seqpacketPair();
+  const child = spawn(process.execPath, [join(ROOT, 'dist', 'stubdom', 'main.js')], { stdio: ['ignore', 'ignore', 'inherit', theirs] });
+  native().close(theirs);
+  const client = new HypercallClient(ours);
+  return {
+    start: async (g) => void (await client.call('start', { ...spec(g), fds: { memory: 0, ioreq: 1, irq: 2, serial: -1, log: -1 }, nics: [] }, [g.memory, g.ioreq, g.irq])),
+    pids: () => [child.pid!],
+    stop: async (guests) => {
+      for (const g of guests) await client.call('stop', { domid: g.domid }).catch(() => {});
+      client.close();
+      child.kill('SIGKILL');
+    },
+  };
+}
+
+/** A confined stub domain per guest, as dom0 runs them now. */
+function perGuest(): Model {
   const host = new StubdomHost(logger('bench'), () => {});
-  const startMs: number[] = [];
-  const ussMiB: number[] = [];
-  const guests: Guest[] = [];
-  try {
-    for (let i = 1; i <= GUESTS; i++) {
-      const g = fakeGuest(i);
-      guests.push(g);
-      const t0 = performance.now();
-      await host.start(spec(g), { memory: g.memory, ioreq: g.ioreq, irq: g.irq, serial: -1, consoleLog: join(process.env.XENODE_RUN_DIR!, `bench${i}.log`), taps: [], disks: new Map() });
-      firstExit(g);
-      startMs.push(performance.now() - t0);
-      await settle();
-      ussMiB.push(guests.reduce((t, x) => t + procMem(host.pidOf(x.domid) ?? 0).uss, 0) / 1048576);
-    }
-  } finally {
-    for (const g of guests) await host.stop(g.domid);
-    guests.forEach(closeGuest);
-  }
-  return { startMs, ussMiB };
+  return {
+    start: async (g) => void (await host.start(spec(g), { memory: g.memory, ioreq: g.ioreq, irq: g.irq, serial: -1, consoleLog: join(process.env.XENODE_RUN_DIR!, `bench${g.domid}.log`), taps: [], disks: new Map() })),
+    pids: (guests) => guests.map((g) => host.pidOf(g.domid) ?? 0),
+    stop: async (guests) => {
+      for (const g of guests) await host.stop(g.domid);
+    },
+  };
 }
 
 async function main(): Promise<void> {
@@ -110,7 +120,7 @@ async function main(): Promise<void> {
   try {
     for (let r = 0; r < ROUNDS; r++) {
       for (const [name, fn] of [['shared', shared], ['per guest', perGuest]] as const) {
-        const res = await fn();
+        const res = await measure(fn());
         runs[name]!.startMs.push(res.startMs);
         runs[name]!.ussMiB.push(res.ussMiB);
       }
