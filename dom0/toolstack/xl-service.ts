@@ -17,7 +17,8 @@ interface ServiceDeps {
   deviceStats?: () => Promise<Record<string, Record<string, number>>>;
   /** An HVM guest's device-model counters from the stub domain, and the stub domain's pid. */
   dmMetrics?: (domid: number) => Promise<{ pid: number | null; metrics: unknown }>;
-  /** Fault injection (tests): end an HVM guest's device model as a crash would. */
+  /** Fault injection (tests): end an HVM guest's device model as a crash would, or make it try
+   * what a subverted one would (stubdom/protocol.ts DmFault); answers what the attempts got. */
   dmFault?: (domid: number, fault: unknown) => Promise<unknown>;
 }
 
