@@ -38,8 +38,8 @@
  *   - sockets it was given: accept4 (VNC viewers), listen, getsockname/getpeername,
  *     get/setsockopt, shutdown, sendmsg/recvmsg (dom0's channel). socket(), connect() and
  *     bind() are refused: it can make no new socket, and its network namespace is empty anyway;
- *   - threads: clone only with CLONE_THREAD (a new thread; fork is refused, so it can start no
- *     process), clone3 answers ENOSYS (its flags cannot be inspected; glibc falls back to
+ *   - threads: clone only with CLONE_THREAD and no CLONE_NEW* flag (a new thread; fork is
+ *     refused, so it can start no process), clone3 answers ENOSYS (its flags cannot be inspected; glibc falls back to
  *     clone), futex, set_robust_list, rseq, sched_yield, sched_getaffinity, the scheduler's
  *     get calls, prctl only PR_SET_NAME/PR_GET_NAME (thread names);
  *   - signals to itself (rt_sig*, sigaltstack, tgkill, kill: its pid namespace holds only
@@ -331,9 +331,12 @@ static void install_seccomp(void) {
   JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1);
   RET(SECCOMP_RET_KILL_PROCESS);
 #endif
-  /* clone: threads only (CLONE_THREAD); a fork is refused. */
-  JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 4);
+  /* clone: threads only (CLONE_THREAD, no namespace flags); a fork is refused. */
+  const unsigned namespaces = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC |
+                              CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET;
+  JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 5);
   LOAD_ARG_LO(0);
+  JUMP(BPF_JMP | BPF_JSET | BPF_K, namespaces, 2, 0);
   JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 0, 1);
   RET(SECCOMP_RET_ALLOW);
   RET(SECCOMP_RET_ERRNO | EPERM);
