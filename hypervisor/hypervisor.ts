@@ -305,7 +305,7 @@ export class Hypervisor {
       if (d.kind === 'hvm') d.ioreqFd = n.memfdCreate(`xenode-d${domid}-ioreq`, HVM_IOREQ_PAGES * 4096);
       d.cgroup = new DomainCgroup(cgroupName(), domid);
       d.cgroup.create();
-      d.cgroup.setMemoryLimit(memoryMiB * 1024 * 1024 + KERNEL_OVERHEAD_BYTES);
+      d.cgroup.setMemoryLimit(memoryMiB * 1024 * 1024 + KERNEL_OVERHEAD_BYTES, memoryMiB * 1024 * 1024);
       d.cgroup.setWeight(DEFAULT_WEIGHT);
       d.cgroup.setCap(cpuLimit(d, this.cpuList.length));
       this.applyCpuset(d);
@@ -545,7 +545,7 @@ export class Hypervisor {
         const d = this.domain(a.domid);
         const kib = this.int(a.targetKiB, 'targetKiB', MIN_MEMORY_MIB * 1024, d.maxMemKiB);
         d.targetKiB = kib;
-        d.cgroup?.setMemoryLimit(kib * 1024 + KERNEL_OVERHEAD_BYTES);
+        d.cgroup?.setMemoryLimit(kib * 1024 + KERNEL_OVERHEAD_BYTES, kib * 1024);
         return { result: null };
       }),
       'domctl.max_vcpus': priv((_c, a) => {

@@ -29,9 +29,20 @@
  *     SIGHUP for restart: that is how the kernel learns what the guest asked for.
  *
  *   xenode-rootboot enter --pid PID -- PROGRAM ARGS...
- *       runs PROGRAM inside the guest's userland (PID's pid, mount and cgroup namespaces, root
- *       and cwd /, stdio on its /dev/console): how `xl shutdown` runs the image's /sbin/poweroff,
- *       as Linux's Xen PV kernel runs it (orderly_poweroff). Exits as PROGRAM did.
+ *       runs PROGRAM inside the guest's userland (PID's user, pid, mount and cgroup namespaces,
+ *       root and cwd /, stdio on its /dev/console): how `xl shutdown` runs the image's
+ *       /sbin/poweroff, as Linux's Xen PV kernel runs it (orderly_poweroff). Exits as PROGRAM did.
+ *
+ *   xenode-rootboot userland -- PROGRAM ARGS...
+ *       execs PROGRAM as the init of a guest without its own root (the kernel's minimal
+ *       userland): in the userland's user namespace and a mount namespace of its own, with its
+ *       stdio and environment as given.
+ *
+ * Every guest program runs as the userland (join_userland below): in the userland's memory
+ * cgroup ("user", where the kernel is the OOM killer: guest/kernel/oom-killer.ts), with
+ * oom_score_adj 0 (the kernel's is lower: native/jailer.c), in the user namespace the jailer
+ * made for it (fd 68, nested in the kernel's: guest root has no capability over the kernel's
+ * process), under the seccomp filter of native/guest-seccomp.h.
  *
  * Any failure prints "xenode-rootboot: <step>: <strerror>" on stderr and exits 126 (127: no
  * init could be run, as Linux's "No working init found"). It runs
@@ -50,6 +61,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -57,8 +69,11 @@
 #define PROGRAM_NAME "xenode-rootboot"
 #define FAIL_STATUS 126
 #include "sandbox-util.h"
+#include "guest-seccomp.h"
 
 #define CONSOLE_FD 3
+#define USERLAND_NS_FD 68 /* native/jailer.c passes the userland's user namespace here */
+#define USERLAND_MEMCG "/run/xenode/memcg/user/cgroup.procs"
 #define MAX_ARGS 256
 
 static void usage(const char *why) {
@@ -66,7 +81,8 @@ static void usage(const char *why) {
           "xenode-rootboot: arguments: %s\n"
           "usage: xenode-rootboot boot --root DIR [--ro] [--bind SRC:DST]... [--run-size BYTES]\n"
           "                            [--env K=V]... -- INIT ARGS...\n"
-          "       xenode-rootboot enter --pid PID -- PROGRAM ARGS...\n",
+          "       xenode-rootboot enter --pid PID -- PROGRAM ARGS...\n"
+          "       xenode-rootboot userland -- PROGRAM ARGS...\n",
           why);
   exit(127);
 }
@@ -159,6 +175,62 @@ static void enter_guest_cgroup(void) {
     free(procs);
   }
   rmdir(dir);
+}
+
+/* The userland's resources, set while we are still the kernel's: oom_score_adj back to 0 (the
+ * kernel's children inherit its lower score; raising needs no privilege, lowering it again
+ * would need host CAP_SYS_RESOURCE) and the userland's memory cgroup. A host without a
+ * memory hierarchy leaves the guest in the domain's cgroup, where the host kernel is the OOM
+ * killer. */
+static void userland_limits(void) {
+  int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, "0\n", 2) != 2) die("oom_score_adj");
+  close(fd);
+  fd = open(USERLAND_MEMCG, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT) die("join the userland's memory cgroup");
+    return;
+  }
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+  if (write(fd, pid, n) != n) die("join the userland's memory cgroup");
+  close(fd);
+}
+
+/* Enter the userland's user namespace: from now on we have capabilities over the guest's
+ * network, uts and ipc namespaces and over what we create, none over the kernel's. */
+static void enter_userland_ns(void) {
+  if (setns(USERLAND_NS_FD, CLONE_NEWUSER) < 0) die("enter the userland's user namespace (fd %d)", USERLAND_NS_FD);
+  close(USERLAND_NS_FD);
+}
+
+/* The kernel binds its views of the domain over files of its /proc. Copied into the
+ * userland's mount namespace those binds are locked, and a procfs with locked mounts over it
+ * is not "fully visible": the guest could not mount its own /proc. So, in a copy of the
+ * kernel's mount namespace still ours, take them off first (the guest's /proc gets its own
+ * binds of the same views: --bind). */
+static void unbind_kernel_proc(void) {
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f) die("read mountinfo");
+  char *line = NULL, *points[256];
+  size_t cap = 0;
+  int n = 0;
+  while (getline(&line, &cap, f) > 0 && n < 256) {
+    char point[PATH_MAX];
+    /* "ID PARENT MAJ:MIN ROOT POINT ...": no escaped characters in the kernel's /proc names */
+    if (sscanf(line, "%*s %*s %*s %*s %4095s", point) == 1 && !strncmp(point, "/proc/", 6))
+      points[n++] = strdup(point);
+  }
+  free(line);
+  fclose(f);
+  while (n-- > 0)
+    if (umount2(points[n], MNT_DETACH) < 0) die("unbind %s", points[n]);
+}
+
+/* Last, just before exec: the seccomp filter (native/guest-seccomp.h). */
+static void confine_userland(void) {
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("prctl(NO_NEW_PRIVS)");
+  if (install_guest_seccomp() < 0) die("seccomp");
 }
 
 static void setup_dev(const struct boot_config *c) {
@@ -281,17 +353,36 @@ static void exec_init(const struct boot_config *c) {
   _exit(127);
 }
 
+/* A remount in a user namespace must repeat the flags the kernel's mount locked (nosuid,
+ * nodev ...). */
+static unsigned long kept_mount_flags(const char *path) {
+  struct statvfs st;
+  if (statvfs(path, &st) < 0) die("statvfs %s", path);
+  unsigned long f = 0;
+  if (st.f_flag & ST_NOSUID) f |= MS_NOSUID;
+  if (st.f_flag & ST_NODEV) f |= MS_NODEV;
+  if (st.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+  if (st.f_flag & ST_NOATIME) f |= MS_NOATIME;
+  if (st.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+  if (st.f_flag & ST_RELATIME) f |= MS_RELATIME;
+  return f;
+}
+
 static int boot_child(void *arg) {
   struct boot_config *c = arg;
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl(PDEATHSIG)");
   /* Nothing we mount may propagate back into the kernel's namespace. */
   xmount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL);
+  /* The image's root came from the kernel's namespace, so it is locked here, and a locked
+   * mount cannot be pivot_root's new root: a bind of it onto itself is ours. */
+  xmount(c->root, c->root, NULL, MS_BIND | MS_REC, NULL);
   setup_dev(c);
   setup_proc_sys_run(c);
   if (c->ro) {
     /* `ro` on the command line: the root is mounted read-only, as Linux mounts it before
      * init; `mount -o remount,rw /` in the guest lifts it. */
-    if (mount(NULL, c->root, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) die("mount root read-only");
+    if (mount(NULL, c->root, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | kept_mount_flags(c->root), NULL) < 0)
+      die("mount root read-only");
   }
   enter_new_root(c);
   if (setsid() < 0) die("setsid");
@@ -301,6 +392,7 @@ static int boot_child(void *arg) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
+  confine_userland();
   exec_init(c);
   return 127;
 }
@@ -347,6 +439,11 @@ static int cmd_boot(int argc, char **argv) {
   if (fcntl(CONSOLE_FD, F_GETFD) < 0) die("console on fd 3");
 
   enter_guest_cgroup();
+  userland_limits();
+  if (unshare(CLONE_NEWNS) < 0) die("unshare the kernel's mount namespace");
+  xmount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL);
+  unbind_kernel_proc();
+  enter_userland_ns();
   if (unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWCGROUP) < 0) die("unshare");
   /* Signals meant for init reach it through its pid; we only wait. */
   size_t stack_size = 1 << 20;
@@ -375,7 +472,9 @@ static int cmd_enter(int argc, char **argv) {
   char **prog = argv + i + 1;
   int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)target, 0);
   if (pidfd < 0) die("pidfd_open %ld", target);
-  if (setns(pidfd, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWCGROUP) < 0) die("setns into the guest");
+  userland_limits();
+  if (setns(pidfd, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWCGROUP) < 0) die("setns into the guest");
+  close(USERLAND_NS_FD);
   pid_t pid = fork();
   if (pid < 0) die("fork");
   if (pid == 0) {
@@ -385,14 +484,31 @@ static int cmd_enter(int argc, char **argv) {
     console_stdio();
     syscall(SYS_close_range, 3, ~0U, 0);
     char *envp[] = {"HOME=/", "TERM=linux", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+    confine_userland();
     execve(prog[0], prog, envp);
     die("execute %s", prog[0]);
   }
   return wait_status(pid);
 }
 
+static int cmd_userland(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[0], "--") != 0) usage("userland -- PROGRAM");
+  userland_limits();
+  enter_userland_ns();
+  /* Our own mount namespace: the guest's mounts stay out of the kernel's, and what the kernel
+   * had mounted is locked (guest root cannot unmount it to see beneath). The kernel's /dev is
+   * shared, so this copy is its slave: disks attached later still appear. */
+  if (unshare(CLONE_NEWNS) < 0) die("unshare the mount namespace");
+  syscall(SYS_close_range, 3, ~0U, 0);
+  confine_userland();
+  execv(argv[1], argv + 1);
+  die("execute %s", argv[1]);
+  return 126;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) usage("no command");
+  if (!strcmp(argv[1], "userland")) return cmd_userland(argc - 2, argv + 2);
   if (!strcmp(argv[1], "boot")) return cmd_boot(argc - 2, argv + 2);
   if (!strcmp(argv[1], "enter")) return cmd_enter(argc - 2, argv + 2);
   usage(argv[1]);

@@ -1,0 +1,97 @@
+// A hostile guest root against its own kernel (the minimal userland, where PID 1 is the guest
+// kernel's process): typed at `xl console` as a user would. The kernel's process is out of
+// reach (nested user namespace, non-dumpable: no ptrace, no /proc/1/mem or /proc/1/fd, no
+// pidfd_getfd of its hypercall socket, RAM or event-channel fds), the seccomp filter answers
+// the calls native/guest-seccomp.h blocks, and ordinary tools still work.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Instance, shouldSkip } from '../helpers/instance.js';
+import { kernelPid } from '../helpers/platform.js';
+import { XlConsole } from '../helpers/xl-console.js';
+
+/** Python on the host's /usr (the minimal userland's): one system call per line, its result
+ * and errno name printed as "name=result/ERRNO". */
+const SYSCALLS_PY = [
+  'import ctypes, errno, os',
+  'l = ctypes.CDLL(None, use_errno=True)',
+  'def call(name, nr, *args):',
+  '    ctypes.set_errno(0); r = l.syscall(nr, *[ctypes.c_long(a) for a in args])',
+  '    print("%s=%d/%s" % (name, r, errno.errorcode.get(ctypes.get_errno(), "0")))',
+  'buf = ctypes.create_string_buffer(256); old = ctypes.create_string_buffer(16)',
+  'addr = ctypes.addressof(buf)',
+  'call("userfaultfd", 323, 1)',
+  'call("keyctl", 250, 0, -3, 0)',
+  'call("add_key", 248, addr, addr, 0, 0, -3)',
+  'call("bpf", 321, 0, addr, 128)',
+  'call("perf_event_open", 298, addr, 0, -1, -1, 0)',
+  'call("kexec_load", 246, 0, 0, 0, 0)',
+  'call("init_module", 175, addr, 16, addr)',
+  'call("finit_module", 313, 0, addr, 0)',
+  'call("open_by_handle_at", 304, -100, addr, 0)',
+  'call("io_uring_setup", 425, 1, addr)',
+  'call("prlimit64_read", 302, 1, 7, 0, ctypes.addressof(old))',
+  'call("prlimit64_kernel", 302, 1, 7, ctypes.addressof(old), 0)',
+  'call("prlimit64_self", 302, 0, 7, 0, ctypes.addressof(old))',
+].join('\n');
+
+function results(out: string): Record<string, string> {
+  const r: Record<string, string> = {};
+  for (const m of out.matchAll(/^(\w+)=(-?\d+)\/(\w+)$/gm)) r[m[1]!] = Number(m[2]) < 0 ? m[3]! : 'ok';
+  return r;
+}
+
+describe.skipIf(shouldSkip())('a guest kernel out of its userland\'s reach', () => {
+  const xn = new Instance('kreach');
+  let con: XlConsole;
+  beforeAll(async () => {
+    await xn.start();
+    await xn.create('hostile');
+    con = new XlConsole(xn, 'hostile').attach();
+    await con.waitFor(/# $/m, 20_000);
+  }, 60_000);
+  afterAll(async () => {
+    con?.close();
+    await xn.stop();
+  });
+
+  it('PID 1 is the kernel, and its process cannot be traced, read or robbed of its fds', async () => {
+    expect((await con.run('cat /proc/1/cmdline | tr "\\0" " "')).trim()).toMatch(/kernel\.mjs/);
+    // gdb's and strace's attach: PTRACE_ATTACH / PTRACE_SEIZE.
+    expect(await con.run('strace -p 1 -e trace=none 2>&1 | head -1', 15_000)).toMatch(/Operation not permitted/);
+    expect(await con.run('gdb -p 1 -batch -ex "info registers" 2>&1 | grep -i ptrace | head -1', 30_000)).toMatch(/Operation not permitted/);
+    expect(await con.run('head -c 16 /proc/1/mem 2>&1')).toMatch(/Permission denied/);
+    // Its fd numbers may be listed (the directory is its uid's), never followed or opened.
+    expect(await con.run('readlink /proc/1/fd/3 || echo unreadable')).toMatch(/unreadable/);
+    expect(await con.run('head -c 1 /proc/1/fd/3 2>&1')).toMatch(/Permission denied/);
+    expect(await con.run('cat /proc/1/environ 2>&1')).toMatch(/Permission denied/);
+    // pidfd_getfd of every fd the kernel could hold: the hypercall socket (3), TAPs, RAM,
+    // grant table and event channels.
+    const grab = 'python3 -c "import os, ctypes, errno\nl = ctypes.CDLL(None, use_errno=True); p = os.pidfd_open(1)\n' +
+      'got = [(fd, l.syscall(438, p, fd, 0), ctypes.get_errno()) for fd in range(3, 200)]\n' +
+      'print(\'taken\', [fd for fd, r, e in got if r >= 0], \'errors\', sorted({errno.errorcode[e] for fd, r, e in got if r < 0}))"';
+    expect((await con.run(grab, 15_000)).trim()).toBe("taken [] errors ['EPERM']");
+    // The userland's user namespace is nested in the kernel's, with the same ids.
+    expect((await con.run('cat /proc/self/uid_map')).trim().split(/\s+/)).toEqual(['0', '0', '65536']);
+    expect(await con.run('nsenter -t 1 -m true 2>&1')).toMatch(/Permission denied|Operation not permitted/);
+  }, 90_000);
+
+  it('blocks the system calls the filter lists, and leaves the guest its own processes', async () => {
+    const r = results(await con.run(`python3 -c '${SYSCALLS_PY.replace(/'/g, "'\\''")}'`, 15_000));
+    for (const name of ['userfaultfd', 'keyctl', 'add_key', 'bpf', 'perf_event_open', 'kexec_load', 'init_module', 'finit_module', 'open_by_handle_at', 'prlimit64_kernel'])
+      expect([name, r[name]]).toEqual([name, 'EPERM']);
+    expect(r.io_uring_setup).toBe('ENOSYS');
+    expect(r.prlimit64_read).toBe('ok');
+    expect(r.prlimit64_self).toBe('ok');
+    expect((await con.run("awk '/^Seccomp:/ {print $2}' /proc/self/status")).trim()).toBe('2');
+    // Guest root still traces its own programs, configures its network and mounts.
+    expect(await con.run('strace -f -e trace=execve true 2>&1 | head -1')).toMatch(/execve\("\/usr\/bin\/true"/);
+    expect((await con.run('ip addr add 198.18.0.9/32 dev lo && ip -4 addr show dev lo | grep -c 198.18.0.9; ip addr del 198.18.0.9/32 dev lo')).trim()).toBe('1');
+    expect((await con.run('mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && grep -c " /mnt/t " /proc/mounts; umount /mnt/t')).trim()).toBe('1');
+    expect((await con.run('hostname renamed && hostname')).trim()).toBe('renamed');
+  }, 60_000);
+
+  it('the kernel is the same process after all this', async () => {
+    const domid = Number((await xn.xlOk('domid', 'hostile')).trim());
+    expect(kernelPid(xn, domid)).toBeGreaterThan(0);
+    expect((await con.run('echo still here')).trim()).toBe('still here');
+  });
+});
