@@ -7,7 +7,7 @@
  *
  * 1. Read one byte from fd 0: the hypervisor's "go", sent once it has put this process in
  *    the domain's cgroups (so everything cloned below is accounted there). EOF first: exit 1.
- * 2. clone() into new user, pid, mount and cgroup namespaces: the kernel's (the cgroup
+ * 2. clone() into new user, pid and cgroup namespaces: the kernel's (the cgroup
  *    namespace roots the domain at its own cgroups, which is what lets a guest's own init
  *    mount its delegated name=systemd hierarchy: hypervisor/delegated-cgroups.ts), and a
  *    time namespace whose boot clock starts at zero, entered at exec.
@@ -15,9 +15,9 @@
  *    (uid 0 inside is the kernel's uid 0), so files look the same from both, but its root has
  *    no capability over the kernel's namespace, hence none over the kernel's process (no
  *    ptrace, no pidfd_getfd, no /proc/<kernel>/mem: the kernel also makes itself
- *    non-dumpable, so sharing a uid gives no way in either). The network, uts and ipc
+ *    non-dumpable, so sharing a uid gives no way in either). The network, uts, ipc and mount
  *    namespaces are made in (owned by) the userland's user namespace: guest root configures
- *    its network and hostname as on a machine, and the kernel, which owns that user
+ *    its network, hostname and mounts as on a machine, and the kernel, which owns that user
  *    namespace, can too. The kernel gets it as fd USERLAND_NS_FD (68), which
  *    native/rootboot.c joins before it runs init.
  * 3. The parent stays host root: it writes the child's uid/gid maps (uid 0 inside = host
@@ -284,8 +284,7 @@ static void build_power_scripts(void) {
   make_ro(dir);
 }
 
-/* The new root's tmpfs and its /proc: first, because the userland's namespaces are made by
- * pid through this /proc (the host's would show other pids). */
+/* The new root's tmpfs and its /proc. */
 static void prepare_root(const struct config *c) {
   /* Our mounts must not propagate back to the host's mount namespace. */
   xmount("", "/", NULL, MS_REC | MS_PRIVATE, NULL);
@@ -407,34 +406,51 @@ static void write_proc_file(const char *path, const char *text) {
   close(fd);
 }
 
-/* The userland's user namespace, nested in ours with the same ids, and the network, uts and
- * ipc namespaces it owns; we join those three (we own the userland's namespace, so we keep
- * every capability over them). A helper process creates them and lives only until we have
- * opened them. Returns the user namespace's fd, parked at USERLAND_NS_FD later. */
+/* The host pid of a child we know by pidfd (the host's /proc is the one mounted here). */
+static pid_t host_pid(int pidfd) {
+  char *path = xasprintf("/proc/self/fdinfo/%d", pidfd);
+  FILE *f = fopen(path, "re");
+  if (!f) die("open %s", path);
+  char line[128];
+  long pid = -1;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "Pid: %ld", &pid) == 1) break;
+  fclose(f);
+  if (pid <= 0) die("no pid in %s", path);
+  free(path);
+  return (pid_t)pid;
+}
+
+/* The userland's user namespace, nested in ours with the same ids, and the network, uts, ipc
+ * and mount namespaces it owns; we join those four (we own the userland's namespace, so we
+ * keep every capability over them). The mount namespace is the guest's too: the guest's
+ * filesystems (fuse2fs of its root, run as the userland) are then the guest's to remount, and
+ * the namespaces rootboot copies from it for the guest lock nothing. A helper process creates
+ * them and lives only until we have opened them. Returns the user namespace's fd, parked at
+ * USERLAND_NS_FD later. */
 static int make_userland_ns(const struct config *c) {
   int hold[2];
   if (pipe2(hold, O_CLOEXEC) < 0) die("pipe");
   static char stack[64 << 10];
+  int pidfd = -1;
   pid_t h = clone(wait_for_eof, stack + sizeof stack,
-                  CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD, hold);
+                  CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNS | CLONE_PIDFD | SIGCHLD,
+                  hold, &pidfd);
   if (h < 0) die("clone the userland's namespaces");
   close(hold[0]);
+  pid_t hp = host_pid(pidfd);
   char *map = xasprintf("0 0 %lu\n", c->uid_count);
-  write_proc_file(in_root(xasprintf("/proc/%d/uid_map", (int)h)), map);
-  write_proc_file(in_root(xasprintf("/proc/%d/gid_map", (int)h)), map);
-  const char *names[] = {"net", "uts", "ipc"};
-  const int types[] = {CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWIPC};
-  for (int i = 0; i < 3; i++) {
-    int fd = open(in_root(xasprintf("/proc/%d/ns/%s", (int)h, names[i])), O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || setns(fd, types[i]) < 0) die("join the guest's %s namespace", names[i]);
-    close(fd);
-  }
-  int fd = open(in_root(xasprintf("/proc/%d/ns/user", (int)h)), O_RDONLY | O_CLOEXEC);
+  write_proc_file(xasprintf("/proc/%d/uid_map", (int)hp), map);
+  write_proc_file(xasprintf("/proc/%d/gid_map", (int)hp), map);
+  if (setns(pidfd, CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNS) < 0)
+    die("join the guest's network, uts, ipc and mount namespaces");
+  int fd = open(xasprintf("/proc/%d/ns/user", (int)hp), O_RDONLY | O_CLOEXEC);
   /* Parked high, out of the way of the fds laid out for PROGRAM. */
   int userns = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 2048);
   if (userns < 0) die("open the userland's user namespace");
   close(fd);
   close(hold[1]);
+  close(pidfd);
   while (waitpid(h, NULL, 0) < 0 && errno == EINTR) {}
   return userns;
 }
@@ -566,10 +582,10 @@ static int child_main(void *arg) {
   umask(022);
   boot_clock_from_now();
 
-  prepare_root(c);
   int userns = make_userland_ns(c);
   get_tun_fds(c);
   if (sethostname(c->hostname, strlen(c->hostname)) < 0) die("sethostname");
+  prepare_root(c);
   build_root(c);
   loopback_up();
   enter_root(c->root);
@@ -723,7 +739,7 @@ int main(int argc, char **argv) {
   char *stack = malloc(stack_size);
   if (!stack) die("malloc");
   pid_t pid = clone(child_main, stack + stack_size,
-                    CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWCGROUP | SIGCHLD,
+                    CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWCGROUP | SIGCHLD,
                     &c);
   if (pid < 0) die("clone");
   child_pid = pid;

@@ -38,6 +38,10 @@
  *       userland): in the userland's user namespace and a mount namespace of its own, with its
  *       stdio and environment as given.
  *
+ *   xenode-rootboot filesystem -- PROGRAM ARGS...
+ *       execs a filesystem server (fuse2fs) in the userland's user namespace, in the kernel's
+ *       other namespaces: the filesystem it mounts is the guest's.
+ *
  * Every guest program runs as the userland (join_userland below): in the userland's memory
  * cgroup ("user", where the kernel is the OOM killer: guest/kernel/oom-killer.ts), with
  * oom_score_adj 0 (the kernel's is lower: native/jailer.c), in the user namespace the jailer
@@ -61,7 +65,6 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -74,6 +77,7 @@
 #define CONSOLE_FD 3
 #define USERLAND_NS_FD 68 /* native/jailer.c passes the userland's user namespace here */
 #define USERLAND_MEMCG "/run/xenode/memcg/user/cgroup.procs"
+#define USERLAND_MEMCG_LIMIT "/run/xenode/memcg/user/memory.limit_in_bytes"
 #define MAX_ARGS 256
 
 static void usage(const char *why) {
@@ -82,7 +86,8 @@ static void usage(const char *why) {
           "usage: xenode-rootboot boot --root DIR [--ro] [--bind SRC:DST]... [--run-size BYTES]\n"
           "                            [--env K=V]... -- INIT ARGS...\n"
           "       xenode-rootboot enter --pid PID -- PROGRAM ARGS...\n"
-          "       xenode-rootboot userland -- PROGRAM ARGS...\n",
+          "       xenode-rootboot userland -- PROGRAM ARGS...\n"
+          "       xenode-rootboot filesystem -- PROGRAM ARGS...\n",
           why);
   exit(127);
 }
@@ -116,6 +121,7 @@ struct boot_config {
   char **envs;
   int n_envs;
   unsigned long long run_size;
+  unsigned long long shm_size;
   char **argv;
 };
 
@@ -204,29 +210,6 @@ static void enter_userland_ns(void) {
   close(USERLAND_NS_FD);
 }
 
-/* The kernel binds its views of the domain over files of its /proc. Copied into the
- * userland's mount namespace those binds are locked, and a procfs with locked mounts over it
- * is not "fully visible": the guest could not mount its own /proc. So, in a copy of the
- * kernel's mount namespace still ours, take them off first (the guest's /proc gets its own
- * binds of the same views: --bind). */
-static void unbind_kernel_proc(void) {
-  FILE *f = fopen("/proc/self/mountinfo", "re");
-  if (!f) die("read mountinfo");
-  char *line = NULL, *points[256];
-  size_t cap = 0;
-  int n = 0;
-  while (getline(&line, &cap, f) > 0 && n < 256) {
-    char point[PATH_MAX];
-    /* "ID PARENT MAJ:MIN ROOT POINT ...": no escaped characters in the kernel's /proc names */
-    if (sscanf(line, "%*s %*s %*s %*s %4095s", point) == 1 && !strncmp(point, "/proc/", 6))
-      points[n++] = strdup(point);
-  }
-  free(line);
-  fclose(f);
-  while (n-- > 0)
-    if (umount2(points[n], MNT_DETACH) < 0) die("unbind %s", points[n]);
-}
-
 /* Last, just before exec: the seccomp filter (native/guest-seccomp.h). */
 static void confine_userland(void) {
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("prctl(NO_NEW_PRIVS)");
@@ -251,7 +234,7 @@ static void setup_dev(const struct boot_config *c) {
     xmount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5");
   char *shm = xasprintf("%s/shm", dev);
   if (ensure_dir(shm, 01777) == 0) {
-    char *opts = xasprintf("mode=1777,size=%llu", c->run_size);
+    char *opts = xasprintf("mode=1777,size=%llu", c->shm_size);
     xmount("tmpfs", shm, "tmpfs", MS_NOSUID | MS_NODEV, opts);
   }
   /* The console: the pty the kernel carries to hvc0. Bound, not made our controlling tty:
@@ -353,36 +336,17 @@ static void exec_init(const struct boot_config *c) {
   _exit(127);
 }
 
-/* A remount in a user namespace must repeat the flags the kernel's mount locked (nosuid,
- * nodev ...). */
-static unsigned long kept_mount_flags(const char *path) {
-  struct statvfs st;
-  if (statvfs(path, &st) < 0) die("statvfs %s", path);
-  unsigned long f = 0;
-  if (st.f_flag & ST_NOSUID) f |= MS_NOSUID;
-  if (st.f_flag & ST_NODEV) f |= MS_NODEV;
-  if (st.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
-  if (st.f_flag & ST_NOATIME) f |= MS_NOATIME;
-  if (st.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
-  if (st.f_flag & ST_RELATIME) f |= MS_RELATIME;
-  return f;
-}
-
 static int boot_child(void *arg) {
   struct boot_config *c = arg;
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl(PDEATHSIG)");
   /* Nothing we mount may propagate back into the kernel's namespace. */
   xmount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL);
-  /* The image's root came from the kernel's namespace, so it is locked here, and a locked
-   * mount cannot be pivot_root's new root: a bind of it onto itself is ours. */
-  xmount(c->root, c->root, NULL, MS_BIND | MS_REC, NULL);
   setup_dev(c);
   setup_proc_sys_run(c);
   if (c->ro) {
     /* `ro` on the command line: the root is mounted read-only, as Linux mounts it before
      * init; `mount -o remount,rw /` in the guest lifts it. */
-    if (mount(NULL, c->root, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | kept_mount_flags(c->root), NULL) < 0)
-      die("mount root read-only");
+    if (mount(NULL, c->root, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) die("mount root read-only");
   }
   enter_new_root(c);
   if (setsid() < 0) die("setsid");
@@ -395,6 +359,18 @@ static int boot_child(void *arg) {
   confine_userland();
   exec_init(c);
   return 127;
+}
+
+/* /dev/shm as Linux sizes a tmpfs: half of RAM, the guest's (its userland's memory cgroup
+ * limit is the domain's RAM). Without that cgroup, /run's size. */
+static unsigned long long shm_size(unsigned long long fallback) {
+  FILE *f = fopen(USERLAND_MEMCG_LIMIT, "re");
+  unsigned long long ram = 0;
+  if (f) {
+    if (fscanf(f, "%llu", &ram) != 1) ram = 0;
+    fclose(f);
+  }
+  return ram > 0 && ram < (1ULL << 50) ? ram / 2 : fallback;
 }
 
 static int wait_status(pid_t pid) {
@@ -437,12 +413,10 @@ static int cmd_boot(int argc, char **argv) {
   c.argv = argv + i + 1;
   if (!c.root || c.root[0] != '/') usage("--root wants an absolute path");
   if (fcntl(CONSOLE_FD, F_GETFD) < 0) die("console on fd 3");
+  c.shm_size = shm_size(c.run_size);
 
   enter_guest_cgroup();
   userland_limits();
-  if (unshare(CLONE_NEWNS) < 0) die("unshare the kernel's mount namespace");
-  xmount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL);
-  unbind_kernel_proc();
   enter_userland_ns();
   if (unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWCGROUP) < 0) die("unshare");
   /* Signals meant for init reach it through its pid; we only wait. */
@@ -491,13 +465,24 @@ static int cmd_enter(int argc, char **argv) {
   return wait_status(pid);
 }
 
+/* A filesystem server the kernel runs for the guest (fuse2fs for its root): as the userland,
+ * so that the filesystem's superblock belongs to the guest, whose root can then remount it
+ * (`mount -o remount,rw /`), as on a machine. It stays outside the guest's pid namespace. */
+static int cmd_filesystem(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[0], "--") != 0) usage("filesystem -- PROGRAM");
+  enter_userland_ns();
+  confine_userland();
+  execv(argv[1], argv + 1);
+  die("execute %s", argv[1]);
+  return 126;
+}
+
 static int cmd_userland(int argc, char **argv) {
   if (argc < 2 || strcmp(argv[0], "--") != 0) usage("userland -- PROGRAM");
   userland_limits();
   enter_userland_ns();
-  /* Our own mount namespace: the guest's mounts stay out of the kernel's, and what the kernel
-   * had mounted is locked (guest root cannot unmount it to see beneath). The kernel's /dev is
-   * shared, so this copy is its slave: disks attached later still appear. */
+  /* Our own mount namespace: the guest's mounts stay out of the kernel's view. The kernel's
+   * /dev is shared, so this copy joins its peer group: disks attached later still appear. */
   if (unshare(CLONE_NEWNS) < 0) die("unshare the mount namespace");
   syscall(SYS_close_range, 3, ~0U, 0);
   confine_userland();
@@ -509,6 +494,7 @@ static int cmd_userland(int argc, char **argv) {
 int main(int argc, char **argv) {
   if (argc < 2) usage("no command");
   if (!strcmp(argv[1], "userland")) return cmd_userland(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "filesystem")) return cmd_filesystem(argc - 2, argv + 2);
   if (!strcmp(argv[1], "boot")) return cmd_boot(argc - 2, argv + 2);
   if (!strcmp(argv[1], "enter")) return cmd_enter(argc - 2, argv + 2);
   usage(argv[1]);
