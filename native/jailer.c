@@ -284,17 +284,12 @@ static void build_power_scripts(void) {
   make_ro(dir);
 }
 
-/* The new root's tmpfs and its /proc. */
-static void prepare_root(const struct config *c) {
+static void build_root(const struct config *c) {
+  const char *root = c->root;
   /* Our mounts must not propagate back to the host's mount namespace. */
   xmount("", "/", NULL, MS_REC | MS_PRIVATE, NULL);
-  xmount("tmpfs", c->root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64m");
-  /* We are PID 1 of the new pid namespace: this proc shows the domain's processes only. */
-  xmkdir(in_root("/proc"), 0555);
-  xmount("proc", in_root("/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-}
+  xmount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64m");
 
-static void build_root(const struct config *c) {
   bind_ro("/usr", in_root("/usr"));
   /* Merged /usr: bin, lib... are symlinks into usr/ on the host; copy those links, and
    * bind (read-only) any that is a real directory. */
@@ -319,6 +314,9 @@ static void build_root(const struct config *c) {
   bind_ro(c->boot_dir, in_root("/boot"));
   build_dev(c);
 
+  /* We are PID 1 of the new pid namespace: this proc shows the domain's processes only. */
+  xmkdir(in_root("/proc"), 0555);
+  xmount("proc", in_root("/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   /* Read-only sysfs of our own network namespace. A user namespace may mount sysfs only
    * where one is already fully visible, so this one is what lets a guest booted from its own
    * root (native/rootboot.c) mount /sys for its init. */
@@ -585,7 +583,6 @@ static int child_main(void *arg) {
   int userns = make_userland_ns(c);
   get_tun_fds(c);
   if (sethostname(c->hostname, strlen(c->hostname)) < 0) die("sethostname");
-  prepare_root(c);
   build_root(c);
   loopback_up();
   enter_root(c->root);

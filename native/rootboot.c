@@ -42,8 +42,8 @@
  *       execs a filesystem server (fuse2fs) in the userland's user namespace, in the kernel's
  *       other namespaces: the filesystem it mounts is the guest's.
  *
- * Every guest program runs as the userland (join_userland below): in the userland's memory
- * cgroup ("user", where the kernel is the OOM killer: guest/kernel/oom-killer.ts), with
+ * Every guest program runs as the userland (userland_limits, enter_userland_ns and
+ * confine_userland below): in the userland's memory cgroup ("user", where the kernel is the OOM killer: guest/kernel/oom-killer.ts), with
  * oom_score_adj 0 (the kernel's is lower: native/jailer.c), in the user namespace the jailer
  * made for it (fd 68, nested in the kernel's: guest root has no capability over the kernel's
  * process), under the seccomp filter of native/guest-seccomp.h.
@@ -204,7 +204,8 @@ static void userland_limits(void) {
 }
 
 /* Enter the userland's user namespace: from now on we have capabilities over the guest's
- * network, uts and ipc namespaces and over what we create, none over the kernel's. */
+ * network, uts, ipc and mount namespaces and over what we create, none over the kernel's
+ * user and pid namespaces, hence none over its process. */
 static void enter_userland_ns(void) {
   if (setns(USERLAND_NS_FD, CLONE_NEWUSER) < 0) die("enter the userland's user namespace (fd %d)", USERLAND_NS_FD);
   close(USERLAND_NS_FD);
