@@ -483,8 +483,10 @@ static int cmd_userland(int argc, char **argv) {
   userland_limits();
   enter_userland_ns();
   /* Our own mount namespace: the guest's mounts stay out of the kernel's view. The kernel's
-   * /dev is shared, so this copy joins its peer group: disks attached later still appear. */
+   * /dev is shared; as its slave, this copy still sees disks attached later, and nothing the
+   * guest mounts there reaches the kernel. */
   if (unshare(CLONE_NEWNS) < 0) die("unshare the mount namespace");
+  xmount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL);
   syscall(SYS_close_range, 3, ~0U, 0);
   confine_userland();
   execv(argv[1], argv + 1);
