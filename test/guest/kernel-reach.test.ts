@@ -1,6 +1,7 @@
 // A hostile guest root against its own kernel (the minimal userland, where PID 1 is the guest
 // kernel's process): typed at `xl console` as a user would. The kernel's process is out of
-// reach (nested user namespace, non-dumpable: no ptrace, no /proc/1/mem or /proc/1/fd, no
+// reach (nested user namespace, non-dumpable: no ptrace, no /proc/1/mem, /proc/1/fd or
+// process_vm_readv, no
 // pidfd_getfd of its hypercall socket, RAM or event-channel fds), the seccomp filter answers
 // the calls native/guest-seccomp.h blocks, and ordinary tools still work.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,6 +59,11 @@ describe.skipIf(shouldSkip())('a guest kernel out of its userland\'s reach', () 
       'got = [(fd, l.syscall(438, p, fd, 0), ctypes.get_errno()) for fd in range(3, 200)]\n' +
       'print(\'taken\', [fd for fd, r, e in got if r >= 0], \'errors\', sorted({errno.errorcode[e] for fd, r, e in got if r < 0}))"';
     expect((await con.run(grab, 15_000)).trim()).toBe("taken [] errors ['EPERM']");
+    // process_vm_readv of the kernel's memory (its own address 0x400000 or any other).
+    const peek = 'python3 -c "import ctypes as c, errno\nclass Iov(c.Structure): _fields_ = [(\'b\', c.c_void_p), (\'n\', c.c_size_t)]\n' +
+      'l = c.CDLL(None, use_errno=True); b = c.create_string_buffer(16); here = Iov(c.addressof(b), 16); there = Iov(0x400000, 16)\n' +
+      'r = l.syscall(310, 1, c.byref(here), 1, c.byref(there), 1, 0); print(\'read\', r, errno.errorcode.get(c.get_errno()))"';
+    expect((await con.run(peek, 15_000)).trim()).toBe('read -1 EPERM');
     // The userland's user namespace is nested in the kernel's, with the same ids.
     expect((await con.run('cat /proc/self/uid_map')).trim().split(/\s+/)).toEqual(['0', '0', '65536']);
     expect(await con.run('nsenter -t 1 -m true 2>&1')).toMatch(/Permission denied|Operation not permitted/);
