@@ -1,9 +1,9 @@
 // A hostile guest root against its own kernel (the minimal userland, where PID 1 is the guest
 // kernel's process): typed at `xl console` as a user would. The kernel's process is out of
 // reach (nested user namespace, non-dumpable: no ptrace, no /proc/1/mem, /proc/1/fd or
-// process_vm_readv, no
-// pidfd_getfd of its hypercall socket, RAM or event-channel fds), the seccomp filter answers
-// the calls native/guest-seccomp.h blocks, and ordinary tools still work.
+// process_vm_readv, no pidfd_getfd of its hypercall socket, RAM or event-channel fds), the
+// seccomp filter answers the calls native/guest-seccomp.h blocks, and ordinary tools still
+// work.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Instance, shouldSkip } from '../helpers/instance.js';
 import { kernelPid } from '../helpers/platform.js';
