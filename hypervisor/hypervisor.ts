@@ -298,7 +298,7 @@ export class Hypervisor {
       if (d.kind === 'hvm') d.ioreqFd = n.memfdCreate(`xenode-d${domid}-ioreq`, HVM_IOREQ_PAGES * 4096);
       d.cgroup = new DomainCgroup(cgroupName(), domid);
       d.cgroup.create();
-      d.cgroup.setMemoryLimit(memoryMiB * 1024 * 1024 + KERNEL_OVERHEAD_BYTES);
+      d.cgroup.setMemoryLimit(memoryMiB * 1024 * 1024 + KERNEL_OVERHEAD_BYTES, memoryMiB * 1024 * 1024);
       d.cgroup.setWeight(DEFAULT_WEIGHT);
       d.cgroup.setCap(cpuLimit(d, this.cpuList.length));
       this.applyCpuset(d);
