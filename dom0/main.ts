@@ -49,6 +49,8 @@ async function main(): Promise<void> {
   // HVM guests' device models live in the stub domain; one that dies takes only its guest.
   const stubdom = new StubdomHost(log, (e) => {
     log.warn(`device model of domain ${e.domid} ended: ${e.message}`);
+    // In the hypervisor's log too (`xl dmesg`), as the reason the domain crashed.
+    if (e.reason === 'crash') void hc.invoke('console.write', { text: `device model of domain ${e.domid} ended: ${e.message}; the domain crashed` }).catch(() => {});
     void hc.invoke('domctl.shutdown', { domid: e.domid, reason: e.reason === 'reset' ? 'reboot' : 'crash' }).catch(() => {});
   });
   const hvm = new HvmBuilder(hc, evtchn, xs, stubdom, log, consoles);
@@ -91,7 +93,7 @@ async function main(): Promise<void> {
     await xenstored.close(true);
     process.exit(0);
   };
-  const server = serveRpc(toolstackSocket(), xlService({ toolstack, consoles, hc, xs, stop: () => void stop(), deviceStats: () => backends.stats(), dmMetrics: async (domid) => ({ pid: stubdom.pid, metrics: await stubdom.metrics(domid) }), dmFault: (domid) => stubdom.injectFault(domid) }));
+  const server = serveRpc(toolstackSocket(), xlService({ toolstack, consoles, hc, xs, stop: () => void stop(), deviceStats: () => backends.stats(), dmMetrics: async (domid) => ({ pid: stubdom.pidOf(domid), metrics: await stubdom.metrics(domid) }), dmFault: (domid, f) => stubdom.injectFault(domid, f) }));
   hc.onClose(() => {
     log.error('hypervisor went away');
     process.exit(1);

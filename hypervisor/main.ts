@@ -10,6 +10,7 @@ import { native, nativeBuildDir } from '../native/index.js';
 import { bootDir, hypervisorPidFile, runDir, toolstackSocket, xenstoredStateFile } from '../common/paths.js';
 import { cgroupsAvailable } from './cgroups.js';
 import { Hypervisor } from './hypervisor.js';
+import { checkPoolAgainstSubordinateIds, uidPoolFromEnv } from '../common/uid-ranges.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -42,6 +43,8 @@ function stageBootImage(): void {
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the hypervisor needs root (namespaces, cgroups, TAPs)');
   if (!cgroupsAvailable()) throw new Error('cgroup v1 controllers freezer, memory, cpu, cpuset, cpuacct, pids are required under /sys/fs/cgroup');
+  // Guests' host uids must be nobody else's (docs/architecture.md, Security).
+  checkPoolAgainstSubordinateIds(uidPoolFromEnv());
   mkdirSync(runDir(), { recursive: true });
   stageBootImage();
   writeFileSync(hypervisorPidFile(), `${process.pid}\n`);

@@ -254,7 +254,7 @@ export class RingConnection extends Connection {
 
   private flush(): void {
     while (this.out.length > 0 && !this.ignored) {
-      const m = this.out[0];
+      const m = this.out[0]!;
       const n = this.ring.write(m.buf, m.off, m.buf.length - m.off);
       if (n === RING_CORRUPT) return this.misbehaved(XENSTORE_ERROR_RINGIDX, 'response ring indices corrupt');
       if (n === 0) return;

@@ -409,7 +409,7 @@ export class Xenstored implements ServerCore, ConnectionHost {
         const p = stack.pop()!;
         const n = this.store.get(p);
         if (!n) continue;
-        if (p !== '/' && n.perms[0].id === domid) {
+        if (p !== '/' && n.perms[0]!.id === domid) {
           removeTree(ctx, p);
           continue;
         }

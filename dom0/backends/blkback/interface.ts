@@ -29,6 +29,7 @@ import { isRefusal, parseRequest, type BlkRequest, type ParseContext } from './r
 import { BusyPoller } from '../../../drivers/ring/busy-poll.js';
 import { URING_WANTED, UringIo } from './uring-io.js';
 import { LogRateLimit } from '../../../common/log-ratelimit.js';
+import type { BlkbackReason } from './metrics.js';
 import { InflightJournal, type OwedRequest } from './inflight-journal.js';
 
 /** At queue depth 1, spin this long for the frontend's next request after answering one,
@@ -72,7 +73,8 @@ export class BlkifInterface {
   private pushScheduled = false;
   private readonly busy = new BusyPoller(BLK_BUSY_POLL_US);
   private hitsSeen = 0;
-  /** Lines about single requests (a guest can send millions): 10 per 5 s, as printk_ratelimit. */
+  /** Lines about single requests' I/O errors (a guest can send millions): 10 per 5 s, as
+   * printk_ratelimit. Bad input goes through counters.errors, limited the same way. */
   private readonly requestLog = new LogRateLimit();
   private readonly mem: Uint8Array;
   private readonly sectors: number;
@@ -150,13 +152,13 @@ export class BlkifInterface {
     const entry = this.journal ? this.journal.taken(ringIndex, new Uint8Array(v.buffer, v.byteOffset, BLKIF_SLOT_SIZE)) : -1;
     const r = parseRequest(v, this.ctx);
     if (this.inflight.has(r.id)) {
-      this.halt(`request id ${r.id} reused while still in flight`);
+      this.halt('ring_fatal_id', `request id ${r.id} reused while still in flight`);
       return false;
     }
     if (isRefusal(r)) {
       this.o.counters.invalid++;
       if (r.operation === BLKIF_OP_DISCARD) this.o.counters.ds_req++;
-      this.logRequest(`refused request ${r.id}: ${r.why}`);
+      this.o.counters.peerErrors.report(r.reason, `refused request ${r.id}: ${r.why}`);
       this.respond(r.id, r.operation, r.status, entry);
       return true;
     }
@@ -185,7 +187,7 @@ export class BlkifInterface {
       const n = back.unconsumedRequests();
       if (n === RING_OVERFLOW) {
         const prod = back.ring.reqProd;
-        this.halt(`frontend provided bogus ring requests (req_prod ${prod}, rsp_prod_pvt ${back.rspProdPvt}, ring size ${back.size})`);
+        this.halt('ring_fatal_prod', `frontend provided bogus ring requests (req_prod ${prod}, rsp_prod_pvt ${back.rspProdPvt}, ring size ${back.size})`);
         return taken;
       }
       taken += n;
@@ -206,7 +208,7 @@ export class BlkifInterface {
     // A lone small read or write on an otherwise idle ring (queue depth 1) is served on
     // the spot: handing it to libuv's thread pool and back costs more than the disk.
     if (this.lone && this.inflight.size === 0 && r.op !== BLKIF_OP_FLUSH_DISKCACHE && r.nsect <= SYNC_MAX_SECTORS && this.o.store) {
-      this.respond(r.id, r.operation, this.executeSync(r), r.journal);
+      this.respond(r.id, r.op, this.executeSync(r), r.journal);
       return true;
     }
     this.dispatch(r);
@@ -240,7 +242,7 @@ export class BlkifInterface {
       const frame = this.pins.pin(gref, toGuest, pin);
       if (frame < 0) {
         this.o.counters.invalid++;
-        this.logRequest(`request ${r.id}: grant ${gref}: ${gnttabErrorMessage(frame)}`);
+        this.o.counters.peerErrors.report('req_bad_grant', `request ${r.id}: grant ${gref}: ${gnttabErrorMessage(frame)}`);
         for (const g of held.splice(0)) this.pins.unpin(g, toGuest);
         return null;
       }
@@ -249,7 +251,7 @@ export class BlkifInterface {
       const len = (last[i]! - first[i]! + 1) * 512;
       // Segments that continue each other in guest memory become one span: one iovec for
       // the disk instead of one per page.
-      if (k >= 0 && spans[2 * k]! + spans[2 * k + 1]! === off) spans[2 * k + 1] += len;
+      if (k >= 0 && spans[2 * k]! + spans[2 * k + 1]! === off) spans[2 * k + 1] = spans[2 * k + 1]! + len;
       else {
         k++;
         spans[2 * k] = off;
@@ -329,7 +331,8 @@ export class BlkifInterface {
   private complete(r: BlkRequest, status: number): void {
     this.inflight.delete(r.id);
     if (this.halted) return;
-    this.respond(r.id, r.operation, status, r.journal);
+    // An indirect request is answered with its own operation, as Linux blkback does.
+    this.respond(r.id, r.op, status, r.journal);
   }
 
   private respond(id: bigint, operation: number, status: number, journal = -1): void {
@@ -363,9 +366,10 @@ export class BlkifInterface {
     });
   }
 
-  private halt(why: string): void {
+  private halt(reason: BlkbackReason, why: string): void {
     if (this.halted) return;
     this.halted = true;
+    this.o.counters.peerErrors.count(reason);
     this.o.counters.halted = 1;
     this.o.log(`halting ring: ${why}`);
     this.o.onFatal(why);

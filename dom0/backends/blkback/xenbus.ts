@@ -65,7 +65,7 @@ export function parseParams(type: string, params: string): { format: string; pat
 }
 
 class Blkback implements BackendDriver {
-  readonly counters = new BlkbackCounters();
+  readonly counters = new BlkbackCounters((m) => this.log(m));
   private iface: BlkifInterface | null = null;
   private port = -1;
   private chain: Promise<void> = Promise.resolve();
@@ -224,9 +224,11 @@ class Blkback implements BackendDriver {
     const port = this.port;
     const storm = new EventStormGuard((ms) => this.s.evtchn.holdOff(port, ms));
     this.s.evtchn.on(port, () => {
+      // The vbd's counters outlive this connection: they grow by what this event added.
+      const { spurious, throttles } = storm;
       storm.handled(iface.onEvent());
-      this.counters.events_spurious = storm.spurious;
-      this.counters.event_throttles = storm.throttles;
+      this.counters.events_spurious += storm.spurious - spurious;
+      this.counters.event_throttles += storm.throttles - throttles;
     });
     this.connected = true;
     await d.writeKeys({
