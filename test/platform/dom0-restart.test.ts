@@ -66,6 +66,7 @@ describe.skipIf(shouldSkip() || netShouldSkip())('dom0 restart', () => {
     const pingerDone = new Promise<void>((r) => pinger.on('exit', () => r()));
     try {
       await sleep(1500);
+      await xn.waitFor('pings answered before the kill', () => replyTimes(pings).length >= 5, 15_000);
       const oldDom0 = dom0Pid(xn);
       const killedAt = Date.now() / 1000;
       process.kill(oldDom0, 'SIGKILL');
