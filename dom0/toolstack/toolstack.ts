@@ -222,9 +222,10 @@ export class Toolstack {
         this.log.info(`took over domain ${domid} "${rec.name}" after dom0 restarted (${unpinned} grant pins of the old dom0 released)`);
       } catch (e) {
         const name = saved instanceof Error ? '' : ` "${saved.name}"`;
-        this.log.error(`domain ${domid}${name} cannot be taken over after dom0 restarted: ${(e as Error).message}; crashing it`);
+        // Without a record there is no config to apply on_crash from: it is destroyed.
+        const fate = this.records.has(domid) ? 'crashing it' : 'destroying it';
+        this.log.error(`domain ${domid}${name} cannot be taken over after dom0 restarted: ${(e as Error).message}; ${fate}`);
         if (!this.records.has(domid)) {
-          // Without a record there is no config to apply on_crash from: destroy it.
           await this.hc.invoke('domctl.destroydomain', { domid }).catch(() => {});
           await this.forgetGone(domid);
           continue;
