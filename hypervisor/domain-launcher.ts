@@ -64,6 +64,7 @@ export function launchDomainKernel(spec: LaunchSpec): ChildProcess {
     '--root', root,
     '--boot-dir', bootDir(),
     '--keep-fd', '3',
+    ...(spec.cgroup.guestMemoryBytes > 0 ? ['--memory', String(spec.cgroup.guestMemoryBytes)] : []),
     ...(existsSync('/dev/net/tun')
       ? ['--tun-fds', String(GUEST_TUN_FDS), '--env', `XENODE_TUN_FDS=${TUN_FD_BASE}-${TUN_FD_BASE + GUEST_TUN_FDS - 1}`]
       : []),
@@ -82,6 +83,7 @@ export function launchDomainKernel(spec: LaunchSpec): ChildProcess {
   kernelLog.attach(child.stderr!);
   if (child.pid === undefined) throw new Error('could not start the domain jailer');
   spec.cgroup.delegated.create(spec.uidBase);
+  spec.cgroup.delegateUserland(spec.uidBase);
   spec.cgroup.addProcess(child.pid);
   child.stdin!.end('g');
   return child;

@@ -28,8 +28,6 @@ import { KERNEL_OVERHEAD_BYTES, MAX_DOMID, MIN_MEMORY_MIB, cpuLimit } from './do
 import { HypercallFault, fault, type HypercallContext, type HypercallTable } from './hypercalls/context.js';
 import { hypercallTable } from './hypercalls/table.js';
 
-export { HypercallFault };
-
 export class Hypervisor {
   readonly log = new ConsoleLog();
   private readonly domains = new Map<number, Domain>();
@@ -52,10 +50,19 @@ export class Hypervisor {
   attachDom0(fd: number, onExit: () => void): void {
     const dom0 = this.domains.get(0)!;
     this.onDom0Exit = onExit;
-    dom0.channel = new MessageSocket(fd, (m) => this.onMessage(dom0, m), () => {
+    if (dom0.channel) {
+      // A new dom0 after one died (main.ts): the guests' channels to dom0 stay for it to
+      // reopen, its VIRQ bindings were the dead process's own.
+      const old = dom0.channel;
+      dom0.channel = null;
+      old.close();
+      for (const p of dom0.evtchn.all()) if (p.state === 'virq') this.closePort(dom0, p.port);
+    }
+    const ch: MessageSocket = new MessageSocket(fd, (m) => this.onMessage(dom0, m), () => {
       this.log.write('dom0 hypercall channel closed');
-      this.onDom0Exit?.();
+      if (dom0.channel === ch) this.onDom0Exit?.();
     });
+    dom0.channel = ch;
   }
 
   /** A created, never started domain talks to us over `fd` as its kernel would, without a
@@ -75,9 +82,13 @@ export class Hypervisor {
   private onMessage(caller: Domain, { message, fds }: Received): void {
     const id = message.id;
     const op = message.op;
+    // The answer goes to the channel the call came on (a dom0 that died does not get its
+    // successor's answers, nor the other way round).
+    const channel = caller.channel;
     const reply = (body: object, out: number[] = []) => {
       try {
-        caller.channel?.send({ id, ...body }, out);
+        if (channel !== caller.channel) throw new Error('the caller is gone');
+        channel?.send({ id, ...body }, out);
       } catch (e) {
         this.logFor(caller, `cannot reply to ${String(op).slice(0, 64)}: ${(e as Error).message}`);
       }
@@ -287,7 +298,7 @@ export class Hypervisor {
       if (d.kind === 'hvm') d.ioreqFd = n.memfdCreate(`xenode-d${domid}-ioreq`, HVM_IOREQ_PAGES * 4096);
       d.cgroup = new DomainCgroup(cgroupName(), domid);
       d.cgroup.create();
-      d.cgroup.setMemoryLimit(memoryMiB * 1024 * 1024 + KERNEL_OVERHEAD_BYTES);
+      d.cgroup.setMemoryLimit(memoryMiB * 1024 * 1024 + KERNEL_OVERHEAD_BYTES, memoryMiB * 1024 * 1024);
       d.cgroup.setWeight(DEFAULT_WEIGHT);
       d.cgroup.setCap(cpuLimit(d, this.cpuList.length));
       this.applyCpuset(d);

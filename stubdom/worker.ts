@@ -6,7 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { writeSync } from 'node:fs';
 import { native } from '../native/index.js';
 import { GuestMemory } from './device-model/guest-memory.js';
-import { nativeFutex } from './device-model/native-futex.js';
+import { nativeFutex } from '../drivers/ioreq/native-futex.js';
 import { PcMachine } from './machine.js';
 import { FileBacking } from './devices/ide/block-backing.js';
 import { TapNetBackend } from './devices/rtl8139/tap-backend.js';

@@ -128,7 +128,7 @@ export class HvmBuilder {
       const ioreq = await this.hc.call('domctl.map_ioreq_pages', { domid });
       toClose.push(...ioreq.fds);
 
-      // COM1 on a pty the console daemon holds (serial='pty' is what the seeds ask for):
+      // COM1 on a pty the console daemon holds (serial='pty' is what classic HVM configs ask for):
       // `xl console` reaches it as any console, Xen's serial/0/tty names it.
       const serial = wantsSerial(spec) ? await this.serialLines.openSerial(domid) : null;
       const logPath = ConsoleDaemon.logPath(spec.name);

@@ -248,7 +248,11 @@ export class Instance {
     for (const [ctrl, group] of groups) {
       const base = join('/sys/fs/cgroup', ctrl, group);
       if (!existsSync(base)) continue;
-      for (const d of readdirSync(base, { withFileTypes: true }).filter((e) => e.isDirectory())) spawnSync('rmdir', [join(base, d.name)]);
+      for (const d of readdirSync(base, { withFileTypes: true }).filter((e) => e.isDirectory())) {
+        // A domain's children first (the memory hierarchy's "user": hypervisor/cgroups.ts).
+        for (const sub of readdirSync(join(base, d.name), { withFileTypes: true }).filter((e) => e.isDirectory())) spawnSync('rmdir', [join(base, d.name, sub.name)]);
+        spawnSync('rmdir', [join(base, d.name)]);
+      }
       spawnSync('rmdir', [base]);
     }
     rmSync(this.dir, { recursive: true, force: true });
