@@ -86,6 +86,14 @@ export class DomainEventChannels {
     return p.port;
   }
 
+  /** As EventChannels.bindOrReattach: a channel already bound to a port of ours that nobody
+   * here listens on (a dom0 that died bound it) is taken up again. */
+  async bindOrReattach(remoteDom: number, remotePort: number): Promise<number> {
+    const mine = this.hub.get(remoteDom, remotePort)?.peer;
+    if (mine && mine.dom === this.dom && !mine.handler) return mine.port;
+    return this.bindInterdomain(remoteDom, remotePort);
+  }
+
   on(port: number, handler: (port: number) => void): void {
     const p = this.get(port);
     p.handler = handler;
