@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     await xenstored.close();
     process.exit(0);
   };
-  const server = serveRpc(toolstackSocket(), xlService({ toolstack, consoles, hc, xs, stop: () => void stop(), deviceStats: () => backends.stats(), dmMetrics: async (domid) => ({ pid: stubdom.pid, metrics: await stubdom.metrics(domid) }), dmFault: (domid) => stubdom.injectFault(domid) }));
+  const server = serveRpc(toolstackSocket(), xlService({ toolstack, consoles, hc, xs, stop: () => void stop(), deviceStats: () => backends.stats(), dmMetrics: async (domid) => ({ pid: stubdom.pid, metrics: await stubdom.metrics(domid) }), dmFault: (domid) => stubdom.injectFault(domid), hvm }));
   hc.onClose(() => {
     log.error('hypervisor went away');
     process.exit(1);

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { native } from '../native/index.js';
 import { HypercallClient } from '../drivers/hypercall/channel.js';
-import type { DmDisk, DmDisplay, DmExit, DmStarted } from '../stubdom/protocol.js';
+import type { DmControl, DmControlResult, DmDisk, DmDisplay, DmExit, DmStarted } from '../stubdom/protocol.js';
 import type { Logger } from '../common/log.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -78,6 +78,13 @@ export class StubdomHost {
   async metrics(domid: number): Promise<unknown> {
     if (!this.client) return null;
     return (await this.client.call('metrics', { domid })).result;
+  }
+
+  /** xl trigger / cd-insert / cd-eject: a control for a guest's running device model (`fd`:
+   * the new disc's image, sent as SCM_RIGHTS). */
+  async control(domid: number, control: DmControl, fd?: number): Promise<DmControlResult> {
+    if (!this.client) throw Object.assign(new Error('the stub domain is not running'), { code: 'ESRCH' });
+    return (await this.client.call('control', { domid, control }, fd === undefined ? [] : [fd])).result as DmControlResult;
   }
 
   /** Fault injection for tests: make a device model end as a crash would. */

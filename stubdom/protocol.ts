@@ -1,6 +1,7 @@
 // What dom0 says to the stub domain (over a SOCK_SEQPACKET socket with fds as SCM_RIGHTS,
 // drivers/hypercall/channel.ts MessageSocket): start or stop one guest's device model. The
 // fds of a `start` arrive in the order of `StartDeviceModel.fds`.
+import type { MessagePort } from 'node:worker_threads';
 export interface DmNic {
   devid: number;
   mac: string;
@@ -54,7 +55,23 @@ export interface StopDeviceModel {
   domid: number;
 }
 
-export type DmRequest = StartDeviceModel | StopDeviceModel | { op: 'metrics'; domid: number } | { op: 'fault'; domid: number };
+/** What the toolstack asks of a running device model (xl trigger, cd-insert, cd-eject). */
+export type DmControl =
+  /** An ACPI button press (PM1a_STS, the SCI). */
+  | { kind: 'button'; button: 'power' | 'sleep' }
+  /** A new disc in the IDE CD-ROM at `index` (the image's fd rides along as SCM_RIGHTS), or
+   * with `insert: false` the disc taken out. */
+  | { kind: 'media'; index: number; insert: boolean };
+
+/** What the device model answers a control: for a button, whether the guest's OS had the
+ * button's SCI enabled (a press the OS does not listen to stays latched in PM1a_STS). */
+export interface DmControlResult {
+  enabled?: boolean;
+  /** The medium's size after a media change, in bytes (0: none). */
+  mediumBytes?: number;
+}
+
+export type DmRequest = StartDeviceModel | StopDeviceModel | { op: 'metrics'; domid: number } | { op: 'fault'; domid: number } | { op: 'control'; domid: number; control: DmControl };
 
 /** Upcall from the stub domain: a device model ended by itself (crash or guest reset). */
 export interface DmExit {
@@ -77,6 +94,8 @@ export interface WorkerData {
   irqFd: number;
   serialFd: number;
   logFd: number;
+  /** Where the toolstack's controls arrive (DmControl; read with receiveMessageOnPort). */
+  control: MessagePort;
   /** The display adapter's shared state and the viewers' input queue (stubdom/main.ts owns them). */
   display: { regs: SharedArrayBuffer; vram: SharedArrayBuffer; input: SharedArrayBuffer } | null;
 }

@@ -7,13 +7,14 @@ export class XlConsole {
   private readonly tmux = new Tmux();
   private readonly session: string;
 
-  constructor(private readonly xn: Instance, private readonly dom: string) {
-    this.session = `c-${dom}`.replace(/[^A-Za-z0-9_-]/g, '_');
+  /** `opts`: xl console's options (`-t pv`), before the domain. */
+  constructor(private readonly xn: Instance, private readonly dom: string, private readonly opts: string[] = []) {
+    this.session = `c-${dom}${opts.join('')}`.replace(/[^A-Za-z0-9_-]/g, '_');
   }
 
-  /** Attach (xl console DOM) in a fresh terminal. */
+  /** Attach (xl console [opts] DOM) in a fresh terminal. */
   attach(): this {
-    this.tmux.startXl(this.xn, this.session, 'console', this.dom);
+    this.tmux.startXl(this.xn, this.session, 'console', ...this.opts, this.dom);
     return this;
   }
 

@@ -10,8 +10,8 @@
 //             reboot=pci); the device model sees the reset request (PcMachine.onReset) and the
 //             runtime, which executed the OUT, reports SCHEDOP_shutdown(reboot) itself too (the
 //             first report wins in the hypervisor)
-//   poweroff  the "ACPI power button / S5": there is no ACPI PM block in this machine, so the
-//             OS asks the runtime directly and it reports SCHEDOP_shutdown(poweroff)
+//   poweroff  S5: the OS writes SLP_TYP/SLP_EN to the ACPI PM1a_CNT register (the device model
+//             logs it) and the runtime, which executed the OUT, reports SCHEDOP_shutdown(poweroff)
 //   crash     a device model that stops answering (an exit times out) is a machine check; an
 //             OS panic is a triple fault: SCHEDOP_shutdown(crash)
 import { native } from '../../../native/index.js';
