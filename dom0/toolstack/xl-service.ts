@@ -139,10 +139,12 @@ export function xlService(d: ServiceDeps) {
         throw new ToolstackError('EINVAL', `console type must be "pv" or "serial", got ${JSON.stringify(a.type)}`);
       }
       const num = a.num === undefined ? 0 : int(a.num, 'console number', 0, 0x7fff);
-      const type = (a.type as ConsoleType | undefined) ?? d.consoles.types(domid)[0];
-      // An HVM guest's PV console is there only while its PV drivers run (hvc_xen), which
-      // announce themselves in control/feature-poweroff; without them nobody reads the ring.
-      if (type === 'pv' && a.type === 'pv' && ts.specs().find((r) => r.domid === domid)?.spec.type === 'hvm') {
+      // An HVM guest's primary console is its serial line (libxl_primary_console_get_tty), even
+      // when it has none; its PV console is there only while its PV drivers run (hvc_xen), which
+      // announce themselves in control/feature-poweroff: without them nobody reads the ring.
+      const hvm = ts.specs().find((r) => r.domid === domid)?.spec.type === 'hvm';
+      const type = (a.type as ConsoleType | undefined) ?? (hvm ? 'serial' : d.consoles.types(domid)[0]);
+      if (type === 'pv' && hvm) {
         if ((await d.xs.read(`/local/domain/${domid}/control/feature-poweroff`).catch(() => '')) !== '1') {
           throw new ToolstackError('ENODEV', `domain ${domid} (${name}) has no PV drivers running: nothing is on its PV console (its console is the serial line: xl console -t serial)`);
         }
