@@ -56,6 +56,11 @@ describe.skipIf(shouldSkip())('xl cd-insert / cd-eject of an HVM guest', () => {
 
   it('cd-insert: the guest notices the new disc and reads its bytes; params names it', async () => {
     const disc = isos[0]!;
+    // A dry run says what it would do and changes nothing.
+    const dry = await xn.xl('-N', 'cd-insert', 'cdguest', 'hdc', disc.path);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toBe(`would insert ${disc.path} into hdc of domain ${domid}\n`);
+    expect(await backendParams()).toBe('');
     const r = await xn.xl('cd-insert', 'cdguest', 'hdc', disc.path);
     expect(r.code).toBe(0);
     expect(await backendParams()).toBe(disc.path);

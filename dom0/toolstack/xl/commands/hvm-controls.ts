@@ -60,6 +60,11 @@ async function cdInsert(ctx: XlCommandContext, domid: number, vdev: string, targ
       throw new XlExit(1, `Cannot stat file: ${target}`);
     }
   }
+  // -N (cd-insert and cd-eject are dry-runnable in Xen's table): say what would change.
+  if (ctx.dryRun) {
+    ctx.out(path === null ? `would eject the disc in ${vdev} of domain ${domid}\n` : `would insert ${path} into ${vdev} of domain ${domid}\n`);
+    return 0;
+  }
   try {
     await ctx.call('cd-media', { dom: String(domid), vdev, path });
   } catch (e) {
