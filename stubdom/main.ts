@@ -63,6 +63,7 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
     closeFds(fds);
     return reply(id, { error: { errno: 'EEXIST', message: `domain ${req.domid} already has a device model` } });
   }
+  const { port1: control, port2: workerControl } = new MessageChannel();
   const data: WorkerData = {
     domid: req.domid,
     name: req.name,
@@ -76,17 +77,16 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
     irqFd: fd(req.fds.irq),
     serialFd: fd(req.fds.serial),
     logFd: fd(req.fds.log),
-    control: null as unknown as MessagePort,
+    control: workerControl,
     display: null,
   };
-  const { port1: control, port2: workerControl } = new MessageChannel();
-  data.control = workerControl;
   const vga = req.display ? VgaState.create(vramBytes(req.display.vramBytes)) : null;
   const input = vga ? new InputQueue() : null;
   if (vga) data.display = { regs: vga.shared.regsBuffer, vram: vga.shared.vramBuffer, input: input!.buffer };
   for (const n of [data.memFd, data.ioreqFd, data.irqFd]) {
     if (n < 0) {
       closeFds(fds);
+      control.close();
       return reply(id, { error: { errno: 'EINVAL', message: 'start needs memory, ioreq and irq fds' } });
     }
   }
