@@ -6,7 +6,7 @@
 // and never while the domain is shutting down.
 import { spawn } from 'node:child_process';
 import { native } from '../../native/index.js';
-import { connectConsolePty } from '../kernel/console-pty.js';
+import { connectConsolePty, type ConsolePace } from '../kernel/console-pty.js';
 import type { VgaTextConsole } from './drivers/vga-text.js';
 import type { I8042Keyboard } from './drivers/i8042-kbd.js';
 import type { ConsoleFrontend } from '../kernel/console-frontend.js';
@@ -21,6 +21,8 @@ export interface LoginConsole {
   term: string;
   write(b: Uint8Array): void;
   setInput(fn: (b: Uint8Array) => void): void;
+  /** A console that can fall behind (hvc0's ring): the shell waits rather than losing output. */
+  pace?: ConsolePace;
 }
 
 export function startLoginShell(con: LoginConsole, env: Record<string, string>, stopping: () => boolean, printk: (m: string) => void): void {
@@ -46,7 +48,7 @@ export function startLoginShell(con: LoginConsole, env: Record<string, string>, 
       cwd: '/',
     });
     native().close(pty.slave);
-    const line = connectConsolePty(pty.master, (b) => con.write(b));
+    const line = connectConsolePty(pty.master, (b) => con.write(b), con.pace);
     con.setInput(line);
     sh.on('exit', () => {
       line.close();
@@ -75,5 +77,5 @@ export function startVtLogin(
 /** hvc0: a login shell on the Xen PV console (a guest with PV drivers). */
 export function startHvcLogin(hvc: ConsoleFrontend, env: Record<string, string>, stopping: () => boolean, printk: (m: string) => void): void {
   printk('hvc0: login shell on the Xen PV console');
-  startLoginShell({ name: 'hvc0', rows: 24, cols: 80, term: 'vt102', write: (b) => hvc.write(b), setInput: (fn) => (hvc.input = fn) }, env, stopping, printk);
+  startLoginShell({ name: 'hvc0', rows: 24, cols: 80, term: 'vt102', write: (b) => hvc.write(b), setInput: (fn) => (hvc.input = fn), pace: hvc }, env, stopping, printk);
 }
