@@ -47,7 +47,9 @@ export class XlConsole {
   async run(command: string, timeoutMs = 10_000): Promise<string> {
     const tag = Math.random().toString(36).slice(2, 8);
     this.type(`echo B${tag}""B; ${command}; echo E${tag}""E`);
-    const m = await this.waitFor(new RegExp(`\\nB${tag}B\\n([\\s\\S]*?)E${tag}E`), timeoutMs);
+    // The marker may follow a prompt on the same line (keys typed while the shell was still
+    // printing it are echoed first); the echoed command line itself never matches (B""B).
+    const m = await this.waitFor(new RegExp(`B${tag}B\\r?\\n([\\s\\S]*?)E${tag}E`), timeoutMs);
     return m[1]!.replace(/\r/g, '');
   }
 
