@@ -196,6 +196,8 @@ async function stop(id: unknown, domid: number): Promise<void> {
 }
 
 let controlSeq = 0;
+/** Controls waiting for one device model's answer (each also bounded by its 5 s timeout). */
+const MAX_PENDING_CONTROLS = 16;
 
 /** A control for a running device model (xl trigger, cd-*): posted to its thread, whose loop
  * the doorbell wakes; answered when the thread has carried it out (or 5 s passed). */
@@ -203,9 +205,16 @@ function control(id: unknown, domid: number, c: DmControl, fds: number[]): void 
   const m = models.get(domid);
   const fd = fds[0] ?? -1;
   closeFds(fds.slice(1));
-  if (!m || !c || typeof c !== 'object') {
+  if (!m) {
     closeFds(fd >= 0 ? [fd] : []);
     return reply(id, { error: { errno: 'ESRCH', message: `domain ${domid} has no device model` } });
+  }
+  const valid =
+    (c?.kind === 'button' && (c.button === 'power' || c.button === 'sleep')) ||
+    (c?.kind === 'media' && Number.isInteger(c.index) && c.index >= 0 && c.index < 4 && typeof c.insert === 'boolean');
+  if (!valid || m.pending.size >= MAX_PENDING_CONTROLS) {
+    closeFds(fd >= 0 ? [fd] : []);
+    return reply(id, { error: valid ? { errno: 'EBUSY', message: `domain ${domid}: too many controls waiting for its device model` } : { errno: 'EINVAL', message: 'bad device-model control' } });
   }
   const seq = ++controlSeq;
   const timer = setTimeout(() => m.pending.get(seq)?.({ seq, error: { errno: 'ETIMEDOUT', message: `the device model of domain ${domid} did not answer` } }), 5000);
