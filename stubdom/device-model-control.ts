@@ -31,8 +31,18 @@ class ControlError extends Error {
   }
 }
 
-function carryOut(machine: PcMachine, m: ControlMessage, log: (msg: string) => void): DmControlResult {
+/** What a control needs besides the machine: the NMI line to the guest's vCPU runtime. */
+export interface ControlPlatform {
+  nmi(vcpu: number): void;
+}
+
+function carryOut(machine: PcMachine, platform: ControlPlatform, m: ControlMessage, log: (msg: string) => void): DmControlResult {
   const c = m.control;
+  if (c.kind === 'nmi') {
+    platform.nmi(c.vcpu);
+    log(`NMI to vCPU ${c.vcpu}`);
+    return {};
+  }
   if (c.kind === 'button') {
     if (c.button === 'power') machine.acpi.pressPowerButton();
     else machine.acpi.pressSleepButton();
@@ -58,14 +68,14 @@ function carryOut(machine: PcMachine, m: ControlMessage, log: (msg: string) => v
 }
 
 /** Serves every control waiting on `port`; returns how many there were. */
-export function serveControls(port: MessagePort, machine: PcMachine, log: (msg: string) => void): number {
+export function serveControls(port: MessagePort, machine: PcMachine, platform: ControlPlatform, log: (msg: string) => void): number {
   let n = 0;
   for (let got = receiveMessageOnPort(port); got; got = receiveMessageOnPort(port)) {
     n++;
     const m = got.message as ControlMessage;
     let answer: ControlAnswer;
     try {
-      answer = { seq: m.seq, result: carryOut(machine, m, log) };
+      answer = { seq: m.seq, result: carryOut(machine, platform, m, log) };
     } catch (e) {
       if (m.fd >= 0) try { closeSync(m.fd); } catch { /* already the backing's, or gone */ }
       answer = { seq: m.seq, error: { errno: e instanceof ControlError ? e.errno : 'EIO', message: (e as Error).message } };

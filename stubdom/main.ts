@@ -211,6 +211,7 @@ function control(id: unknown, domid: number, c: DmControl, fds: number[]): void 
   }
   const valid =
     (c?.kind === 'button' && (c.button === 'power' || c.button === 'sleep')) ||
+    (c?.kind === 'nmi' && Number.isInteger(c.vcpu) && c.vcpu >= 0 && c.vcpu < 128) ||
     (c?.kind === 'media' && Number.isInteger(c.index) && c.index >= 0 && c.index < 4 && typeof c.insert === 'boolean');
   if (!valid || m.pending.size >= MAX_PENDING_CONTROLS) {
     closeFds(fd >= 0 ? [fd] : []);

@@ -59,6 +59,8 @@ export interface StopDeviceModel {
 export type DmControl =
   /** An ACPI button press (PM1a_STS, the SCI). */
   | { kind: 'button'; button: 'power' | 'sleep' }
+  /** An NMI to the guest's vCPU (its runtime takes it from the platform page). */
+  | { kind: 'nmi'; vcpu: number }
   /** A new disc in the IDE CD-ROM at `index` (the image's fd rides along as SCM_RIGHTS), or
    * with `insert: false` the disc taken out. */
   | { kind: 'media'; index: number; insert: boolean };

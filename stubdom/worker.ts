@@ -87,6 +87,16 @@ const server = machine.createIoreqServer({
   bufferedPageOffset: BUFIOREQ_PAGE_OFFSET,
 });
 
+// xl trigger DOM nmi: the NMI word, then the guest's irq doorbell (its runtime looks at the word
+// on every irq event), as Xen sets the vCPU's nmi_pending and kicks it.
+const platform = {
+  nmi(vcpu: number) {
+    Atomics.store(words, PlatformWord.NMI_PENDING, vcpu + 1);
+    Atomics.add(words, PlatformWord.IRQ_RAISES, 1);
+    n.eventfdWrite(wd.irqFd, 1);
+  },
+};
+
 // run() blocks this thread (it is the device model's loop), so metrics go to the parent from
 // the poll hook now and then rather than on request.
 let lastReport = 0;
@@ -99,7 +109,7 @@ server.run({
     for (const { backend } of nicBackends) if (backend.pump() > 0) work = true;
     if (serialBackend && serialBackend.pump() > 0) work = true;
     if (input && machine.i8042 && input.drain(machine.i8042) > 0) work = true;
-    if (serveControls(wd.control, machine, log) > 0) work = true;
+    if (serveControls(wd.control, machine, platform, log) > 0) work = true;
     const now = Date.now();
     if (now - lastReport > 500) {
       lastReport = now;

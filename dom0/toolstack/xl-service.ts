@@ -71,7 +71,7 @@ export function xlService(d: ServiceDeps) {
       const vcpu = a.vcpu ?? 0;
       if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= vcpus) throw new ToolstackError('ESRCH', `Send trigger '${name}' failed: No such process`);
       if (!d.hvm) throw new ToolstackError('ENOSYS', 'no stub domain');
-      await d.hvm.trigger(domid, name);
+      await d.hvm.trigger(domid, name, vcpu);
       return null;
     },
     // xl cd-insert / cd-eject (path null: eject).

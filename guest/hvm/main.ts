@@ -106,6 +106,11 @@ async function boot(): Promise<void> {
   // ACPI: the power and sleep buttons on the SCI, and soft-off at the end of poweroff.
   const acpi = AcpiButtons.probe(cpu, fw.cfg, devices, printk);
   if (acpi) intc.request(acpi.irq, 'acpi', () => acpi.handleIrq());
+  // An NMI nobody claims (no watchdog, no perf), as Linux's unknown_nmi_error reports it.
+  rt.onNmi = (vcpu) => {
+    printk(`Uhhuh. NMI received for unknown reason 00 on CPU ${vcpu}.`);
+    printk('Dazed and confused, but trying to continue');
+  };
 
   // IDE disks and CD-ROMs: /dev/hdX and the partitions of each disk, served like blkfront's.
   const disks: DiskFiles[] = [];
