@@ -20,8 +20,9 @@ interface ServiceDeps {
   dmMetrics?: (domid: number) => Promise<{ pid: number | null; metrics: unknown }>;
   /** An HVM guest's buttons and CD-ROM media (dom0/toolstack/hvm-builder.ts). */
   hvm?: Pick<HvmBuilder, 'trigger' | 'changeMedia'>;
-  /** Fault injection (tests): end an HVM guest's device model as a crash would. */
-  dmFault?: (domid: number) => Promise<void>;
+  /** Fault injection (tests): end an HVM guest's device model as a crash would, or make it try
+   * what a subverted one would (stubdom/protocol.ts DmFault); answers what the attempts got. */
+  dmFault?: (domid: number, fault: unknown) => Promise<unknown>;
 }
 
 function int(v: unknown, what: string, min: number, max: number): number {
@@ -203,8 +204,7 @@ export function xlService(d: ServiceDeps) {
     'dm-fault': async (a) => {
       const domid = ts.resolve(a.dom);
       if (!d.dmFault) throw new ToolstackError('ENOSYS', 'no stub domain');
-      await d.dmFault(domid);
-      return null;
+      return (await d.dmFault(domid, a.fault ?? null)) ?? null;
     },
     // Diagnostic: event-channel round trips between dom0 and a guest's echo device (bench/).
     'evtchn-pingpong': async (a) =>
