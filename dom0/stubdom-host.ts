@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { native, nativeBuildDir } from '../native/index.js';
 import { HypercallClient } from '../drivers/hypercall/channel.js';
-import type { DmDisk, DmDisplay, DmExit, DmStarted } from '../stubdom/protocol.js';
+import type { DmControl, DmControlResult, DmDisk, DmDisplay, DmExit, DmStarted } from '../stubdom/protocol.js';
 import { bindVncDisplay, VNC_BASE_PORT } from '../stubdom/vnc/vnc-server.js';
 import type { Logger } from '../common/log.js';
 import { runDir } from '../common/paths.js';
@@ -265,6 +265,14 @@ export class StubdomHost {
     const sd = this.domains.get(domid);
     if (!sd) return null;
     return (await sd.client.call('metrics', { domid })).result;
+  }
+
+  /** xl trigger / cd-insert / cd-eject: a control for a guest's running device model (`fd`:
+   * the new disc's image, sent as SCM_RIGHTS: the stub domain opens no files itself). */
+  async control(domid: number, control: DmControl, fd?: number): Promise<DmControlResult> {
+    const sd = this.domains.get(domid);
+    if (!sd) throw Object.assign(new Error(`domain ${domid} has no stub domain`), { code: 'ESRCH' });
+    return (await sd.client.call('control', { domid, control }, fd === undefined ? [] : [fd])).result as DmControlResult;
   }
 
   /** Fault injection for tests: make a device model end as a crash would (`exit`), or try

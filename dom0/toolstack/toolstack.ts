@@ -140,10 +140,11 @@ export class Toolstack {
       const storePort = rec.storePort;
       const conn = this.xenstored.introduceDomain(domid, this.storeRing(mem.page(sp.xenstore), storePort));
       this.evtchn.on(storePort, () => conn.onEvent());
-      // An HVM guest's console is its emulated serial line (the builder wires it); a PV guest's
-      // is the console ring.
+      // The console ring: a PV guest's console; an HVM guest's PV console (hvc0, used when it
+      // runs PV drivers), whose primary console is its emulated serial line (the builder wires
+      // it after, so console/tty names the serial line as before).
+      await this.consoles.attach({ domid, name: spec.name, page: mem.page(sp.console), port: rec.consolePort });
       if (hvm) await this.hvm!.build(spec, domid);
-      else await this.consoles.attach({ domid, name: spec.name, page: mem.page(sp.console), port: rec.consolePort });
       const devices = deviceKinds.flatMap((kind) => kind.fromSpec(spec, domid));
       for (const d of devices) {
         if (d.type === 'vbd') await this.checkSharing(domid, d);
