@@ -327,6 +327,11 @@ export function handleRequest(core: ServerCore, conn: Connection, hdr: XsHeader,
     if (entry.priv && !conn.privileged) throw new XsError('EACCES', 'privileged operation');
     if (!entry.notid && hdr.txId !== 0) {
       r.tx = conn.transactions.get(hdr.txId);
+      if (!r.tx && conn.abortedTx.has(hdr.txId)) {
+        // Lost with the xenstored that died (live-state.ts): the guest's retry starts anew.
+        if (hdr.type === XsType.TRANSACTION_END) conn.abortedTx.delete(hdr.txId);
+        throw new XsError('EAGAIN', `transaction ${hdr.txId} was aborted by a xenstored restart`);
+      }
       if (!r.tx) throw new XsError('ENOENT', `no transaction ${hdr.txId}`);
     }
     const reply = entry.fn(r);

@@ -28,7 +28,7 @@ export function domctlHypercalls(hv: HypercallContext): HypercallTable {
       const d = hv.domain(a.domid);
       const kib = hv.int(a.targetKiB, 'targetKiB', MIN_MEMORY_MIB * 1024, d.maxMemKiB);
       d.targetKiB = kib;
-      d.cgroup?.setMemoryLimit(kib * 1024 + KERNEL_OVERHEAD_BYTES);
+      d.cgroup?.setMemoryLimit(kib * 1024 + KERNEL_OVERHEAD_BYTES, kib * 1024);
       return { result: null };
     }),
     'domctl.max_vcpus': priv((_c, a) => {
