@@ -86,6 +86,12 @@ export class DomainEventChannels {
     return p.port;
   }
 
+  /** As event-channels.ts's, for a backend that may follow a dom0 that died: here no dom0 ever
+   * died, so no channel is left bound to a port of ours, and this is bindInterdomain. */
+  bindOrReattach(remoteDom: number, remotePort: number): Promise<number> {
+    return this.bindInterdomain(remoteDom, remotePort);
+  }
+
   on(port: number, handler: (port: number) => void): void {
     const p = this.get(port);
     p.handler = handler;
