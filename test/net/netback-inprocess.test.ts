@@ -472,7 +472,7 @@ describe('netback in process: what a frontend cannot do to netback', () => {
     let sent = 0;
     for (let i = 0; i < 300; i++) if (f.wire.send(vnet, frame)) sent++;
     expect(sent).toBeGreaterThan(30);
-    await until('frames drained after the stall', async () => (await f.stats()).rx_drops! > 0, 8000);
+    await until('frames drained after the stall', async () => ((await f.stats()).rx_drops ?? 0) > 0, 8000);
     const st = await f.stats();
     expect(st.rx_held).toBeLessThanOrEqual(256);
     expect(st.rx_stalls).toBeGreaterThan(0);

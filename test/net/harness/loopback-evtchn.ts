@@ -86,9 +86,11 @@ export class DomainEventChannels {
     return p.port;
   }
 
-  /** As event-channels.ts's, for a backend that may follow a dom0 that died: here no dom0 ever
-   * died, so no channel is left bound to a port of ours, and this is bindInterdomain. */
-  bindOrReattach(remoteDom: number, remotePort: number): Promise<number> {
+  /** As EventChannels.bindOrReattach: a channel already bound to a port of ours that nobody
+   * here listens on (a dom0 that died bound it) is taken up again. */
+  async bindOrReattach(remoteDom: number, remotePort: number): Promise<number> {
+    const mine = this.hub.get(remoteDom, remotePort)?.peer;
+    if (mine && mine.dom === this.dom && !mine.handler) return mine.port;
     return this.bindInterdomain(remoteDom, remotePort);
   }
 
