@@ -13,7 +13,7 @@
  *    (128+signal if it was killed); the child dies with it (PDEATHSIG).
  * 3. The child builds a root on a tmpfs at DIR: /usr read-only (Node and its libraries), the
  *    merged-/usr links, /etc/ld.so.cache, /dev/null, zero, random, urandom, a /proc of its own
- *    pid namespace, and each --bind-ro PATH read-only at the same path (xenode's dist/ and
+ *    pid namespace showing processes only (subset=pid: no sysctls, no kernel files), and each --bind-ro PATH read-only at the same path (xenode's dist/ and
  *    addon). Nothing of the host's else: no /etc, /home, /run, /var, /tmp, /sys, no images (dom0
  *    passes them opened), no other guest's files. It pivots into it.
  * 4. It drops privilege for good: an empty capability bounding set, no ambient capabilities,
@@ -199,9 +199,10 @@ static void build_root(const struct config *c) {
     close(fd);
     xmount(src, dst, NULL, MS_BIND, NULL);
   }
-  /* PID 1 of the new pid namespace: this proc shows the stub domain's own process only. */
+  /* PID 1 of the new pid namespace: this proc shows the stub domain's own process only, and
+   * (subset=pid) none of the kernel's files: no /proc/sys, kcore, sysrq-trigger, host stats. */
   mkdir_p(in_root("/proc"));
-  xmount("proc", in_root("/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  xmount("proc", in_root("/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid");
   for (int i = 0; i < c->n_binds; i++) bind_ro(c->binds[i], in_root(c->binds[i]));
   /* The root itself read-only too: nothing in it is the stub domain's to change. */
   char *old = in_root("/.oldroot");
