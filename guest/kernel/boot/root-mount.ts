@@ -25,8 +25,16 @@ interface FsDriver {
 /** fuse2fs's own defaults (e2fsprogs misc/fuse2fs.c, libfuse 2 on Linux), given explicitly so
  * that fsname can be the device's /dev name while fuse2fs reads the kernel's write-back file
  * (the defaults would name the file); big_writes lets the guest's writes reach it 128 KiB at
- * a time rather than 4 KiB. */
-const fuse2fsDefaults = (shownAs: string) => ['no_default_opts', 'kernel_cache', 'subtype=ext4', 'use_ino', `fsname=${shownAs}`, 'attr_timeout=0', 'big_writes'];
+ * a time rather than 4 KiB. fuse2fs's attr_timeout=0 (and libfuse's 1 s names, 0 s for names
+ * that do not exist) made every stat and every lookup of a missing file a request to fuse2fs:
+ * systemd looks for hundreds of unit files and drop-in directories that are not there. The
+ * guest's root has one client, this mount (the image is the guest's alone, and the kernel
+ * updates what it caches on every change made through the mount), so names and attributes
+ * are kept for a minute, as the kernel keeps them for its own filesystems. */
+const fuse2fsDefaults = (shownAs: string) => [
+  'no_default_opts', 'kernel_cache', 'subtype=ext4', 'use_ino', `fsname=${shownAs}`, 'big_writes',
+  'attr_timeout=60', 'entry_timeout=60', 'negative_timeout=60',
+];
 
 const FUSE2FS: FsDriver = {
   program: ['/usr/sbin/fuse2fs', '/sbin/fuse2fs', '/usr/bin/fuse2fs'],
