@@ -85,7 +85,7 @@ async function boot(): Promise<void> {
   );
   // The guest's /proc views (below) need only the hypervisor and xenstore: set up while the
   // frontends connect.
-  const procViewsReady = startProcViews({ hc, xs, home, cmdline: si.cmdLine, nrPages: si.nrPages, pages, log: printk }).then(
+  const procViewsReady = startProcViews({ hc, xenstore: { xs, home }, cmdline: si.cmdLine, nrPages: si.nrPages, pages, log: printk }).then(
     (v) => v,
     (e: Error) => e,
   );
@@ -201,7 +201,7 @@ async function boot(): Promise<void> {
     });
     consolePty = userland.pty;
   }
-  hvc.input = connectConsolePty(consolePty.master, (b) => hvc.write(b));
+  hvc.input = connectConsolePty(consolePty.master, (b) => hvc.write(b), hvc);
   await resize();
 }
 
