@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { native } from '../../../native/index.js';
 import type { RootDevice } from './root-device.js';
+import { ROOTBOOT } from './own-init.js';
 
 const MNT_DETACH = 2;
 
@@ -115,7 +116,9 @@ export async function mountRoot(
   if (opts.readonlyDevice || driver.readonlyOnly) o.push('ro');
   const program = findProgram(driver.program);
   const file = await driverFile(dev, driver, opts.log);
-  const child: ChildProcess = spawn(program, driver.args(file, dir, o, dev.path), { stdio: ['ignore', 'pipe', 'pipe'] });
+  // As the guest's userland (rootboot's `filesystem`): the superblock is then the guest's own,
+  // and `mount -o remount,rw /` in the guest works.
+  const child: ChildProcess = spawn(ROOTBOOT, ['filesystem', '--', program, ...driver.args(file, dir, o, dev.path)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (b: Buffer) => {
     // The driver names the file it reads; the console names the device.
