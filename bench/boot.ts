@@ -10,7 +10,7 @@
 // (default 5), fio jobs of BENCH_FIO_S seconds (default 5); everything is torn down at the end.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, hostname, release, tmpdir } from 'node:os';
+import { cpus, hostname, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BenchInstance, ROOT, XENODE } from './lib/instance.js';
 import { ConsoleTap } from './lib/console-tap.js';
@@ -160,12 +160,16 @@ async function main(): Promise<number> {
     xenode('mkimage', '--from', 'busybox', bb, '64M');
     xenode('mkimage', '--from', 'debian', '--init', 'systemd', '--packages', 'fio', deb, '2G');
     await inst.start();
+    // The machine's load (1-minute average) around the run: boots on a shared 2-CPU host are
+    // as slow as the queue for its CPUs.
+    const load = { start: loadavg()[0]!, end: 0 };
     const baseline = await boots(inst, 'shell', null, /XNRDY/);
     const busybox = await boots(inst, 'bb', bb, /login: $/m);
     const debian = await boots(inst, 'deb', deb, /login: $/m);
     log('fio: host (loop-mounted ext4) then guest (fuse2fs over blkfront), same image');
     const host = hostFio(deb);
     const guest = await guestFio(inst, deb);
+    load.end = loadavg()[0]!;
 
     const rows = [
       ['boot (create to prompt)', 'median ms', 'p90 ms', 'vs minimal guest', 'target'],
@@ -178,13 +182,13 @@ async function main(): Promise<number> {
       const unit = j.key.startsWith('seq') ? 'MiB/s' : 'IOPS';
       fioRows.push([`${j.key} (${unit})`, fmt(host[j.key], 0), fmt(guest[j.key], 0), `${fmt(guest[j.key] / host[j.key], 2)}x`]);
     }
-    process.stdout.write(`\nGuest OS boot, ${CFG.boots} boots each (${new Date().toISOString()})\n${table(rows)}\n\n${table(fioRows)}\n`);
+    process.stdout.write(`\nGuest OS boot, ${CFG.boots} boots each (${new Date().toISOString()}; load average ${fmt(load.start, 1)} at the start, ${fmt(load.end, 1)} at the end)\n${table(rows)}\n\n${table(fioRows)}\n`);
     const dir = join(ROOT, 'bench', 'results');
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `boot-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     writeFileSync(
       file,
-      JSON.stringify({ machine: { host: hostname(), kernel: release(), cpus: cpus().length }, config: CFG, targets: TARGETS, boot: { baseline, busybox, debian }, fio: { host, guest } }, null, 2),
+      JSON.stringify({ machine: { host: hostname(), kernel: release(), cpus: cpus().length, load }, config: CFG, targets: TARGETS, boot: { baseline, busybox, debian }, fio: { host, guest } }, null, 2),
     );
     process.stdout.write(`wrote ${file}\n`);
     return 0;

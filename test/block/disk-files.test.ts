@@ -66,9 +66,9 @@ describe.skipIf(shouldSkip())('a disk\'s files and their block-device entries', 
       expect(logged).toEqual([' xvdb: xvdb1 xvdb2']);
       expect(files.names).toEqual(['xvdb', 'xvdb1', 'xvdb2']);
       expect(blockDevices()).toEqual([
-        { name: 'xvdb', major: 202, minor: 16, sectors: 8192, readonly: false, path: join(dir, 'xvdb') },
-        { name: 'xvdb1', major: 202, minor: 17, sectors: 1000, readonly: false, parent: 'xvdb', path: join(dir, 'xvdb1'), partUuid: '78656e6f-01', partLabel: undefined },
-        { name: 'xvdb2', major: 202, minor: 18, sectors: 4096, readonly: false, parent: 'xvdb', path: join(dir, 'xvdb2'), partUuid: '78656e6f-02', partLabel: undefined },
+        { name: 'xvdb', major: 202, minor: 16, sectors: 8192, readonly: false, path: join(dir, 'xvdb'), driverFile: expect.any(Function) },
+        { name: 'xvdb1', major: 202, minor: 17, sectors: 1000, readonly: false, parent: 'xvdb', path: join(dir, 'xvdb1'), partUuid: '78656e6f-01', partLabel: undefined, driverFile: expect.any(Function) },
+        { name: 'xvdb2', major: 202, minor: 18, sectors: 4096, readonly: false, parent: 'xvdb', path: join(dir, 'xvdb2'), partUuid: '78656e6f-02', partLabel: undefined, driverFile: expect.any(Function) },
       ]);
       // Real files: read from the partition's first byte, sized as the partition.
       const p2 = await readFile(join(dir, 'xvdb2'));
@@ -90,5 +90,41 @@ describe.skipIf(shouldSkip())('a disk\'s files and their block-device entries', 
     }
     expect(blockDevices()).toEqual([]);
     expect(existsSync(join(dir, 'xvdb1'))).toBe(false);
+  });
+
+  it("gives a filesystem driver a write-back file of a partition: the partition's size, small writes gathered, all of them in the disk after fsync", async () => {
+    const sectors = 8192;
+    const img = new Uint8Array(sectors * S);
+    for (const w of buildMbr({ diskSectors: sectors, primary: [{ start: 2048, sectors: 4096, type: 0x83 }] })) img.set(w.data, w.lba * S);
+    const disk = new ImageDisk(img);
+    const writes: number[] = [];
+    const write = disk.write.bind(disk);
+    disk.write = (offset, size, pages, reply) => (writes.push(size), write(offset, size, pages, reply));
+    let fsyncs = 0;
+    disk.fsync = (_d, reply) => (fsyncs++, reply.ok());
+    const driverDir = join(dir, 'drivers');
+    const files = await DiskFiles.expose({ name: 'xvdc', ops: disk, sectors, readonly: false, subtype: 'test', read: async (lba, n) => img.slice(lba * S, (lba + n) * S), printk: () => {}, dir, driverDir });
+    try {
+      const dev = blockDevices().find((d) => d.name === 'xvdc1')!;
+      const path = await dev.driverFile!();
+      expect(path).toBe(join(driverDir, 'xvdc1'));
+      expect(await dev.driverFile!()).toBe(path); // made once
+      expect(files.names).toEqual(['xvdc', 'xvdc1']); // not a device of its own
+      const fh = await open(path, 'r+');
+      try {
+        expect((await fh.stat()).size).toBe(4096 * S);
+        // 64 writes of 4 KiB, as fuse2fs writes blocks.
+        for (let i = 0; i < 64; i++) await fh.write(Buffer.alloc(4096, 0x61 + (i % 26)), 0, 4096, 64 * 1024 + i * 4096);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      expect(fsyncs).toBeGreaterThan(0);
+      expect(writes.length).toBeLessThan(64);
+      for (let i = 0; i < 64; i++) expect(img[2048 * S + 64 * 1024 + i * 4096]).toBe(0x61 + (i % 26));
+    } finally {
+      files.close();
+    }
+    expect(existsSync(join(driverDir, 'xvdc1'))).toBe(false);
   });
 });

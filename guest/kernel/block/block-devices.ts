@@ -23,6 +23,10 @@ export interface BlockDevice {
    * entry's unique GUID and name, or "<MBR disk signature>-<NN>". */
   partUuid?: string;
   partLabel?: string;
+  /** A second file over the same bytes for the kernel's own filesystem driver (the root's
+   * fuse2fs), with the page cache in write-back mode (disk-files.ts says why): made on the
+   * first call, its path returned. Absent where the driver offers none. */
+  driverFile?: () => Promise<string>;
 }
 
 const devices = new Map<string, BlockDevice>();

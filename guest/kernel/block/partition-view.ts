@@ -54,10 +54,10 @@ export class PartitionView implements FuseFileOps {
     this.disk.releaseRx(p);
   }
 
-  read(offset: number, size: number, reply: FuseReply): void {
+  read(offset: number, size: number, reply: FuseReply, flags?: number): void {
     this.hooks.onRequest();
     if (offset >= this.bytes) return reply.data([]);
-    this.disk.read(this.start + offset, Math.min(size, this.bytes - offset), reply);
+    this.disk.read(this.start + offset, Math.min(size, this.bytes - offset), reply, flags);
   }
 
   write(offset: number, size: number, pages: RxPage[], reply: FuseReply): void {

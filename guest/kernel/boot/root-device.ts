@@ -18,6 +18,8 @@ export interface RootDevice {
   major: number;
   minor: number;
   readonly: boolean;
+  /** The write-back file for the filesystem driver (block-devices.ts), where there is one. */
+  driverFile?: () => Promise<string>;
 }
 
 /** Block device names Linux's Xen, IDE and SCSI drivers make. */
@@ -40,7 +42,7 @@ function linuxNumbers(name: string): { major: number; minor: number } {
 
 /** Every block device the guest has: the table first, then device files under /dev. */
 export async function candidateDevices(devDir = '/dev'): Promise<RootDevice[]> {
-  const out: RootDevice[] = blockDevices().map((d: BlockDevice) => ({ name: d.name, path: d.path, major: d.major, minor: d.minor, readonly: d.readonly }));
+  const out: RootDevice[] = blockDevices().map((d: BlockDevice) => ({ name: d.name, path: d.path, major: d.major, minor: d.minor, readonly: d.readonly, driverFile: d.driverFile }));
   const known = new Set(out.map((d) => d.name));
   for (const name of (await readdir(devDir).catch(() => [] as string[])).sort()) {
     if (known.has(name) || !DEVICE_NAME.test(name)) continue;

@@ -18,14 +18,29 @@ const MNT_DETACH = 2;
 interface FsDriver {
   program: string[];
   readonlyOnly: boolean;
-  /** The driver's command line: device, mount point, FUSE options (foreground). */
-  args(dev: string, dir: string, opts: string[]): string[];
+  /** The driver's command line: the file it reads, mount point, FUSE options (foreground);
+   * `shownAs` is the device's name in /proc/mounts. */
+  args(file: string, dir: string, opts: string[], shownAs: string): string[];
 }
+
+/** fuse2fs's own defaults (e2fsprogs misc/fuse2fs.c, libfuse 2 on Linux), given explicitly so
+ * that fsname can be the device's /dev name while fuse2fs reads the kernel's write-back file
+ * (the defaults would name the file); big_writes lets the guest's writes reach it 128 KiB at
+ * a time rather than 4 KiB. fuse2fs's attr_timeout=0 (and libfuse's 1 s names, 0 s for names
+ * that do not exist) made every stat and every lookup of a missing file a request to fuse2fs:
+ * systemd looks for hundreds of unit files and drop-in directories that are not there. The
+ * guest's root has one client, this mount (the image is the guest's alone, and the kernel
+ * updates what it caches on every change made through the mount), so names and attributes
+ * are kept for a minute, as the kernel keeps them for its own filesystems. */
+const fuse2fsDefaults = (shownAs: string) => [
+  'no_default_opts', 'kernel_cache', 'subtype=ext4', 'use_ino', `fsname=${shownAs}`, 'big_writes',
+  'attr_timeout=60', 'entry_timeout=60', 'negative_timeout=60',
+];
 
 const FUSE2FS: FsDriver = {
   program: ['/usr/sbin/fuse2fs', '/sbin/fuse2fs', '/usr/bin/fuse2fs'],
   readonlyOnly: false,
-  args: (dev, dir, opts) => [dev, dir, '-f', '-o', opts.join(',')],
+  args: (file, dir, opts, shownAs) => [file, dir, '-f', '-o', [...fuse2fsDefaults(shownAs), ...opts].join(',')],
 };
 
 /** Filesystems the kernel can mount as root, and the program that serves each: ext2/3/4 with
@@ -49,6 +64,18 @@ export function supportedRootFsTypes(): string[] {
 /** rootflags fuse2fs understands; the others (nobarrier, noatime, data=...) have no meaning
  * for it and are reported, not passed on (fuse2fs would refuse to mount). */
 const FUSE2FS_FLAGS = /^(errors=(panic|continue|remount-ro)|norecovery|minixdf|noload)$/;
+
+/** The file the driver reads: the device's write-back file (block/disk-files.ts) when fuse2fs
+ * may write, else the device file itself. */
+async function driverFile(dev: RootDevice, driver: FsDriver, log: (msg: string) => void): Promise<string> {
+  if (driver !== FUSE2FS || dev.readonly || !dev.driverFile) return dev.path;
+  try {
+    return await dev.driverFile();
+  } catch (e) {
+    log(`EXT4-fs (${dev.name}): no write-back file for the driver (${(e as Error).message}); writing through ${dev.path}`);
+    return dev.path;
+  }
+}
 
 export interface MountedRoot {
   dir: string;
@@ -88,12 +115,14 @@ export async function mountRoot(
   const o = ['allow_other', ...passed];
   if (opts.readonlyDevice || driver.readonlyOnly) o.push('ro');
   const program = findProgram(driver.program);
+  const file = await driverFile(dev, driver, opts.log);
   // As the guest's userland (rootboot's `filesystem`): the superblock is then the guest's own,
   // and `mount -o remount,rw /` in the guest works.
-  const child: ChildProcess = spawn(ROOTBOOT, ['filesystem', '--', program, ...driver.args(dev.path, dir, o)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(ROOTBOOT, ['filesystem', '--', program, ...driver.args(file, dir, o, dev.path)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (b: Buffer) => {
-    output = (output + b.toString('utf8')).slice(-4096);
+    // The driver names the file it reads; the console names the device.
+    output = (output + b.toString('utf8')).split(file).join(dev.path).slice(-4096);
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);

@@ -46,6 +46,8 @@ export const FUSE_ASYNC_READ = 1 << 0;
 export const FUSE_ATOMIC_O_TRUNC = 1 << 3;
 export const FUSE_BIG_WRITES = 1 << 5;
 export const FUSE_ASYNC_DIO = 1 << 15;
+/** The kernel keeps writes in its page cache and writes them back in large requests. */
+export const FUSE_WRITEBACK_CACHE = 1 << 16;
 export const FUSE_PARALLEL_DIROPS = 1 << 18;
 export const FUSE_MAX_PAGES = 1 << 22;
 

@@ -57,6 +57,7 @@ import {
   FUSE_WRITE,
   FUSE_WRITE_DATA_OFFSET,
   FUSE_WRITE_OUT_SIZE,
+  FUSE_WRITEBACK_CACHE,
   IN,
   S_IFREG,
   type FuseInHeader,
@@ -93,7 +94,8 @@ export interface FuseFileOps {
   attr(): { size: number; mode: number };
   /** Check an open (flags as open(2) got them); 0 or a positive errno (EROFS, ENOMEDIUM). */
   open(flags: number): number;
-  read(offset: number, size: number, reply: FuseReply): void;
+  /** `flags`: the reader's open(2) flags (O_DIRECT readers bypass the page cache). */
+  read(offset: number, size: number, reply: FuseReply, flags?: number): void;
   /** `pages` hold the data from byte 0 of pages[0] on; ownership passes to the callee, which
    * must give every page back with releaseRx(). */
   write(offset: number, size: number, pages: RxPage[], reply: FuseReply): void;
@@ -116,6 +118,11 @@ export interface FuseFileOptions {
   subtype: string;
   /** Bytes of readahead to allow the kernel (default 128 KiB). */
   maxReadahead?: number;
+  /** Let the kernel cache writes and write them back in large requests (FUSE's
+   * writeback_cache): for a reader-writer that does small writes and fsyncs what must be
+   * durable (a filesystem driver). A write past the end then fails at write-back, not at
+   * write(2), so files users open keep write-through. */
+  writebackCache?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -348,7 +355,7 @@ export class FuseFile {
       case FUSE_READ: {
         const offset = Number(this.hdrView.getBigUint64(IN.read.offset, true));
         const size = this.hdrView.getUint32(IN.read.size, true);
-        return this.ops.read(offset, size, this.reply(unique));
+        return this.ops.read(offset, size, this.reply(unique), this.hdrView.getUint32(IN.read.flags, true));
       }
       case FUSE_WRITE: {
         const offset = Number(this.hdrView.getBigUint64(IN.write.offset, true));
@@ -400,7 +407,7 @@ export class FuseFile {
       // Tell the kernel our major and let it decide (it retries or gives up).
       return this.replyOut(unique, 8);
     }
-    const want = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ASYNC_DIO | FUSE_MAX_PAGES;
+    const want = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ASYNC_DIO | FUSE_MAX_PAGES | (this.opts.writebackCache ? FUSE_WRITEBACK_CACHE : 0);
     o.setUint32(b + 4, Math.min(minor, FUSE_OUR_MINOR), true);
     const theirReadahead = v.getUint32(IN.init.maxReadahead, true);
     o.setUint32(b + 8, Math.min(theirReadahead, this.opts.maxReadahead ?? 128 * 1024), true);

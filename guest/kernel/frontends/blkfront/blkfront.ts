@@ -17,7 +17,9 @@
 // (default 1), and xenode's xen_blkfront.busy_poll=US (default 150, 0 = off): at queue depth
 // 1, spin that long for the response, and for the program's next request, instead of
 // sleeping (drivers/ring/busy-poll.ts); xen_blkfront.eager=0|1 (default 1): send big requests
-// to the backend before copying other requests' data (fuse-disk.ts, docs/block.md).
+// to the backend before copying other requests' data (fuse-disk.ts, docs/block.md);
+// xen_blkfront.readahead=0|1 (default 1): widen small buffered reads to windows of the disk
+// and answer the reads that follow from them (read-ahead.ts).
 import { BusyPoller } from '../../../../drivers/ring/busy-poll.js';
 import { XenbusState } from '../../../../drivers/xenbus/xenbus-device.js';
 import type { XenbusDevice } from '../../../../drivers/xenbus/xenbus-device.js';
@@ -48,6 +50,7 @@ export interface BlkfrontParams {
   persistent: boolean;
   busyPollUs: number;
   eager: boolean;
+  readAhead: boolean;
   /** Linux's `gpt`: use a GPT without a protective MBR, or its backup when the primary is bad. */
   forceGpt: boolean;
 }
@@ -68,6 +71,7 @@ export function blkfrontParams(cmdline: string | undefined): BlkfrontParams {
     persistent: pers === undefined ? true : pers !== '0' && pers !== 'n' && pers !== 'N',
     busyPollUs: busyPollUs(p['xen_blkfront.busy_poll']),
     eager: p['xen_blkfront.eager'] !== '0',
+    readAhead: p['xen_blkfront.readahead'] !== '0',
     forceGpt: p.gpt !== undefined,
   };
 }
@@ -178,13 +182,23 @@ class Blkfront implements FrontendDriver {
   /** Backend Connected: learn the disk, make /dev/<vdev>, go Connected. */
   private async connect(): Promise<void> {
     const d = this.dev;
-    const sectors = await d.readInt(BK.sectors, 0, Number.MAX_SAFE_INTEGER);
+    // The backend's keys in one round of requests (xenstore pipelines them): at boot, each
+    // sequential read was a trip to dom0 before init could start.
+    const [sectors, infoKey, sectorSizeKey, flushCache, barrier, bePersistent, beIndirectKey, deviceType] = await Promise.all([
+      d.readInt(BK.sectors, 0, Number.MAX_SAFE_INTEGER),
+      d.readInt(BK.info, 0, 0xffff),
+      d.readInt(BK.sectorSize, 512, 65536),
+      d.readFlag(BK.featureFlushCache),
+      d.readFlag(BK.featureBarrier),
+      d.readFlag(BK.featurePersistent),
+      d.readInt(BK.featureMaxIndirectSegments, 0, 1 << 16),
+      d.readKey(FK.deviceType, d.path),
+    ]);
     if (sectors === undefined) throw new Error('backend gave no valid "sectors"');
-    const info = (await d.readInt(BK.info, 0, 0xffff)) ?? 0;
-    const sectorSize = (await d.readInt(BK.sectorSize, 512, 65536)) ?? 512;
-    const flush = (await d.readFlag(BK.featureFlushCache)) ? 'flush' : (await d.readFlag(BK.featureBarrier)) ? 'barrier' : 'none';
-    const bePersistent = await d.readFlag(BK.featurePersistent);
-    const beIndirect = (await d.readInt(BK.featureMaxIndirectSegments, 0, 1 << 16)) ?? 0;
+    const info = infoKey ?? 0;
+    const sectorSize = sectorSizeKey ?? 512;
+    const flush = flushCache ? 'flush' : barrier ? 'barrier' : 'none';
+    const beIndirect = beIndirectKey ?? 0;
     const persistent = this.params.persistent && bePersistent;
     const indirect = Math.min(beIndirect, this.params.maxIndirectSegments);
     const maxSegments = indirect > BLKIF_MAX_SEGMENTS_PER_REQUEST ? indirect : BLKIF_MAX_SEGMENTS_PER_REQUEST;
@@ -210,8 +224,8 @@ class Blkfront implements FrontendDriver {
       (ms) => this.k.evtchn.holdOff(port, ms),
     );
     const readonly = (info & VDISK_READONLY) !== 0;
-    const cdrom = (info & VDISK_CDROM) !== 0 || (await d.readKey(FK.deviceType, d.path)) === 'cdrom';
-    const disk = new BlkDisk(this.ring, this.pool, { sectors, readonly: readonly || cdrom, cdrom, flush }, (m) => this.log(m));
+    const cdrom = (info & VDISK_CDROM) !== 0 || deviceType === 'cdrom';
+    const disk = new BlkDisk(this.ring, this.pool, { sectors, readonly: readonly || cdrom, cdrom, flush }, (m) => this.log(m), { readAhead: this.params.readAhead });
     this.disk = disk;
     disk.eager = this.params.eager;
     this.phase = 'connected';

@@ -13,6 +13,7 @@ import { EIO, ENOMEDIUM, ENOSPC, EROFS } from '../../fuse/fuse-abi.js';
 import { FUSE_MAX_IO, type FuseFileOps, type FuseReply, type RxPage } from '../../fuse/fuse-file.js';
 import type { IoPage, PagePool } from './page-pool.js';
 import { BlkfrontRing } from './ring-io.js';
+import { ReadAhead } from './read-ahead.js';
 
 const SECTOR = 512;
 const SECTORS_PER_PAGE = 8;
@@ -92,13 +93,18 @@ export class BlkDisk implements FuseFileOps {
   /** Send requests to the backend before copying the answers of others (off: as they come). */
   eager = true;
   readonly counters: DiskCounters = { reads: 0, writes: 0, readBytes: 0, writeBytes: 0, flushes: 0, rmw: 0, ioErrors: 0 };
+  /** Small buffered reads widened to windows of the disk (read-ahead.ts); null: off. */
+  readonly readAhead: ReadAhead | null;
 
   constructor(
     private readonly ring: BlkfrontRing,
     private readonly pool: PagePool,
     readonly info: DiskInfo,
     private readonly log: (msg: string) => void,
-  ) {}
+    opts: { readAhead?: boolean } = {},
+  ) {
+    this.readAhead = opts.readAhead === false ? null : new ReadAhead(info.sectors * SECTOR);
+  }
 
   private get bytes(): number {
     return this.info.sectors * SECTOR;
@@ -107,6 +113,7 @@ export class BlkDisk implements FuseFileOps {
   /** The backend went away: everything from now on fails with EIO. */
   detach(): void {
     this.gone = true;
+    this.readAhead?.clear();
   }
 
   attr(): { size: number; mode: number } {
@@ -193,10 +200,52 @@ export class BlkDisk implements FuseFileOps {
     return out;
   }
 
-  read(offset: number, size: number, reply: FuseReply): void {
+  read(offset: number, size: number, reply: FuseReply, flags = 0): void {
     if (this.gone) return reply.error(EIO);
     const end = Math.min(offset + size, this.bytes);
     if (offset >= end) return reply.data([]);
+    const ra = this.readAhead;
+    if (ra && (flags & fsc.O_DIRECT) === 0) {
+      const kept = ra.lookup(offset, end);
+      if (kept) return this.answerRead(reply, end - offset, kept);
+      const fill = ra.pending(offset, end);
+      if (fill) return void fill.done.then((data) => this.answerFromWindow(reply, offset, end, fill.start, data));
+      const w = ra.widen(offset, end);
+      if (w) {
+        const f = ra.fill(w.start, w.end, () => this.readWindow(w.start, w.end));
+        return void f.done.then((data) => this.answerFromWindow(reply, offset, end, w.start, data));
+      }
+    }
+    this.readDirect(offset, end, reply);
+  }
+
+  private answerRead(reply: FuseReply, bytes: number, views: Uint8Array[]): void {
+    this.counters.reads++;
+    this.counters.readBytes += bytes;
+    reply.data(views);
+  }
+
+  private answerFromWindow(reply: FuseReply, offset: number, end: number, start: number, data: Uint8Array | null): void {
+    if (!data || this.gone) return reply.error(EIO);
+    this.answerRead(reply, end - offset, [data.subarray(offset - start, end - start)]);
+  }
+
+  /** [start, end) of the disk (sector-aligned) into a buffer of its own; null on an I/O error. */
+  private async readWindow(start: number, end: number): Promise<Uint8Array | null> {
+    const n = (end - start) / SECTOR;
+    const want = Math.ceil(n / SECTORS_PER_PAGE);
+    const pages = this.pool.allocMany(want) ?? (await this.pages(want));
+    try {
+      if (this.gone || !(await this.transfer(BLKIF_OP_READ, start / SECTOR, n, pages))) return null;
+      const out = new Uint8Array(end - start);
+      for (let i = 0; i < pages.length; i++) out.set(pages[i]!.view.subarray(0, Math.min(PAGE, end - start - i * PAGE)), i * PAGE);
+      return out;
+    } finally {
+      for (const p of pages) this.pool.release(p);
+    }
+  }
+
+  private readDirect(offset: number, end: number, reply: FuseReply): void {
     const s0 = Math.floor(offset / SECTOR);
     const n = Math.ceil(end / SECTOR) - s0;
     void (async () => {
@@ -251,6 +300,10 @@ export class BlkDisk implements FuseFileOps {
     if (this.info.readonly) return done(() => reply.error(EROFS));
     if (offset >= this.bytes) return done(() => reply.error(ENOSPC));
     const len = Math.min(size, this.bytes - offset);
+    // Nothing read ahead from here on may answer a read that comes after this write.
+    const ra = this.readAhead;
+    const token = ra?.writeBegins(offset, offset + len);
+    const finished = () => token && ra!.writeDone(token);
     if (offset % SECTOR === 0 && len % SECTOR === 0) {
       void (async () => {
         // Taken at once when free, so the request goes on the ring before we return.
@@ -262,6 +315,7 @@ export class BlkDisk implements FuseFileOps {
           ok = await sent;
         } finally {
           this.lock.release(false);
+          finished();
         }
         if (ok) {
           this.counters.writes++;
@@ -302,6 +356,7 @@ export class BlkDisk implements FuseFileOps {
       } finally {
         for (const p of work) this.pool.release(p);
         this.lock.release(true);
+        finished();
       }
       if (ok) {
         this.counters.writes++;
