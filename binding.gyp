@@ -14,7 +14,7 @@
   'targets': [
     {
       'target_name': 'xenode',
-      'sources': ['native/xenode.cc', 'native/kvm.cc', 'native/uring.cc'],
+      'sources': ['native/xenode.cc', 'native/kvm.cc', 'native/kvm-state.cc', 'native/uring.cc'],
       # node.h's NODE_MODULE_INIT casts the init function; not our warning to fix.
       'cflags': ['-Wall', '-Wno-cast-function-type'],
       'cflags_cc!': ['-std=gnu++17'],

@@ -20,17 +20,21 @@ export interface KvmDomainConfig {
   /** The domain's ioreq memfd (HVM_IOREQ_PAGES pages). */
   ioreqFd: number;
   linux: HvmLinuxBoot;
+  /** A restore: the VM is made but no kernel is loaded; its RAM and state come from a save
+   * (loadState before the first unpause). */
+  restore?: boolean;
   /** A vCPU crashed (triple fault, emulation failure), or the guest reset / powered off. */
   onEvent: (e: KvmVmEvent) => void;
 }
 
 export class KvmDomain {
   readonly vm: KvmVm;
-  readonly boot: LinuxBootInfo;
+  /** How the kernel was loaded; null for a restored VM. */
+  readonly boot: LinuxBootInfo | null;
   private irqWatcher: FdWatcher | null = null;
   private started = false;
 
-  private constructor(vm: KvmVm, boot: LinuxBootInfo) {
+  private constructor(vm: KvmVm, boot: LinuxBootInfo | null) {
     this.vm = vm;
     this.boot = boot;
   }
@@ -54,7 +58,7 @@ export class KvmDomain {
       irqMirror: { platform: pages },
     });
     try {
-      const boot = bootLinux(vm, {
+      const boot = cfg.restore ? null : bootLinux(vm, {
         kernel: cfg.linux.kernel,
         initrd: cfg.linux.ramdisk ?? null,
         cmdline: cfg.linux.cmdline,

@@ -169,3 +169,37 @@ export function userModeSetup(mem: Uint8Array, gdt = 0x40000, pt = 0x41000, tss 
     rflags: 0x3002,
   };
 }
+
+/** Where counterKernel keeps its count (a u64 in guest RAM, so a restore must carry RAM). */
+export const COUNTER_GPA = 0x200000;
+
+/** A kernel that counts forever on COM1: after a busy wait of `delay` loop turns it increments
+ * the u64 at COUNTER_GPA and prints it as 8 hex digits and CRLF (`0000002a`). Ring 0: where
+ * KVM emulates guest kernel mode (PVM) a turn is about 1.7 us, so the default prints about six
+ * lines a second. Save/restore and migration tests watch the count go on. */
+export function counterKernel(delay = 100_000, port = 0x3f8): Uint8Array {
+  const a = new Asm(TINY_ENTRY);
+  a.jmp('code');
+  const table = a.here;
+  a.emit(...Buffer.from('0123456789abcdef'));
+  a.label('code');
+  a.label('line');
+  a.movEcx(delay).label('wait').decEcx().jnz('wait');
+  a.incMem(COUNTER_GPA);
+  a.emit(0x8b, 0x04, 0x25, COUNTER_GPA & 0xff, (COUNTER_GPA >>> 8) & 0xff, (COUNTER_GPA >>> 16) & 0xff, COUNTER_GPA >>> 24); // mov eax, [ctr]
+  a.movEsi(8).movDx(port);
+  a.label('digit');
+  a.emit(0xc1, 0xc0, 0x04); // rol eax, 4
+  a.emit(0x89, 0xc3); // mov ebx, eax
+  a.emit(0x83, 0xe3, 0x0f); // and ebx, 15
+  a.emit(0x8a, 0x9b, table & 0xff, (table >>> 8) & 0xff, (table >>> 16) & 0xff, table >>> 24); // mov bl, [rbx + table]
+  a.emit(0x89, 0xc7); // mov edi, eax
+  a.emit(0x88, 0xd8); // mov al, bl
+  a.outDxAl();
+  a.emit(0x89, 0xf8); // mov eax, edi
+  a.emit(0xff, 0xce); // dec esi
+  a.jnz('digit');
+  a.movAl(0x0d).outDxAl().movAl(0x0a).outDxAl();
+  a.jmp('line');
+  return tinyBzImage(a.build());
+}
