@@ -19,6 +19,8 @@ export interface DeviceModelFds {
   serial: number;
   log: number;
   taps: { devid: number; mac: string; fd: number }[];
+  /** A restore: the device models' saved state (a memfd of `stateBytes`). */
+  state?: number;
 }
 
 export class StubdomHost {
@@ -54,12 +56,12 @@ export class StubdomHost {
     return client;
   }
 
-  async start(spec: { domid: number; name: string; vcpus: number; memoryBytes: number; disks: DmDisk[]; firmware?: boolean; display?: DmDisplay }, f: DeviceModelFds): Promise<DmStarted> {
+  async start(spec: { domid: number; name: string; vcpus: number; memoryBytes: number; disks: DmDisk[]; firmware?: boolean; display?: DmDisplay; stateBytes?: number }, f: DeviceModelFds): Promise<DmStarted> {
     const fds: number[] = [];
     const at = (fd: number) => (fd < 0 ? -1 : fds.push(fd) - 1);
     const args = {
       ...spec,
-      fds: { memory: at(f.memory), ioreq: at(f.ioreq), irq: at(f.irq), serial: at(f.serial), log: at(f.log) },
+      fds: { memory: at(f.memory), ioreq: at(f.ioreq), irq: at(f.irq), serial: at(f.serial), log: at(f.log), state: at(f.state ?? -1) },
       nics: f.taps.map((t) => ({ devid: t.devid, mac: t.mac, tapFd: at(t.fd) })),
     };
     return (await this.ensure().call('start', args, fds)).result as DmStarted;
@@ -78,6 +80,34 @@ export class StubdomHost {
   async metrics(domid: number): Promise<unknown> {
     if (!this.client) return null;
     return (await this.client.call('metrics', { domid })).result;
+  }
+
+  // ---- save, restore, migration (stubdom/dm-save.ts) ----
+
+  /** Freezes the guest's device models and returns their state (the fd is the caller's). */
+  async save(domid: number): Promise<{ fd: number; bytes: number }> {
+    if (!this.client) throw new Error('the stub domain is not running');
+    const r = await this.client.call<{ bytes: number }>('save', { domid });
+    return { fd: r.fds[0]!, bytes: r.result.bytes };
+  }
+
+  /** After a checkpoint: the models take input again. */
+  async thaw(domid: number): Promise<void> {
+    await this.client?.call('thaw', { domid });
+  }
+
+  /** Resolves when a restored model has loaded its state; rejects with why it refused it. */
+  async restored(domid: number): Promise<void> {
+    if (!this.client) throw new Error('the stub domain is not running');
+    await this.client.call('restored', { domid });
+  }
+
+  /** Pages the model writes by DMA during a migration: start, collect (a bitmap in a memfd
+   * the caller closes), stop. */
+  async dmaDirty(domid: number, action: 'start' | 'collect' | 'stop'): Promise<{ fd: number; bytes: number } | null> {
+    if (!this.client) throw new Error('the stub domain is not running');
+    const r = await this.client.call<{ bytes: number } | null>('dma-dirty', { domid, action });
+    return r.result ? { fd: r.fds[0]!, bytes: r.result.bytes } : null;
   }
 
   /** Fault injection for tests: make a device model end as a crash would. */

@@ -26,6 +26,7 @@ import { launchDomainKernel, uidBaseFor, UID_RANGE } from './domain-launcher.js'
 import { HVM_IOREQ_PAGES } from '../drivers/hypercall/hvm-platform-page.js';
 import { kvmAvailable } from './kvm/kvm.js';
 import { KvmDomain } from './kvm/kvm-domain.js';
+import { dirtyLog, loadKvmState, saveKvmState, blobFromMemfd } from './kvm/kvm-save.js';
 import { createGuestRam } from './guest-ram.js';
 import { isOwnKey, ownEntry } from '../common/own-entry.js';
 import { placeVcpus } from './cpu-placement.js';
@@ -332,6 +333,7 @@ export class Hypervisor {
         ioreqFd: d.ioreqFd,
         linux: { kernel: linux.kernel, ramdisk: linux.ramdisk || undefined, cmdline: String(linux.cmdline ?? ''), pciIrqs },
         onEvent: (e) => this.onKvmEvent(d, e),
+        restore: linux.restore === true,
       });
     } catch (e) {
       throw fault('EINVAL', `HVM guest kernel ${linux.kernel}: ${(e as Error).message}`);
@@ -613,6 +615,36 @@ export class Hypervisor {
         const d = this.domain(a.domid);
         if (!d.kvm) throw fault('EINVAL', `domain ${d.domid} does not run on KVM`);
         return { result: d.kvm.exitStats() };
+      }),
+      // Save, restore, migration of a KVM domain (docs/kvm.md): CPU state out of a paused domain,
+      // into a restored one before its first unpause; KVM's dirty log. Blobs travel as memfds.
+      'domctl.kvm_save_state': priv(async (_c, a) => {
+        const d = this.domain(a.domid);
+        if (!d.kvm) throw fault('EINVAL', `domain ${d.domid} does not run on KVM`);
+        if (d.started && !d.paused) throw fault('EBUSY', `domain ${d.domid} must be paused to save its CPU state`);
+        const s = await saveKvmState(d.kvm).catch((e: Error) => { throw fault('EIO', e.message); });
+        return { result: { bytes: s.bytes }, fds: [s.fd] };
+      }),
+      'domctl.kvm_load_state': priv((_c, a, fds) => {
+        const d = this.domain(a.domid);
+        if (!d.kvm || d.started) throw fault('EINVAL', `domain ${d.domid} is not a KVM domain waiting for its restored state`);
+        try {
+          return { result: loadKvmState(d.kvm, blobFromMemfd(fds[0] ?? -1, a.bytes, 8 << 20)) };
+        } catch (e) {
+          throw fault('EINVAL', `CPU state: ${(e as Error).message}`);
+        } finally {
+          for (const fd of fds) native().close(fd);
+        }
+      }),
+      'domctl.kvm_dirty_log': priv((_c, a) => {
+        const d = this.domain(a.domid);
+        if (!d.kvm) throw fault('EINVAL', `domain ${d.domid} does not run on KVM`);
+        try {
+          const r = dirtyLog(d.kvm, String(a.op));
+          return r ? { result: { bytes: r.bytes }, fds: [r.fd] } : { result: null };
+        } catch (e) {
+          throw fault('EIO', `dirty log: ${(e as Error).message}`);
+        }
       }),
       'domctl.set_hvm_param': priv((_c, a) => {
         const d = this.domain(a.domid);

@@ -14,6 +14,7 @@ import { InputQueue } from './devices/i8042/input-queue.js';
 import { DisplaySurface } from './display/display-surface.js';
 import { VgaFont } from './display/psf-font.js';
 import { VncServer } from './vnc/vnc-server.js';
+import { CONTROL_BYTES, DmSaveControl, dirtyBitmapBytes, type DmSaveMessage } from './dm-save.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -27,6 +28,8 @@ interface Model {
   metrics: unknown;
   /** The guest's VNC server (in this thread: the device model's thread blocks in its loop). */
   vnc: VncServer | null;
+  /** Save, restore, migration (dm-save.ts). */
+  save: DmSaveControl;
 }
 
 const DEFAULT_VRAM = 16 << 20;
@@ -41,9 +44,9 @@ function vramBytes(asked: unknown): number {
 const models = new Map<number, Model>();
 let channel: MessageSocket;
 
-function reply(id: unknown, body: object): void {
+function reply(id: unknown, body: object, fds: number[] = []): void {
   try {
-    channel.send({ id, ...body });
+    channel.send({ id, ...body }, fds);
   } catch {
     /* dom0 gone: we exit on close */
   }
@@ -73,7 +76,19 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
     serialFd: fd(req.fds.serial),
     logFd: fd(req.fds.log),
     display: null,
+    restoreState: null,
+    control: new SharedArrayBuffer(CONTROL_BYTES),
+    dirty: new SharedArrayBuffer(dirtyBitmapBytes(req.memoryBytes)),
   };
+  if (req.stateBytes !== undefined) {
+    const sfd = fd(req.fds.state ?? -1);
+    const size = sfd >= 0 ? native().fdSize(sfd) : 0;
+    if (!Number.isInteger(req.stateBytes) || req.stateBytes <= 0 || req.stateBytes > size) {
+      closeFds(fds);
+      return reply(id, { error: { errno: 'EINVAL', message: `the device state fd holds ${size} bytes, not ${String(req.stateBytes)}` } });
+    }
+    data.restoreState = Uint8Array.from(new Uint8Array(native().mapShared(sfd, req.stateBytes)));
+  }
   const vga = req.display ? VgaState.create(vramBytes(req.display.vramBytes)) : null;
   const input = vga ? new InputQueue() : null;
   if (vga) data.display = { regs: vga.shared.regsBuffer, vram: vga.shared.vramBuffer, input: input!.buffer };
@@ -87,16 +102,23 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
   const words = new Int32Array(native().mapShared(data.ioreqFd, HVM_IOREQ_PAGES * 4096));
   Atomics.store(words, PlatformWord.STOP, 0);
   const worker = new Worker(join(here, 'worker.js'), { workerData: data });
-  const model: Model = { worker, fds, words, stopping: false, metrics: null, tapWatchers: watchTaps(data.nics.map((n) => n.fd), words), vnc: null };
+  const ringModel = () => {
+    Atomics.add(words, PlatformWord.DOORBELL, 1);
+    native().futexWake(words, PlatformWord.DOORBELL, 1);
+  };
+  const save = new DmSaveControl(data.control, data.dirty, ringModel, data.restoreState !== null);
+  const model: Model = { worker, fds, words, stopping: false, metrics: null, tapWatchers: watchTaps(data.nics.map((n) => n.fd), words), vnc: null, save };
   models.set(req.domid, model);
   worker.on('message', (m: { type: string; metrics?: unknown; hard?: boolean }) => {
-    if (m.type === 'metrics') model.metrics = m.metrics;
+    if (m.type === 'state' || m.type === 'state-error' || m.type === 'restored' || m.type === 'restore-failed') save.onMessage(m as DmSaveMessage);
+    else if (m.type === 'metrics') model.metrics = m.metrics;
     else if (m.type === 'reset') channel.send({ upcall: 'dm.exit', args: { domid: req.domid, reason: 'reset', message: `guest reset (${m.hard ? 'hard' : 'soft'})` } });
   });
   worker.on('error', (e) => {
     process.stderr.write(`stubdom: device model of domain ${req.domid} failed: ${e.stack ?? e}\n`);
   });
   worker.on('exit', (code) => {
+    save.ended(`the device model of domain ${req.domid} exited`);
     models.delete(req.domid);
     model.vnc?.close();
     for (const w of model.tapWatchers) w.close();
@@ -170,6 +192,28 @@ function watchTaps(fds: number[], words: Int32Array): FdWatcher[] {
   });
 }
 
+/** Save, restore and migration requests for one model (dm-save.ts). */
+async function saveOp(id: unknown, req: Extract<DmRequest, { op: 'save' | 'thaw' | 'restored' | 'dma-dirty' }>): Promise<void> {
+  const m = models.get(Number(req.domid));
+  if (!m) return reply(id, { error: { errno: 'ESRCH', message: `no device model for domain ${String(req.domid)}` } });
+  try {
+    if (req.op === 'save') {
+      const s = await m.save.freeze();
+      return reply(id, { result: { bytes: s.bytes } }, [s.fd]);
+    }
+    if (req.op === 'thaw') m.save.thaw();
+    else if (req.op === 'restored') await m.save.restored();
+    else {
+      if (req.action !== 'start' && req.action !== 'collect' && req.action !== 'stop') throw new Error('dma-dirty: action must be start, collect or stop');
+      const r = m.save.dmaDirty(req.action);
+      if (r) return reply(id, { result: { bytes: r.bytes } }, [r.fd]);
+    }
+    reply(id, { result: null });
+  } catch (e) {
+    reply(id, { error: { errno: 'EIO', message: (e as Error).message } });
+  }
+}
+
 async function stop(id: unknown, domid: number): Promise<void> {
   const m = models.get(domid);
   if (!m) return reply(id, { result: null });
@@ -192,6 +236,7 @@ function onMessage({ message, fds }: Received): void {
   closeFds(fds);
   if (req.op === 'stop') return void stop(id, Number(req.domid));
   if (req.op === 'metrics') return reply(id, { result: models.get(Number(req.domid))?.metrics ?? null });
+  if (req.op === 'save' || req.op === 'thaw' || req.op === 'restored' || req.op === 'dma-dirty') return void saveOp(id, req);
   if (req.op === 'fault') {
     // Fault injection (tests): end one device model as a crash would, so dom0 and the
     // hypervisor can show that only its guest goes down.

@@ -46,7 +46,10 @@ export interface StartDeviceModel {
   display?: DmDisplay;
   /** fd indices: guest RAM memfd, ioreq memfd, the guest's irq doorbell (eventfd), the serial
    * pty master (or -1), the console log (or -1); NIC TAPs are referenced from `nics`. */
-  fds: { memory: number; ioreq: number; irq: number; serial: number; log: number };
+  fds: { memory: number; ioreq: number; irq: number; serial: number; log: number; state?: number };
+  /** A restore or incoming migration: the device models' saved state is in the `state` fd,
+   * this many bytes (stubdom/machine-state.ts); the model loads it before serving. */
+  stateBytes?: number;
 }
 
 export interface StopDeviceModel {
@@ -54,7 +57,18 @@ export interface StopDeviceModel {
   domid: number;
 }
 
-export type DmRequest = StartDeviceModel | StopDeviceModel | { op: 'metrics'; domid: number } | { op: 'fault'; domid: number };
+export type DmRequest =
+  | StartDeviceModel
+  | StopDeviceModel
+  | { op: 'metrics'; domid: number }
+  | { op: 'fault'; domid: number }
+  // Save, restore, migration (stubdom/dm-save.ts): freeze and save (answers with the state in a
+  // memfd), thaw (a checkpoint goes on), the outcome of a start with a state, and the pages the
+  // model wrote by DMA while a migration copies RAM.
+  | { op: 'save'; domid: number }
+  | { op: 'thaw'; domid: number }
+  | { op: 'restored'; domid: number }
+  | { op: 'dma-dirty'; domid: number; action: 'start' | 'collect' | 'stop' };
 
 /** Upcall from the stub domain: a device model ended by itself (crash or guest reset). */
 export interface DmExit {
@@ -77,6 +91,12 @@ export interface WorkerData {
   irqFd: number;
   serialFd: number;
   logFd: number;
+  /** A saved state to load before serving (restore), or null. */
+  restoreState: Uint8Array | null;
+  /** Save control words (stubdom/dm-save.ts) and the DMA dirty bitmap, both shared with the
+   * stub domain's main thread. */
+  control: SharedArrayBuffer;
+  dirty: SharedArrayBuffer;
   /** The display adapter's shared state and the viewers' input queue (stubdom/main.ts owns them). */
   display: { regs: SharedArrayBuffer; vram: SharedArrayBuffer; input: SharedArrayBuffer } | null;
 }

@@ -14,6 +14,7 @@ import { BUFIOREQ_PAGE_OFFSET, HVM_IOREQ_PAGES, IOREQ_PAGE_OFFSET, PlatformWord 
 import type { WorkerData } from './protocol.js';
 import { VgaState } from './devices/vga/vga-shared.js';
 import { InputQueue } from './devices/i8042/input-queue.js';
+import { DmSaveWorker } from './dm-save.js';
 
 const wd = workerData as WorkerData;
 const n = native();
@@ -75,6 +76,14 @@ const machine = new PcMachine({
 for (const { nic, backend } of nicBackends) backend.nic = machine.nic(nic.devid);
 if (serialBackend) serialBackend.uart = machine.serials[0];
 
+// Save, restore, migration (dm-save.ts): a restored guest's devices are loaded before the
+// first ioreq; a model whose state is refused serves nothing (dom0 then destroys the domain).
+const saver = new DmSaveWorker(wd.control, wd.dirty, machine, memory, (m) => parentPort?.postMessage(m));
+if (wd.restoreState && !saver.restore(wd.restoreState)) {
+  machine.close();
+  throw new Error('restore refused');
+}
+
 const server = machine.createIoreqServer({
   page: pages,
   pageOffset: IOREQ_PAGE_OFFSET,
@@ -92,6 +101,8 @@ server.run({
   stop: { view: words, index: PlatformWord.STOP },
   waitMs: 50,
   poll: () => {
+    // Frozen for a save: the guest's vCPUs are paused; take nothing in from the backends.
+    if (saver.poll()) return false;
     let work = false;
     for (const { backend } of nicBackends) if (backend.pump() > 0) work = true;
     if (serialBackend && serialBackend.pump() > 0) work = true;

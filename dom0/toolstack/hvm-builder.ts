@@ -18,6 +18,7 @@ import type { CreateDomainArgs } from '../../drivers/hypercall/ops.js';
 import type { DomainConfig } from './config/domain-config-types.js';
 import type { BuildSpec } from './build-spec.js';
 import { ToolstackError } from './rpc.js';
+import { memfdOf } from './save/image-reader.js';
 
 interface HvmXs {
   write(path: string, value: string): Promise<void>;
@@ -92,12 +93,12 @@ export class HvmBuilder {
   }
 
   /** What the hypervisor is told this HVM domain runs (domctl.createdomain's `kernel`). */
-  static kernelArgs(spec: BuildSpec): CreateDomainArgs['kernel'] {
+  static kernelArgs(spec: BuildSpec, restore = false): CreateDomainArgs['kernel'] {
     if (!HvmBuilder.bootsLinux(spec)) return { kind: 'hvm', cmdline: HvmBuilder.cmdline(spec) };
     return {
       kind: 'hvm',
       cmdline: spec.cmdline,
-      linux: { kernel: spec.kernel!, ramdisk: spec.ramdisk, cmdline: spec.cmdline, pciIrqs: pciIntxRoutes({ nics: emulatedNics(spec).length }) },
+      linux: { kernel: spec.kernel!, ramdisk: spec.ramdisk, cmdline: spec.cmdline, pciIrqs: pciIntxRoutes({ nics: emulatedNics(spec).length }), restore },
     };
   }
 
@@ -110,8 +111,10 @@ export class HvmBuilder {
     await set(HVM_PARAM.CONSOLE_EVTCHN, consolePort);
   }
 
-  /** Everything the emulated PC needs, then the device model; the domain stays paused. */
-  async build(spec: BuildSpec, domid: number): Promise<void> {
+  /** Everything the emulated PC needs, then the device model; the domain stays paused. A
+   * restore gives the device models' saved state: they load it before serving, and build
+   * returns only once they have (or fails with why they refused it). */
+  async build(spec: BuildSpec, domid: number, deviceState: Uint8Array | null = null): Promise<void> {
     const cfg = spec.config as DomainConfig;
     const rec: HvmDomain = { logFd: -1, irqPort: 0 };
     this.domains.set(domid, rec);
@@ -159,10 +162,15 @@ export class HvmBuilder {
       }
 
       const display = displayFor(cfg);
+      const stateFd = deviceState ? memfdOf('xenode-dm-state', deviceState) : -1;
+      if (stateFd >= 0) toClose.push(stateFd);
       const started = await this.stubdom.start(
-        { domid, name: spec.name, vcpus: spec.maxVcpus, memoryBytes: spec.memoryMiB * 1048576, disks, firmware: HvmBuilder.bootsLinux(spec), display },
-        { memory: mem.fds[0]!, ioreq: ioreq.fds[0]!, irq: irqFd, serial: serial ? serial.master : -1, log: rec.logFd, taps },
+        { domid, name: spec.name, vcpus: spec.maxVcpus, memoryBytes: spec.memoryMiB * 1048576, disks, firmware: HvmBuilder.bootsLinux(spec), display, stateBytes: deviceState?.length },
+        { memory: mem.fds[0]!, ioreq: ioreq.fds[0]!, irq: irqFd, serial: serial ? serial.master : -1, log: rec.logFd, taps, state: stateFd },
       );
+      if (deviceState) await this.stubdom.restored(domid).catch((e: Error) => {
+        throw new ToolstackError('EINVAL', `the saved device state is refused: ${e.message}`);
+      });
       // Where viewers connect, where libxl writes it (`xl vncviewer` reads it back).
       if (started?.vnc) {
         await this.xs.write(`/local/domain/${domid}/console/vnc-listen`, started.vnc.listen);
@@ -179,6 +187,11 @@ export class HvmBuilder {
 
   isHvm(domid: number): boolean {
     return this.domains.has(domid);
+  }
+
+  /** The stub domain's save controls (dom0/toolstack/save/). */
+  get deviceModels(): StubdomHost {
+    return this.stubdom;
   }
 
   async destroy(domid: number): Promise<void> {

@@ -18,6 +18,9 @@ import { checkVbdSharing } from './devices/vbd-sharing.js';
 import { deviceKinds } from './devices/device-kinds.js';
 import './devices/all-kinds.js';
 import { ownEntry } from '../../common/own-entry.js';
+import { native } from '../../native/index.js';
+import { memfdOf } from './save/image-reader.js';
+import type { SaveHost } from './save/image-writer.js';
 
 /** What the toolstack needs of xenstore (an XsClient on dom0's in-process connection). */
 export type ToolstackXs = DeviceXs;
@@ -86,7 +89,10 @@ export class Toolstack {
 
   // ------------------------------------------------------------------ create / destroy
 
-  async create(spec: BuildSpec, opts: { paused?: boolean; monitor?: boolean; quickRestarts?: number } = {}): Promise<number> {
+  /** `restore` (xl restore, migrate-receive): the new domain's RAM, CPU and device state come
+   * from a save image; it fills `memory` and returns the CPU and device state, before the
+   * device models start (dom0/toolstack/save/image-reader.ts). */
+  async create(spec: BuildSpec, opts: { paused?: boolean; monitor?: boolean; quickRestarts?: number; restore?: (domid: number, memory: Uint8Array) => Promise<{ cpu: Uint8Array; devices: Uint8Array }> } = {}): Promise<number> {
     if (this.stopping) throw new ToolstackError('ESHUTDOWN', 'xenode is stopping');
     const hvm = spec.type === 'hvm';
     if (hvm && !this.hvm) throw new ToolstackError('ENOSYS', `${spec.name}: HVM guests need the stub domain, which this dom0 does not run`);
@@ -104,7 +110,7 @@ export class Toolstack {
       vcpus: spec.vcpus,
       maxVcpus: spec.maxVcpus,
       cpus: spec.cpus,
-      kernel: hvm ? HvmBuilder.kernelArgs(spec) : { kind: 'pv', startInfoPfn: sp.startInfo },
+      kernel: hvm ? HvmBuilder.kernelArgs(spec, opts.restore !== undefined) : { kind: 'pv', startInfoPfn: sp.startInfo },
     });
     const rec: DomainRecord = {
       domid, name: spec.name, uuid, spec, storePort: 0, consolePort: 0, handled: false, waiters: [],
@@ -144,7 +150,18 @@ export class Toolstack {
       this.evtchn.on(storePort, () => conn.onEvent());
       // An HVM guest's console is its emulated serial line (the builder wires it); a PV guest's
       // is the console ring.
-      if (hvm) await this.hvm!.build(spec, domid);
+      let deviceState: Uint8Array | null = null;
+      if (opts.restore) {
+        const st = await opts.restore(domid, new Uint8Array(mem.memory));
+        const fd = memfdOf('xenode-kvm-state', st.cpu);
+        try {
+          await this.hc.call('domctl.kvm_load_state', { domid, bytes: st.cpu.length }, [fd]);
+        } finally {
+          native().close(fd);
+        }
+        deviceState = st.devices;
+      }
+      if (hvm) await this.hvm!.build(spec, domid, deviceState);
       else await this.consoles.attach({ domid, name: spec.name, page: mem.page(sp.console), port: rec.consolePort });
       const devices = deviceKinds.flatMap((kind) => kind.fromSpec(spec, domid));
       for (const d of devices) {
@@ -165,6 +182,24 @@ export class Toolstack {
       await this.destroy(domid).catch(() => {});
       throw e;
     }
+  }
+
+  /** What saving, restoring and migrating need from dom0 (dom0/toolstack/save/). */
+  saveHost(): SaveHost {
+    const dm = this.hvm?.deviceModels;
+    if (!dm) throw new ToolstackError('ENOSYS', 'this dom0 runs no stub domain, so no HVM guest can be saved');
+    return {
+      hc: this.hc,
+      memory: async (domid) => new Uint8Array((await this.foreign.map(domid)).memory),
+      dm: { save: (d) => dm.save(d), thaw: (d) => dm.thaw(d), dmaDirty: (d, a) => dm.dmaDirty(d, a) },
+    };
+  }
+
+  /** The config a domain was built from (what a save image carries). */
+  specOf(domid: number): BuildSpec {
+    const r = this.records.get(domid);
+    if (!r) throw new ToolstackError('ESRCH', `domain ${domid} is not one this toolstack built`);
+    return r.spec;
   }
 
   private async checkSharing(domid: number, d: DeviceEntries): Promise<void> {

@@ -32,6 +32,10 @@ export class KvmDomain {
   /** How the kernel was loaded; null for a restored VM. */
   readonly boot: LinuxBootInfo | null;
   private irqWatcher: FdWatcher | null = null;
+  /** memfds handed to dom0 (saved state, dirty bitmaps), by kind: the reply that carries one
+   * may still be queued when the handler returns, so each is closed when the next of its kind
+   * replaces it, or at destroy. */
+  private readonly lent = new Map<string, number>();
   private started = false;
 
   private constructor(vm: KvmVm, boot: LinuxBootInfo | null) {
@@ -132,7 +136,17 @@ export class KvmDomain {
     return this.vm.exitStats();
   }
 
+  /** Keeps `fd` open for dom0 until the next fd of the same kind (or destroy). */
+  lend(kind: string, fd: number): number {
+    const old = this.lent.get(kind);
+    if (old !== undefined) native().close(old);
+    this.lent.set(kind, fd);
+    return fd;
+  }
+
   async destroy(): Promise<void> {
+    for (const fd of this.lent.values()) native().close(fd);
+    this.lent.clear();
     this.irqWatcher?.close();
     this.irqWatcher = null;
     await this.vm.destroy();

@@ -1,0 +1,182 @@
+// Save, restore and migration in the stub domain (docs/kvm.md, "Save, restore, migration"):
+// the main thread's side of one device model. The model's worker blocks in its ioreq loop, so
+// requests go through shared words it looks at every loop turn (DmSaveWorker, in the worker):
+//
+//   freeze  the model stops taking input from its backends (TAP frames, pty bytes), saves every
+//           device (stubdom/machine-state.ts) and posts the state; it still answers ioreqs
+//   thaw    back to normal (a checkpoint: the guest goes on)
+//
+// A start with a saved state loads it before the first ioreq and reports the outcome, which
+// dom0 waits for (`restored`) before it unpauses the guest. While a migration copies RAM the
+// model marks the pages it writes by DMA in a shared bitmap dom0 collects (`dma-dirty`).
+import type { Worker } from 'node:worker_threads';
+import { native } from '../native/index.js';
+import { loadMachine, saveMachine } from './machine-state.js';
+import type { PcMachine } from './machine.js';
+import type { GuestMemory } from './device-model/guest-memory.js';
+
+const CMD = 0;
+const CMD_RUN = 0;
+const CMD_FREEZE = 1;
+const CMD_THAW = 2;
+export const CONTROL_BYTES = 16;
+
+export type DmSaveMessage =
+  | { type: 'state'; bytes: Uint8Array }
+  | { type: 'state-error'; message: string }
+  | { type: 'restored' }
+  | { type: 'restore-failed'; message: string };
+
+/** The DMA dirty bitmap for a guest of `memoryBytes` (one bit per page, whole Int32 words). */
+export function dirtyBitmapBytes(memoryBytes: number): number {
+  return Math.ceil(memoryBytes / 4096 / 32) * 4;
+}
+
+/** Main thread: one device model's save controls. */
+export class DmSaveControl {
+  private readonly words: Int32Array;
+  private waiting: { resolve: (b: Uint8Array) => void; reject: (e: Error) => void } | null = null;
+  private restoreOutcome: Promise<void>;
+  private settleRestore: { resolve: () => void; reject: (e: Error) => void } | null = null;
+  private lentFd = -1;
+
+  constructor(
+    readonly control: SharedArrayBuffer,
+    readonly dirty: SharedArrayBuffer,
+    private readonly ring: () => void,
+    restoring: boolean,
+  ) {
+    this.words = new Int32Array(control);
+    this.restoreOutcome = restoring
+      ? new Promise<void>((resolve, reject) => (this.settleRestore = { resolve, reject }))
+      : Promise.resolve();
+    this.restoreOutcome.catch(() => {});
+  }
+
+  /** Messages from the worker (the caller forwards those with a known type). */
+  onMessage(m: DmSaveMessage): void {
+    if (m.type === 'state') this.waiting?.resolve(m.bytes);
+    else if (m.type === 'state-error') this.waiting?.reject(new Error(m.message));
+    else if (m.type === 'restored') this.settleRestore?.resolve();
+    else if (m.type === 'restore-failed') this.settleRestore?.reject(new Error(m.message));
+    if (m.type === 'state' || m.type === 'state-error') this.waiting = null;
+  }
+
+  /** The worker ended: whatever waits fails. */
+  ended(why: string): void {
+    this.waiting?.reject(new Error(why));
+    this.waiting = null;
+    this.settleRestore?.reject(new Error(why));
+    this.close();
+  }
+
+  /** Freeze and save; resolves with the state in a memfd this object keeps open until the
+   * next save or close (the reply carrying it may still be queued). */
+  async freeze(timeoutMs = 10_000): Promise<{ fd: number; bytes: number }> {
+    if (this.waiting) throw new Error('a save is already in progress');
+    const got = new Promise<Uint8Array>((resolve, reject) => (this.waiting = { resolve, reject }));
+    Atomics.store(this.words, CMD, CMD_FREEZE);
+    this.ring();
+    let timer: NodeJS.Timeout | undefined;
+    const bytes = await Promise.race([
+      got,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the device model did not save within ${timeoutMs} ms`)), timeoutMs))),
+    ]).finally(() => clearTimeout(timer));
+    const n = native();
+    const fd = n.memfdCreate('xenode-dm-state', Math.max(4096, bytes.length));
+    new Uint8Array(n.mapShared(fd, bytes.length)).set(bytes);
+    if (this.lentFd >= 0) n.close(this.lentFd);
+    this.lentFd = fd;
+    return { fd, bytes: bytes.length };
+  }
+
+  thaw(): void {
+    Atomics.store(this.words, CMD, CMD_THAW);
+    this.ring();
+  }
+
+  restored(): Promise<void> {
+    return this.restoreOutcome;
+  }
+
+  /** DMA dirty tracking: start (clear and mark), collect (the bits since the last collect, in
+   * a memfd), stop. */
+  dmaDirty(action: 'start' | 'collect' | 'stop'): { fd: number; bytes: number } | null {
+    const bits = new Int32Array(this.dirty);
+    if (action === 'start' || action === 'stop') {
+      for (let i = 0; i < bits.length; i++) Atomics.store(bits, i, 0);
+      Atomics.store(trackingFlag(this.control).flag, 0, action === 'start' ? 1 : 0);
+      this.ring();
+      return null;
+    }
+    const out = new Int32Array(bits.length);
+    for (let i = 0; i < bits.length; i++) out[i] = Atomics.exchange(bits, i, 0);
+    const n = native();
+    const fd = n.memfdCreate('xenode-dma-dirty', Math.max(4096, out.byteLength));
+    new Uint8Array(n.mapShared(fd, out.byteLength)).set(new Uint8Array(out.buffer));
+    if (this.lentFd >= 0) n.close(this.lentFd);
+    this.lentFd = fd;
+    return { fd, bytes: out.byteLength };
+  }
+
+  close(): void {
+    if (this.lentFd >= 0) native().close(this.lentFd);
+    this.lentFd = -1;
+  }
+}
+
+/** The word (control[1]) that turns DMA dirty tracking on in the worker. */
+function trackingFlag(control: SharedArrayBuffer): { flag: Int32Array } {
+  return { flag: new Int32Array(control, 4, 1) };
+}
+
+/** Worker: obeys the control words from its ioreq loop's poll hook. */
+export class DmSaveWorker {
+  private readonly words: Int32Array;
+  private readonly tracking: Int32Array;
+  frozen = false;
+
+  constructor(
+    control: SharedArrayBuffer,
+    private readonly dirty: SharedArrayBuffer,
+    private readonly machine: PcMachine,
+    private readonly memory: GuestMemory,
+    private readonly post: (m: DmSaveMessage) => void,
+  ) {
+    this.words = new Int32Array(control);
+    this.tracking = trackingFlag(control).flag;
+  }
+
+  /** Loads a saved state before the first ioreq; false (reported) if it is refused. */
+  restore(state: Uint8Array): boolean {
+    try {
+      loadMachine(this.machine, state);
+      this.post({ type: 'restored' });
+      return true;
+    } catch (e) {
+      this.post({ type: 'restore-failed', message: (e as Error).message });
+      return false;
+    }
+  }
+
+  /** Each loop turn. Returns true while frozen (the caller then leaves its backends alone). */
+  poll(): boolean {
+    const want = Atomics.load(this.tracking, 0) === 1;
+    if (want !== (this.memory.dirtyPages !== null)) this.memory.dirtyPages = want ? new Int32Array(this.dirty) : null;
+    const cmd = Atomics.load(this.words, CMD);
+    if (cmd === CMD_FREEZE && !this.frozen) {
+      this.frozen = true;
+      try {
+        this.post({ type: 'state', bytes: saveMachine(this.machine) });
+      } catch (e) {
+        this.frozen = false;
+        Atomics.store(this.words, CMD, CMD_RUN);
+        this.post({ type: 'state-error', message: (e as Error).message });
+      }
+    } else if (cmd === CMD_THAW) {
+      this.frozen = false;
+      Atomics.store(this.words, CMD, CMD_RUN);
+    }
+    return this.frozen;
+  }
+}
