@@ -125,6 +125,7 @@ function connect(path: string): Promise<SocketChannel> {
 /** xl migrate's sending side, over the stream xl relays from `relay` to the other host. */
 export async function migrateSend(ts: Toolstack, domid: number, relay: string, opts: LiveOptions & { override: BuildSpec | null }): Promise<SaveStats & { downtimeMs: number }> {
   const spec = savedSpec(ts, domid, opts.override);
+  const t0 = Date.now();
   const ch = await connect(relay);
   const debug = opts.debug ?? (() => {});
   let paused = false;
@@ -148,9 +149,10 @@ export async function migrateSend(ts: Toolstack, domid: number, relay: string, o
     await ch.writeLine('go');
     const running = await ch.readLine();
     if (running !== 'running') throw new Error(running === null ? 'the receiver went away before confirming the domain runs there' : `unexpected answer ${JSON.stringify(running.slice(0, 200))}`);
+    // From the pause to the destination's confirmation that the guest runs there.
     const downtimeMs = Date.now() - tStopped;
     await ts.destroy(domid);
-    return { ...stats, downtimeMs };
+    return { ...stats, downtimeMs, totalMs: Date.now() - t0 };
   } catch (e) {
     await ts.saveHost().hc.invoke('domctl.kvm_dirty_log', { domid, op: 'stop' }).catch(() => {});
     if (paused) await resume(ts, domid, false);

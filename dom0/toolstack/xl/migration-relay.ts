@@ -9,6 +9,10 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 
 export async function withRelay<T>(from: Readable, to: Writable, run: (relay: string) => Promise<T>): Promise<T> {
+  // The other host going away mid-stream (EPIPE) is the toolstack's to report, from its own
+  // side of the relay: not a crash of xl.
+  to.on('error', () => {});
+  from.on('error', () => {});
   const dir = mkdtempSync(join(tmpdir(), 'xenode-migrate-'));
   const path = join(dir, 'relay.sock');
   let conn: Socket | null = null;
