@@ -6,12 +6,12 @@
 // destination's `xl console`; a destination that dies mid-stream, or has no room, leaves it
 // running on the source.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Instance, ROOT, XL, shouldSkip } from '../helpers/instance.js';
 import { XlConsole } from '../helpers/xl-console.js';
-import { counterKernel } from '../../hypervisor/kvm/tiny-guest.js';
+import { COUNTER_GPA, DIRTY_REGION_GPA, counterKernel } from '../../hypervisor/kvm/tiny-guest.js';
 import { kvmMustRunButCannot, kvmSkipReason } from '../kvm/helpers.js';
 
 const integrationSkip = shouldSkip();
@@ -127,5 +127,32 @@ describe.skipIf(integrationSkip || kvmSkip !== '')(`xl migrate between two xenod
     expect(there[0]).toBeGreaterThanOrEqual(lastOnSource + 1);
     expect(there[0]).toBeLessThanOrEqual(lastOnSource + 2);
     await dst.xlOk('destroy', 'count');
+  }, 180_000);
+
+  it('a guest dirtying memory while it moves arrives with every page it wrote (KVM dirty log)', async () => {
+    const PAGES = 512;
+    const kernel = join(src.dir, 'dirty.bzImage');
+    writeFileSync(kernel, counterKernel(20_000, 0x3f8, PAGES));
+    const dcfg = src.config('dirty', readFileSync(cfg, 'utf8').replace("name = 'count'", "name = 'dirty'").replace(/kernel = '[^']*'/, `kernel = '${kernel}'`));
+    await src.xlOk('create', dcfg);
+    await src.waitFor('dirtying', () => (counts(src.consoleLog('dirty')).at(-1) ?? 0) >= 10, 30_000);
+    const l = await listen(dst, 7714);
+    listeners.push(l);
+    const r = await src.xl('migrate', '--debug', '-s', CONNECT, 'dirty', `${DST_ADDR}:7714`);
+    expect(r.code, r.stderr).toBe(0);
+    console.log(r.stderr.split('\n').filter((x) => x.startsWith('migration sender')).join('\n'));
+    await dst.waitFor('counting there', () => counts(dst.consoleLog('dirty')).length >= 3, 30_000);
+    // Stop it and look at its memory: the count, and the region it sweeps.
+    await dst.xlOk('pause', 'dirty');
+    const core = join(dst.dir, 'dirty.core');
+    await dst.xlOk('dump-core', 'dirty', core);
+    const mem = readFileSync(core);
+    const c = mem.readBigUInt64LE(COUNTER_GPA);
+    expect(c).toBeGreaterThan(10n);
+    for (let i = 0; i < PAGES; i++) {
+      const v = mem.readBigUInt64LE(DIRTY_REGION_GPA + i * 4096);
+      if (v !== c && v !== c - 1n) throw new Error(`page ${i} of the region holds ${v}, the count is ${c}: a dirty page was lost`);
+    }
+    await dst.xlOk('destroy', 'dirty');
   }, 180_000);
 });
