@@ -4,7 +4,7 @@
 // os.sched_getaffinity and thread-pool sizing read) says how many CPUs the guest has, as a
 // Xen guest's kernel would. Xen places a new domain's vCPUs on the least loaded pCPUs too;
 // here the placement is static, and a domain's CPU time is capped at its vCPUs' worth anyway
-// (cpuLimit in hypervisor.ts).
+// (cpuLimit in domain-limits.ts).
 
 export interface PlacedDomain {
   /** Host CPUs its vCPUs are on. */

@@ -1,61 +1,40 @@
-// The hypervisor core: the domain table and every hypercall. It runs in its own process;
-// domains reach it only through their hypercall channel (drivers/hypercall/channel.ts), which
-// also tells us who is calling: the channel is the domain's identity.
+// The hypervisor core: the domain table and what hypercalls do to it (the table of hypercalls
+// is in hypercalls/, one file per family). It runs in its own process; domains reach it only
+// through their hypercall channel (drivers/hypercall/channel.ts), which also tells us who is
+// calling: the channel is the domain's identity.
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { hostname, release, version, machine, totalmem, freemem, uptime, cpus as osCpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { native } from '../native/index.js';
 import { MessageSocket, type Received } from '../drivers/hypercall/channel.js';
-import {
-  SHUTDOWN_CODES,
-  VIRQ,
-  type CreateDomainArgs,
-  type DomainCpuStat,
-  type DomainMemoryStat,
-  type HvmPlatformInfo,
-  type DomainInfo,
-  type HostInfo,
-  type ShutdownReason,
-} from '../drivers/hypercall/ops.js';
+import { VIRQ, type CreateDomainArgs, type DomainInfo, type HostInfo, type ShutdownReason } from '../drivers/hypercall/ops.js';
 import { bootDir, cgroupName, domainRootDir } from '../common/paths.js';
 import { DomainCgroup, DEFAULT_WEIGHT, hostCpus, removeParentGroups } from './cgroups.js';
 import { ConsoleLog } from './console-log.js';
-import { Domain, GRANT_ENTRIES_PER_FRAME } from './domain.js';
+import { Domain } from './domain.js';
 import { launchDomainKernel, uidBaseFor, UID_RANGE } from './domain-launcher.js';
 import { HVM_IOREQ_PAGES } from '../drivers/hypercall/hvm-platform-page.js';
 import { kvmAvailable } from './kvm/kvm.js';
 import { KvmDomain } from './kvm/kvm-domain.js';
-import { dirtyLog, loadKvmState, saveKvmState, blobFromMemfd } from './kvm/kvm-save.js';
 import { createGuestRam } from './guest-ram.js';
-import { isOwnKey, ownEntry } from '../common/own-entry.js';
+import { ownEntry } from '../common/own-entry.js';
 import { placeVcpus } from './cpu-placement.js';
 import { abortDomainFuse } from './fuse-connections.js';
 import { ramChargedBytes } from './ram-charge.js';
 import type { KvmVmEvent } from './kvm/vm.js';
+import { KERNEL_OVERHEAD_BYTES, MAX_DOMID, MIN_MEMORY_MIB, cpuLimit } from './domain-limits.js';
+import { HypercallFault, fault, type HypercallContext, type HypercallTable } from './hypercalls/context.js';
+import { hypercallTable } from './hypercalls/table.js';
 
-export class HypercallFault extends Error {
-  constructor(readonly errno: string, message: string) {
-    super(message);
-  }
-}
-const fault = (errno: string, message: string) => new HypercallFault(errno, message);
-
-/** The guest kernel's own runtime (Node) is accounted beyond the guest's RAM, as Xen accounts
- * a domain's overhead (p2m, shadow) beyond `memory`: the cgroup limit is target + this. */
-export const KERNEL_OVERHEAD_BYTES = 64 * 1024 * 1024;
-export const MAX_DOMID = 0x7ff0; // DOMID_FIRST_RESERVED
-const MIN_MEMORY_MIB = 16;
-
-type Reply = { result: unknown; fds?: number[] };
-type Handler = (caller: Domain, args: any, fds: number[]) => Reply | Promise<Reply>;
+export { HypercallFault };
 
 export class Hypervisor {
   readonly log = new ConsoleLog();
   private readonly domains = new Map<number, Domain>();
   private nextDomid = 1;
   private readonly cpuList = hostCpus();
-  private readonly handlers: Record<string, { privileged: boolean; fn: Handler }>;
+  private readonly handlers: HypercallTable;
   private onDom0Exit: (() => void) | null = null;
 
   constructor() {
@@ -516,273 +495,28 @@ export class Hypervisor {
 
   // ---------------------------------------------------------------- the hypercall table
 
-  private buildHandlers(): Record<string, { privileged: boolean; fn: Handler }> {
-    const guest = (fn: Handler) => ({ privileged: false, fn });
-    const priv = (fn: Handler) => ({ privileged: true, fn });
-    return {
-      // ---- xen_version / sysctl
-      'xen.version': guest(() => ({ result: { major: 4, minor: 17, extra: '-xenode' } })),
-      'sysctl.physinfo': priv(() => ({ result: this.hostInfo() })),
-      'sysctl.readconsole': priv((_c, a) => ({ result: { text: this.log.read(a.clear === true) } })),
-      'sysctl.getdomaininfolist': priv(() => ({ result: [...this.domains.values()].map((d) => this.info(d)) })),
-
-      // ---- domctl (dom0 only)
-      'domctl.createdomain': priv(async (_c, a) => ({ result: { domid: (await this.createDomain(a)).domid } })),
-      'domctl.getdomaininfo': priv((_c, a) => ({ result: this.info(this.domain(a.domid)) })),
-      'domctl.pausedomain': priv(async (_c, a) => (await this.pause(this.domain(a.domid)), { result: null })),
-      'domctl.unpausedomain': priv(async (_c, a) => (await this.unpause(this.domain(a.domid)), { result: null })),
-      'domctl.destroydomain': priv(async (_c, a) => (await this.destroy(this.domain(a.domid)), { result: null })),
-      'domctl.shutdown': priv((_c, a) => {
-        const reason = a.reason as ShutdownReason;
-        if (!isOwnKey(SHUTDOWN_CODES, reason)) throw fault('EINVAL', `unknown shutdown reason ${JSON.stringify(String(reason).slice(0, 64))}`);
-        this.shutdown(this.domain(a.domid), reason);
-        return { result: null };
-      }),
-      'domctl.setlabel': priv((_c, a) => {
-        this.domain(a.domid).label = String(a.label).slice(0, 64);
-        return { result: null };
-      }),
-      'domctl.max_mem': priv((_c, a) => {
-        const d = this.domain(a.domid);
-        d.maxMemKiB = this.int(a.maxKiB, 'maxKiB', 1024, 1 << 30);
-        return { result: null };
-      }),
-      'domctl.set_target': priv((_c, a) => {
-        const d = this.domain(a.domid);
-        const kib = this.int(a.targetKiB, 'targetKiB', MIN_MEMORY_MIB * 1024, d.maxMemKiB);
-        d.targetKiB = kib;
-        d.cgroup?.setMemoryLimit(kib * 1024 + KERNEL_OVERHEAD_BYTES);
-        return { result: null };
-      }),
-      'domctl.max_vcpus': priv((_c, a) => {
-        const d = this.domain(a.domid);
-        d.onlineVcpus = this.int(a.online, 'online vcpus', 1, d.maxVcpus);
-        d.cgroup?.setCap(cpuLimit(d, this.cpuList.length));
-        this.applyCpuset(d);
-        return { result: null };
-      }),
-      'domctl.setvcpuaffinity': priv((_c, a) => {
-        const d = this.domain(a.domid);
-        const vcpu = this.int(a.vcpu, 'vcpu', 0, d.maxVcpus - 1);
-        const cpus = (Array.isArray(a.cpus) ? a.cpus : []).filter((c: unknown) => typeof c === 'number' && this.cpuList.includes(c));
-        if (cpus.length === 0) throw fault('EINVAL', `no host CPU in ${JSON.stringify(a.cpus)} (host has ${this.cpuList.join(',')})`);
-        d.vcpuAffinity[vcpu] = cpus;
-        d.affinityGiven = true;
-        this.applyCpuset(d);
-        return { result: null };
-      }),
-      'domctl.scheduler_op': priv((_c, a) => {
-        const d = this.domain(a.domid);
-        if (a.weight !== undefined) {
-          d.weight = this.int(a.weight, 'weight', 1, 65535);
-          d.cgroup?.setWeight(d.weight);
-        }
-        if (a.cap !== undefined) {
-          d.cap = this.int(a.cap, 'cap', 0, 100 * this.cpuList.length);
-          d.cgroup?.setCap(cpuLimit(d, this.cpuList.length));
-        }
-        return { result: { weight: d.weight, cap: d.cap } };
-      }),
-      'domctl.cgroup_info': priv((_c, a) => {
-        const d = this.domain(a.domid);
-        return { result: { memoryLimit: d.cgroup?.memoryLimit() ?? 0, memoryUsage: d.cgroup?.memoryUsage() ?? 0, cpus: d.cgroup?.cpus() ?? [], pids: d.cgroup?.pids() ?? [], frozen: d.cgroup?.isFrozen() ?? false } };
-      }),
-      // Privileged foreign mappings: dom0 maps guest memory and grant tables as xenconsoled
-      // and qemu-dm do in Xen (privcmd). No domU can reach these.
-      'domctl.map_foreign_memory': priv((_c, a) => {
-        const d = this.domain(a.domid);
-        if (d.memFd < 0) throw fault('ESRCH', `domain ${d.domid} has no memory`);
-        return { result: { bytes: d.memoryMiB * 1048576 }, fds: [d.memFd] };
-      }),
-      'domctl.map_grant_table': priv((_c, a) => {
-        const d = this.domain(a.domid);
-        if (d.grantFd < 0) throw fault('ESRCH', `domain ${d.domid} has no grant table`);
-        return { result: { frames: d.grantFrames, entries: d.grantFrames * GRANT_ENTRIES_PER_FRAME }, fds: [d.grantFd] };
-      }),
-
-      // ---- HVM (docs/hvm.md)
-      'domctl.map_ioreq_pages': priv((_c, a) => {
-        const d = this.domain(a.domid);
-        if (d.ioreqFd < 0) throw fault('EINVAL', `domain ${d.domid} is not an HVM domain`);
-        return { result: { pages: HVM_IOREQ_PAGES, vcpus: d.maxVcpus }, fds: [d.ioreqFd] };
-      }),
-      'domctl.set_hvm_irq_port': priv((_c, a) => {
-        const d = this.domain(a.domid);
-        const p = d.evtchn.get(a.port);
-        if (d.kind !== 'hvm' || !p) throw fault('EINVAL', `port ${String(a.port)} is not a port of HVM domain ${d.domid}`);
-        d.irqPort = p.port;
-        // A KVM domain has no kernel process to wait on this port: the VM host watches it.
-        d.kvm?.watchIrq(p.fd);
-        return { result: null };
-      }),
-      'domctl.kvm_exit_stats': priv((_c, a) => {
-        const d = this.domain(a.domid);
-        if (!d.kvm) throw fault('EINVAL', `domain ${d.domid} does not run on KVM`);
-        return { result: d.kvm.exitStats() };
-      }),
-      // Save, restore, migration of a KVM domain (docs/kvm.md): CPU state out of a paused domain,
-      // into a restored one before its first unpause; KVM's dirty log. Blobs travel as memfds.
-      'domctl.kvm_save_state': priv(async (_c, a) => {
-        const d = this.domain(a.domid);
-        if (!d.kvm) throw fault('EINVAL', `domain ${d.domid} does not run on KVM`);
-        if (d.started && !d.paused) throw fault('EBUSY', `domain ${d.domid} must be paused to save its CPU state`);
-        const s = await saveKvmState(d.kvm).catch((e: Error) => { throw fault('EIO', e.message); });
-        return { result: { bytes: s.bytes }, fds: [s.fd] };
-      }),
-      'domctl.kvm_load_state': priv((_c, a, fds) => {
-        const d = this.domain(a.domid);
-        if (!d.kvm || d.started) throw fault('EINVAL', `domain ${d.domid} is not a KVM domain waiting for its restored state`);
-        try {
-          return { result: loadKvmState(d.kvm, blobFromMemfd(fds[0] ?? -1, a.bytes, 8 << 20)) };
-        } catch (e) {
-          throw fault('EINVAL', `CPU state: ${(e as Error).message}`);
-        } finally {
-          for (const fd of fds) native().close(fd);
-        }
-      }),
-      'domctl.kvm_dirty_log': priv((_c, a) => {
-        const d = this.domain(a.domid);
-        if (!d.kvm) throw fault('EINVAL', `domain ${d.domid} does not run on KVM`);
-        try {
-          const r = dirtyLog(d.kvm, String(a.op));
-          return r ? { result: { bytes: r.bytes }, fds: [r.fd] } : { result: null };
-        } catch (e) {
-          throw fault('EIO', `dirty log: ${(e as Error).message}`);
-        }
-      }),
-      'domctl.set_hvm_param': priv((_c, a) => {
-        const d = this.domain(a.domid);
-        d.hvmParams.set(this.int(a.index, 'index', 0, 255), this.int(a.value, 'value', 0, 2 ** 52));
-        return { result: null };
-      }),
-      'hvm.platform': guest((c) => {
-        if (c.kind !== 'hvm' || c.ioreqFd < 0) throw fault('EINVAL', 'not an HVM domain');
-        const info: HvmPlatformInfo = { vcpus: c.maxVcpus, memoryBytes: c.memoryMiB * 1048576, irqPort: c.irqPort, cmdline: c.cmdline };
-        return { result: info, fds: [c.ioreqFd] };
-      }),
-      'hvm.get_param': guest((c, a) => {
-        const index = this.int(a.index, 'index', 0, 255);
-        if (c.kind !== 'hvm') throw fault('EINVAL', 'HVM params exist for HVM domains only');
-        return { result: { value: c.hvmParams.get(index) ?? 0 } };
-      }),
-
-      // ---- memory_op / grant_table_op for the caller itself
-      'memory.map_self': guest((c) => {
-        if (c.memFd < 0) throw fault('ENOMEM', 'this domain has no memory of its own');
-        return { result: { bytes: c.memoryMiB * 1048576, nrPages: c.nrPages }, fds: [c.memFd] };
-      }),
-      // The caller's own usage, for the /proc files its kernel serves (docs/architecture.md,
-      // "What a guest's /proc shows"). No argument: a domain can only ask about itself.
-      'memory.stat': guest((c) => {
-        if (!c.cgroup || c.memFd < 0) throw fault('ENOSYS', 'this domain has no memory cgroup');
-        const stat = c.cgroup.memoryStat();
-        const r: DomainMemoryStat = {
-          reservationKiB: c.targetKiB,
-          nrPages: c.nrPages,
-          ramChargedBytes: this.ramCharged(c, Math.min(stat.shmem ?? 0, stat.mapped_file ?? 0)),
-          usageBytes: c.cgroup.memoryUsage(),
-          stat,
-        };
-        return { result: r };
-      }),
-      'vcpu.runstate': guest((c) => {
-        if (!c.cgroup) throw fault('ENOSYS', 'this domain has no cpu cgroup');
-        const { perCpuNs, userTicks, systemTicks } = c.cgroup.cpuStat();
-        // The domain's time, wherever in its cpuset it ran, shared out over its online vCPUs.
-        const total = perCpuNs.reduce((t, ns) => t + ns, 0);
-        const runningNs = Array.from({ length: c.onlineVcpus }, () => Math.floor(total / c.onlineVcpus));
-        const r: DomainCpuStat = { runningNs, userTicks, systemTicks, cpus: c.vcpuCpus };
-        return { result: r };
-      }),
-      'gnttab.setup_table': guest((c) => {
-        if (c.grantFd < 0) throw fault('ENOSYS', 'this domain has no grant table');
-        return { result: { frames: c.grantFrames }, fds: [c.grantFd] };
-      }),
-      'gnttab.query_size': guest((c) => ({ result: { nr_frames: c.grantFrames, max_nr_frames: c.grantFrames } })),
-
-      // ---- sched_op
-      'sched.shutdown': guest((c, a) => {
-        const reason = a.reason as ShutdownReason;
-        if (!isOwnKey(SHUTDOWN_CODES, reason)) throw fault('EINVAL', `unknown shutdown reason ${JSON.stringify(String(reason).slice(0, 64))}`);
-        this.shutdown(c, reason);
-        return { result: null };
-      }),
-      'sched.set_timer': guest((c, a) => {
-        if (c.timer) clearTimeout(c.timer);
-        c.timer = null;
-        const ms = Number(a.timeoutMs);
-        if (Number.isFinite(ms) && ms >= 0) {
-          c.timer = setTimeout(() => {
-            c.timer = null;
-            const p = c.evtchn.findVirq(VIRQ.TIMER);
-            if (p) c.evtchn.raise(p.port);
-          }, Math.min(ms, 2 ** 31 - 1));
-        }
-        return { result: null };
-      }),
-      'console.write': guest((c, a) => {
-        this.logFor(c, String(a.text).slice(0, 1024));
-        return { result: null };
-      }),
-
-      // ---- event_channel_op
-      'evtchn.alloc_unbound': guest((c, a) => {
-        const d = this.target(c, a.dom);
-        const remote = this.int(a.remote_dom, 'remote_dom', 0, MAX_DOMID);
-        const p = d.evtchn.allocate({ state: 'unbound', remoteDom: remote, remotePort: 0, virq: 0, vcpu: 0 });
-        // The allocating domain gets the doorbell only when allocating for itself.
-        return { result: { port: p.port }, fds: d === c ? [p.fd] : [] };
-      }),
-      'evtchn.bind_interdomain': guest((c, a) => {
-        const remote = this.domain(a.remote_dom);
-        const rport = this.int(a.remote_port, 'remote_port', 1, 4095);
-        const rp = remote.evtchn.get(rport);
-        if (!rp || rp.state !== 'unbound' || rp.remoteDom !== c.domid) {
-          throw fault('EINVAL', `port ${rport} of domain ${remote.domid} is not waiting for domain ${c.domid}`);
-        }
-        const lp = c.evtchn.allocate({ state: 'interdomain', remoteDom: remote.domid, remotePort: rport, virq: 0, vcpu: 0 });
-        rp.state = 'interdomain';
-        rp.remotePort = lp.port;
-        try {
-          remote.channel?.send({ upcall: 'evtchn.bound', args: { port: rport, remoteDom: c.domid, remotePort: lp.port } }, [lp.fd]);
-        } catch {
-          /* the peer learns the binding when it opens the port */
-        }
-        // Xen sets the new local port pending so the binder looks at the ring at once.
-        native().eventfdWrite(lp.fd, 1);
-        return { result: { local_port: lp.port }, fds: [lp.fd, rp.fd] };
-      }),
-      'evtchn.bind_virq': guest((c, a) => {
-        const virq = this.int(a.virq, 'virq', 0, 23);
-        if (virq === VIRQ.DOM_EXC && c.domid !== 0) throw fault('EPERM', 'VIRQ_DOM_EXC is global: dom0 only');
-        if (c.evtchn.findVirq(virq)) throw fault('EEXIST', `VIRQ ${virq} is already bound`);
-        const p = c.evtchn.allocate({ state: 'virq', remoteDom: 0, remotePort: 0, virq, vcpu: 0 });
-        return { result: { port: p.port }, fds: [p.fd] };
-      }),
-      'evtchn.open': guest((c, a) => {
-        const p = c.evtchn.get(a.port);
-        if (!p) throw fault('EINVAL', `port ${String(a.port)} is not allocated in domain ${c.domid}`);
-        const fds = [p.fd];
-        if (p.state === 'interdomain') {
-          const rp = this.domains.get(p.remoteDom)?.evtchn.get(p.remotePort);
-          if (rp) fds.push(rp.fd);
-        }
-        return { result: { state: p.state }, fds };
-      }),
-      'evtchn.send': guest((c, a) => {
-        const p = c.evtchn.get(a.port);
-        if (!p) throw fault('EINVAL', `port ${String(a.port)} is not allocated`);
-        if (p.state === 'interdomain') this.domains.get(p.remoteDom)?.evtchn.raise(p.remotePort);
-        return { result: null };
-      }),
-      'evtchn.close': guest((c, a) => {
-        const d = this.target(c, a.dom);
-        if (!d.evtchn.get(a.port)) throw fault('EINVAL', `port ${String(a.port)} is not allocated`);
-        this.closePort(d, a.port);
-        return { result: null };
-      }),
-      'evtchn.status': guest((c, a) => ({ result: this.target(c, a.dom).evtchn.status(a.port) })),
+  /** The hypercall table (hypercalls/, one file per family), given what its handlers may reach. */
+  private buildHandlers(): HypercallTable {
+    const hv: HypercallContext = {
+      log: this.log,
+      domains: this.domains,
+      cpuList: this.cpuList,
+      logFor: (d, msg) => this.logFor(d, msg),
+      domain: (domid) => this.domain(domid),
+      target: (caller, dom) => this.target(caller, dom),
+      int: (v, name, min, max) => this.int(v, name, min, max),
+      info: (d) => this.info(d),
+      hostInfo: () => this.hostInfo(),
+      createDomain: (args) => this.createDomain(args),
+      pause: (d) => this.pause(d),
+      unpause: (d) => this.unpause(d),
+      destroy: (d) => this.destroy(d),
+      shutdown: (d, reason) => this.shutdown(d, reason),
+      applyCpuset: (d) => this.applyCpuset(d),
+      closePort: (d, port) => this.closePort(d, port),
+      ramCharged: (d, atMost) => this.ramCharged(d, atMost),
     };
+    return hypercallTable(hv);
   }
 
   hostInfo(): HostInfo {
@@ -803,15 +537,6 @@ export class Hypervisor {
       uptimeSec: uptime(),
     };
   }
-}
-
-/** A domain runs on at most `onlineVcpus` CPUs' worth of time, and within its credit cap
- * (percent of one CPU; 0 = none): the CFS quota is the smaller. With as many vCPUs as the host
- * has CPUs and no cap, there is no quota at all. */
-export function cpuLimit(d: Domain, hostCpus: number): number {
-  const vcpuLimit = d.onlineVcpus >= hostCpus ? 0 : d.onlineVcpus * 100;
-  if (d.cap > 0 && vcpuLimit > 0) return Math.min(d.cap, vcpuLimit);
-  return d.cap > 0 ? d.cap : vcpuLimit;
 }
 
 function union(sets: number[][]): number[] {

@@ -1,4 +1,4 @@
-// What both halves of the addon (xenode.cc, kvm.cc) say to JavaScript the same way: strings,
+// What every file of the addon (the host primitives, kvm.cc, uring.cc) says to JavaScript the same way: strings,
 // errors shaped like Node's own system errors (code, errno, syscall), and the bytes behind a
 // typed array, shared or not.
 #pragma once

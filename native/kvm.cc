@@ -163,7 +163,7 @@ std::map<int, std::shared_ptr<Vm>> g_vms;
 std::map<int, std::shared_ptr<Vcpu>> g_vcpus;
 
 // ---------------------------------------------------------------------------------------
-// errors and arguments (same conventions as xenode.cc)
+// errors and arguments (same conventions as addon.h)
 
 using xenode_js::SetFn;
 using xenode_js::Str;

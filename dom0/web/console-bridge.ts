@@ -11,7 +11,10 @@
 // CLIENT_BUFFER_LIMIT queued in the server, is skipped for that client (not read, not queued)
 // and counted, and the client is told how much it missed once it catches up. The guest, dom0
 // and other clients never wait on it.
-import { closeSync, fstatSync, openSync, readSync, watch, writeSync, constants, type FSWatcher } from 'node:fs';
+//
+// The log is capped and rotated (common/capped-log-file.ts renames it to .1 and starts a new
+// one): the bridge reads the old file to its end, then follows the new one from its start.
+import { closeSync, fstatSync, openSync, readSync, statSync, watch, writeSync, constants, type FSWatcher } from 'node:fs';
 import type { WebSocket } from 'ws';
 import { ConsoleDaemon } from '../console/console-daemon.js';
 
@@ -40,7 +43,8 @@ export interface ConsoleClientStats {
 }
 
 export class ConsoleBridge {
-  private readonly logFd: number;
+  private logFd: number;
+  private readonly logPath: string;
   private readonly ttyFd: number;
   private watcher: FSWatcher | null = null;
   private poll: NodeJS.Timeout;
@@ -64,9 +68,9 @@ export class ConsoleBridge {
       closeSync(this.logFd);
       throw e;
     }
+    this.logPath = ConsoleDaemon.logPath(target.name);
     this.offset = Math.max(0, fstatSync(this.logFd).size - BACKLOG);
-    this.watcher = watch(ConsoleDaemon.logPath(target.name), () => this.pump());
-    this.watcher.on('error', () => {});
+    this.follow();
     // inotify is the fast path; this is a backstop should an event be missed.
     this.poll = setInterval(() => this.pump(), 1000);
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
@@ -75,9 +79,43 @@ export class ConsoleBridge {
     this.pump();
   }
 
+  /** Watch the log file now at logPath (inotify follows an inode, not a name). */
+  private follow(): void {
+    this.watcher?.close();
+    this.watcher = watch(this.logPath, () => this.pump());
+    this.watcher.on('error', () => {});
+  }
+
+  /** After the old file is read to its end: the log was rotated if its name is another file now. */
+  private rotated(): boolean {
+    let ino: number;
+    try {
+      ino = statSync(this.logPath).ino;
+    } catch {
+      return false; // between the rename and the new file: look again at the next event
+    }
+    if (ino === fstatSync(this.logFd).ino) return false;
+    let fd: number;
+    try {
+      fd = openSync(this.logPath, 'r');
+    } catch {
+      return false;
+    }
+    closeSync(this.logFd);
+    this.logFd = fd;
+    this.offset = 0;
+    this.follow();
+    return true;
+  }
+
   /** Move what the log gained since last time to the client, or skip it if the client is full. */
   private pump(): void {
     if (this.closed) return;
+    this.drain();
+    while (this.rotated()) this.drain();
+  }
+
+  private drain(): void {
     const size = fstatSync(this.logFd).size;
     if (size < this.offset) this.offset = 0; // truncated
     while (this.offset < size) {

@@ -27,6 +27,7 @@ import { printk, setConsoleSink } from '../kernel/printk.js';
 import { killAllProcesses, initExitVerdict, startInit, type Userland } from '../kernel/userland.js';
 import { connectConsolePty } from '../kernel/console-pty.js';
 import { bootOwnRootOrPanic, stopOwnRoot, type OwnRoot } from '../kernel/boot/own-root.js';
+import { startProcViews } from '../kernel/proc/proc-views.js';
 import { hvmRoot } from './boot-root.js';
 import { DiskFiles } from '../kernel/block/disk-files.js';
 import { VcpuRuntime } from './cpu/runtime.js';
@@ -225,11 +226,22 @@ async function boot(): Promise<void> {
     await watchShutdownRequests(pv, (req) => request(req, `xenbus: shutdown requested: ${req === 'crash' ? 'crash' : req}`), printk);
   }
 
+  // The guest's /proc describes the domain, as a PV guest's does (kernel/proc/proc-views.ts):
+  // its vCPUs are the firmware's count, its free RAM what this kernel has not allocated.
+  let procBinds: { source: string; name: string }[] = [];
+  try {
+    const procViews = await startProcViews({ hc, vcpus: rt.info.vcpus, cmdline, nrPages: ram.nrPages, pages: { get available() { return ram.freePages; } }, log: printk });
+    procViews.overmount('/proc');
+    procBinds = procViews.files;
+  } catch (e) {
+    printk(`proc: /proc shows the host, not this domain: ${(e as Error).message}`);
+  }
+
   // ---- init on ttyS0: the OS on the boot device, or the built-in kernel's userland
   const root = await hvmRoot(cmdline, fw.boot, printk);
   let master: number;
   if (root) {
-    ownRoot = await bootOwnRootOrPanic(root, spec, { log: printk, memoryBytes: ram.sizeBytes, procBinds: [] }, shutdown);
+    ownRoot = await bootOwnRootOrPanic(root, spec, { log: printk, memoryBytes: ram.sizeBytes, procBinds }, shutdown);
     if (!ownRoot) return;
     master = ownRoot.init.pty.master;
   } else {

@@ -1,20 +1,36 @@
 // hvc0: the guest end of Xen's console ring. Output from the guest's userland (the pty master)
 // and from printk goes into `out`; keystrokes from dom0 arrive in `in` and are typed into the
-// pty. Output that does not fit waits in a bounded queue until dom0 drains the ring.
+// pty. Output that does not fit waits in a bounded queue until dom0 drains the ring; past
+// HIGH_WATER the kernel stops reading userland's pty (console-pty.ts: the writer blocks) until
+// the queue is back under LOW_WATER. Only printk, which must never block, can reach
+// MAX_BACKLOG, past which its lines are dropped.
 import { ConsoleGuestEnd } from '../../drivers/wire/console-ring.js';
+import type { ConsolePace } from './console-pty.js';
 
 const MAX_BACKLOG = 256 * 1024;
+const HIGH_WATER = 64 * 1024;
+const LOW_WATER = 16 * 1024;
 
-export class ConsoleFrontend {
+export class ConsoleFrontend implements ConsolePace {
   private readonly ring: ConsoleGuestEnd;
   private backlog: Uint8Array[] = [];
   private backlogBytes = 0;
+  private drained: (() => void)[] = [];
   private readonly inBuf = new Uint8Array(1024);
   /** Where input from dom0 goes (the pty master). */
   input: (bytes: Uint8Array) => void = () => {};
 
   constructor(page: Uint8Array, private readonly notify: () => void) {
     this.ring = new ConsoleGuestEnd(page.buffer as SharedArrayBuffer, page.byteOffset);
+  }
+
+  get full(): boolean {
+    return this.backlogBytes >= HIGH_WATER;
+  }
+
+  whenDrained(resume: () => void): void {
+    if (this.backlogBytes < LOW_WATER) resume();
+    else this.drained.push(resume);
   }
 
   write(bytes: Uint8Array): void {
@@ -52,5 +68,6 @@ export class ConsoleFrontend {
       }
     }
     if (wrote) this.notify();
+    if (this.drained.length > 0 && this.backlogBytes < LOW_WATER) for (const resume of this.drained.splice(0)) resume();
   }
 }

@@ -10,8 +10,17 @@ import { native } from '../../native/index.js';
 
 const RETRY_MS = [10, 20, 50, 100, 200];
 
+/** A console device that can fall behind (hvc0's ring when dom0 is slow to drain it). While it
+ * is full the kernel stops reading the master, the pty's buffer fills, and the writer blocks
+ * in write(2), as Linux's hvc makes a writer wait; nothing is dropped. */
+export interface ConsolePace {
+  readonly full: boolean;
+  /** Call `resume` once, when there is room again. */
+  whenDrained(resume: () => void): void;
+}
+
 /** Send what userland writes to `output`; returns the function that types bytes into the pty. */
-export function connectConsolePty(master: number, output: (bytes: Uint8Array) => void): (input: Uint8Array) => void {
+export function connectConsolePty(master: number, output: (bytes: Uint8Array) => void, pace?: ConsolePace): (input: Uint8Array) => void {
   const buf = new Uint8Array(4096);
   let retries = 0;
   const watcher = native().watchFd(master, () => {
@@ -28,6 +37,11 @@ export function connectConsolePty(master: number, output: (bytes: Uint8Array) =>
       retries = 0;
       if (n === null || n === 0) break;
       output(buf.slice(0, n));
+      if (pace?.full) {
+        watcher.stop();
+        pace.whenDrained(() => watcher.start(native().READABLE));
+        return;
+      }
     }
   });
   watcher.start(native().READABLE);

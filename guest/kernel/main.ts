@@ -169,7 +169,7 @@ async function boot(): Promise<void> {
   // /proc, which the minimal userland shares, and over the fresh /proc of a guest's own OS.
   let procBinds: { source: string; name: string }[] = [];
   try {
-    const procViews = await startProcViews({ hc, xs, home, cmdline: si.cmdLine, nrPages: si.nrPages, pages, log: printk });
+    const procViews = await startProcViews({ hc, xenstore: { xs, home }, cmdline: si.cmdLine, nrPages: si.nrPages, pages, log: printk });
     procViews.overmount('/proc');
     procBinds = procViews.files.map((f) => ({ source: f.source, name: f.name }));
   } catch (e) {
@@ -190,7 +190,7 @@ async function boot(): Promise<void> {
     });
     consolePty = userland.pty;
   }
-  hvc.input = connectConsolePty(consolePty.master, (b) => hvc.write(b));
+  hvc.input = connectConsolePty(consolePty.master, (b) => hvc.write(b), hvc);
   await resize();
 }
 

@@ -50,6 +50,13 @@ describe.skipIf(shouldSkip() || !busyboxAvailable())('HVM guests booting their o
     await con.waitFor(/# $/m);
     expect(await con.run('grep " / " /proc/mounts')).toMatch(/^\/dev\/hda1 \/ fuse\.ext4 rw/);
     expect((await con.run('cat /proc/1/comm')).trim()).toBe('init');
+    // Its /proc describes the domain, not the host: its memory, its vCPU, its command line.
+    // (busybox's cat reads them with sendfile: the whole text must come that way too).
+    const memTotalKiB = Number(/MemTotal:\s+(\d+) kB/.exec(await con.run('cat /proc/meminfo'))?.[1]);
+    expect(memTotalKiB).toBeGreaterThan(200 * 1024);
+    expect(memTotalKiB).toBeLessThanOrEqual(256 * 1024);
+    expect((await con.run('grep -c ^processor /proc/cpuinfo')).trim()).toBe('1');
+    expect(await con.run('cat /proc/cmdline')).toMatch(/root=|xenode\.boot/);
     // Every sector came through the emulated controller: it counted them.
     const m = await dm('hvmc');
     expect(m.metrics?.ide?.sectorsRead ?? 0).toBeGreaterThan(1000);

@@ -53,6 +53,9 @@ describe.skipIf(shouldSkip() || !busyboxAvailable())('a guest booted from its ow
     expect((await con.run('cat /proc/1/comm')).trim()).toBe('init');
     expect((await con.run('cat /etc/motd')).trim()).toBe('the image motd');
     expect((await con.run('cat /proc/mounts | grep " / "')).trim()).toMatch(/^\/dev\/xvda \/ fuse\.ext4 rw/);
+    // The image's own cat (busybox, which reads with sendfile) sees the domain's /proc files.
+    expect(await con.run('cat /proc/meminfo')).toMatch(/^MemTotal:\s+1\d{5} kB/m);
+    expect((await con.run('cat /proc/cmdline')).trim()).toBe('root=/dev/xvda console=hvc0');
     // None of the host's files: no /boot (the kernel image), no host /usr, no checkout.
     expect((await con.run('ls /boot /usr/bin/node /usr/lib 2>&1 | grep -c "No such file"')).trim()).toBe('3');
     // Its own devices and consoles.

@@ -14,12 +14,13 @@ const sh = (cmd: string) =>
     execFile('/bin/sh', ['-c', cmd], { timeout: 10_000 }, (e, out, err) => resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, out, err })),
   );
 
-describe.skipIf(shouldSkip() || !existsSync('/dev/fuse'))('a FUSE directory of generated files', () => {
+describe.skipIf(shouldSkip() || !existsSync('/dev/fuse') || !existsSync('/usr/bin/busybox'))('a FUSE directory of generated files', () => {
   const base = mkdtempSync(join(tmpdir(), 'xenode-fuse-text-'));
   chmodSync(base, 0o755); // mkdtemp makes it 0700: another user could not reach the files
   const dir = join(base, 'proc');
   const log: string[] = [];
   let opens = 0;
+  let shrinks = 0;
   let hang: (v: string) => void = () => {};
   const fs = new FuseTextDir(
     dir,
@@ -29,6 +30,7 @@ describe.skipIf(shouldSkip() || !existsSync('/dev/fuse'))('a FUSE directory of g
       { name: 'slow', generate: () => new Promise<string>((r) => setTimeout(() => r('late\n'), 50)) },
       { name: 'broken', generate: () => { throw new Error('no numbers today'); } },
       { name: 'stuck', generate: () => new Promise<string>((r) => (hang = r)) },
+      { name: 'shrinking', generate: () => (++shrinks % 2 ? `long ${shrinks}\n`.repeat(1000) : `short ${shrinks}\n`) },
     ],
     { name: 'test', subtype: 'xenode-test', log: (m) => log.push(m) },
   );
@@ -40,7 +42,7 @@ describe.skipIf(shouldSkip() || !existsSync('/dev/fuse'))('a FUSE directory of g
   });
 
   it('lists its files, read-only and of size 0 as procfs files are', async () => {
-    expect((await sh(`ls ${dir}`)).out.split('\n').filter(Boolean).sort()).toEqual(['big', 'broken', 'counter', 'slow', 'stuck']);
+    expect((await sh(`ls ${dir}`)).out.split('\n').filter(Boolean).sort()).toEqual(['big', 'broken', 'counter', 'shrinking', 'slow', 'stuck']);
     expect((await sh(`stat -c '%s %A' ${dir}/big ${dir}`)).out).toBe('0 -r--r--r--\n0 dr-xr-xr-x\n');
   });
 
@@ -48,6 +50,15 @@ describe.skipIf(shouldSkip() || !existsSync('/dev/fuse'))('a FUSE directory of g
     expect((await sh(`cat ${dir}/counter`)).out).toBe('opened 1\n');
     expect((await sh(`cat ${dir}/counter; cat ${dir}/counter`)).out).toBe('opened 2\nopened 3\n');
     expect((await sh(`cat ${dir}/slow`)).out).toBe('late\n');
+  });
+
+  it("busybox's cat, which uses sendfile, gets the whole text, also when it shrank", async () => {
+    // This host's FUSE splices direct-I/O files through the page cache up to i_size.
+    expect((await sh(`busybox cat ${dir}/counter`)).out).toMatch(/^opened \d+\n$/);
+    expect((await sh(`busybox cat ${dir}/big | wc -c`)).out.trim()).toBe('48890');
+    expect((await sh(`busybox cat ${dir}/shrinking | wc -c`)).out.trim()).toBe('7000');
+    expect((await sh(`busybox cat ${dir}/shrinking`)).out).toBe('short 2\n');
+    expect((await sh(`busybox cat ${dir}/shrinking | wc -c`)).out.trim()).toBe('7000');
   });
 
   it('a text longer than one read, read in odd pieces, is the same text', async () => {

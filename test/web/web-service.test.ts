@@ -132,6 +132,8 @@ describe.skipIf(skip)('xenode web: the service', () => {
     const stalled = web.ws(`/ws/console/${domid}`);
     await new Promise((r) => stalled.once('open', r));
     (stalled as unknown as { _socket: { pause(): void } })._socket.pause();
+    // ~5 MB: the guest's console waits for dom0 rather than dropping, so all of it reaches the
+    // console log, which rotates at 1 MiB several times; the reading client follows each rotation.
     const marker = `FLOOD${Date.now() % 100000}`;
     const t0 = Date.now();
     reader.type(`for i in 1 2 3 4; do seq 1 200000; sleep 0.3; done; sleep 1; echo ${marker.slice(0, 3)}""${marker.slice(3)}`);

@@ -62,6 +62,10 @@ export const FUSE_FSYNC_FDATASYNC = 1 << 0;
 // ---- sizes ----
 export const FUSE_IN_HEADER_SIZE = 40;
 export const FUSE_OUT_HEADER_SIZE = 16;
+/** A notification the filesystem sends unasked (unique 0, the code in the error field):
+ * fuse_notify_store_out { nodeid, offset, size, padding } and then `size` bytes of data. */
+export const FUSE_NOTIFY_STORE = 4;
+export const FUSE_NOTIFY_STORE_OUT_SIZE = 24;
 export const FUSE_ATTR_SIZE = 88;
 export const FUSE_ATTR_OUT_SIZE = 16 + FUSE_ATTR_SIZE; // 104
 export const FUSE_INIT_OUT_SIZE = 64;

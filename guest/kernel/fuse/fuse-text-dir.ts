@@ -1,10 +1,19 @@
 // A FUSE filesystem whose root is a directory of read-only files generated when read, served
 // by the guest kernel on its event loop: how the kernel shows the domain's /proc/meminfo,
-// /proc/cpuinfo ... (guest/kernel/proc/). Each file behaves as a procfs file does: size 0,
-// read with direct I/O (no page cache, so the size is never used to cut a read short), its
-// text made once per open on the first READ and served from that snapshot at any offset, so
-// a reader that reads in pieces sees one consistent file, and a reader that reopens sees
-// fresh values. Mode 0444 with allow_other: every guest user can read; nobody can write.
+// /proc/cpuinfo ... (guest/kernel/proc/). Each file behaves as a procfs file does: read with
+// direct I/O (no page cache, so the size is never used to cut a read short), its text made
+// once per open and served from that snapshot at any offset, so a reader that reads in
+// pieces sees one consistent file, and a reader that reopens sees fresh values. Mode 0444
+// with allow_other: every guest user can read; nobody can write.
+//
+// sendfile(2) is the exception: this host's FUSE splices even a direct-I/O file through the
+// page cache, up to the inode's size (Linux later made it copy_splice_read, as procfs does),
+// so busybox's `cat`, which uses sendfile, would print nothing of a size-0 file. So before
+// answering an OPEN the snapshot is made and handed to the kernel (FUSE_NOTIFY_STORE), which
+// grows i_size to its end; a size left longer by an earlier snapshot is cut back at the first
+// short read, and every open without FOPEN_KEEP_CACHE drops the page cache. stat therefore
+// says 0 until a file is first opened and then the size of its latest snapshot, as LXCFS's
+// files do.
 //
 // The owner must never read these files with a blocking call on the event loop that serves
 // them: the request would wait for an answer only that loop can give. Reads from libuv's
@@ -41,6 +50,8 @@ import {
   FUSE_KERNEL_VERSION,
   FUSE_LOOKUP,
   FUSE_MIN_READ_BUFFER,
+  FUSE_NOTIFY_STORE,
+  FUSE_NOTIFY_STORE_OUT_SIZE,
   FUSE_OPEN,
   FUSE_OPEN_OUT_SIZE,
   FUSE_OPENDIR,
@@ -62,7 +73,7 @@ import {
 
 export interface GeneratedFile {
   name: string;
-  /** The file's whole text, made at the first read after an open. */
+  /** The file's whole text, made at each open. */
   generate(): string | Promise<string>;
 }
 
@@ -229,11 +240,17 @@ export class FuseTextDir {
         if ((v.getUint32(IN.open.flags, true) & O_ACCMODE) !== fsc.O_RDONLY) return this.error(unique, EACCES);
         if (this.open.size >= MAX_OPEN_FILES) return this.error(unique, ENFILE);
         const fh = this.nextFh++;
-        this.open.set(fh, { node });
-        const out = this.body(FUSE_OPEN_OUT_SIZE);
-        out.setBigUint64(0, fh, true);
-        out.setUint32(8, FOPEN_DIRECT_IO, true);
-        return this.reply(unique, out);
+        const f: OpenFile = { node, text: this.generate(node) };
+        this.open.set(fh, f);
+        const answer = () => {
+          const out = this.body(FUSE_OPEN_OUT_SIZE);
+          out.setBigUint64(0, fh, true);
+          out.setUint32(8, FOPEN_DIRECT_IO, true);
+          this.reply(unique, out);
+        };
+        // A file that cannot be made still opens: its READs get EIO, as before.
+        f.text!.then((text) => (this.store(node, text), answer()), answer);
+        return;
       }
       case FUSE_READ:
         return this.read(unique, v.getBigUint64(IN.read.fh, true), Number(v.getBigUint64(IN.read.offset, true)), v.getUint32(IN.read.size, true));
@@ -324,6 +341,24 @@ export class FuseTextDir {
       (text) => this.send(unique, 0, [text.subarray(Math.min(offset, text.length), Math.min(offset + size, text.length))]),
       () => this.error(unique, EIO),
     );
+  }
+
+  /** Give the kernel the snapshot (see the top of this file): FUSE_NOTIFY_STORE puts it in
+   * the page cache and grows i_size to its end (a store of no bytes would not grow it). */
+  private store(node: number, text: Uint8Array): void {
+    if (this.fd < 0 || text.length === 0) return;
+    const head = new DataView(new ArrayBuffer(FUSE_OUT_HEADER_SIZE + FUSE_NOTIFY_STORE_OUT_SIZE));
+    encodeOutHeader(head, 0, head.byteLength + text.length, FUSE_NOTIFY_STORE, 0n); // unique 0: a notification
+    head.setBigUint64(FUSE_OUT_HEADER_SIZE, BigInt(node), true); // nodeid
+    head.setBigUint64(FUSE_OUT_HEADER_SIZE + 8, 0n, true); // offset
+    head.setUint32(FUSE_OUT_HEADER_SIZE + 16, text.length, true); // size
+    try {
+      native().writev(this.fd, [new Uint8Array(head.buffer), text]);
+    } catch (e) {
+      // ENOENT: the inode is already forgotten. sendfile then reads nothing; read(2) still works.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENODEV') this.opts.log?.(`${this.dir}: notify store: ${(e as Error).message}`);
+    }
   }
 
   private async generate(node: number): Promise<Uint8Array> {

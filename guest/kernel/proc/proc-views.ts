@@ -7,7 +7,8 @@
 //   cmdline     start_info's command line
 //   meminfo     the balloon target as MemTotal; used/free/cached from the domain's memory
 //               cgroup (hypercall memory.stat), less the kernel's own runtime
-//   cpuinfo     one block per online vCPU (xenstore cpu/N/availability), the host's model
+//   cpuinfo     one block per online vCPU (xenstore cpu/N/availability; an HVM guest's
+//               firmware count), the host's model
 //   stat        per-vCPU times (hypercall vcpu.runstate), boot time, process counts
 //   uptime      since the domain's kernel started; idle = vCPU time not spent running
 //   loadavg     Linux's averages over the domain's own runnable tasks
@@ -43,9 +44,11 @@ import {
 
 export interface ProcViewsOptions {
   hc: HypercallClient;
-  xs: XsClient;
-  /** The domain's xenstore home, /local/domain/<domid>. */
-  home: string;
+  /** The domain's xenstore connection and home (/local/domain/<domid>), where its online
+   * vCPUs are listed. An HVM guest without PV drivers has no xenstore: it gives `vcpus`. */
+  xenstore?: { xs: XsClient; home: string };
+  /** The vCPUs the firmware reported, for a guest without xenstore. */
+  vcpus?: number;
   /** start_info's command line and page count. */
   cmdline: string;
   nrPages: number;
@@ -161,13 +164,16 @@ export async function startProcViews(opts: ProcViewsOptions): Promise<ProcViews>
   );
   affinity.start();
 
-  let vcpus = await onlineVcpus(opts.xs, opts.home);
+  const xenstore = opts.xenstore;
+  let vcpus = xenstore ? await onlineVcpus(xenstore.xs, xenstore.home) : Math.max(1, Math.min(MAX_VCPUS, opts.vcpus ?? 1));
   const watchToken = 'procviews-cpu';
-  await opts.xs.watch(`${opts.home}/cpu`, watchToken, () => {
-    void onlineVcpus(opts.xs, opts.home).then((n) => (vcpus = n));
-    // xl vcpu-set: the hypervisor placed the vCPUs anew before the toolstack wrote xenstore.
-    if (confine) void opts.hc.invoke<DomainCpuStat>('vcpu.runstate').then((r) => affinity.setCpus(r.cpus), () => {});
-  });
+  if (xenstore) {
+    await xenstore.xs.watch(`${xenstore.home}/cpu`, watchToken, () => {
+      void onlineVcpus(xenstore.xs, xenstore.home).then((n) => (vcpus = n));
+      // xl vcpu-set: the hypervisor placed the vCPUs anew before the toolstack wrote xenstore.
+      if (confine) void opts.hc.invoke<DomainCpuStat>('vcpu.runstate').then((r) => affinity.setCpus(r.cpus), () => {});
+    });
+  }
 
   const load = new LoadAverage();
   const sampler = setInterval(() => {
@@ -247,7 +253,7 @@ export async function startProcViews(opts: ProcViewsOptions): Promise<ProcViews>
     close() {
       clearInterval(sampler);
       affinity.stop();
-      void opts.xs.unwatch(`${opts.home}/cpu`, watchToken).catch(() => {});
+      if (xenstore) void xenstore.xs.unwatch(`${xenstore.home}/cpu`, watchToken).catch(() => {});
       fs.close(); // aborts the connection first: nothing below can wait on us
       for (const target of bound.splice(0)) {
         try {
