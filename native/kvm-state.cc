@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "addon.h"
 #include "js-helpers.h"
 #include "kvm-handles.h"
 
@@ -29,8 +30,6 @@ namespace xenode_kvm {
 namespace {
 
 using v8::ArrayBuffer;
-using v8::ArrayBufferView;
-using v8::Boolean;
 using v8::Context;
 using v8::FunctionCallbackInfo;
 using v8::Integer;
@@ -42,8 +41,8 @@ using v8::Value;
 using xenode_js::SetFn;
 using xenode_js::Str;
 using xenode_js::ThrowErrno;
-using xenode_js::ThrowType;
-using xenode_js::ViewData;
+using xenode_addon::BytesArg;
+using xenode_addon::IntArg;
 
 using Args = FunctionCallbackInfo<Value>;
 
@@ -154,25 +153,6 @@ const Record* Find(const std::vector<Record>& rs, uint32_t tag) {
   return nullptr;
 }
 
-bool IntArg(const Args& a, int i, const char* name, double lo, double hi, int64_t* out) {
-  Isolate* iso = a.GetIsolate();
-  if (!a[i]->IsNumber()) {
-    char m[96];
-    snprintf(m, sizeof m, "%s must be a number", name);
-    ThrowType(iso, m);
-    return false;
-  }
-  double d = a[i].As<v8::Number>()->Value();
-  if (!(d >= lo && d <= hi) || d != static_cast<double>(static_cast<int64_t>(d))) {
-    char m[96];
-    snprintf(m, sizeof m, "%s out of range", name);
-    xenode_js::ThrowRange(iso, m);
-    return false;
-  }
-  *out = static_cast<int64_t>(d);
-  return true;
-}
-
 bool VcpuFrom(const Args& a, VcpuView* v) {
   int64_t h;
   if (!IntArg(a, 0, "vcpu", 1, 1e9, &h)) return false;
@@ -194,17 +174,6 @@ bool VmFrom(const Args& a, VmView* v) {
     ThrowErrno(a.GetIsolate(), "kvm(no such vm)", EBADF);
     return false;
   }
-  return true;
-}
-
-bool BytesArg(const Args& a, int i, const uint8_t** p, size_t* n) {
-  if (!a[i]->IsArrayBufferView()) {
-    ThrowType(a.GetIsolate(), "state must be a Uint8Array");
-    return false;
-  }
-  Local<ArrayBufferView> v = a[i].As<ArrayBufferView>();
-  *p = ViewData(v);
-  *n = v->ByteLength();
   return true;
 }
 
@@ -308,9 +277,9 @@ bool Exact(Isolate* iso, const std::vector<Record>& rs, uint32_t tag, bool requi
 void LoadVcpu(const Args& a) {
   Isolate* iso = a.GetIsolate();
   VcpuView v;
-  const uint8_t* p;
+  uint8_t* p;
   size_t n;
-  if (!VcpuFrom(a, &v) || !BytesArg(a, 1, &p, &n)) return;
+  if (!VcpuFrom(a, &v) || !BytesArg(a, 1, "state", &p, &n)) return;
   std::vector<Record> rs;
   if (!Split(p, n, &rs)) return ThrowErrno(iso, "kvm.loadVcpu(malformed record list)", EINVAL);
   // Copies: the kernel reads from aligned memory we own, not from a JS buffer that could move.
@@ -406,9 +375,9 @@ void SaveVm(const Args& a) {
 void LoadVm(const Args& a) {
   Isolate* iso = a.GetIsolate();
   VmView v;
-  const uint8_t* p;
+  uint8_t* p;
   size_t n;
-  if (!VmFrom(a, &v) || !BytesArg(a, 1, &p, &n)) return;
+  if (!VmFrom(a, &v) || !BytesArg(a, 1, "state", &p, &n)) return;
   std::vector<Record> rs;
   if (!Split(p, n, &rs)) return ThrowErrno(iso, "kvm.loadVm(malformed record list)", EINVAL);
   const struct kvm_irqchip* chips[3];
@@ -463,9 +432,9 @@ void GetDirtyLog(const Args& a) {
   Isolate* iso = a.GetIsolate();
   VmView v;
   int64_t slot;
-  const uint8_t* p;
+  uint8_t* p;
   size_t n;
-  if (!VmFrom(a, &v) || !IntArg(a, 1, "slot", 0, 255, &slot) || !BytesArg(a, 2, &p, &n)) return;
+  if (!VmFrom(a, &v) || !IntArg(a, 1, "slot", 0, 255, &slot) || !BytesArg(a, 2, "bitmap", &p, &n)) return;
   // KVM writes ceil(pages / 64) * 8 bytes for the slot: a bitmap shorter than that would be
   // overrun, so the slot must be one setDirtyLogging() turned on, whose size we know.
   uint64_t pages;
@@ -478,7 +447,7 @@ void GetDirtyLog(const Args& a) {
   if (n < (pages + 63) / 64 * 8) return ThrowErrno(iso, "kvm.getDirtyLog(bitmap too small for the slot)", EINVAL);
   struct kvm_dirty_log d = {};
   d.slot = static_cast<uint32_t>(slot);
-  d.dirty_bitmap = const_cast<uint8_t*>(p);
+  d.dirty_bitmap = p;
   if (Ioctl(v.fd, KVM_GET_DIRTY_LOG, &d) < 0) return ThrowErrno(iso, "ioctl(KVM_GET_DIRTY_LOG)", errno);
 }
 

@@ -110,7 +110,7 @@ describe('device model save and restore', () => {
     expect(r.has('pci.host')).toBe(true);
     const flipped = state.slice();
     const at = Buffer.from(flipped).indexOf(Buffer.from([0x86, 0x80, 0x37, 0x12])); // i440FX 8086:1237
-    flipped[at] ^= 0xff;
+    flipped[at] = flipped[at]! ^ 0xff;
     expect(() => loadMachine(build().m, flipped)).toThrow(/pci.host: config byte 0x0 is 0x79/);
     const other = makeMachine({ disks: [{ index: 0, path: disk }], serial: [{}] });
     expect(() => loadMachine(other.m, state)).toThrow(/emulated NICs/);

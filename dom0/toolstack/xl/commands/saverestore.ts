@@ -9,23 +9,13 @@ import { loadBuildSpec } from '../config-to-spec.js';
 import { switchForeachOpt } from '../getopt.js';
 import { cmdHelp } from '../help.js';
 import type { BuildSpec } from '../../build-spec.js';
+import type { SaveStats } from '../../save/image-writer.js';
 import { domidOf, XlExit } from './common.js';
 import { extraCommands, type XlCommandContext } from './registry.js';
 import { withRelay } from '../migration-relay.js';
 
-interface Stats {
-  ramBytes: number;
-  bytesSent: number;
-  pagesSent: number;
-  rounds: number;
-  roundPages: number[];
-  stopCopyMs: number;
-  totalMs: number;
-  live: boolean;
-  note?: string;
-  downtimeMs?: number;
-  debug?: string[];
-}
+/** What the toolstack answers for a save or a migration (image-writer.ts, domain-transfer.ts). */
+type Stats = SaveStats & { downtimeMs?: number; debug?: string[] };
 
 const MiB = 1048576;
 
