@@ -56,7 +56,7 @@ export class StubdomHost {
     return client;
   }
 
-  async start(spec: { domid: number; name: string; vcpus: number; memoryBytes: number; disks: DmDisk[]; firmware?: boolean; display?: DmDisplay; stateBytes?: number }, f: DeviceModelFds): Promise<DmStarted> {
+  async start(spec: { domid: number; name: string; vcpus: number; memoryBytes: number; disks: DmDisk[]; firmware?: boolean; display?: DmDisplay; stateBytes?: number; awaitState?: boolean }, f: DeviceModelFds): Promise<DmStarted> {
     const fds: number[] = [];
     const at = (fd: number) => (fd < 0 ? -1 : fds.push(fd) - 1);
     const args = {
@@ -89,6 +89,12 @@ export class StubdomHost {
     if (!this.client) throw new Error('the stub domain is not running');
     const r = await this.client.call<{ bytes: number }>('save', { domid });
     return { fd: r.fds[0]!, bytes: r.result.bytes };
+  }
+
+  /** An incoming migration's device state, for a model started with awaitState. */
+  async loadState(domid: number, fd: number, bytes: number): Promise<void> {
+    if (!this.client) throw new Error('the stub domain is not running');
+    await this.client.call('load-state', { domid, bytes }, [fd]);
   }
 
   /** After a checkpoint: the models take input again. */

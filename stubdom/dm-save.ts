@@ -9,17 +9,25 @@
 // A start with a saved state loads it before the first ioreq and reports the outcome, which
 // dom0 waits for (`restored`) before it unpauses the guest. While a migration copies RAM the
 // model marks the pages it writes by DMA in a shared bitmap dom0 collects (`dma-dirty`).
-import type { Worker } from 'node:worker_threads';
+import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { native } from '../native/index.js';
 import { loadMachine, saveMachine } from './machine-state.js';
 import type { PcMachine } from './machine.js';
 import type { GuestMemory } from './device-model/guest-memory.js';
 
 const CMD = 0;
+/** control[2]: a state was posted to the worker (load-state). */
+const LOAD = 2;
 const CMD_RUN = 0;
 const CMD_FREEZE = 1;
 const CMD_THAW = 2;
 export const CONTROL_BYTES = 16;
+
+/** To the worker: the state of an incoming migration. */
+export interface LoadStateMessage {
+  type: 'load-state';
+  bytes: Uint8Array;
+}
 
 export type DmSaveMessage =
   | { type: 'state'; bytes: Uint8Array }
@@ -90,6 +98,13 @@ export class DmSaveControl {
     return { fd, bytes: bytes.length };
   }
 
+  /** An incoming migration's state, for a model started with awaitState. */
+  deliver(post: (m: LoadStateMessage) => void, bytes: Uint8Array): void {
+    post({ type: 'load-state', bytes });
+    Atomics.store(this.words, LOAD, 1);
+    Atomics.notify(this.words, LOAD);
+  }
+
   thaw(): void {
     Atomics.store(this.words, CMD, CMD_THAW);
     this.ring();
@@ -145,6 +160,18 @@ export class DmSaveWorker {
   ) {
     this.words = new Int32Array(control);
     this.tracking = trackingFlag(control).flag;
+  }
+
+  /** A model started with awaitState: waits (bounded turns of 50 ms, until `stopped`) for the
+   * state message. Null if it was stopped first. */
+  waitForState(port: MessagePort, stopped: () => boolean, timeoutMs = 30 * 60_000): Uint8Array | null {
+    const deadline = Date.now() + timeoutMs;
+    while (!stopped() && Date.now() < deadline) {
+      const m = receiveMessageOnPort(port)?.message as LoadStateMessage | undefined;
+      if (m?.type === 'load-state') return m.bytes;
+      Atomics.wait(this.words, LOAD, 0, 50);
+    }
+    return null;
   }
 
   /** Loads a saved state before the first ioreq; false (reported) if it is refused. */

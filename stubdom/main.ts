@@ -77,6 +77,7 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
     logFd: fd(req.fds.log),
     display: null,
     restoreState: null,
+    awaitState: req.awaitState === true,
     control: new SharedArrayBuffer(CONTROL_BYTES),
     dirty: new SharedArrayBuffer(dirtyBitmapBytes(req.memoryBytes)),
   };
@@ -106,7 +107,7 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
     Atomics.add(words, PlatformWord.DOORBELL, 1);
     native().futexWake(words, PlatformWord.DOORBELL, 1);
   };
-  const save = new DmSaveControl(data.control, data.dirty, ringModel, data.restoreState !== null);
+  const save = new DmSaveControl(data.control, data.dirty, ringModel, data.restoreState !== null || data.awaitState);
   const model: Model = { worker, fds, words, stopping: false, metrics: null, tapWatchers: watchTaps(data.nics.map((n) => n.fd), words), vnc: null, save };
   models.set(req.domid, model);
   worker.on('message', (m: { type: string; metrics?: unknown; hard?: boolean }) => {
@@ -192,6 +193,24 @@ function watchTaps(fds: number[], words: Int32Array): FdWatcher[] {
   });
 }
 
+/** An incoming migration's device state, for a model started with awaitState (dm-save.ts). */
+function loadState(id: unknown, req: Extract<DmRequest, { op: 'load-state' }>, fds: number[]): void {
+  try {
+    const m = models.get(Number(req.domid));
+    if (!m) return reply(id, { error: { errno: 'ESRCH', message: `no device model for domain ${String(req.domid)}` } });
+    const fd = fds[0] ?? -1;
+    const size = fd >= 0 ? native().fdSize(fd) : 0;
+    if (!Number.isInteger(req.bytes) || req.bytes <= 0 || req.bytes > size) {
+      return reply(id, { error: { errno: 'EINVAL', message: `the device state fd holds ${size} bytes, not ${String(req.bytes)}` } });
+    }
+    const bytes = Uint8Array.from(new Uint8Array(native().mapShared(fd, req.bytes)));
+    m.save.deliver((msg) => m.worker.postMessage(msg), bytes);
+    reply(id, { result: null });
+  } finally {
+    closeFds(fds);
+  }
+}
+
 /** Save, restore and migration requests for one model (dm-save.ts). */
 async function saveOp(id: unknown, req: Extract<DmRequest, { op: 'save' | 'thaw' | 'restored' | 'dma-dirty' }>): Promise<void> {
   const m = models.get(Number(req.domid));
@@ -233,9 +252,10 @@ function onMessage({ message, fds }: Received): void {
   const id = message.id;
   const req = { ...(typeof message.args === 'object' && message.args ? message.args : {}), op: message.op } as DmRequest;
   if (req.op === 'start') return start(id, req, fds);
-  closeFds(fds);
+  if (req.op !== 'load-state') closeFds(fds);
   if (req.op === 'stop') return void stop(id, Number(req.domid));
   if (req.op === 'metrics') return reply(id, { result: models.get(Number(req.domid))?.metrics ?? null });
+  if (req.op === 'load-state') return loadState(id, req, fds);
   if (req.op === 'save' || req.op === 'thaw' || req.op === 'restored' || req.op === 'dma-dirty') return void saveOp(id, req);
   if (req.op === 'fault') {
     // Fault injection (tests): end one device model as a crash would, so dom0 and the

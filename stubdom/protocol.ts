@@ -50,6 +50,9 @@ export interface StartDeviceModel {
   /** A restore or incoming migration: the device models' saved state is in the `state` fd,
    * this many bytes (stubdom/machine-state.ts); the model loads it before serving. */
   stateBytes?: number;
+  /** An incoming migration: build the machine now, load the state `load-state` brings later
+   * (the guest's pages are still on their way), then serve. */
+  awaitState?: boolean;
 }
 
 export interface StopDeviceModel {
@@ -68,6 +71,7 @@ export type DmRequest =
   | { op: 'save'; domid: number }
   | { op: 'thaw'; domid: number }
   | { op: 'restored'; domid: number }
+  | { op: 'load-state'; domid: number; bytes: number }
   | { op: 'dma-dirty'; domid: number; action: 'start' | 'collect' | 'stop' };
 
 /** Upcall from the stub domain: a device model ended by itself (crash or guest reset). */
@@ -93,6 +97,8 @@ export interface WorkerData {
   logFd: number;
   /** A saved state to load before serving (restore), or null. */
   restoreState: Uint8Array | null;
+  /** Wait for the state to come by message (`load-state`) before serving. */
+  awaitState: boolean;
   /** Save control words (stubdom/dm-save.ts) and the DMA dirty bitmap, both shared with the
    * stub domain's main thread. */
   control: SharedArrayBuffer;

@@ -114,7 +114,7 @@ export class HvmBuilder {
   /** Everything the emulated PC needs, then the device model; the domain stays paused. A
    * restore gives the device models' saved state: they load it before serving, and build
    * returns only once they have (or fails with why they refused it). */
-  async build(spec: BuildSpec, domid: number, deviceState: Uint8Array | null = null): Promise<void> {
+  async build(spec: BuildSpec, domid: number, deviceState: Uint8Array | 'later' | null = null): Promise<void> {
     const cfg = spec.config as DomainConfig;
     const rec: HvmDomain = { logFd: -1, irqPort: 0 };
     this.domains.set(domid, rec);
@@ -162,15 +162,14 @@ export class HvmBuilder {
       }
 
       const display = displayFor(cfg);
-      const stateFd = deviceState ? memfdOf('xenode-dm-state', deviceState) : -1;
+      const now = deviceState instanceof Uint8Array ? deviceState : null;
+      const stateFd = now ? memfdOf('xenode-dm-state', now) : -1;
       if (stateFd >= 0) toClose.push(stateFd);
       const started = await this.stubdom.start(
-        { domid, name: spec.name, vcpus: spec.maxVcpus, memoryBytes: spec.memoryMiB * 1048576, disks, firmware: HvmBuilder.bootsLinux(spec), display, stateBytes: deviceState?.length },
+        { domid, name: spec.name, vcpus: spec.maxVcpus, memoryBytes: spec.memoryMiB * 1048576, disks, firmware: HvmBuilder.bootsLinux(spec), display, stateBytes: now?.length, awaitState: deviceState === 'later' },
         { memory: mem.fds[0]!, ioreq: ioreq.fds[0]!, irq: irqFd, serial: serial ? serial.master : -1, log: rec.logFd, taps, state: stateFd },
       );
-      if (deviceState) await this.stubdom.restored(domid).catch((e: Error) => {
-        throw new ToolstackError('EINVAL', `the saved device state is refused: ${e.message}`);
-      });
+      if (now) await this.restored(domid);
       // Where viewers connect, where libxl writes it (`xl vncviewer` reads it back).
       if (started?.vnc) {
         await this.xs.write(`/local/domain/${domid}/console/vnc-listen`, started.vnc.listen);
@@ -187,6 +186,24 @@ export class HvmBuilder {
 
   isHvm(domid: number): boolean {
     return this.domains.has(domid);
+  }
+
+  private async restored(domid: number): Promise<void> {
+    await this.stubdom.restored(domid).catch((e: Error) => {
+      throw new ToolstackError('EINVAL', `the saved device state is refused: ${e.message}`);
+    });
+  }
+
+  /** The device state of an incoming migration, for models built with `'later'`: they load it
+   * and then serve; resolves once they have. */
+  async deliverState(domid: number, state: Uint8Array): Promise<void> {
+    const fd = memfdOf('xenode-dm-state', state);
+    try {
+      await this.stubdom.loadState(domid, fd, state.length);
+    } finally {
+      native().close(fd);
+    }
+    await this.restored(domid);
   }
 
   /** The stub domain's save controls (dom0/toolstack/save/). */

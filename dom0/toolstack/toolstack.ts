@@ -150,8 +150,10 @@ export class Toolstack {
       this.evtchn.on(storePort, () => conn.onEvent());
       // An HVM guest's console is its emulated serial line (the builder wires it); a PV guest's
       // is the console ring.
-      let deviceState: Uint8Array | null = null;
       if (opts.restore) {
+        // The device models start while the pages come (a migration's downtime would otherwise
+        // include starting them) and load their state once it is here, after the CPU's.
+        await this.hvm!.build(spec, domid, 'later');
         const st = await opts.restore(domid, new Uint8Array(mem.memory));
         const fd = memfdOf('xenode-kvm-state', st.cpu);
         try {
@@ -159,9 +161,8 @@ export class Toolstack {
         } finally {
           native().close(fd);
         }
-        deviceState = st.devices;
-      }
-      if (hvm) await this.hvm!.build(spec, domid, deviceState);
+        await this.hvm!.deliverState(domid, st.devices);
+      } else if (hvm) await this.hvm!.build(spec, domid);
       else await this.consoles.attach({ domid, name: spec.name, page: mem.page(sp.console), port: rec.consolePort });
       const devices = deviceKinds.flatMap((kind) => kind.fromSpec(spec, domid));
       for (const d of devices) {
