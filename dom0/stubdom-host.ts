@@ -19,8 +19,6 @@ export interface DeviceModelFds {
   serial: number;
   log: number;
   taps: { devid: number; mac: string; fd: number }[];
-  /** A restore: the device models' saved state (a memfd of `stateBytes`). */
-  state?: number;
 }
 
 export class StubdomHost {
@@ -56,12 +54,12 @@ export class StubdomHost {
     return client;
   }
 
-  async start(spec: { domid: number; name: string; vcpus: number; memoryBytes: number; disks: DmDisk[]; firmware?: boolean; display?: DmDisplay; stateBytes?: number; awaitState?: boolean }, f: DeviceModelFds): Promise<DmStarted> {
+  async start(spec: { domid: number; name: string; vcpus: number; memoryBytes: number; disks: DmDisk[]; firmware?: boolean; display?: DmDisplay; awaitState?: boolean }, f: DeviceModelFds): Promise<DmStarted> {
     const fds: number[] = [];
     const at = (fd: number) => (fd < 0 ? -1 : fds.push(fd) - 1);
     const args = {
       ...spec,
-      fds: { memory: at(f.memory), ioreq: at(f.ioreq), irq: at(f.irq), serial: at(f.serial), log: at(f.log), state: at(f.state ?? -1) },
+      fds: { memory: at(f.memory), ioreq: at(f.ioreq), irq: at(f.irq), serial: at(f.serial), log: at(f.log) },
       nics: f.taps.map((t) => ({ devid: t.devid, mac: t.mac, tapFd: at(t.fd) })),
     };
     return (await this.ensure().call('start', args, fds)).result as DmStarted;

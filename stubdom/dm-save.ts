@@ -6,8 +6,9 @@
 //           device (stubdom/machine-state.ts) and posts the state; it still answers ioreqs
 //   thaw    back to normal (a checkpoint: the guest goes on)
 //
-// A start with a saved state loads it before the first ioreq and reports the outcome, which
-// dom0 waits for (`restored`) before it unpauses the guest. While a migration copies RAM the
+// A model started for a restore (awaitState) is built while the guest's pages are still coming,
+// waits for its state (`load-state`), loads it before the first ioreq and reports the outcome,
+// which dom0 waits for (`restored`) before it unpauses the guest. While a migration copies RAM the
 // model marks the pages it writes by DMA in a shared bitmap dom0 collects (`dma-dirty`).
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { native } from '../native/index.js';

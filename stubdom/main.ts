@@ -76,20 +76,10 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
     serialFd: fd(req.fds.serial),
     logFd: fd(req.fds.log),
     display: null,
-    restoreState: null,
     awaitState: req.awaitState === true,
     control: new SharedArrayBuffer(CONTROL_BYTES),
     dirty: new SharedArrayBuffer(dirtyBitmapBytes(req.memoryBytes)),
   };
-  if (req.stateBytes !== undefined) {
-    const sfd = fd(req.fds.state ?? -1);
-    const size = sfd >= 0 ? native().fdSize(sfd) : 0;
-    if (!Number.isInteger(req.stateBytes) || req.stateBytes <= 0 || req.stateBytes > size) {
-      closeFds(fds);
-      return reply(id, { error: { errno: 'EINVAL', message: `the device state fd holds ${size} bytes, not ${String(req.stateBytes)}` } });
-    }
-    data.restoreState = Uint8Array.from(new Uint8Array(native().mapShared(sfd, req.stateBytes)));
-  }
   const vga = req.display ? VgaState.create(vramBytes(req.display.vramBytes)) : null;
   const input = vga ? new InputQueue() : null;
   if (vga) data.display = { regs: vga.shared.regsBuffer, vram: vga.shared.vramBuffer, input: input!.buffer };
@@ -107,7 +97,7 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
     Atomics.add(words, PlatformWord.DOORBELL, 1);
     native().futexWake(words, PlatformWord.DOORBELL, 1);
   };
-  const save = new DmSaveControl(data.control, data.dirty, ringModel, data.restoreState !== null || data.awaitState);
+  const save = new DmSaveControl(data.control, data.dirty, ringModel, data.awaitState);
   const model: Model = { worker, fds, words, stopping: false, metrics: null, tapWatchers: watchTaps(data.nics.map((n) => n.fd), words), vnc: null, save };
   models.set(req.domid, model);
   worker.on('message', (m: { type: string; metrics?: unknown; hard?: boolean }) => {

@@ -46,12 +46,10 @@ export interface StartDeviceModel {
   display?: DmDisplay;
   /** fd indices: guest RAM memfd, ioreq memfd, the guest's irq doorbell (eventfd), the serial
    * pty master (or -1), the console log (or -1); NIC TAPs are referenced from `nics`. */
-  fds: { memory: number; ioreq: number; irq: number; serial: number; log: number; state?: number };
-  /** A restore or incoming migration: the device models' saved state is in the `state` fd,
-   * this many bytes (stubdom/machine-state.ts); the model loads it before serving. */
-  stateBytes?: number;
-  /** An incoming migration: build the machine now, load the state `load-state` brings later
-   * (the guest's pages are still on their way), then serve. */
+  fds: { memory: number; ioreq: number; irq: number; serial: number; log: number };
+  /** A restore or incoming migration: build the machine now, load the saved state
+   * (stubdom/machine-state.ts) that `load-state` brings later (the guest's pages are still on
+   * their way), then serve. */
   awaitState?: boolean;
 }
 
@@ -95,9 +93,7 @@ export interface WorkerData {
   irqFd: number;
   serialFd: number;
   logFd: number;
-  /** A saved state to load before serving (restore), or null. */
-  restoreState: Uint8Array | null;
-  /** Wait for the state to come by message (`load-state`) before serving. */
+  /** Wait for a saved state to come by message (`load-state`) and load it before serving. */
   awaitState: boolean;
   /** Save control words (stubdom/dm-save.ts) and the DMA dirty bitmap, both shared with the
    * stub domain's main thread. */

@@ -79,8 +79,8 @@ if (serialBackend) serialBackend.uart = machine.serials[0];
 // Save, restore, migration (dm-save.ts): a restored guest's devices are loaded before the
 // first ioreq; a model whose state is refused serves nothing (dom0 then destroys the domain).
 const saver = new DmSaveWorker(wd.control, wd.dirty, machine, memory, (m) => parentPort?.postMessage(m));
-const state = wd.awaitState && parentPort ? saver.waitForState(parentPort, () => Atomics.load(words, PlatformWord.STOP) !== 0) : wd.restoreState;
-if ((wd.restoreState || wd.awaitState) && !(state && saver.restore(state))) {
+const state = wd.awaitState && parentPort ? saver.waitForState(parentPort, () => Atomics.load(words, PlatformWord.STOP) !== 0) : null;
+if (wd.awaitState && !(state && saver.restore(state))) {
   machine.close();
   throw new Error(state ? 'restore refused' : 'no state came for the restore');
 }

@@ -111,10 +111,10 @@ export class HvmBuilder {
     await set(HVM_PARAM.CONSOLE_EVTCHN, consolePort);
   }
 
-  /** Everything the emulated PC needs, then the device model; the domain stays paused. A
-   * restore gives the device models' saved state: they load it before serving, and build
-   * returns only once they have (or fails with why they refused it). */
-  async build(spec: BuildSpec, domid: number, deviceState: Uint8Array | 'later' | null = null): Promise<void> {
+  /** Everything the emulated PC needs, then the device model; the domain stays paused. For a
+   * restore (`awaitState`) the device models wait for their saved state (deliverState) before
+   * serving. */
+  async build(spec: BuildSpec, domid: number, awaitState = false): Promise<void> {
     const cfg = spec.config as DomainConfig;
     const rec: HvmDomain = { logFd: -1, irqPort: 0 };
     this.domains.set(domid, rec);
@@ -162,14 +162,10 @@ export class HvmBuilder {
       }
 
       const display = displayFor(cfg);
-      const now = deviceState instanceof Uint8Array ? deviceState : null;
-      const stateFd = now ? memfdOf('xenode-dm-state', now) : -1;
-      if (stateFd >= 0) toClose.push(stateFd);
       const started = await this.stubdom.start(
-        { domid, name: spec.name, vcpus: spec.maxVcpus, memoryBytes: spec.memoryMiB * 1048576, disks, firmware: HvmBuilder.bootsLinux(spec), display, stateBytes: now?.length, awaitState: deviceState === 'later' },
-        { memory: mem.fds[0]!, ioreq: ioreq.fds[0]!, irq: irqFd, serial: serial ? serial.master : -1, log: rec.logFd, taps, state: stateFd },
+        { domid, name: spec.name, vcpus: spec.maxVcpus, memoryBytes: spec.memoryMiB * 1048576, disks, firmware: HvmBuilder.bootsLinux(spec), display, awaitState },
+        { memory: mem.fds[0]!, ioreq: ioreq.fds[0]!, irq: irqFd, serial: serial ? serial.master : -1, log: rec.logFd, taps },
       );
-      if (now) await this.restored(domid);
       // Where viewers connect, where libxl writes it (`xl vncviewer` reads it back).
       if (started?.vnc) {
         await this.xs.write(`/local/domain/${domid}/console/vnc-listen`, started.vnc.listen);
@@ -194,8 +190,8 @@ export class HvmBuilder {
     });
   }
 
-  /** The device state of an incoming migration, for models built with `'later'`: they load it
-   * and then serve; resolves once they have. */
+  /** The saved device state, for models built with `awaitState`: they load it and then serve;
+   * resolves once they have, or fails with why they refused it. */
   async deliverState(domid: number, state: Uint8Array): Promise<void> {
     const fd = memfdOf('xenode-dm-state', state);
     try {

@@ -153,7 +153,7 @@ export class Toolstack {
       if (opts.restore) {
         // The device models start while the pages come (a migration's downtime would otherwise
         // include starting them) and load their state once it is here, after the CPU's.
-        await this.hvm!.build(spec, domid, 'later');
+        await this.hvm!.build(spec, domid, true);
         const st = await opts.restore(domid, new Uint8Array(mem.memory));
         const fd = memfdOf('xenode-kvm-state', st.cpu);
         try {
