@@ -30,6 +30,7 @@
       'sources': ['native/jailer.c'],
       'cflags': ['-Wall', '-std=gnu11'],
     },
+    { 'target_name': 'xenode-stubdom-sandbox', 'type': 'executable', 'sources': ['native/stubdom-sandbox.c'], 'cflags': ['-Wall', '-std=gnu11'] },
     {
       'target_name': 'xenode-rootboot',
       'type': 'executable',

@@ -117,7 +117,7 @@ async function main(): Promise<void> {
       cpuPctNoWeb: quiet,
       cpuPctPageOpen: open,
       dom0PlusWebPageOpen: open.dom0! + open.web!,
-      consoleLatencyMs: { samples: delays.length, median: median(delays), p90: quantile(delays, 0.9), max: delays[delays.length - 1] },
+      consoleLatencyMs: { samples: delays.length, median: median(delays), p90: quantile(delays, 0.9), max: delays[delays.length - 1]! },
     };
     process.stdout.write(
       table([

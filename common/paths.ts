@@ -18,6 +18,14 @@ export function xenstoredSocket(): string {
 export function toolstackSocket(): string {
   return join(runDir(), 'toolstack.sock');
 }
+/** xenstored's live state, kept for a dom0 that restarts (dom0/xenstored/live-state.ts). */
+export function xenstoredStateFile(): string {
+  return join(runDir(), 'xenstored.state');
+}
+/** The toolstack's record of each domain it built, as libxl's userdata files. */
+export function toolstackRecordDir(): string {
+  return join(runDir(), 'toolstack');
+}
 export function hypervisorPidFile(): string {
   return join(runDir(), 'hypervisor.pid');
 }

@@ -4,7 +4,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:f
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hypervisorPidFile, logDir, toolstackSocket, xenstoredSocket } from './paths.js';
-import { rpcCall } from '../dom0/toolstack/rpc.js';
+import { rpcCall } from './toolstack-client.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 

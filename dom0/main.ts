@@ -6,12 +6,13 @@ import { VIRQ } from '../drivers/hypercall/ops.js';
 import { EventChannels } from '../drivers/evtchn/event-channels.js';
 import { XsClient } from '../drivers/xenstore/client.js';
 import { Xenstored } from './xenstored/xenstored.js';
+import { readLiveState, type LiveState } from './xenstored/live-state.js';
 import { ForeignMemory } from './foreign-memory.js';
 import { ConsoleDaemon } from './console/console-daemon.js';
 import { Toolstack } from './toolstack/toolstack.js';
 import { serveRpc } from './toolstack/rpc.js';
 import { xlService } from './toolstack/xl-service.js';
-import { toolstackSocket, xenstoredSocket } from '../common/paths.js';
+import { toolstackSocket, xenstoredSocket, xenstoredStateFile } from '../common/paths.js';
 import { logger } from '../common/log.js';
 import { rmSync } from 'node:fs';
 import { BackendBus } from './backends/backend-bus.js';
@@ -26,7 +27,18 @@ async function main(): Promise<void> {
   const evtchn = new EventChannels(hc);
   const foreign = new ForeignMemory(hc);
 
-  const xenstored = new Xenstored();
+  // A dom0 started after its predecessor died carries on from xenstored's live state and
+  // takes the guests over (docs/architecture.md, "dom0 restarts"); the first starts afresh.
+  const generation = Number(process.env.XENODE_DOM0_GENERATION ?? 0);
+  const restarting = generation > 0;
+  let restore: LiveState | undefined;
+  try {
+    restore = restarting ? readLiveState(xenstoredStateFile()) : undefined;
+  } catch (e) {
+    log.error(`xenstored's live state is unreadable, starting without it: ${(e as Error).message}`);
+  }
+  if (restarting) log.warn(`dom0 restart ${generation}: ${restore ? 'xenstored carries on from its live state' : 'no xenstored live state found'}`);
+  const xenstored = new Xenstored({ statePath: xenstoredStateFile(), restore });
   await xenstored.listen(xenstoredSocket());
   const xs = new XsClient(xenstored.connectLocal(0));
   await xs.write('/local/domain/0/name', 'Domain-0');
@@ -37,22 +49,35 @@ async function main(): Promise<void> {
   // HVM guests' device models live in the stub domain; one that dies takes only its guest.
   const stubdom = new StubdomHost(log, (e) => {
     log.warn(`device model of domain ${e.domid} ended: ${e.message}`);
+    // In the hypervisor's log too (`xl dmesg`), as the reason the domain crashed.
+    if (e.reason === 'crash') void hc.invoke('console.write', { text: `device model of domain ${e.domid} ended: ${e.message}; the domain crashed` }).catch(() => {});
     void hc.invoke('domctl.shutdown', { domid: e.domid, reason: e.reason === 'reset' ? 'reboot' : 'crash' }).catch(() => {});
   });
   const hvm = new HvmBuilder(hc, evtchn, xs, stubdom, log, consoles);
   const toolstack = new Toolstack(hc, xs, xenstored, evtchn, foreign, consoles, log, hvm);
 
-  // Backends: every device the toolstack writes under /local/domain/0/backend gets its driver.
-  const backends = new BackendBus({ xs, evtchn, hc, foreign, log });
-  registerBackends(backends);
-  await backends.start();
-
   // VIRQ_DOM_EXC: the hypervisor tells us a domain shut down or crashed.
   const domExc = await evtchn.bindVirq(VIRQ.DOM_EXC);
   let busy: Promise<void> = Promise.resolve();
-  evtchn.on(domExc, () => {
+  const onDomExc = () => {
     busy = busy.then(() => toolstack.onDomainException()).catch((e) => log.error(`DOM_EXC: ${(e as Error).message}`));
-  });
+  };
+  evtchn.on(domExc, onDomExc);
+  if (restarting) {
+    const t0 = Date.now();
+    const live = await toolstack.adopt();
+    // Domains the live state knows that are gone now (destroyed while no dom0 ran).
+    for (const domid of xenstored.savedDomains()) if (!live.has(domid)) await toolstack.forgetGone(domid);
+    // Some may have stopped while no dom0 was there to hear it.
+    onDomExc();
+    log.info(`dom0 restart ${generation}: guests taken over in ${Date.now() - t0} ms`);
+  }
+
+  // Backends: every device the toolstack writes under /local/domain/0/backend gets its driver
+  // (after a restart, the devices already there reconnect to their running frontends).
+  const backends = new BackendBus({ xs, evtchn, hc, foreign, log });
+  registerBackends(backends);
+  await backends.start();
 
   let stopping = false;
   const stop = async () => {
@@ -65,10 +90,10 @@ async function main(): Promise<void> {
     stubdom.shutdown();
     server.close();
     rmSync(toolstackSocket(), { force: true });
-    await xenstored.close();
+    await xenstored.close(true);
     process.exit(0);
   };
-  const server = serveRpc(toolstackSocket(), xlService({ toolstack, consoles, hc, xs, stop: () => void stop(), deviceStats: () => backends.stats(), dmMetrics: async (domid) => ({ pid: stubdom.pid, metrics: await stubdom.metrics(domid) }), dmFault: (domid) => stubdom.injectFault(domid) }));
+  const server = serveRpc(toolstackSocket(), xlService({ toolstack, consoles, hc, xs, stop: () => void stop(), deviceStats: () => backends.stats(), dmMetrics: async (domid) => ({ pid: stubdom.pidOf(domid), metrics: await stubdom.metrics(domid) }), dmFault: (domid, f) => stubdom.injectFault(domid, f) }));
   hc.onClose(() => {
     log.error('hypervisor went away');
     process.exit(1);

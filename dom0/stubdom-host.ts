@@ -1,126 +1,299 @@
-// dom0's handle on the stub domain (stubdom/main.ts): started on the first HVM guest, it hosts
-// one device model per HVM guest. Requests carry the guest's fds (RAM, ioreq pages, irq
-// doorbell, TAPs, serial pty) as SCM_RIGHTS; the stub domain tells us when a device model ends
-// by itself, and that guest alone is shut down as crashed.
+// dom0's handle on the stub domains (stubdom/main.ts): one per HVM guest, as Xen runs one
+// stub domain per guest, so a device model that a guest subverts holds that guest's memory
+// and devices and nothing else. Each is confined by native/stubdom-sandbox.c (its own uids,
+// no capabilities, no_new_privs, a seccomp allowlist, its own mount, pid, network, IPC
+// namespaces, a memory and pids cgroup: docs/hvm.md, "The stub domain"). Requests carry the
+// guest's fds (RAM, ioreq pages, irq doorbell, TAPs, images, serial pty, the VNC listening
+// socket) as SCM_RIGHTS: the stub domain opens nothing of the host by path. A device model
+// that ends by itself, or a stub domain that dies (kill -9 included), takes its guest down as
+// crashed, at once: the guest's vCPU would otherwise wait on an ioreq nobody answers.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { native } from '../native/index.js';
+import { native, nativeBuildDir } from '../native/index.js';
 import { HypercallClient } from '../drivers/hypercall/channel.js';
 import type { DmDisk, DmDisplay, DmExit, DmStarted } from '../stubdom/protocol.js';
+import { bindVncDisplay, VNC_BASE_PORT } from '../stubdom/vnc/vnc-server.js';
 import type { Logger } from '../common/log.js';
+import { runDir } from '../common/paths.js';
+import { claimUidRange, uidPoolFromEnv, type UidRange } from '../common/uid-ranges.js';
+import { StubdomCgroup } from './stubdom-cgroup.js';
+import { StubdomLogs } from './stubdom-logs.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
+const dist = join(here, '..');
+
+/** What a stub domain may use beyond its guest's RAM (which it maps; the pages of it the device
+ * model touches first are charged to it, so the limit adds the guest's memory): Node and one
+ * device model run in about 60 MiB, and the display's video memory comes on top. */
+export const STUBDOM_BASE_MEMORY = 192 << 20;
+const STOP_TIMEOUT_MS = 3000;
 
 export interface DeviceModelFds {
   memory: number;
   ioreq: number;
   irq: number;
   serial: number;
-  log: number;
+  /** The guest's console log: its serial output is written there (capped, dom0/stubdom-logs.ts). */
+  consoleLog: string;
   taps: { devid: number; mac: string; fd: number }[];
+  /** Disk images opened by dom0, by IDE index (an empty cdrom has none). */
+  disks: Map<number, number>;
+}
+
+export interface DeviceModelSpec {
+  domid: number;
+  name: string;
+  vcpus: number;
+  memoryBytes: number;
+  disks: DmDisk[];
+  firmware?: boolean;
+  display?: DmDisplay;
+  /** A restore: the device models wait for their saved state (loadState) before serving. */
+  awaitState?: boolean;
+}
+
+/** One running stub domain. */
+interface StubDomain {
+  domid: number;
+  launcher: ChildProcess;
+  client: HypercallClient;
+  uids: UidRange;
+  cgroup: StubdomCgroup;
+  root: string;
+  /** dom0 asked it to stop: its end is not a crash. */
+  stopping: boolean;
+  exited: Promise<void>;
+  pid: number | null;
+  logs: StubdomLogs;
+}
+
+function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
+  if (signal) return `its sandbox was killed by ${signal}`;
+  if (code !== null && code > 128) {
+    const name = Object.entries(constants.signals).find(([, n]) => n === code - 128)?.[0] ?? `signal ${code - 128}`;
+    return `killed by ${name}${name === 'SIGSYS' ? ' (a system call outside its seccomp allowlist)' : ''}`;
+  }
+  return `exited with status ${code}`;
 }
 
 export class StubdomHost {
-  private child: ChildProcess | null = null;
-  private client: HypercallClient | null = null;
+  private readonly domains = new Map<number, StubDomain>();
 
   constructor(
     private readonly log: Logger,
     private readonly onDmExit: (e: DmExit) => void,
   ) {}
 
-  private ensure(): HypercallClient {
-    if (this.client) return this.client;
-    const [ours, theirs] = native().seqpacketPair();
-    this.child = spawn(process.execPath, [join(here, '..', 'stubdom', 'main.js')], {
-      stdio: ['ignore', 'inherit', 'inherit', theirs],
-    });
-    native().close(theirs);
-    const client = new HypercallClient(ours);
-    client.onUpcall('dm.exit', (args: DmExit) => this.onDmExit(args));
-    client.onClose(() => {
-      this.log.error('stub domain went away');
-      this.client = null;
-    });
-    this.child.on('exit', (code, signal) => {
-      this.log.warn(`stub domain exited (${signal ?? code})`);
-      this.child = null;
-      this.client?.close();
-      this.client = null;
-    });
-    this.client = client;
-    this.log.info(`stub domain started (pid ${this.child.pid})`);
-    return client;
-  }
-
-  async start(spec: { domid: number; name: string; vcpus: number; memoryBytes: number; disks: DmDisk[]; firmware?: boolean; display?: DmDisplay; awaitState?: boolean }, f: DeviceModelFds): Promise<DmStarted> {
+  /** Start a confined stub domain for one guest and its device model in it. */
+  async start(spec: DeviceModelSpec, f: DeviceModelFds): Promise<DmStarted> {
+    if (this.domains.has(spec.domid)) throw new Error(`domain ${spec.domid} already has a stub domain`);
     const fds: number[] = [];
     const at = (fd: number) => (fd < 0 ? -1 : fds.push(fd) - 1);
-    const args = {
-      ...spec,
-      fds: { memory: at(f.memory), ioreq: at(f.ioreq), irq: at(f.irq), serial: at(f.serial), log: at(f.log) },
-      nics: f.taps.map((t) => ({ devid: t.devid, mac: t.mac, tapFd: at(t.fd) })),
-    };
-    return (await this.ensure().call('start', args, fds)).result as DmStarted;
+    // The VNC server listens in the host's namespace (the stub domain's has no interfaces):
+    // dom0 binds the socket, the stub domain accepts on it.
+    const vnc = spec.display?.vnc;
+    let listenFd = -1;
+    try {
+      const port = vnc ? await this.bindVnc(vnc, (fd) => (listenFd = fd)) : 0;
+      const args = {
+        ...spec,
+        display: spec.display && { ...spec.display, vnc: vnc && { ...vnc, listenFd: at(listenFd), display: port - VNC_BASE_PORT } },
+        disks: spec.disks.map((d) => ({ ...d, fd: at(f.disks.get(d.index) ?? -1) })),
+        fds: { memory: at(f.memory), ioreq: at(f.ioreq), irq: at(f.irq), serial: at(f.serial), log: -1 },
+        nics: f.taps.map((t) => ({ devid: t.devid, mac: t.mac, tapFd: at(t.fd) })),
+      };
+      const sd = await this.launch(spec.domid, spec.memoryBytes + (spec.display?.vramBytes ?? 0), f.consoleLog);
+      args.fds.log = at(sd.logs.consoleFd);
+      try {
+        return (await sd.client.call('start', args, fds)).result as DmStarted;
+      } catch (e) {
+        await this.stop(spec.domid);
+        throw e;
+      } finally {
+        // The stub domain has its own copy now.
+        native().close(sd.logs.consoleFd);
+      }
+    } finally {
+      if (listenFd >= 0) native().close(listenFd);
+    }
   }
 
+  /** Bind the display's listening socket and keep a copy of its descriptor that dom0's event
+   * loop does not watch: closing Node's server at once, before the loop polls again, means
+   * dom0 never accepts a viewer; early ones wait in the backlog for the stub domain. */
+  private async bindVnc(vnc: NonNullable<DmDisplay['vnc']>, keep: (fd: number) => void): Promise<number> {
+    const { server, port } = await bindVncDisplay(vnc);
+    try {
+      const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+      if (fd < 0) throw new Error('VNC: no descriptor for the listening socket');
+      keep(native().dup(fd));
+    } finally {
+      server.close();
+    }
+    return port;
+  }
+
+  private async launch(domid: number, guestBytes: number, consoleLog: string): Promise<StubDomain> {
+    const uids = await claimUidRange(uidPoolFromEnv());
+    const cgroup = new StubdomCgroup(domid);
+    const root = join(runDir(), 'stubdom', String(domid));
+    let launcher: ChildProcess;
+    let logs: StubdomLogs | null = null;
+    const [ours, theirs] = native().seqpacketPair();
+    try {
+      logs = new StubdomLogs(consoleLog);
+      cgroup.create(STUBDOM_BASE_MEMORY + guestBytes);
+      mkdirSync(root, { recursive: true, mode: 0o755 });
+      // What Node needs to run stubdom/main.js, read-only at the same paths: the compiled
+      // code, the addon, package.json (it makes dist/ ES modules), and Node itself when it is
+      // not under /usr (which the sandbox always has).
+      const binds = [dist, nativeBuildDir(), join(dist, '..', 'package.json')];
+      if (!process.execPath.startsWith('/usr/')) binds.push(dirname(dirname(process.execPath)));
+      launcher = spawn(
+        join(nativeBuildDir(), 'xenode-stubdom-sandbox'),
+        [
+          '--uid', String(uids.base), '--gid', String(uids.base), '--root', root,
+          ...cgroup.dirs.flatMap((d) => ['--cgroup', d]),
+          ...binds.flatMap((b) => ['--bind-ro', b]),
+          '--keep-fd', '3',
+          '--', process.execPath, join(dist, 'stubdom', 'main.js'),
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe', theirs] },
+      );
+      for (const s of [launcher.stdout!, launcher.stderr!]) logs.attach(s, (l) => process.stderr.write(`${l}\n`));
+    } catch (e) {
+      logs?.close();
+      native().close(ours);
+      uids.release();
+      await cgroup.remove();
+      throw e;
+    } finally {
+      native().close(theirs);
+    }
+    const client = new HypercallClient(ours);
+    let exited!: () => void;
+    const sd: StubDomain = { domid, launcher, client, uids, cgroup, root, stopping: false, exited: new Promise((r) => (exited = r)), pid: null, logs };
+    client.onUpcall('dm.exit', (args: DmExit) => {
+      // Only about its own guest: a stub domain serves one.
+      if (args.domid !== domid) return;
+      sd.stopping = true;
+      this.onDmExit(args);
+    });
+    launcher.on('exit', (code, signal) => {
+      client.close();
+      this.domains.delete(domid);
+      if (!sd.stopping) {
+        const why = describeExit(code, signal);
+        this.log.error(`stub domain of domain ${domid} died: ${why}`);
+        this.onDmExit({ domid, reason: 'crash', message: `its stub domain died (${why})` });
+      }
+      void this.cleanUp(sd).then(exited);
+    });
+    this.domains.set(domid, sd);
+    this.log.info(`stub domain of domain ${domid} started (pid ${launcher.pid}, uid ${uids.base})`);
+    return sd;
+  }
+
+  private async cleanUp(sd: StubDomain): Promise<void> {
+    sd.logs.close();
+    sd.uids.release();
+    await sd.cgroup.remove();
+    for (const dir of [sd.root, dirname(sd.root)]) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        /* gone, or another stub domain's is still there */
+      }
+    }
+  }
+
+  /** Stop a guest's device model and its stub domain. */
   async stop(domid: number): Promise<void> {
-    if (!this.client) return;
-    await this.client.call('stop', { domid }).catch(() => {});
+    const sd = this.domains.get(domid);
+    if (!sd) return;
+    sd.stopping = true;
+    const timer = setTimeout(() => sd.launcher.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    await sd.client.call('stop', { domid }).catch(() => {});
+    // Its channel closing is the stub domain's cue to exit.
+    sd.client.close();
+    await sd.exited;
+    clearTimeout(timer);
   }
 
-  /** The stub domain's process id while it runs (benchmarks read its CPU time). */
-  get pid(): number | null {
-    return this.child?.pid ?? null;
+  /** The host pid of a guest's stub domain (the Node process inside the sandbox). */
+  pidOf(domid: number): number | null {
+    const sd = this.domains.get(domid);
+    if (!sd?.launcher.pid) return null;
+    if (sd.pid === null) {
+      try {
+        const kids = readFileSync(`/proc/${sd.launcher.pid}/task/${sd.launcher.pid}/children`, 'utf8').trim().split(/\s+/);
+        sd.pid = kids[0] ? Number(kids[0]) : null;
+      } catch {
+        /* exiting */
+      }
+    }
+    return sd.pid;
   }
 
   async metrics(domid: number): Promise<unknown> {
-    if (!this.client) return null;
-    return (await this.client.call('metrics', { domid })).result;
+    const sd = this.domains.get(domid);
+    if (!sd) return null;
+    return (await sd.client.call('metrics', { domid })).result;
   }
 
   // ---- save, restore, migration (stubdom/dm-save.ts) ----
 
+  private clientOf(domid: number): HypercallClient {
+    const sd = this.domains.get(domid);
+    if (!sd) throw new Error(`domain ${domid} has no stub domain`);
+    return sd.client;
+  }
+
   /** Freezes the guest's device models and returns their state (the fd is the caller's). */
   async save(domid: number): Promise<{ fd: number; bytes: number }> {
-    if (!this.client) throw new Error('the stub domain is not running');
-    const r = await this.client.call<{ bytes: number }>('save', { domid });
+    const r = await this.clientOf(domid).call<{ bytes: number }>('save', { domid });
     return { fd: r.fds[0]!, bytes: r.result.bytes };
   }
 
-  /** An incoming migration's device state, for a model started with awaitState. */
+  /** A restore's device state, for a model started with awaitState. */
   async loadState(domid: number, fd: number, bytes: number): Promise<void> {
-    if (!this.client) throw new Error('the stub domain is not running');
-    await this.client.call('load-state', { domid, bytes }, [fd]);
+    await this.clientOf(domid).call('load-state', { domid, bytes }, [fd]);
   }
 
   /** After a checkpoint: the models take input again. */
   async thaw(domid: number): Promise<void> {
-    await this.client?.call('thaw', { domid });
+    await this.domains.get(domid)?.client.call('thaw', { domid });
   }
 
   /** Resolves when a restored model has loaded its state; rejects with why it refused it. */
   async restored(domid: number): Promise<void> {
-    if (!this.client) throw new Error('the stub domain is not running');
-    await this.client.call('restored', { domid });
+    await this.clientOf(domid).call('restored', { domid });
   }
 
   /** Pages the model writes by DMA during a migration: start, collect (a bitmap in a memfd
    * the caller closes), stop. */
   async dmaDirty(domid: number, action: 'start' | 'collect' | 'stop'): Promise<{ fd: number; bytes: number } | null> {
-    if (!this.client) throw new Error('the stub domain is not running');
-    const r = await this.client.call<{ bytes: number } | null>('dma-dirty', { domid, action });
+    const r = await this.clientOf(domid).call<{ bytes: number } | null>('dma-dirty', { domid, action });
     return r.result ? { fd: r.fds[0]!, bytes: r.result.bytes } : null;
   }
 
-  /** Fault injection for tests: make a device model end as a crash would. */
-  async injectFault(domid: number): Promise<void> {
-    if (!this.client) throw new Error('the stub domain is not running');
-    await this.client.call('fault', { domid });
+  /** Fault injection for tests: make a device model end as a crash would (`exit`), or try
+   * what a subverted one would (`escape`, answered with what each attempt got; `setuid`, a
+   * call the seccomp filter answers by killing the stub domain). */
+  async injectFault(domid: number, fault: unknown): Promise<unknown> {
+    const sd = this.domains.get(domid);
+    if (!sd) throw new Error(`domain ${domid} has no stub domain`);
+    return (await sd.client.call('fault', { domid, fault })).result;
   }
 
+  /** dom0 is going: every stub domain goes with it. */
   shutdown(): void {
-    this.child?.kill('SIGTERM');
+    for (const sd of this.domains.values()) {
+      sd.stopping = true;
+      sd.launcher.kill('SIGTERM');
+    }
   }
 }

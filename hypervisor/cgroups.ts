@@ -1,16 +1,17 @@
 // Scheduling and containment through cgroup v1 (the hierarchies these machines mount):
 //   freezer  pause/unpause: the domain's processes really stop (state 'p')
-//   memory   the domain's memory limit (memory / mem-set)
+//   memory   the domain's memory limit (memory / mem-set); its "user" child holds the guest's
+//            userland, limited to the domain's RAM, with the kernel's OOM killer off there: the
+//            guest kernel is that child's OOM killer (guest/kernel/oom-killer.ts), so it is never
+//            the victim and says who was, as Linux does
 //   cpu      credit scheduler weight (cpu.shares) and cap (CFS quota)
 //   cpuset   vCPU pinning (xl vcpu-pin)
 //   cpuacct  CPU time for xl list / vcpu-list
 //   pids     a guest that forks without end stops at pids.max
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DelegatedCgroups } from './delegated-cgroups.js';
 import { parseCpuList } from '../common/cpu-list.js';
-
-export { parseCpuList };
 
 const ROOT = '/sys/fs/cgroup';
 const CONTROLLERS = ['freezer', 'memory', 'cpu', 'cpuset', 'cpuacct', 'pids'] as const;
@@ -21,6 +22,8 @@ export const DEFAULT_WEIGHT = 256;
 const SHARES_PER_WEIGHT = 4;
 const CFS_PERIOD_US = 100_000;
 export const DEFAULT_PIDS_MAX = 512;
+/** The memory cgroup child of a domain where its userland runs (native/rootboot.c joins it). */
+export const USERLAND_MEMCG = 'user';
 
 function write(path: string, value: string): void {
   writeFileSync(path, value);
@@ -37,6 +40,8 @@ export class DomainCgroup {
   private readonly dirs: Record<Controller, string>;
   /** The directories the guest's own init may manage (systemd's hierarchy, cgroup2). */
   readonly delegated: DelegatedCgroups;
+  /** The domain's RAM as it booted (bytes): what its tmpfs mounts are sized from. */
+  guestMemoryBytes = 0;
 
   constructor(group: string, domid: number) {
     this.delegated = new DelegatedCgroups(group, domid);
@@ -64,6 +69,22 @@ export class DomainCgroup {
     write(join(this.dirs.pids, 'pids.max'), String(DEFAULT_PIDS_MAX));
     // Under memory pressure, kill inside the domain instead of stalling it forever.
     write(join(this.dirs.memory, 'memory.oom_control'), '0');
+    // The userland's child: there the guest kernel chooses the victim (oom_kill_disable 1
+    // makes the host kernel stop the charging tasks instead of killing one, and notify).
+    const user = this.userlandMemoryDir;
+    if (!existsSync(user)) mkdirSync(user);
+    write(join(user, 'memory.oom_control'), '1');
+  }
+
+  /** The memory cgroup of the guest's userland. */
+  get userlandMemoryDir(): string {
+    return join(this.dirs.memory, USERLAND_MEMCG);
+  }
+
+  /** Let the domain's root move its userland into the userland's memory cgroup (and only
+   * there: every other file stays host root's). */
+  delegateUserland(ownerUid: number): void {
+    for (const f of ['cgroup.procs', 'tasks']) chownSync(join(this.userlandMemoryDir, f), ownerUid, ownerUid);
   }
 
   addProcess(pid: number): void {
@@ -106,8 +127,17 @@ export class DomainCgroup {
     }
   }
 
-  setMemoryLimit(bytes: number): void {
+  /** The domain's limit (`bytes`: its RAM and the kernel's overhead) and its userland's
+   * (`guestBytes`: its RAM), as the guest's RAM changes (boot, mem-set). */
+  setMemoryLimit(bytes: number, guestBytes: number): void {
+    if (this.guestMemoryBytes === 0) this.guestMemoryBytes = guestBytes;
     write(join(this.dirs.memory, 'memory.limit_in_bytes'), String(bytes));
+    try {
+      write(join(this.userlandMemoryDir, 'memory.limit_in_bytes'), String(guestBytes));
+    } catch {
+      /* EBUSY: the userland holds more than the new target; it stays at the old one until it
+       * lets go, as a balloon that cannot inflate further */
+    }
   }
 
   memoryLimit(): number {
@@ -128,9 +158,14 @@ export class DomainCgroup {
   }
 
   /** memory.stat as numbers (bytes and counts): what the domain's pages are (anon, page
-   * cache, shmem, mapped, dirty ...), for the guest's own /proc/meminfo. Empty when gone. */
+   * cache, shmem, mapped, dirty ...), for the guest's own /proc/meminfo. Empty when gone.
+   * The whole domain's: the hierarchical total_X values (the userland is in a child) under
+   * their plain names. */
   memoryStat(): Record<string, number> {
-    return parseKeyValues(readOr(join(this.dirs.memory, 'memory.stat')));
+    const raw = parseKeyValues(readOr(join(this.dirs.memory, 'memory.stat')));
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(raw)) if (!k.startsWith('total_')) out[k] = raw[`total_${k}`] ?? v;
+    return out;
   }
 
   /** CPU time per host CPU (ns, indexed by host CPU) and the user/system split (USER_HZ
@@ -197,6 +232,11 @@ export class DomainCgroup {
       if (this.pids().length > 0) this.killAll();
       this.delegated.destroy();
       let busy = false;
+      try {
+        if (existsSync(this.userlandMemoryDir)) rmdirSync(this.userlandMemoryDir);
+      } catch {
+        busy = true;
+      }
       for (const c of CONTROLLERS) {
         const dir = this.dirs[c];
         if (!existsSync(dir)) continue;

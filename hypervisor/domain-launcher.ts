@@ -8,14 +8,12 @@ import { join } from 'node:path';
 import { jailerPath } from '../native/index.js';
 import { bootDir, domainRootDir, logDir } from '../common/paths.js';
 import type { DomainCgroup } from './cgroups.js';
+import { UID_RANGE } from '../common/uid-ranges.js';
 import { KernelLogWriter } from './kernel-log.js';
 
-/** Each domain's root maps to its own unprivileged host range: guest root is nobody here. */
-export const UID_BASE = 100_000;
-export const UID_RANGE = 65_536;
-export function uidBaseFor(domid: number): number {
-  return UID_BASE + domid * UID_RANGE;
-}
+/** Each domain's root maps to its own unprivileged host range (common/uid-ranges.ts, held
+ * host-wide for the domain's life): guest root is nobody here. */
+export { UID_RANGE };
 
 /** /dev/net/tun handles the jailer opens inside each domain's network namespace (fds 4..35 of
  * the kernel): netfront makes one eth TAP per vif with them, so a domain can be given this
@@ -33,6 +31,8 @@ export interface LaunchSpec {
   /** PV boots /boot/kernel.mjs; HVM boots /boot/hvm-kernel.mjs (firmware + native drivers). */
   kind: 'pv' | 'hvm';
   cgroup: DomainCgroup;
+  /** First host uid of the domain's range (guest root). */
+  uidBase: number;
 }
 
 /** Guests use FUSE (blkfront serves their disks through it, fuse2fs mounts filesystems on
@@ -58,12 +58,13 @@ export function launchDomainKernel(spec: LaunchSpec): ChildProcess {
   // The kernel's own stdout/stderr (not the guest console) go through pipes to a bounded
   // per-domain log for debugging (kernel-log.ts); the guest never holds a host file.
   const args = [
-    '--uid-base', String(uidBaseFor(spec.domid)),
+    '--uid-base', String(spec.uidBase),
     '--uid-count', String(UID_RANGE),
     '--hostname', spec.hostname,
     '--root', root,
     '--boot-dir', bootDir(),
     '--keep-fd', '3',
+    ...(spec.cgroup.guestMemoryBytes > 0 ? ['--memory', String(spec.cgroup.guestMemoryBytes)] : []),
     ...(existsSync('/dev/net/tun')
       ? ['--tun-fds', String(GUEST_TUN_FDS), '--env', `XENODE_TUN_FDS=${TUN_FD_BASE}-${TUN_FD_BASE + GUEST_TUN_FDS - 1}`]
       : []),
@@ -81,7 +82,8 @@ export function launchDomainKernel(spec: LaunchSpec): ChildProcess {
   kernelLog.attach(child.stdout!);
   kernelLog.attach(child.stderr!);
   if (child.pid === undefined) throw new Error('could not start the domain jailer');
-  spec.cgroup.delegated.create(uidBaseFor(spec.domid));
+  spec.cgroup.delegated.create(spec.uidBase);
+  spec.cgroup.delegateUserland(spec.uidBase);
   spec.cgroup.addProcess(child.pid);
   child.stdin!.end('g');
   return child;

@@ -6,6 +6,7 @@ import type { MessageSocket } from '../drivers/hypercall/channel.js';
 import type { DomainCgroup } from './cgroups.js';
 import { EventChannelTable } from './event-channel-table.js';
 import type { KvmDomain } from './kvm/kvm-domain.js';
+import type { UidRange } from '../common/uid-ranges.js';
 
 export const GRANT_ENTRIES_PER_FRAME = 512;
 export const DEFAULT_GRANT_FRAMES = 32;
@@ -51,6 +52,8 @@ export class Domain {
   readonly hvmParams = new Map<number, number>();
   /** HVM on KVM: the VM whose vCPU threads run the guest (no kernel process). */
   kvm: KvmDomain | null = null;
+  /** Its host uids (common/uid-ranges.ts): taken at create, given back at release. */
+  uidRange: UidRange | null = null;
 
   constructor(
     readonly domid: number,

@@ -13,7 +13,8 @@ import { bootDir, cgroupName, domainRootDir } from '../common/paths.js';
 import { DomainCgroup, DEFAULT_WEIGHT, hostCpus, removeParentGroups } from './cgroups.js';
 import { ConsoleLog } from './console-log.js';
 import { Domain } from './domain.js';
-import { launchDomainKernel, uidBaseFor, UID_RANGE } from './domain-launcher.js';
+import { launchDomainKernel, UID_RANGE } from './domain-launcher.js';
+import { claimUidRange, uidPoolFromEnv } from '../common/uid-ranges.js';
 import { HVM_IOREQ_PAGES } from '../drivers/hypercall/hvm-platform-page.js';
 import { kvmAvailable } from './kvm/kvm.js';
 import { KvmDomain } from './kvm/kvm-domain.js';
@@ -27,12 +28,11 @@ import { KERNEL_OVERHEAD_BYTES, MAX_DOMID, MIN_MEMORY_MIB, cpuLimit } from './do
 import { HypercallFault, fault, type HypercallContext, type HypercallTable } from './hypercalls/context.js';
 import { hypercallTable } from './hypercalls/table.js';
 
-export { HypercallFault };
-
 export class Hypervisor {
   readonly log = new ConsoleLog();
   private readonly domains = new Map<number, Domain>();
   private nextDomid = 1;
+  private readonly uidPool = uidPoolFromEnv();
   private readonly cpuList = hostCpus();
   private readonly handlers: HypercallTable;
   private onDom0Exit: (() => void) | null = null;
@@ -50,10 +50,19 @@ export class Hypervisor {
   attachDom0(fd: number, onExit: () => void): void {
     const dom0 = this.domains.get(0)!;
     this.onDom0Exit = onExit;
-    dom0.channel = new MessageSocket(fd, (m) => this.onMessage(dom0, m), () => {
+    if (dom0.channel) {
+      // A new dom0 after one died (main.ts): the guests' channels to dom0 stay for it to
+      // reopen, its VIRQ bindings were the dead process's own.
+      const old = dom0.channel;
+      dom0.channel = null;
+      old.close();
+      for (const p of dom0.evtchn.all()) if (p.state === 'virq') this.closePort(dom0, p.port);
+    }
+    const ch: MessageSocket = new MessageSocket(fd, (m) => this.onMessage(dom0, m), () => {
       this.log.write('dom0 hypercall channel closed');
-      this.onDom0Exit?.();
+      if (dom0.channel === ch) this.onDom0Exit?.();
     });
+    dom0.channel = ch;
   }
 
   /** A created, never started domain talks to us over `fd` as its kernel would, without a
@@ -73,9 +82,13 @@ export class Hypervisor {
   private onMessage(caller: Domain, { message, fds }: Received): void {
     const id = message.id;
     const op = message.op;
+    // The answer goes to the channel the call came on (a dom0 that died does not get its
+    // successor's answers, nor the other way round).
+    const channel = caller.channel;
     const reply = (body: object, out: number[] = []) => {
       try {
-        caller.channel?.send({ id, ...body }, out);
+        if (channel !== caller.channel) throw new Error('the caller is gone');
+        channel?.send({ id, ...body }, out);
       } catch (e) {
         this.logFor(caller, `cannot reply to ${String(op).slice(0, 64)}: ${(e as Error).message}`);
       }
@@ -289,11 +302,13 @@ export class Hypervisor {
       if (d.kind === 'hvm') d.ioreqFd = n.memfdCreate(`xenode-d${domid}-ioreq`, HVM_IOREQ_PAGES * 4096);
       d.cgroup = new DomainCgroup(cgroupName(), domid);
       d.cgroup.create();
-      d.cgroup.setMemoryLimit(memoryMiB * 1024 * 1024 + KERNEL_OVERHEAD_BYTES);
+      d.cgroup.setMemoryLimit(memoryMiB * 1024 * 1024 + KERNEL_OVERHEAD_BYTES, memoryMiB * 1024 * 1024);
       d.cgroup.setWeight(DEFAULT_WEIGHT);
       d.cgroup.setCap(cpuLimit(d, this.cpuList.length));
       this.applyCpuset(d);
       if (linux) d.kvm = this.createKvm(d, linux);
+      // Its host uids, from a pool shared by every xenode on this host (no two share one).
+      d.uidRange = await claimUidRange(this.uidPool);
     } catch (e) {
       await this.release(d);
       throw e;
@@ -364,6 +379,7 @@ export class Hypervisor {
           startInfoPfn: d.startInfoPfn,
           kind: d.kind,
           cgroup: d.cgroup!,
+          uidBase: d.uidRange!.base,
         });
       } finally {
         native().close(theirs);
@@ -440,7 +456,7 @@ export class Hypervisor {
       if (!(await Promise.race([exited, timeout(1000)]))) {
         // Still there: a process of the domain waiting on a FUSE request that a killed one
         // should have answered (fuse-connections.ts). Abort the domain's connections.
-        const aborted = abortDomainFuse(uidBaseFor(d.domid), UID_RANGE);
+        const aborted = d.uidRange ? abortDomainFuse(d.uidRange.base, UID_RANGE) : 0;
         if (aborted) this.log.write(`d${d.domid}: aborted ${aborted} FUSE connection(s) its processes were stuck on`);
         d.process.kill('SIGKILL');
         await Promise.race([exited, timeout(2000)]);
@@ -463,6 +479,8 @@ export class Hypervisor {
     } catch {
       /* the mount point may still be busy for a moment; it is empty on the host side */
     }
+    d.uidRange?.release();
+    d.uidRange = null;
     if ([...this.domains.values()].every((x) => x.domid === 0 || x === d)) removeParentGroups(cgroupName());
   }
 

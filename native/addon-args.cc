@@ -95,4 +95,12 @@ void SetInt(Local<Context> ctx, Local<Object> target, const char* name, int valu
   target->Set(ctx, Str(iso, name), Integer::New(iso, value)).Check();
 }
 
+void SetFns(Local<Context> ctx, Local<Object> target, std::initializer_list<FnExport> fns) {
+  for (const FnExport& f : fns) SetFn(ctx, target, f.name, f.fn);
+}
+
+void SetInts(Local<Context> ctx, Local<Object> target, std::initializer_list<IntExport> ints) {
+  for (const IntExport& i : ints) SetInt(ctx, target, i.name, i.value);
+}
+
 }  // namespace xenode_addon

@@ -12,6 +12,7 @@
 #include <node.h>
 
 #include <cstdint>
+#include <initializer_list>
 
 #include "js-helpers.h"
 
@@ -70,6 +71,18 @@ void SetFn(Local<Context> ctx, Local<Object> target, const char* name, v8::Funct
            Local<Value> data = Local<Value>());
 void SetInt(Local<Context> ctx, Local<Object> target, const char* name, int value);
 
+// A file's exports as one list: SetFns(context, exports, {{"read", Read}, ...}).
+struct FnExport {
+  const char* name;
+  v8::FunctionCallback fn;
+};
+struct IntExport {
+  const char* name;
+  int value;
+};
+void SetFns(Local<Context> ctx, Local<Object> target, std::initializer_list<FnExport> fns);
+void SetInts(Local<Context> ctx, Local<Object> target, std::initializer_list<IntExport> ints);
+
 // ---------------------------------------------------------------------------------------
 // each file's exports
 
@@ -85,3 +98,12 @@ void InitProcesses(Local<Context> context, Local<Object> exports);
 void InitMounts(Local<Context> context, Local<Object> exports);
 
 }  // namespace xenode_addon
+
+// The addon's other two parts, registered beside these: native/kvm.cc, the KVM vCPU engine
+// (exports.kvm), and native/uring.cc, blkback's disk I/O on io_uring (exports.uring).
+namespace xenode_kvm {
+void Init(v8::Local<v8::Context> context, v8::Local<v8::Object> exports);
+}
+namespace xenode_uring {
+void Init(v8::Local<v8::Context> context, v8::Local<v8::Object> exports);
+}

@@ -45,9 +45,11 @@ void EventfdRead(const Args& a) {
 }  // namespace
 
 void InitEventfd(Local<Context> context, Local<Object> exports) {
-  SetFn(context, exports, "eventfdCreate", EventfdCreate);
-  SetFn(context, exports, "eventfdWrite", EventfdWrite);
-  SetFn(context, exports, "eventfdRead", EventfdRead);
+  SetFns(context, exports, {
+      {"eventfdCreate", EventfdCreate},
+      {"eventfdWrite", EventfdWrite},
+      {"eventfdRead", EventfdRead},
+  });
 }
 
 }  // namespace xenode_addon

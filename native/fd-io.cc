@@ -19,31 +19,27 @@
 namespace xenode_addon {
 namespace {
 
-void Read(const Args& a) {
-  int fd;
-  uint8_t* p;
-  size_t n;
-  if (!FdArg(a, 0, &fd) || !SliceArgs(a, 1, &p, &n)) return;
-  ssize_t r;
-  do r = read(fd, p, n);
-  while (r < 0 && errno == EINTR);
+// The result of a read/write on a non-blocking fd: bytes, null for EAGAIN, or a throw.
+void IoResult(const Args& a, const char* syscall, ssize_t r) {
   if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return a.GetReturnValue().SetNull();
-  if (r < 0) return ThrowErrno(a.GetIsolate(), "read", errno);
+  if (r < 0) return ThrowErrno(a.GetIsolate(), syscall, errno);
   a.GetReturnValue().Set(static_cast<double>(r));
 }
 
-void Write(const Args& a) {
+// read/write(fd, buf, offset, length), retried on EINTR.
+void PlainIo(const Args& a, bool out) {
   int fd;
   uint8_t* p;
   size_t n;
   if (!FdArg(a, 0, &fd) || !SliceArgs(a, 1, &p, &n)) return;
   ssize_t r;
-  do r = write(fd, p, n);
+  do r = out ? write(fd, p, n) : read(fd, p, n);
   while (r < 0 && errno == EINTR);
-  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return a.GetReturnValue().SetNull();
-  if (r < 0) return ThrowErrno(a.GetIsolate(), "write", errno);
-  a.GetReturnValue().Set(static_cast<double>(r));
+  IoResult(a, out ? "write" : "read", r);
 }
+
+void Read(const Args& a) { PlainIo(a, false); }
+void Write(const Args& a) { PlainIo(a, true); }
 
 // The iovecs for readv/writev from an array of Uint8Array (a vnet header, then the pages a
 // frame lands in or leaves from). Up to 64 buffers live on the stack: the per-frame case.
@@ -91,13 +87,6 @@ class IovArg {
   struct iovec* v_ = stack_;
   uint32_t count_ = 0;
 };
-
-// The result of a readv/writev on a non-blocking fd: bytes, null for EAGAIN, or a throw.
-void IoResult(const Args& a, const char* syscall, ssize_t r) {
-  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return a.GetReturnValue().SetNull();
-  if (r < 0) return ThrowErrno(a.GetIsolate(), syscall, errno);
-  a.GetReturnValue().Set(static_cast<double>(r));
-}
 
 // readv/writev on a non-blocking fd, retried on EINTR; the result as IoResult gives it.
 void VecIo(const Args& a, bool write, int fd, const struct iovec* v, int n) {
@@ -371,20 +360,22 @@ bool SetFdFlag(Isolate* iso, int fd, int get, int set, int bit, bool on) {
 }
 
 void InitFdIo(Local<Context> context, Local<Object> exports) {
-  SetFn(context, exports, "read", Read);
-  SetFn(context, exports, "write", Write);
-  SetFn(context, exports, "writev", Writev);
-  SetFn(context, exports, "readv", Readv);
-  SetFn(context, exports, "readvSegs", ReadvSegs);
-  SetFn(context, exports, "writevSegs", WritevSegs);
-  SetFn(context, exports, "preadvSegs", PreadvSegs);
-  SetFn(context, exports, "pwritevSegs", PwritevSegs);
-  SetFn(context, exports, "preadvSegsAsync", PreadvSegsAsync);
-  SetFn(context, exports, "pwritevSegsAsync", PwritevSegsAsync);
-  SetFn(context, exports, "close", Close);
-  SetFn(context, exports, "setNonblocking", SetNonblocking);
-  SetFn(context, exports, "setCloexec", SetCloexec);
-  SetFn(context, exports, "dup", Dup);
+  SetFns(context, exports, {
+      {"read", Read},
+      {"write", Write},
+      {"writev", Writev},
+      {"readv", Readv},
+      {"readvSegs", ReadvSegs},
+      {"writevSegs", WritevSegs},
+      {"preadvSegs", PreadvSegs},
+      {"pwritevSegs", PwritevSegs},
+      {"preadvSegsAsync", PreadvSegsAsync},
+      {"pwritevSegsAsync", PwritevSegsAsync},
+      {"close", Close},
+      {"setNonblocking", SetNonblocking},
+      {"setCloexec", SetCloexec},
+      {"dup", Dup},
+  });
 }
 
 }  // namespace xenode_addon

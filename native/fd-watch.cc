@@ -198,8 +198,10 @@ void InitFdWatch(Local<Context> context, Local<Object> exports) {
 
   SetFn(context, exports, "watchFd", WatchFd, watcher_ctor);
   SetFn(context, exports, "pollReadable", PollReadable);
-  SetInt(context, exports, "READABLE", UV_READABLE);
-  SetInt(context, exports, "WRITABLE", UV_WRITABLE);
+  SetInts(context, exports, {
+      {"READABLE", UV_READABLE},
+      {"WRITABLE", UV_WRITABLE},
+  });
 }
 
 }  // namespace xenode_addon

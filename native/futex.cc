@@ -131,9 +131,11 @@ void FutexWake(const Args& a) {
 }  // namespace
 
 void InitFutex(Local<Context> context, Local<Object> exports) {
-  SetFn(context, exports, "futexWait", FutexWait);
-  SetFn(context, exports, "busyPoll", BusyPoll);
-  SetFn(context, exports, "futexWake", FutexWake);
+  SetFns(context, exports, {
+      {"futexWait", FutexWait},
+      {"busyPoll", BusyPoll},
+      {"futexWake", FutexWake},
+  });
 }
 
 }  // namespace xenode_addon

@@ -3,27 +3,42 @@
  *
  *   xenode-jailer --uid-base N [--uid-count 65536] --hostname NAME --root DIR
  *                 --boot-dir DIR [--bind-ro SRC:DST]... [--keep-fd N]... [--env K=V]...
- *                 [--tun-fds N] -- PROGRAM ARGS...
+ *                 [--tun-fds N] [--memory BYTES] -- PROGRAM ARGS...
  *
  * 1. Read one byte from fd 0: the hypervisor's "go", sent once it has put this process in
  *    the domain's cgroups (so everything cloned below is accounted there). EOF first: exit 1.
- * 2. clone() into new user, pid, mount, net, uts, ipc and cgroup namespaces (the cgroup
+ * 2. clone() into new user, pid and cgroup namespaces: the kernel's (the cgroup
  *    namespace roots the domain at its own cgroups, which is what lets a guest's own init
  *    mount its delegated name=systemd hierarchy: hypervisor/delegated-cgroups.ts), and a
  *    time namespace whose boot clock starts at zero, entered at exec.
+ *    Then a second user namespace nested in the first: the userland's. It maps the same ids
+ *    (uid 0 inside is the kernel's uid 0), so files look the same from both, but its root has
+ *    no capability over the kernel's namespace, hence none over the kernel's process (no
+ *    ptrace, no pidfd_getfd, no /proc/<kernel>/mem: the kernel also makes itself
+ *    non-dumpable, so sharing a uid gives no way in either). The network, uts, ipc and mount
+ *    namespaces are made in (owned by) the userland's user namespace: guest root configures
+ *    its network, hostname and mounts as on a machine, and the kernel, which owns that user
+ *    namespace, can too. The kernel gets it as fd USERLAND_NS_FD (68), which
+ *    native/rootboot.c joins before it runs init.
  * 3. The parent stays host root: it writes the child's uid/gid maps (uid 0 inside = host
- *    uid N), releases the child, forwards SIGTERM/SIGINT/SIGHUP/SIGUSR2 to it and exits
- *    with its status (128+signal if it was killed).
+ *    uid N), makes itself and the kernel the last choices of the OOM killer (below), opens the
+ *    TAP handles inside the guest's network namespace for the child (5.), forwards
+ *    SIGTERM/SIGINT/SIGHUP/SIGUSR2 to it and exits with its status (128+signal if killed).
  * 4. The child becomes root of its namespaces, builds a fresh root on a tmpfs at DIR (host
  *    /usr read-only, a generated /etc, a minimal /dev, its own /proc, ...), pivots into
  *    it, sets no_new_privs, closes every fd but 0-2 and the --keep-fd ones, and execs
  *    PROGRAM with a clean environment.
- * 5. With --tun-fds N the child opens /dev/net/tun N times right after clone: inside the new
- *    network namespace (a TAP is created in the namespace of whoever OPENED the fd) and while
- *    it is still host root (the device is mode 0600, and guest root is an unprivileged host
- *    uid). PROGRAM gets them as fds 4 .. 3+N (after the hypercall socket at 3), ready for
+ * 5. With --tun-fds N the parent opens /dev/net/tun N times inside the guest's network
+ *    namespace (a TAP is created in the namespace of whoever OPENED the fd; the device is mode
+ *    0600 and guest root is an unprivileged host uid) and passes them to the child over a
+ *    socket. PROGRAM gets them as fds 4 .. 3+N (after the hypercall socket at 3), ready for
  *    TUNSETIFF: the guest kernel's netfront makes its eth0 TAPs with them, and holds
- *    CAP_NET_ADMIN over its own namespace only.
+ *    CAP_NET_ADMIN over the guest's namespace only.
+ * 6. Memory as a machine's (--memory BYTES, the domain's RAM): /tmp, /var/tmp and /dev/shm
+ *    are tmpfs of half of it each (Linux's tmpfs default: half of RAM), so a full /tmp is
+ *    ENOSPC. The domain's memory cgroup hierarchy is mounted at /run/xenode/memcg: the
+ *    kernel's OOM killer watches its "user" child, where the userland runs
+ *    (hypervisor/cgroups.ts, guest/kernel/oom-killer.ts).
  *
  * Any failure prints "xenode-jailer: <step>: <strerror>" and exits 127. Must run as root.
  *
@@ -61,6 +76,8 @@
 #define FORWARDED_SIGNALS {SIGTERM, SIGINT, SIGHUP, SIGUSR2}
 #define MAX_TUN_FDS 64
 #define TUN_FD_BASE 4   /* they follow the hypercall socket (fd 3) */
+#define USERLAND_NS_FD 68 /* after the largest TAP range (4 .. 67); native/rootboot.c knows it */
+#define MEMCG_DIR "/run/xenode/memcg"
 #define GUEST_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 struct config {
@@ -72,8 +89,11 @@ struct config {
   int n_keep_fds;
   char **envs;     /* "K=V" */
   int n_envs;
-  int n_tun_fds;   /* --tun-fds: /dev/net/tun handles opened in the new netns */
+  int n_tun_fds;   /* --tun-fds: /dev/net/tun handles opened in the guest's netns */
   int tun_fds[MAX_TUN_FDS];
+  unsigned long long memory;  /* --memory: the domain's RAM in bytes (0: not given) */
+  int ctl_fd;      /* child <-> parent socket: the netns out, the TAP handles back */
+  int ctl_parent;  /* the parent's end, which the child must not hold */
   char **argv;     /* PROGRAM ARGS... */
   int sync_fd;     /* child: read end of the parent->child pipe */
   int sync_wr;     /* its write end, which the child must not hold */
@@ -87,7 +107,7 @@ static void usage(const char *why) {
           "xenode-jailer: arguments: %s\n"
           "usage: xenode-jailer --uid-base N [--uid-count 65536] --hostname NAME --root DIR\n"
           "         --boot-dir DIR [--bind-ro SRC:DST]... [--keep-fd N]... [--env K=V]...\n"
-          "         [--tun-fds N] -- PROGRAM ARGS...\n",
+          "         [--tun-fds N] [--memory BYTES] -- PROGRAM ARGS...\n",
           why);
   exit(127);
 }
@@ -206,7 +226,14 @@ static void build_etc(const struct config *c) {
   if (stat("/etc/ld.so.cache", &st) == 0) bind_ro("/etc/ld.so.cache", in_root("/etc/ld.so.cache"));
 }
 
-static void build_dev(void) {
+/* tmpfs options for a scratch filesystem of the guest: half of its RAM, as Linux sizes a tmpfs
+ * by default (half of the machine's RAM), so filling it is ENOSPC, not the domain's OOM. */
+static const char *scratch_tmpfs_opts(const struct config *c, const char *mode) {
+  if (!c->memory) return xasprintf("mode=%s", mode);
+  return xasprintf("mode=%s,size=%llu", mode, c->memory / 2);
+}
+
+static void build_dev(const struct config *c) {
   const char *dev = in_root("/dev");
   xmkdir(dev, 0755);
   xmount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=1m");
@@ -226,7 +253,7 @@ static void build_dev(void) {
          "newinstance,ptmxmode=0666,mode=0620");
   xsymlink("pts/ptmx", in_root("/dev/ptmx"));
   xmkdir(in_root("/dev/shm"), 01777);
-  xmount("tmpfs", in_root("/dev/shm"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+  xmount("tmpfs", in_root("/dev/shm"), "tmpfs", MS_NOSUID | MS_NODEV, scratch_tmpfs_opts(c, "1777"));
   xsymlink("/proc/self/fd", in_root("/dev/fd"));
   xsymlink("/proc/self/fd/0", in_root("/dev/stdin"));
   xsymlink("/proc/self/fd/1", in_root("/dev/stdout"));
@@ -234,6 +261,17 @@ static void build_dev(void) {
   /* Shared: a guest booted from its own root sees this /dev through a slave bind
    * (native/rootboot.c), so disks the kernel mounts here later appear there too. */
   xmount(NULL, dev, NULL, MS_SHARED, NULL);
+}
+
+/* The memory cgroup hierarchy, as our cgroup namespace shows it (the domain's directory is
+ * its root): the kernel watches the "user" child's OOM state there, and rootboot moves the
+ * userland into it. Files stay host-owned but for user/cgroup.procs (hypervisor/cgroups.ts).
+ * A host without a memory hierarchy boots without it. */
+static void mount_memcg(void) {
+  mkdir_p(in_root(MEMCG_DIR));
+  if (mount("cgroup", in_root(MEMCG_DIR), "cgroup", MS_NOSUID | MS_NODEV | MS_NOEXEC, "memory") < 0)
+    fprintf(stderr, "xenode-jailer: no memory cgroup for the guest (%s): its OOM killer is the host's\n",
+            strerror(errno));
 }
 
 /* poweroff/halt/reboot for the guest's userland: they ask its kernel (PID 1) to stop. */
@@ -274,7 +312,7 @@ static void build_root(const struct config *c) {
   build_etc(c);
   xmkdir(in_root("/boot"), 0755);
   bind_ro(c->boot_dir, in_root("/boot"));
-  build_dev();
+  build_dev(c);
 
   /* We are PID 1 of the new pid namespace: this proc shows the domain's processes only. */
   xmkdir(in_root("/proc"), 0555);
@@ -286,13 +324,14 @@ static void build_root(const struct config *c) {
   xmount("sysfs", in_root("/sys"), "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL);
 
   xmkdir(in_root("/tmp"), 01777);
-  xmount("tmpfs", in_root("/tmp"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+  xmount("tmpfs", in_root("/tmp"), "tmpfs", MS_NOSUID | MS_NODEV, scratch_tmpfs_opts(c, "1777"));
   xmkdir(in_root("/var"), 0755);
   xmkdir(in_root("/var/tmp"), 01777);
-  xmount("tmpfs", in_root("/var/tmp"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+  xmount("tmpfs", in_root("/var/tmp"), "tmpfs", MS_NOSUID | MS_NODEV, scratch_tmpfs_opts(c, "1777"));
   xmkdir(in_root("/root"), 0700);
   xmkdir(in_root("/home"), 0755);
   xmkdir(in_root("/run"), 0755);
+  mount_memcg();
 
   build_power_scripts();
 
@@ -303,6 +342,149 @@ static void build_root(const struct config *c) {
     bind_ro(src, in_root(dst));
     free(src);
   }
+}
+
+/* SCM_RIGHTS over the control socket between the child and the parent. */
+static void send_fds(int sock, const int *fds, int n) {
+  char byte = 'f';
+  struct iovec iov = {&byte, 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * MAX_TUN_FDS)];
+    struct cmsghdr align;
+  } u;
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                       .msg_controllen = CMSG_SPACE(sizeof(int) * n)};
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int) * n);
+  memcpy(CMSG_DATA(cm), fds, sizeof(int) * n);
+  ssize_t r;
+  do r = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  if (r != 1) die("send fds");
+}
+
+/* Exactly n fds, or die; 0 when the peer is gone. */
+static int recv_fds(int sock, int *fds, int n) {
+  char byte;
+  struct iovec iov = {&byte, 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * MAX_TUN_FDS)];
+    struct cmsghdr align;
+  } u;
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+  ssize_t r;
+  do r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  while (r < 0 && errno == EINTR);
+  if (r == 0) return 0;
+  if (r < 0) die("receive fds");
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+  if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int) * n)) {
+    errno = EPROTO;
+    die("receive fds");
+  }
+  memcpy(fds, CMSG_DATA(cm), sizeof(int) * n);
+  return 1;
+}
+
+/* The helper: hold the namespaces until the pipe's write end (arg[1], ours to close) closes. */
+static int wait_for_eof(void *arg) {
+  int *fds = arg;
+  close(fds[1]);
+  char b;
+  while (read(fds[0], &b, 1) < 0 && errno == EINTR) {}
+  _exit(0);
+}
+
+static void write_proc_file(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  size_t len = strlen(text);
+  if (fd < 0 || write(fd, text, len) != (ssize_t)len) die("write %s", path);
+  close(fd);
+}
+
+/* The host pid of a child we know by pidfd (the host's /proc is the one mounted here). */
+static pid_t host_pid(int pidfd) {
+  char *path = xasprintf("/proc/self/fdinfo/%d", pidfd);
+  FILE *f = fopen(path, "re");
+  if (!f) die("open %s", path);
+  char line[128];
+  long pid = -1;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "Pid: %ld", &pid) == 1) break;
+  fclose(f);
+  if (pid <= 0) die("no pid in %s", path);
+  free(path);
+  return (pid_t)pid;
+}
+
+/* The userland's user namespace, nested in ours with the same ids, and the network, uts, ipc
+ * and mount namespaces it owns; we join those four (we own the userland's namespace, so we
+ * keep every capability over them). The mount namespace is the guest's too: the guest's
+ * filesystems (fuse2fs of its root, run as the userland) are then the guest's to remount, and
+ * the namespaces rootboot copies from it for the guest lock nothing. A helper process creates
+ * them and lives only until we have opened them. Returns the user namespace's fd, parked at
+ * USERLAND_NS_FD later. */
+static int make_userland_ns(const struct config *c) {
+  int hold[2];
+  if (pipe2(hold, O_CLOEXEC) < 0) die("pipe");
+  static char stack[64 << 10];
+  int pidfd = -1;
+  pid_t h = clone(wait_for_eof, stack + sizeof stack,
+                  CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNS | CLONE_PIDFD | SIGCHLD,
+                  hold, &pidfd);
+  if (h < 0) die("clone the userland's namespaces");
+  close(hold[0]);
+  pid_t hp = host_pid(pidfd);
+  char *map = xasprintf("0 0 %lu\n", c->uid_count);
+  write_proc_file(xasprintf("/proc/%d/uid_map", (int)hp), map);
+  write_proc_file(xasprintf("/proc/%d/gid_map", (int)hp), map);
+  if (setns(pidfd, CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNS) < 0)
+    die("join the guest's network, uts, ipc and mount namespaces");
+  int fd = open(xasprintf("/proc/%d/ns/user", (int)hp), O_RDONLY | O_CLOEXEC);
+  /* Parked high, out of the way of the fds laid out for PROGRAM. */
+  int userns = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 2048);
+  if (userns < 0) die("open the userland's user namespace");
+  close(fd);
+  close(hold[1]);
+  close(pidfd);
+  while (waitpid(h, NULL, 0) < 0 && errno == EINTR) {}
+  return userns;
+}
+
+/* The TAP handles (see 5. above): our network namespace goes to the parent, which opens them
+ * there as host root and sends them back. */
+static void get_tun_fds(struct config *c) {
+  if (c->n_tun_fds == 0) return;
+  int netns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (netns < 0) die("open our network namespace");
+  send_fds(c->ctl_fd, &netns, 1);
+  close(netns);
+  int fds[MAX_TUN_FDS];
+  if (!recv_fds(c->ctl_fd, fds, c->n_tun_fds)) _exit(FAIL_STATUS);  /* the parent said why */
+  for (int i = 0; i < c->n_tun_fds; i++) {
+    c->tun_fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 1024);
+    if (c->tun_fds[i] < 0) die("dup /dev/net/tun");
+    close(fds[i]);
+  }
+}
+
+/* The parent's side: open the handles inside the child's network namespace. */
+static void serve_tun_fds(int sock, int n) {
+  if (n == 0) return;
+  int netns, home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (home < 0) die("open the host network namespace");
+  if (!recv_fds(sock, &netns, 1)) return;  /* the child failed first; waitpid tells how */
+  if (setns(netns, CLONE_NEWNET) < 0) die("enter the guest's network namespace");
+  int fds[MAX_TUN_FDS];
+  for (int i = 0; i < n; i++)
+    if ((fds[i] = open("/dev/net/tun", O_RDWR | O_CLOEXEC)) < 0) die("open /dev/net/tun");
+  if (setns(home, CLONE_NEWNET) < 0) die("return to the host network namespace");
+  send_fds(sock, fds, n);
+  for (int i = 0; i < n; i++) close(fds[i]);
+  close(netns);
+  close(home);
 }
 
 /* The new network namespace has only lo, and it starts down. */
@@ -373,18 +555,9 @@ static int child_main(void *arg) {
   for (size_t i = 0; i < sizeof fwd / sizeof fwd[0]; i++) signal(fwd[i], SIG_DFL);
   sigprocmask(SIG_SETMASK, &c->orig_mask, NULL);
 
-  /* TAP handles: opened now, in the new network namespace and still as host root (see 5.
-   * above), parked on high fds until the fd table is tidied before exec. */
-  for (int i = 0; i < c->n_tun_fds; i++) {
-    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-    if (fd < 0) die("open /dev/net/tun");
-    c->tun_fds[i] = fcntl(fd, F_DUPFD_CLOEXEC, 1024);
-    if (c->tun_fds[i] < 0) die("dup /dev/net/tun");
-    close(fd);
-  }
-
   /* Only the parent may hold the write end, or its death would go unnoticed below. */
   close(c->sync_wr);
+  close(c->ctl_parent);
   char go;
   ssize_t n;
   do n = read(c->sync_fd, &go, 1);
@@ -405,9 +578,11 @@ static int child_main(void *arg) {
   if (p.revents & (POLLHUP | POLLERR)) _exit(127);
   close(c->sync_fd);
   umask(022);
-  if (sethostname(c->hostname, strlen(c->hostname)) < 0) die("sethostname");
   boot_clock_from_now();
 
+  int userns = make_userland_ns(c);
+  get_tun_fds(c);
+  if (sethostname(c->hostname, strlen(c->hostname)) < 0) die("sethostname");
   build_root(c);
   loopback_up();
   enter_root(c->root);
@@ -418,6 +593,9 @@ static int child_main(void *arg) {
     close(c->tun_fds[i]);
     c->keep_fds[c->n_keep_fds++] = TUN_FD_BASE + i;
   }
+  if (dup2(userns, USERLAND_NS_FD) < 0) die("dup2 the userland's namespace");
+  close(userns);
+  c->keep_fds[c->n_keep_fds++] = USERLAND_NS_FD;
   close_fds_except(c->keep_fds, c->n_keep_fds);
 
   if (clearenv() != 0) die("clearenv");
@@ -427,6 +605,30 @@ static int child_main(void *arg) {
   execv(c->argv[0], c->argv);
   die("execv %s", c->argv[0]);
   return 127;
+}
+
+/* The OOM killer's choice, as a machine's: the guest's kernel is its last resort, the
+ * userland its first (the userland's launcher, native/rootboot.c, sets itself back to 0).
+ * This parent is never chosen: its death would take the domain. The kernel's score is set
+ * through the legacy oom_adj file on purpose: -16 is oom_score_adj -941, and unlike a write
+ * to oom_score_adj it does not lower the floor (oom_score_adj_min) that the kernel's children
+ * inherit, so guest root cannot take -941 back for its own processes (that needs host
+ * CAP_SYS_RESOURCE). Not -17 (unkillable): a kernel alone in an exhausted domain may still
+ * be killed, and the domain then crashes as it would. */
+static void oom_last_resort(pid_t kernel) {
+  char *kernel_adj = xasprintf("/proc/%d/oom_adj", (int)kernel);
+  const char *files[] = {"/proc/self/oom_score_adj", kernel_adj}, *values[] = {"-1000\n", "-16\n"};
+  for (int i = 0; i < 2; i++) {
+    int fd = open(files[i], O_WRONLY | O_CLOEXEC);
+    size_t len = strlen(values[i]);
+    /* Lowering a score needs CAP_SYS_RESOURCE, which some hosts (containers, VMs' agents)
+     * withhold from root: then only the cgroup layout protects the kernel (its userland has a
+     * memory cgroup of its own, where the kernel is not). */
+    if (fd < 0 || write(fd, values[i], len) != (ssize_t)len)
+      fprintf(stderr, "xenode-jailer: %s: %s: the OOM killer may choose the guest's kernel\n", files[i], strerror(errno));
+    if (fd >= 0) close(fd);
+  }
+  free(kernel_adj);
 }
 
 static void forward_signal(int sig) {
@@ -450,7 +652,7 @@ static void write_map(pid_t pid, const char *which, const struct config *c) {
 int main(int argc, char **argv) {
   struct config c = {.uid_count = 65536};
   c.bind_ro = calloc(argc, sizeof *c.bind_ro);
-  c.keep_fds = calloc(argc + MAX_TUN_FDS, sizeof *c.keep_fds);
+  c.keep_fds = calloc(argc + MAX_TUN_FDS + 1, sizeof *c.keep_fds);
   c.envs = calloc(argc, sizeof *c.envs);
   int have_uid = 0;
   int i = 1;
@@ -475,6 +677,9 @@ int main(int argc, char **argv) {
       unsigned long n = parse_num(val, opt);
       if (n > MAX_TUN_FDS) usage("--tun-fds wants at most 64");
       c.n_tun_fds = (int)n;
+    } else if (!strcmp(opt, "--memory")) {
+      c.memory = parse_num(val, opt);
+      if (c.memory < (1ULL << 20)) usage("--memory wants bytes >= 1 MiB");
     } else if (!strcmp(opt, "--env")) {
       if (!strchr(val, '=') || val[0] == '=') usage("--env wants K=V");
       c.envs[c.n_envs++] = val;
@@ -492,6 +697,8 @@ int main(int argc, char **argv) {
   for (int k = 0; k < c.n_keep_fds; k++)
     if (c.keep_fds[k] >= TUN_FD_BASE && c.keep_fds[k] < TUN_FD_BASE + c.n_tun_fds)
       usage("--keep-fd collides with the --tun-fds range (fds 4 ..)");
+    else if (c.keep_fds[k] == USERLAND_NS_FD)
+      usage("--keep-fd 68 is the userland's namespace");
   root_dir = c.root;
 
   /* (a) Wait for the hypervisor's go; then fd 0 is of no further use. */
@@ -511,6 +718,10 @@ int main(int argc, char **argv) {
   if (pipe2(sync, O_CLOEXEC) < 0) die("pipe");
   c.sync_fd = sync[0];
   c.sync_wr = sync[1];
+  int ctl[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0) die("socketpair");
+  c.ctl_parent = ctl[0];
+  c.ctl_fd = ctl[1];
   int fwd[] = FORWARDED_SIGNALS;
   sigset_t block;
   sigemptyset(&block);
@@ -525,8 +736,7 @@ int main(int argc, char **argv) {
   char *stack = malloc(stack_size);
   if (!stack) die("malloc");
   pid_t pid = clone(child_main, stack + stack_size,
-                    CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS |
-                        CLONE_NEWIPC | CLONE_NEWCGROUP | SIGCHLD,
+                    CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWCGROUP | SIGCHLD,
                     &c);
   if (pid < 0) die("clone");
   child_pid = pid;
@@ -535,12 +745,16 @@ int main(int argc, char **argv) {
   /* (c) The parent keeps no copy of the fds meant for the domain: a socket the guest
    * closes must look closed to the hypervisor. */
   close(sync[0]);
-  if (sync[1] > 3) syscall(SYS_close_range, 3, sync[1] - 1, 0);
-  syscall(SYS_close_range, sync[1] + 1, ~0U, 0);
+  close(ctl[1]);
+  int ours[] = {sync[1], ctl[0]};
+  close_fds_except(ours, 2);
   write_map(pid, "uid_map", &c);
   write_map(pid, "gid_map", &c);
   signal(SIGPIPE, SIG_IGN);  /* a child already dead is seen by waitpid, not as a signal */
+  oom_last_resort(pid);
   if (write(sync[1], "x", 1) != 1) die("release child");
+  serve_tun_fds(ctl[0], c.n_tun_fds);
+  close(ctl[0]);
   /* sync[1] stays open until we exit: the child polls it for a hang-up (see child_main). */
 
   int status;

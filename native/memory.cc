@@ -112,10 +112,12 @@ void FdSize(const Args& a) {
 }  // namespace
 
 void InitMemory(Local<Context> context, Local<Object> exports) {
-  SetFn(context, exports, "memfdCreate", MemfdCreate);
-  SetFn(context, exports, "hugeRamCreate", HugeRamCreate);
-  SetFn(context, exports, "mapShared", MapShared);
-  SetFn(context, exports, "fdSize", FdSize);
+  SetFns(context, exports, {
+      {"memfdCreate", MemfdCreate},
+      {"hugeRamCreate", HugeRamCreate},
+      {"mapShared", MapShared},
+      {"fdSize", FdSize},
+  });
 }
 
 }  // namespace xenode_addon

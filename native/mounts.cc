@@ -44,14 +44,18 @@ void Umount2(const Args& a) {
 }  // namespace
 
 void InitMounts(Local<Context> context, Local<Object> exports) {
-  SetFn(context, exports, "mount", Mount);
-  SetFn(context, exports, "umount2", Umount2);
-  SetInt(context, exports, "MS_RDONLY", MS_RDONLY);
-  SetInt(context, exports, "MS_NOSUID", MS_NOSUID);
-  SetInt(context, exports, "MS_NODEV", MS_NODEV);
-  SetInt(context, exports, "MS_NOEXEC", MS_NOEXEC);
-  SetInt(context, exports, "MS_BIND", MS_BIND);
-  SetInt(context, exports, "MNT_DETACH", MNT_DETACH);
+  SetFns(context, exports, {
+      {"mount", Mount},
+      {"umount2", Umount2},
+  });
+  SetInts(context, exports, {
+      {"MS_RDONLY", MS_RDONLY},
+      {"MS_NOSUID", MS_NOSUID},
+      {"MS_NODEV", MS_NODEV},
+      {"MS_NOEXEC", MS_NOEXEC},
+      {"MS_BIND", MS_BIND},
+      {"MNT_DETACH", MNT_DETACH},
+  });
 }
 
 }  // namespace xenode_addon

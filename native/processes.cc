@@ -62,9 +62,11 @@ void Reap(const Args& a) {
 }  // namespace
 
 void InitProcesses(Local<Context> context, Local<Object> exports) {
-  SetFn(context, exports, "kill", Kill);
-  SetFn(context, exports, "setAffinity", SetAffinity);
-  SetFn(context, exports, "reap", Reap);
+  SetFns(context, exports, {
+      {"kill", Kill},
+      {"setAffinity", SetAffinity},
+      {"reap", Reap},
+  });
 }
 
 }  // namespace xenode_addon

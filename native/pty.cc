@@ -120,11 +120,13 @@ void RestoreTermios(const Args& a) {
 }  // namespace
 
 void InitPty(Local<Context> context, Local<Object> exports) {
-  SetFn(context, exports, "openpty", Openpty);
-  SetFn(context, exports, "setWinsize", SetWinsize);
-  SetFn(context, exports, "getWinsize", GetWinsize);
-  SetFn(context, exports, "makeRaw", MakeRaw);
-  SetFn(context, exports, "restoreTermios", RestoreTermios);
+  SetFns(context, exports, {
+      {"openpty", Openpty},
+      {"setWinsize", SetWinsize},
+      {"getWinsize", GetWinsize},
+      {"makeRaw", MakeRaw},
+      {"restoreTermios", RestoreTermios},
+  });
 }
 
 }  // namespace xenode_addon

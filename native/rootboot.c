@@ -29,9 +29,24 @@
  *     SIGHUP for restart: that is how the kernel learns what the guest asked for.
  *
  *   xenode-rootboot enter --pid PID -- PROGRAM ARGS...
- *       runs PROGRAM inside the guest's userland (PID's pid, mount and cgroup namespaces, root
- *       and cwd /, stdio on its /dev/console): how `xl shutdown` runs the image's /sbin/poweroff,
- *       as Linux's Xen PV kernel runs it (orderly_poweroff). Exits as PROGRAM did.
+ *       runs PROGRAM inside the guest's userland (PID's user, pid, mount and cgroup namespaces,
+ *       root and cwd /, stdio on its /dev/console): how `xl shutdown` runs the image's
+ *       /sbin/poweroff, as Linux's Xen PV kernel runs it (orderly_poweroff). Exits as PROGRAM did.
+ *
+ *   xenode-rootboot userland -- PROGRAM ARGS...
+ *       execs PROGRAM as the init of a guest without its own root (the kernel's minimal
+ *       userland): in the userland's user namespace and a mount namespace of its own, with its
+ *       stdio and environment as given.
+ *
+ *   xenode-rootboot filesystem -- PROGRAM ARGS...
+ *       execs a filesystem server (fuse2fs) in the userland's user namespace, in the kernel's
+ *       other namespaces: the filesystem it mounts is the guest's.
+ *
+ * Every guest program runs as the userland (userland_limits, enter_userland_ns and
+ * confine_userland below): in the userland's memory cgroup ("user", where the kernel is the OOM killer: guest/kernel/oom-killer.ts), with
+ * oom_score_adj 0 (the kernel's is lower: native/jailer.c), in the user namespace the jailer
+ * made for it (fd 68, nested in the kernel's: guest root has no capability over the kernel's
+ * process), under the seccomp filter of native/guest-seccomp.h.
  *
  * Any failure prints "xenode-rootboot: <step>: <strerror>" on stderr and exits 126 (127: no
  * init could be run, as Linux's "No working init found"). It runs
@@ -57,8 +72,12 @@
 #define PROGRAM_NAME "xenode-rootboot"
 #define FAIL_STATUS 126
 #include "sandbox-util.h"
+#include "guest-seccomp.h"
 
 #define CONSOLE_FD 3
+#define USERLAND_NS_FD 68 /* native/jailer.c passes the userland's user namespace here */
+#define USERLAND_MEMCG "/run/xenode/memcg/user/cgroup.procs"
+#define USERLAND_MEMCG_LIMIT "/run/xenode/memcg/user/memory.limit_in_bytes"
 #define MAX_ARGS 256
 
 static void usage(const char *why) {
@@ -66,7 +85,9 @@ static void usage(const char *why) {
           "xenode-rootboot: arguments: %s\n"
           "usage: xenode-rootboot boot --root DIR [--ro] [--bind SRC:DST]... [--run-size BYTES]\n"
           "                            [--env K=V]... -- INIT ARGS...\n"
-          "       xenode-rootboot enter --pid PID -- PROGRAM ARGS...\n",
+          "       xenode-rootboot enter --pid PID -- PROGRAM ARGS...\n"
+          "       xenode-rootboot userland -- PROGRAM ARGS...\n"
+          "       xenode-rootboot filesystem -- PROGRAM ARGS...\n",
           why);
   exit(127);
 }
@@ -100,6 +121,7 @@ struct boot_config {
   char **envs;
   int n_envs;
   unsigned long long run_size;
+  unsigned long long shm_size;
   char **argv;
 };
 
@@ -161,6 +183,40 @@ static void enter_guest_cgroup(void) {
   rmdir(dir);
 }
 
+/* The userland's resources, set while we are still the kernel's: oom_score_adj back to 0 (the
+ * kernel's children inherit its lower score; raising needs no privilege, lowering it again
+ * would need host CAP_SYS_RESOURCE) and the userland's memory cgroup. A host without a
+ * memory hierarchy leaves the guest in the domain's cgroup, where the host kernel is the OOM
+ * killer. */
+static void userland_limits(void) {
+  int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, "0\n", 2) != 2) die("oom_score_adj");
+  close(fd);
+  fd = open(USERLAND_MEMCG, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT) die("join the userland's memory cgroup");
+    return;
+  }
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+  if (write(fd, pid, n) != n) die("join the userland's memory cgroup");
+  close(fd);
+}
+
+/* Enter the userland's user namespace: from now on we have capabilities over the guest's
+ * network, uts, ipc and mount namespaces and over what we create, none over the kernel's
+ * user and pid namespaces, hence none over its process. */
+static void enter_userland_ns(void) {
+  if (setns(USERLAND_NS_FD, CLONE_NEWUSER) < 0) die("enter the userland's user namespace (fd %d)", USERLAND_NS_FD);
+  close(USERLAND_NS_FD);
+}
+
+/* Last, just before exec: the seccomp filter (native/guest-seccomp.h). */
+static void confine_userland(void) {
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("prctl(NO_NEW_PRIVS)");
+  if (install_guest_seccomp() < 0) die("seccomp");
+}
+
 static void setup_dev(const struct boot_config *c) {
   char *dev = xasprintf("%s/dev", c->root);
   if (ensure_dir(dev, 0755) < 0) {
@@ -179,7 +235,7 @@ static void setup_dev(const struct boot_config *c) {
     xmount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5");
   char *shm = xasprintf("%s/shm", dev);
   if (ensure_dir(shm, 01777) == 0) {
-    char *opts = xasprintf("mode=1777,size=%llu", c->run_size);
+    char *opts = xasprintf("mode=1777,size=%llu", c->shm_size);
     xmount("tmpfs", shm, "tmpfs", MS_NOSUID | MS_NODEV, opts);
   }
   /* The console: the pty the kernel carries to hvc0. Bound, not made our controlling tty:
@@ -301,8 +357,21 @@ static int boot_child(void *arg) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
+  confine_userland();
   exec_init(c);
   return 127;
+}
+
+/* /dev/shm as Linux sizes a tmpfs: half of RAM, the guest's (its userland's memory cgroup
+ * limit is the domain's RAM). Without that cgroup, /run's size. */
+static unsigned long long shm_size(unsigned long long fallback) {
+  FILE *f = fopen(USERLAND_MEMCG_LIMIT, "re");
+  unsigned long long ram = 0;
+  if (f) {
+    if (fscanf(f, "%llu", &ram) != 1) ram = 0;
+    fclose(f);
+  }
+  return ram > 0 && ram < (1ULL << 50) ? ram / 2 : fallback;
 }
 
 static int wait_status(pid_t pid) {
@@ -345,8 +414,11 @@ static int cmd_boot(int argc, char **argv) {
   c.argv = argv + i + 1;
   if (!c.root || c.root[0] != '/') usage("--root wants an absolute path");
   if (fcntl(CONSOLE_FD, F_GETFD) < 0) die("console on fd 3");
+  c.shm_size = shm_size(c.run_size);
 
   enter_guest_cgroup();
+  userland_limits();
+  enter_userland_ns();
   if (unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWCGROUP) < 0) die("unshare");
   /* Signals meant for init reach it through its pid; we only wait. */
   size_t stack_size = 1 << 20;
@@ -375,7 +447,9 @@ static int cmd_enter(int argc, char **argv) {
   char **prog = argv + i + 1;
   int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)target, 0);
   if (pidfd < 0) die("pidfd_open %ld", target);
-  if (setns(pidfd, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWCGROUP) < 0) die("setns into the guest");
+  userland_limits();
+  if (setns(pidfd, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWCGROUP) < 0) die("setns into the guest");
+  close(USERLAND_NS_FD);
   pid_t pid = fork();
   if (pid < 0) die("fork");
   if (pid == 0) {
@@ -385,14 +459,45 @@ static int cmd_enter(int argc, char **argv) {
     console_stdio();
     syscall(SYS_close_range, 3, ~0U, 0);
     char *envp[] = {"HOME=/", "TERM=linux", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+    confine_userland();
     execve(prog[0], prog, envp);
     die("execute %s", prog[0]);
   }
   return wait_status(pid);
 }
 
+/* A filesystem server the kernel runs for the guest (fuse2fs for its root): as the userland,
+ * so that the filesystem's superblock belongs to the guest, whose root can then remount it
+ * (`mount -o remount,rw /`), as on a machine. It stays outside the guest's pid namespace. */
+static int cmd_filesystem(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[0], "--") != 0) usage("filesystem -- PROGRAM");
+  enter_userland_ns();
+  confine_userland();
+  execv(argv[1], argv + 1);
+  die("execute %s", argv[1]);
+  return 126;
+}
+
+static int cmd_userland(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[0], "--") != 0) usage("userland -- PROGRAM");
+  userland_limits();
+  enter_userland_ns();
+  /* Our own mount namespace: the guest's mounts stay out of the kernel's view. The kernel's
+   * /dev is shared; as its slave, this copy still sees disks attached later, and nothing the
+   * guest mounts there reaches the kernel. */
+  if (unshare(CLONE_NEWNS) < 0) die("unshare the mount namespace");
+  xmount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL);
+  syscall(SYS_close_range, 3, ~0U, 0);
+  confine_userland();
+  execv(argv[1], argv + 1);
+  die("execute %s", argv[1]);
+  return 126;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) usage("no command");
+  if (!strcmp(argv[1], "userland")) return cmd_userland(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "filesystem")) return cmd_filesystem(argc - 2, argv + 2);
   if (!strcmp(argv[1], "boot")) return cmd_boot(argc - 2, argv + 2);
   if (!strcmp(argv[1], "enter")) return cmd_enter(argc - 2, argv + 2);
   usage(argv[1]);

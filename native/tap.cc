@@ -113,13 +113,17 @@ void TapSetOffload(const Args& a) {
 }  // namespace
 
 void InitTap(Local<Context> context, Local<Object> exports) {
-  SetFn(context, exports, "tapOpen", TapOpen);
-  SetFn(context, exports, "tapSetOffload", TapSetOffload);
-  SetFn(context, exports, "tapAttach", TapAttach);
-  SetInt(context, exports, "TUN_F_CSUM", TUN_F_CSUM);
-  SetInt(context, exports, "TUN_F_TSO4", TUN_F_TSO4);
-  SetInt(context, exports, "TUN_F_TSO6", TUN_F_TSO6);
-  SetInt(context, exports, "TUN_F_TSO_ECN", TUN_F_TSO_ECN);
+  SetFns(context, exports, {
+      {"tapOpen", TapOpen},
+      {"tapSetOffload", TapSetOffload},
+      {"tapAttach", TapAttach},
+  });
+  SetInts(context, exports, {
+      {"TUN_F_CSUM", TUN_F_CSUM},
+      {"TUN_F_TSO4", TUN_F_TSO4},
+      {"TUN_F_TSO6", TUN_F_TSO6},
+      {"TUN_F_TSO_ECN", TUN_F_TSO_ECN},
+  });
 }
 
 }  // namespace xenode_addon

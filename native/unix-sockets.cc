@@ -119,9 +119,11 @@ void RecvMsg(const Args& a) {
 }  // namespace
 
 void InitUnixSockets(Local<Context> context, Local<Object> exports) {
-  SetFn(context, exports, "seqpacketPair", SeqpacketPair);
-  SetFn(context, exports, "sendMsg", SendMsg);
-  SetFn(context, exports, "recvMsg", RecvMsg);
+  SetFns(context, exports, {
+      {"seqpacketPair", SeqpacketPair},
+      {"sendMsg", SendMsg},
+      {"recvMsg", RecvMsg},
+  });
 }
 
 }  // namespace xenode_addon

@@ -13,26 +13,10 @@
 
 #include "addon.h"
 
-// native/kvm.cc: the KVM vCPU engine, exported as exports.kvm.
-namespace xenode_kvm {
-void Init(v8::Local<v8::Context> context, v8::Local<v8::Object> exports);
-}
-// native/uring.cc: blkback's disk I/O on io_uring with registered memory, as exports.uring.
-namespace xenode_uring {
-void Init(v8::Local<v8::Context> context, v8::Local<v8::Object> exports);
-}
-
 NODE_MODULE_INIT(/* exports, module, context */) {
-  xenode_kvm::Init(context, exports);
-  xenode_uring::Init(context, exports);
-  xenode_addon::InitMemory(context, exports);
-  xenode_addon::InitFutex(context, exports);
-  xenode_addon::InitEventfd(context, exports);
-  xenode_addon::InitFdWatch(context, exports);
-  xenode_addon::InitFdIo(context, exports);
-  xenode_addon::InitUnixSockets(context, exports);
-  xenode_addon::InitTap(context, exports);
-  xenode_addon::InitPty(context, exports);
-  xenode_addon::InitProcesses(context, exports);
-  xenode_addon::InitMounts(context, exports);
+  using namespace xenode_addon;
+  using Init = void (*)(v8::Local<v8::Context>, v8::Local<v8::Object>);
+  for (Init init : {xenode_kvm::Init, xenode_uring::Init, InitMemory, InitFutex, InitEventfd, InitFdWatch, InitFdIo,
+                    InitUnixSockets, InitTap, InitPty, InitProcesses, InitMounts})
+    init(context, exports);
 }

@@ -29,6 +29,9 @@ PKGS="$PKGS console-setup-linux gvncviewer vncsnapshot"
 # Guest images (xenode mkimage): fdisk (sfdisk writes --partition tables), busybox-static
 # (--from busybox copies its static binary), debootstrap (--from debian).
 PKGS="$PKGS busybox-static debootstrap"
+# Guest hardening tests: strace and gdb (a hostile guest attaching to its kernel), python3 (its
+# system calls), libc6-dev and gcc (a static probe built onto a guest's own image).
+PKGS="$PKGS strace gdb python3 libc6-dev gcc"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

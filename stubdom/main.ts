@@ -1,14 +1,17 @@
-// The stub domain: one process, started by dom0, hosting one device model per HVM guest, each
-// in its own worker thread (docs/hvm.md says why not a task pool). dom0 talks to it over the
+// The stub domain: a process started by dom0, confined (dom0/stubdom-host.ts starts one per HVM
+// guest in native/stubdom-sandbox.c's sandbox), hosting a guest's device model in a worker
+// thread of its own (docs/hvm.md says why not a task pool). dom0 talks to it over the
 // seqpacket socket on fd 3: `start` (with the guest's fds), `stop`; it tells dom0 when a device
-// model ends by itself, so only that guest follows on_crash.
+// model ends by itself, so only that guest follows on_crash. When dom0 closes the socket, it
+// stops its device models and exits.
 import { Worker } from 'node:worker_threads';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { native, type FdWatcher } from '../native/index.js';
 import { MessageSocket, type Received } from '../drivers/hypercall/channel.js';
 import { HVM_IOREQ_PAGES, PlatformWord } from '../drivers/hypercall/hvm-platform-page.js';
-import type { DmRequest, DmStarted, StartDeviceModel, WorkerData } from './protocol.js';
+import type { DmFault, DmRequest, DmStarted, StartDeviceModel, WorkerData } from './protocol.js';
+import { tryEscapes } from './escape-probe.js';
 import { VgaState } from './devices/vga/vga-shared.js';
 import { InputQueue } from './devices/i8042/input-queue.js';
 import { DisplaySurface } from './display/display-surface.js';
@@ -68,7 +71,7 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
     vcpus: req.vcpus,
     memoryBytes: req.memoryBytes,
     nics: req.nics.map((n) => ({ devid: n.devid, mac: n.mac, fd: fd(n.tapFd) })),
-    disks: req.disks,
+    disks: req.disks.map((d) => ({ ...d, fd: d.fd === undefined ? -1 : fd(d.fd) })),
     firmware: req.firmware === true,
     memFd: fd(req.fds.memory),
     ioreqFd: fd(req.fds.ioreq),
@@ -137,11 +140,13 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
   font ??= new VgaFont();
   if (font.missing) process.stderr.write(`stubdom: no VGA font (${font.missing}); text is drawn as boxes\n`);
   const log = (m: string) => process.stderr.write(`stubdom d${req.domid}: ${m}\n`);
-  VncServer.open(
-    { listen: vncCfg.listen, display: vncCfg.display, findUnused: vncCfg.findUnused, password: vncCfg.password, name: req.name },
-    new DisplaySurface(vga, font),
-    { key: (k, d) => input!.key(k, d) && ring(), pointer: (x, y, b) => input!.pointer(x, y, b) && ring() },
-    log,
+  // Confined, dom0 hands over the listening socket (our network namespace has no interfaces).
+  const listenFd = vncCfg.listenFd === undefined ? -1 : fd(vncCfg.listenFd);
+  const vncOpts = { listen: vncCfg.listen, display: vncCfg.display, findUnused: vncCfg.findUnused, password: vncCfg.password, name: req.name };
+  const viewers = { key: (k: number, d: boolean) => input!.key(k, d) && ring(), pointer: (x: number, y: number, b: number) => input!.pointer(x, y, b) && ring() };
+  (listenFd >= 0
+    ? VncServer.adopt(listenFd, vncOpts, new DisplaySurface(vga, font), viewers, log)
+    : VncServer.open(vncOpts, new DisplaySurface(vga, font), viewers, log)
   ).then(
     (vnc) => {
       if (!models.has(req.domid)) {
@@ -248,10 +253,20 @@ function onMessage({ message, fds }: Received): void {
   if (req.op === 'load-state') return loadState(id, req, fds);
   if (req.op === 'save' || req.op === 'thaw' || req.op === 'restored' || req.op === 'dma-dirty') return void saveOp(id, req);
   if (req.op === 'fault') {
-    // Fault injection (tests): end one device model as a crash would, so dom0 and the
-    // hypervisor can show that only its guest goes down.
+    // Fault injection (tests): end one device model as a crash would, or act as a subverted
+    // one, so dom0 and the hypervisor can show that only its guest goes down.
     const m = models.get(Number(req.domid));
     if (!m) return reply(id, { error: { errno: 'ESRCH', message: `no device model for domain ${String(req.domid)}` } });
+    const f = (typeof req.fault === 'object' && req.fault ? req.fault : {}) as DmFault;
+    if (f.kind === 'escape') {
+      void tryEscapes({ tcpPort: Number(f.tcpPort) || undefined, path: typeof f.path === 'string' ? f.path : undefined, pid: Number(f.pid) || undefined }).then((r) => reply(id, { result: r }));
+      return;
+    }
+    if (f.kind === 'setuid') {
+      reply(id, { result: null });
+      setTimeout(() => process.setuid?.(0), 50);
+      return;
+    }
     void m.worker.terminate();
     return reply(id, { result: null });
   }
@@ -259,7 +274,8 @@ function onMessage({ message, fds }: Received): void {
 }
 
 channel = new MessageSocket(3, onMessage, () => {
-  // dom0 is gone: every device model stops with it.
-  for (const [domid] of models) void stop(undefined, domid);
+  // dom0 is gone, or done with us (it closes the channel after `stop`): every device model
+  // stops, then the stub domain exits.
+  void Promise.all([...models.keys()].map((domid) => stop(undefined, domid))).then(() => process.exit(0));
   setTimeout(() => process.exit(0), 2500).unref();
 });

@@ -15,6 +15,9 @@ export interface DmDisk {
   path: string | null;
   readOnly: boolean;
   cdrom: boolean;
+  /** Index into the message's fds: the image, opened by dom0 (the stub domain opens nothing
+   * of the host by path). Absent or -1: opened by `path` (unconfined embedders). */
+  fd?: number;
 }
 
 /** The display adapter and its VNC server (xl's vga=, vnc*=, keymap=). */
@@ -22,7 +25,7 @@ export interface DmDisplay {
   /** Video memory in bytes (xl's videoram; the standard VGA's default is 16 MiB). */
   vramBytes: number;
   /** null: the adapter without a VNC server (vnc = 0). */
-  vnc: { listen: string; display: number; findUnused: boolean; password: string | null } | null;
+  vnc: { listen: string; display: number; findUnused: boolean; password: string | null; listenFd?: number } | null;
 }
 
 /** What `start` answers. */
@@ -58,14 +61,19 @@ export interface StopDeviceModel {
   domid: number;
 }
 
+/** Fault injection (tests): `exit` ends the device model as a crash would (the default);
+ * `escape` tries what a subverted device model would (stubdom/escape-probe.ts) and answers
+ * with the results; `setuid` calls setuid(0), which the seccomp filter answers by killing. */
+export type DmFault = { kind?: 'exit' } | { kind: 'escape'; tcpPort?: number; path?: string; pid?: number } | { kind: 'setuid' };
+
 export type DmRequest =
   | StartDeviceModel
   | StopDeviceModel
   | { op: 'metrics'; domid: number }
-  | { op: 'fault'; domid: number }
+  | { op: 'fault'; domid: number; fault?: DmFault | null }
   // Save, restore, migration (stubdom/dm-save.ts): freeze and save (answers with the state in a
-  // memfd), thaw (a checkpoint goes on), the outcome of a start with a state, and the pages the
-  // model wrote by DMA while a migration copies RAM.
+  // memfd), thaw (a checkpoint goes on), the state of a restore and its outcome, and the pages
+  // the model wrote by DMA while a migration copies RAM.
   | { op: 'save'; domid: number }
   | { op: 'thaw'; domid: number }
   | { op: 'restored'; domid: number }
@@ -86,6 +94,7 @@ export interface WorkerData {
   vcpus: number;
   memoryBytes: number;
   nics: { devid: number; mac: string; fd: number }[];
+  /** `fd` here is this process's descriptor (or -1). */
   disks: DmDisk[];
   firmware: boolean;
   memFd: number;

@@ -6,8 +6,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { writeSync } from 'node:fs';
 import { native } from '../native/index.js';
 import { GuestMemory } from './device-model/guest-memory.js';
-import { nativeFutex } from './device-model/native-futex.js';
+import { nativeFutex } from '../drivers/ioreq/native-futex.js';
 import { PcMachine } from './machine.js';
+import { FileBacking } from './devices/ide/block-backing.js';
 import { TapNetBackend } from './devices/rtl8139/tap-backend.js';
 import { PtySerialBackend } from './devices/uart16550/pty-backend.js';
 import { BUFIOREQ_PAGE_OFFSET, HVM_IOREQ_PAGES, IOREQ_PAGE_OFFSET, PlatformWord } from '../drivers/hypercall/hvm-platform-page.js';
@@ -59,7 +60,12 @@ const machine = new PcMachine({
     },
   },
   nics: nicBackends.map(({ nic, backend }) => ({ devid: nic.devid, mac: nic.mac, backend })),
-  disks: wd.disks.map((d) => ({ index: d.index, path: d.path, readOnly: d.readOnly, cdrom: d.cdrom })),
+  disks: wd.disks.map((d) => ({
+    index: d.index,
+    readOnly: d.readOnly,
+    cdrom: d.cdrom,
+    ...(d.fd !== undefined && d.fd >= 0 ? { backing: FileBacking.fromFd(d.fd, d.readOnly || d.cdrom) } : { path: d.path }),
+  })),
   serial: serialBackend ? [{ backend: serialBackend }] : [],
   // xenode's HVM guest OS has firmware of its own that enumerates PCI and assigns BARs
   // (guest/hvm/firmware); a Linux kernel booted directly on KVM has none, so the machine plays

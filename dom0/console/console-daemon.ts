@@ -51,6 +51,8 @@ class GuestConsole {
     this.ptyWatcher = native().watchFd(pty.master, () => this.onPtyInput());
     this.ptyWatcher.start(native().READABLE);
     evtchn.on(port, () => this.onEvent());
+    // Output the guest wrote while no console daemon ran (dom0 restarting) is read now.
+    queueMicrotask(() => this.drain());
   }
 
   private onEvent(): void {

@@ -1,7 +1,7 @@
 // The HVM half of the domain builder (docs/hvm.md): the interrupt channel, the serial line
 // `xl console` attaches to, the emulated NICs' TAPs on their bridges, the IDE disks, and the
 // device model in the stub domain. What it opens it keeps until the domain is destroyed.
-import { openSync, closeSync, mkdirSync } from 'node:fs';
+import { openSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { native, type PtyPair } from '../../native/index.js';
 import type { HypercallClient } from '../../drivers/hypercall/channel.js';
@@ -38,7 +38,6 @@ function wantsSerial(spec: BuildSpec): boolean {
 }
 
 interface HvmDomain {
-  logFd: number;
   irqPort: number;
 }
 
@@ -116,7 +115,7 @@ export class HvmBuilder {
    * serving. */
   async build(spec: BuildSpec, domid: number, awaitState = false): Promise<void> {
     const cfg = spec.config as DomainConfig;
-    const rec: HvmDomain = { logFd: -1, irqPort: 0 };
+    const rec: HvmDomain = { irqPort: 0 };
     this.domains.set(domid, rec);
     const toClose: number[] = [];
     try {
@@ -132,12 +131,11 @@ export class HvmBuilder {
       const ioreq = await this.hc.call('domctl.map_ioreq_pages', { domid });
       toClose.push(...ioreq.fds);
 
-      // COM1 on a pty the console daemon holds (serial='pty' is what the seeds ask for):
+      // COM1 on a pty the console daemon holds (serial='pty' is what classic HVM configs ask for):
       // `xl console` reaches it as any console, Xen's serial/0/tty names it.
       const serial = wantsSerial(spec) ? await this.serialLines.openSerial(domid) : null;
       const logPath = ConsoleDaemon.logPath(spec.name);
       mkdirSync(dirname(logPath), { recursive: true });
-      rec.logFd = openSync(logPath, 'a', 0o640);
 
       // Emulated NICs (type=ioemu, the HVM default): TAP vif<domid>.<devid>-emu on the bridge.
       const taps: { devid: number; mac: string; fd: number }[] = [];
@@ -151,21 +149,32 @@ export class HvmBuilder {
         taps.push({ devid: nic.devid, mac: nic.mac, fd: tap.fd });
       }
 
+      // The images, opened here: the stub domain sees no host file by path.
       const disks: DmDisk[] = [];
+      const diskFds = new Map<number, number>();
       for (const { disk } of cfg.disks ?? []) {
         const index = ideIndexForVdev(disk.vdev.replace(/^ioemu:/, ''));
         if (index === undefined) {
           this.log.warn(`domain ${domid}: ${disk.vdev} is not one of the four IDE positions (hda-hdd); only its PV path exists`);
           continue;
         }
-        disks.push({ index, path: disk.pdev_path ? disk.pdev_path : null, readOnly: disk.readwrite === 0, cdrom: disk.is_cdrom === 1 });
+        const d: DmDisk = { index, path: disk.pdev_path ? disk.pdev_path : null, readOnly: disk.readwrite === 0, cdrom: disk.is_cdrom === 1 };
+        if (d.path) {
+          const fd = openSync(d.path, d.readOnly || d.cdrom ? 'r' : 'r+');
+          toClose.push(fd);
+          diskFds.set(index, fd);
+        }
+        disks.push(d);
       }
 
       const display = displayFor(cfg);
       const started = await this.stubdom.start(
         { domid, name: spec.name, vcpus: spec.maxVcpus, memoryBytes: spec.memoryMiB * 1048576, disks, firmware: HvmBuilder.bootsLinux(spec), display, awaitState },
-        { memory: mem.fds[0]!, ioreq: ioreq.fds[0]!, irq: irqFd, serial: serial ? serial.master : -1, log: rec.logFd, taps },
+        { memory: mem.fds[0]!, ioreq: ioreq.fds[0]!, irq: irqFd, serial: serial ? serial.master : -1, consoleLog: logPath, taps, disks: diskFds },
       );
+      // The device model's pid, where libxl writes qemu's.
+      const pid = this.stubdom.pidOf(domid);
+      if (pid) await this.xs.write(`/local/domain/${domid}/image/device-model-pid`, String(pid));
       // Where viewers connect, where libxl writes it (`xl vncviewer` reads it back).
       if (started?.vnc) {
         await this.xs.write(`/local/domain/${domid}/console/vnc-listen`, started.vnc.listen);
@@ -213,6 +222,5 @@ export class HvmBuilder {
     this.domains.delete(domid);
     await this.stubdom.stop(domid);
     if (rec.irqPort) await this.evtchn.close(rec.irqPort).catch(() => {});
-    if (rec.logFd >= 0) closeSync(rec.logFd);
   }
 }

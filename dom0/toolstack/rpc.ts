@@ -1,25 +1,13 @@
 // The toolstack's control socket: `xl` sends one JSON request per line and reads one JSON
-// reply per line (the role libxl's API plays in Xen). Control plane only.
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+// reply per line (the role libxl's API plays in Xen). Control plane only. This is the server;
+// the client is common/toolstack-client.ts.
+import { createServer, type Server, type Socket } from 'node:net';
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { ToolstackError, type RpcRequest } from '../../common/toolstack-client.js';
 
-export interface RpcRequest {
-  id: number;
-  cmd: string;
-  args: Record<string, unknown>;
-}
-export type RpcReply = { id: number; result: unknown } | { id: number; error: { code: string; message: string } };
-
-export class ToolstackError extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
-  }
-}
-
-/** The control socket could not be reached at all (as opposed to an error the toolstack
- * answered with, which may carry any code, ENOENT included). */
-export class ToolstackUnreachable extends ToolstackError {}
+// The client half lives below dom0 (common/toolstack-client.ts); dom0's code reaches it here too.
+export { rpcCall, ToolstackError, ToolstackUnreachable, type RpcRequest, type RpcReply } from '../../common/toolstack-client.js';
 
 const MAX_LINE = 1 << 20;
 
@@ -72,43 +60,4 @@ export function serveRpc(path: string, handle: (cmd: string, args: Record<string
   });
   server.listen(path);
   return server;
-}
-
-/** One request, one reply. Throws ToolstackError; ToolstackUnreachable when no toolstack answers the socket. */
-export function rpcCall<T = unknown>(path: string, cmd: string, args: Record<string, unknown> = {}, timeoutMs = 0): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const sock = createConnection(path);
-    let buf = '';
-    let timer: NodeJS.Timeout | undefined;
-    if (timeoutMs > 0) timer = setTimeout(() => (sock.destroy(), reject(new ToolstackError('ETIMEDOUT', `${cmd} timed out`))), timeoutMs);
-    sock.setEncoding('utf8');
-    sock.on('connect', () => sock.write(JSON.stringify({ id: 1, cmd, args }) + '\n'));
-    sock.on('data', (c: string) => {
-      buf += c;
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      sock.end();
-      let reply: RpcReply;
-      try {
-        reply = JSON.parse(buf.slice(0, nl)) as RpcReply;
-      } catch {
-        return reject(new ToolstackError('EPROTO', `the toolstack's reply to ${cmd} is not JSON`));
-      }
-      if ('error' in reply) reject(new ToolstackError(reply.error.code, reply.error.message));
-      else resolve(reply.result as T);
-    });
-    // Closed before a whole reply (the toolstack died mid-request): say so rather than let xl
-    // end silently with its promise never settled.
-    sock.on('close', () => {
-      clearTimeout(timer);
-      reject(new ToolstackError('ECONNRESET', `the toolstack closed the connection before answering ${cmd}`));
-    });
-    let connected = false;
-    sock.on('connect', () => (connected = true));
-    sock.on('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(connected ? new ToolstackError(e.code ?? 'EIO', e.message) : new ToolstackUnreachable(e.code ?? 'EIO', e.message));
-    });
-  });
 }

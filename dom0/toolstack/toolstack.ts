@@ -21,14 +21,20 @@ import { ownEntry } from '../../common/own-entry.js';
 import { native } from '../../native/index.js';
 import { memfdOf } from './save/image-reader.js';
 import type { SaveHost } from './save/image-writer.js';
+import { releaseDeadMapperPins } from '../../drivers/grant/grant-mapper.js';
+import { loadDomainRecord, pruneDomainRecords, removeDomainRecord, saveDomainRecord, type SavedDomainRecord } from './domain-records.js';
 
 /** What the toolstack needs of xenstore (an XsClient on dom0's in-process connection). */
 export type ToolstackXs = DeviceXs;
 
 /** What the toolstack needs of xenstored itself (domain introduction and release). */
+type StoreRing = { page: Uint8Array; notify: () => void; holdOff?: (ms: number) => void };
+
 export interface ToolstackXenstored {
-  introduceDomain(domid: number, ring: { page: Uint8Array; notify: () => void; holdOff?: (ms: number) => void }): { onEvent(): void };
+  introduceDomain(domid: number, ring: StoreRing): { onEvent(): void };
   releaseDomain(domid: number): void;
+  /** After a dom0 restart: carry on with the ring where the last xenstored left it. */
+  resumeDomain?(domid: number, ring: StoreRing): { onEvent(): void } | undefined;
 }
 
 export interface ConsoleAttach {
@@ -36,21 +42,12 @@ export interface ConsoleAttach {
   detach(domid: number): void;
 }
 
-interface DomainRecord {
-  domid: number;
-  name: string;
-  uuid: string;
-  spec: BuildSpec;
-  storePort: number;
-  consolePort: number;
+/** What the toolstack knows of a domain it built: its saved record (domain-records.ts), and
+ * what lives only as long as this dom0. */
+interface DomainRecord extends SavedDomainRecord {
   /** A shutdown we already acted on (so a second VIRQ does not restart it twice). */
   handled: boolean;
   waiters: (() => void)[];
-  /** Apply on_poweroff/on_reboot/on_crash (xl create -e: no, as with no xl monitoring it). */
-  monitor: boolean;
-  /** When this incarnation was built, and how many restarts came each soon after the last. */
-  startedAt: number;
-  quickRestarts: number;
 }
 
 /** xl waits this long before re-creating a domain that asked to be restarted ("Done.
@@ -145,8 +142,9 @@ export class Toolstack {
         consoleMfn: sp.console,
         consolePort: guestConsole,
       });
+      this.saveRecord(rec);
       const storePort = rec.storePort;
-      const conn = this.xenstored.introduceDomain(domid, { page: mem.page(sp.xenstore), notify: () => this.evtchn.notify(storePort), holdOff: (ms) => this.evtchn.holdOff(storePort, ms) });
+      const conn = this.xenstored.introduceDomain(domid, this.storeRing(mem.page(sp.xenstore), storePort));
       this.evtchn.on(storePort, () => conn.onEvent());
       // An HVM guest's console is its emulated serial line (the builder wires it); a PV guest's
       // is the console ring.
@@ -203,6 +201,75 @@ export class Toolstack {
     return r.spec;
   }
 
+  private storeRing(page: Uint8Array, port: number): StoreRing {
+    return { page, notify: () => this.evtchn.notify(port), holdOff: (ms) => this.evtchn.holdOff(port, ms) };
+  }
+
+  private saveRecord(r: DomainRecord): void {
+    try {
+      const { handled: _handled, waiters: _waiters, ...saved } = r;
+      saveDomainRecord(saved);
+    } catch (e) {
+      this.log.warn(`domain ${r.domid}: cannot save its record (a restarted dom0 could not take it over): ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * A dom0 that started after its predecessor died takes over the guests the hypervisor kept:
+   * its record (domain-records.ts), its memory, dom0's ends of its xenstore and console
+   * channels (still bound in the hypervisor), its xenstore ring where xenstored's live state
+   * left it, a new console pty. A guest that cannot be taken over is crashed, so that its
+   * on_crash applies, never left hanging. Backends reconnect on their own (backend-bus.ts).
+   * Returns the domains that exist.
+   */
+  async adopt(): Promise<Set<number>> {
+    const infos = await this.hc.invoke<DomainInfo[]>('sysctl.getdomaininfolist');
+    pruneDomainRecords(new Set(infos.map((i) => i.domid)));
+    for (const info of infos) {
+      if (info.domid === 0) continue;
+      const domid = info.domid;
+      const saved = loadDomainRecord(domid);
+      try {
+        if (saved instanceof Error) throw saved;
+        const rec: DomainRecord = { ...saved, handled: false, waiters: [] };
+        this.records.set(domid, rec);
+        if (rec.spec.type === 'hvm') throw new Error('its device models ran in the stub domain, which dom0 does not take over');
+        const mem = await this.foreign.map(domid);
+        // The dead dom0's grant pins die with it; the backends pin again what they use.
+        const unpinned = releaseDeadMapperPins(mem.grantTable, 0);
+        const sp = specialPages(rec.spec.memoryMiB * 256);
+        await this.evtchn.open(rec.storePort);
+        await this.evtchn.open(rec.consolePort);
+        const conn = this.xenstored.resumeDomain?.(domid, this.storeRing(mem.page(sp.xenstore), rec.storePort));
+        if (!conn) throw new Error("xenstored's live state has no connection for it");
+        this.evtchn.on(rec.storePort, () => conn.onEvent());
+        await this.consoles.attach({ domid, name: rec.name, page: mem.page(sp.console), port: rec.consolePort });
+        this.log.info(`took over domain ${domid} "${rec.name}" after dom0 restarted (${unpinned} grant pins of the old dom0 released)`);
+      } catch (e) {
+        const name = saved instanceof Error ? '' : ` "${saved.name}"`;
+        this.log.error(`domain ${domid}${name} cannot be taken over after dom0 restarted: ${(e as Error).message}; crashing it`);
+        if (!this.records.has(domid)) {
+          // Without a record there is no config to apply on_crash from: destroy it.
+          await this.hc.invoke('domctl.destroydomain', { domid }).catch(() => {});
+          await this.forgetGone(domid);
+          continue;
+        }
+        await this.hc.invoke('domctl.shutdown', { domid, reason: 'crash' }).catch(() => {});
+      }
+    }
+    return new Set(infos.map((i) => i.domid));
+  }
+
+  /** A domain xenstore still has but the hypervisor does not (destroyed while no dom0 ran, or
+   * half destroyed when dom0 died): its devices, backend directories and nodes go. */
+  async forgetGone(domid: number): Promise<void> {
+    for (const d of await listDevices(this.xs, domid)) await removeDevice(this.xs, domid, d.type, d.devid, { force: true });
+    await this.cleanupBackendDirs(domid);
+    await this.xs.rm(`/libxl/${domid}`).catch(() => {});
+    this.xenstored.releaseDomain(domid);
+    this.log.info(`domain ${domid} went while dom0 was away: its xenstore nodes and devices are removed`);
+  }
+
   private async checkSharing(domid: number, d: DeviceEntries): Promise<void> {
     try {
       await checkVbdSharing(this.xs, domid, { type: d.backend.type ?? 'phy', params: d.backend.params ?? '', mode: d.backend.mode ?? 'r' });
@@ -249,6 +316,7 @@ export class Toolstack {
     if (rec) {
       for (const p of [rec.storePort, rec.consolePort]) if (p) await this.evtchn.close(p).catch(() => {});
       this.records.delete(domid);
+      removeDomainRecord(domid);
       await this.xs.rm(`/vm/${rec.uuid}`).catch(() => {});
       for (const w of rec.waiters) w();
     }
@@ -317,6 +385,7 @@ export class Toolstack {
         rec.name = oldName;
         await this.xs.write(`/local/domain/${rec.domid}/name`, oldName);
         await this.hc.invoke('domctl.setlabel', { domid: rec.domid, label: oldName });
+        this.saveRecord(rec);
         await this.recreate(rec, { ...rec.spec, uuid: undefined });
         return;
       }
@@ -429,12 +498,14 @@ export class Toolstack {
     await this.xs.write(`/local/domain/${domid}/name`, newName);
     await this.xs.write(`/vm/${rec.uuid}/name`, newName);
     await this.hc.invoke('domctl.setlabel', { domid, label: newName });
+    this.saveRecord(rec);
   }
 
   /** xl config-update: the config used the next time the domain is rebuilt (reboot). */
   configUpdate(domid: number, spec: BuildSpec): void {
     const rec = this.record(domid);
     rec.spec = { ...spec, name: rec.name, uuid: rec.uuid };
+    this.saveRecord(rec);
   }
 
   /** Resolve when the domain has shut down (or is gone). */

@@ -19,8 +19,9 @@ interface ServiceDeps {
   deviceStats?: () => Promise<Record<string, Record<string, number>>>;
   /** An HVM guest's device-model counters from the stub domain, and the stub domain's pid. */
   dmMetrics?: (domid: number) => Promise<{ pid: number | null; metrics: unknown }>;
-  /** Fault injection (tests): end an HVM guest's device model as a crash would. */
-  dmFault?: (domid: number) => Promise<void>;
+  /** Fault injection (tests): end an HVM guest's device model as a crash would, or make it try
+   * what a subverted one would (stubdom/protocol.ts DmFault); answers what the attempts got. */
+  dmFault?: (domid: number, fault: unknown) => Promise<unknown>;
 }
 
 function int(v: unknown, what: string, min: number, max: number): number {
@@ -171,8 +172,7 @@ export function xlService(d: ServiceDeps) {
     'dm-fault': async (a) => {
       const domid = ts.resolve(a.dom);
       if (!d.dmFault) throw new ToolstackError('ENOSYS', 'no stub domain');
-      await d.dmFault(domid);
-      return null;
+      return (await d.dmFault(domid, a.fault ?? null)) ?? null;
     },
     // Diagnostic: event-channel round trips between dom0 and a guest's echo device (bench/).
     'evtchn-pingpong': async (a) =>

@@ -29,6 +29,13 @@ export interface ConnectionHost {
   /** The transport went away by itself (socket closed...). */
   connectionClosed(conn: Connection): void;
   log(line: string): void;
+  /**
+   * Set when xenstored keeps a live state that must survive it (live-state.ts): ring
+   * connections then hold what they read and queue what they write until commit() has saved
+   * it, and call commit() after reading.
+   */
+  readonly savesState?: boolean;
+  commit?(): void;
 }
 
 export const OK_PAYLOAD: Uint8Array = Buffer.from('OK\0', 'latin1');
@@ -39,6 +46,9 @@ export abstract class Connection implements WatchOwner {
   readonly serial = nextSerial++;
   target?: number;
   readonly transactions = new Map<number, Transaction>();
+  /** Transactions open when a previous xenstored died: their requests get EAGAIN, as after
+   * a live update that could not keep them, and the guest retries. */
+  readonly abortedTx = new Set<number>();
   private nextTxId = 1;
   closed = false;
   /** Watches with an event another domain caused still waiting for this peer. */
@@ -141,10 +151,21 @@ export abstract class Connection implements WatchOwner {
     this.deliver(msg, path[0] === '@' ? '' : `${path}\0${token}`, watch ? () => this.waiting.delete(watch) : undefined);
   }
 
+  /** The next transaction id, for a saved state. */
+  get txIdCursor(): number {
+    return this.nextTxId;
+  }
+
+  /** A saved connection's transactions: gone, answered EAGAIN; their ids not reused soon. */
+  restoreTransactions(open: number[], next: number): void {
+    for (const id of open) this.abortedTx.add(id >>> 0);
+    this.nextTxId = next >>> 0 || 1;
+  }
+
   /** Transaction ids are per connection, start at 1 and skip ids still open (C). */
   allocTxId(): number {
     let id = this.nextTxId;
-    while (id === 0 || this.transactions.has(id)) id = (id + 1) >>> 0;
+    while (id === 0 || this.transactions.has(id) || this.abortedTx.has(id)) id = (id + 1) >>> 0;
     this.nextTxId = (id + 1) >>> 0;
     return id;
   }

@@ -122,9 +122,10 @@ export function setPerms(ctx: OpContext, path: string, perms: NodePerm[]): void 
   if (!ctx.req.privileged && perms.length > ctx.quotas.perms) {
     throw new XsError('ENOSPC', `more than ${ctx.quotas.perms} permissions`);
   }
-  if (perms[0].ignore) throw new XsError('ENOENT', `owner domain ${perms[0].id} does not exist`);
+  const owner = perms[0]!;
+  if (owner.ignore) throw new XsError('ENOENT', `owner domain ${owner.id} does not exist`);
   const node = getChecked(ctx, path, PERM_WRITE | PERM_OWNER);
-  if (!ctx.req.privileged && perms[0].id !== node.perms[0].id) {
+  if (!ctx.req.privileged && owner.id !== node.perms[0]!.id) {
     throw new XsError('EPERM', 'only dom0 may change the owner of a node');
   }
   checkSize(ctx, node.value.length, perms.length, node.childBytes);
@@ -155,17 +156,17 @@ function createNode(ctx: OpContext, path: string, value: Uint8Array): XsNode {
     if (ctx.store.ownedBy(req.domid) + missing.length > quotas.nodes) {
       throw new XsError('ENOSPC', `domain ${req.domid} would own more than ${quotas.nodes} nodes`);
     }
-    perms = [{ ...perms[0], id: req.domid }, ...perms.slice(1)];
-    const topName = baseName(missing[missing.length - 1]);
+    perms = [{ ...perms[0]!, id: req.domid }, ...perms.slice(1)];
+    const topName = baseName(missing[missing.length - 1]!);
     checkSize(ctx, parent.value.length, parent.perms.length, parent.childBytes + topName.length + 1);
     for (let i = missing.length - 1; i >= 1; i--) {
-      checkSize(ctx, 0, perms.length, baseName(missing[i - 1]).length + 1);
+      checkSize(ctx, 0, perms.length, baseName(missing[i - 1]!).length + 1);
     }
     checkSize(ctx, value.length, perms.length, 0);
   }
   let node!: XsNode;
   for (let i = missing.length - 1; i >= 0; i--) {
-    const p = missing[i];
+    const p = missing[i]!;
     node = newNode(i === 0 ? value : EMPTY, perms);
     addChild(parent, baseName(p));
     ctx.store.set(parentPath, parent);

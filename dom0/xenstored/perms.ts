@@ -46,10 +46,10 @@ export function accessBits(a: XsAccess): number {
 export function permFor(req: Requester, perms: readonly NodePerm[]): number {
   if (req.privileged) return ALL;
   if (perms.length === 0) return PERM_NONE; // cannot happen; fail closed
-  const owner = perms[0];
+  const owner = perms[0]!;
   if (owner.id === req.domid || (req.target !== undefined && owner.id === req.target)) return ALL;
   for (let i = 1; i < perms.length; i++) {
-    const p = perms[i];
+    const p = perms[i]!;
     if (!p.ignore && (p.id === req.domid || (req.target !== undefined && p.id === req.target))) {
       return accessBits(p.access);
     }

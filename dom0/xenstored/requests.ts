@@ -67,17 +67,20 @@ function arg1(r: Req): string {
   return a;
 }
 
+/** `n` strings, then any number more: what args() has checked the payload holds. */
+type AtLeast<N extends number, T extends string[] = []> = T['length'] extends N ? [...T, ...string[]] : AtLeast<N, [...T, string]>;
+
 /** At least `n` NUL-terminated strings (C's get_strings() < n -> EINVAL). */
-function args(r: Req, n: number, exact = false): string[] {
+function args<N extends 2 | 3>(r: Req, n: N, exact = false): AtLeast<N> {
   const s = splitStrings(r.payload);
   if (s.length < n || (exact && s.length !== n)) bad(r, `expected ${exact ? '' : 'at least '}${n} NUL-terminated strings`);
-  return s;
+  return s as AtLeast<N>;
 }
 
 /** C's atoi(): leading digits, else 0. */
 function atoi(s: string): number {
   const m = /^\s*([+-]?\d+)/.exec(s);
-  return m ? parseInt(m[1], 10) : 0;
+  return m ? parseInt(m[1]!, 10) : 0;
 }
 
 function path(r: Req, raw: string, allowSpecial = false): string {
@@ -147,7 +150,7 @@ HANDLERS[XsType.DIRECTORY] = {
 HANDLERS[XsType.DIRECTORY_PART] = {
   fn: (r) => {
     if (countStrings(r.payload) !== 2) bad(r, 'expected path and offset');
-    const [raw, offStr] = splitStrings(r.payload);
+    const [raw, offStr] = splitStrings(r.payload) as [string, string]; // counted above
     const ctx = ctxOf(r);
     const p = path(r, raw);
     const list = strings(listChildren(ctx, p));
@@ -184,7 +187,7 @@ HANDLERS[XsType.SET_PERMS] = {
     const perms = parsePermList(s.slice(1));
     if (!perms) bad(r, 'bad permission string');
     for (const p of perms) if (!r.core.domainExists(p.id)) p.ignore = true;
-    setPerms(ctxOf(r), path(r, s[0], true), perms);
+    setPerms(ctxOf(r), path(r, s[0]!, true), perms);
     return OK_PAYLOAD;
   },
 };
@@ -324,6 +327,11 @@ export function handleRequest(core: ServerCore, conn: Connection, hdr: XsHeader,
     if (entry.priv && !conn.privileged) throw new XsError('EACCES', 'privileged operation');
     if (!entry.notid && hdr.txId !== 0) {
       r.tx = conn.transactions.get(hdr.txId);
+      if (!r.tx && conn.abortedTx.has(hdr.txId)) {
+        // Lost with the xenstored that died (live-state.ts): the guest's retry starts anew.
+        if (hdr.type === XsType.TRANSACTION_END) conn.abortedTx.delete(hdr.txId);
+        throw new XsError('EAGAIN', `transaction ${hdr.txId} was aborted by a xenstored restart`);
+      }
       if (!r.tx) throw new XsError('ENOENT', `no transaction ${hdr.txId}`);
     }
     const reply = entry.fn(r);

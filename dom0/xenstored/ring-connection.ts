@@ -16,6 +16,7 @@ import {
 import { XENSTORE_PAYLOAD_MAX, XS_HEADER_SIZE, readHeader, type XsHeader } from '../../drivers/xenstore/xs-wire.js';
 import { EventStormGuard } from '../../drivers/evtchn/event-storm-guard.js';
 import { Connection, type ConnectionHost } from './connection.js';
+import type { SavedRing } from './live-state.js';
 
 export interface DomainRing {
   /** The guest's xenstore page (a view into a SharedArrayBuffer). */
@@ -45,6 +46,8 @@ export class RingConnection extends Connection {
   private outstanding = 0;
   private readonly pendingEvents = new Set<string>();
   private pumping = false;
+  /** Consumer index as of the last committed(): published to the guest. */
+  private savedCons = -1;
   private again = false;
   private dirty = false;
   /** Set once the connection is stopped for misbehaviour; the domain stays introduced. */
@@ -67,6 +70,68 @@ export class RingConnection extends Connection {
     this.ring.advertise(XENSTORE_SERVER_FEATURE_RECONNECTION | XENSTORE_SERVER_FEATURE_ERROR);
     this.ring.error = XENSTORE_ERROR_NONE;
     this.storm = new EventStormGuard((ms) => dring.holdOff?.(ms));
+    if (host.savesState) this.ring.hold();
+  }
+
+  /** Changes whenever save() would say something else (with the watch count, which the host
+   * adds): a commit that moved no ring saves none. */
+  saveKey(): string {
+    return `${this.ring.consumed},${this.ring.produced},${this.out.length},${this.outBytes},${this.inUsed},${this.inHdr ? 1 : 0},${this.ignored},${this.transactions.size},${this.abortedTx.size},${this.txIdCursor},${this.target}`;
+  }
+
+  /** What a successor needs to carry on with this ring exactly where we are (live-state.ts). */
+  save(): SavedRing {
+    const partial = this.inHdr ? this.body.subarray(0, this.inUsed) : this.hdrBuf.subarray(0, this.inUsed);
+    return {
+      domid: this.domid,
+      target: this.target,
+      reqCons: this.ring.consumed,
+      rspProd: this.ring.produced,
+      out: this.out.map((m) => ({ bytes: Buffer.from(m.buf.subarray(m.off)).toString('base64'), eventKey: m.eventKey })),
+      inHdr: this.inHdr,
+      inBytes: Buffer.from(partial).toString('base64'),
+      ignored: this.ignored,
+      openTx: [...this.transactions.keys(), ...this.abortedTx],
+      nextTxId: this.txIdCursor,
+      watches: [],
+    };
+  }
+
+  /**
+   * Carry on from a predecessor's saved state instead of resetting the ring: consumption where
+   * it had saved it (it may have died before publishing it), its unwritten output less what
+   * reached the ring after it saved, its half-read request.
+   */
+  resume(saved: SavedRing): void {
+    this.target = saved.target;
+    this.ring.resumeConsumed(saved.reqCons);
+    let written = (this.ring.produced - saved.rspProd) >>> 0;
+    for (const o of saved.out) {
+      const buf = Buffer.from(o.bytes, 'base64');
+      const skip = Math.min(written, buf.length);
+      written -= skip;
+      if (skip === buf.length) continue;
+      this.out.push({ buf, off: skip, eventKey: o.eventKey });
+      this.outBytes += buf.length - skip;
+      if (o.eventKey === undefined) this.outstanding++;
+      else if (o.eventKey !== '') this.pendingEvents.add(o.eventKey);
+    }
+    const partial = Buffer.from(saved.inBytes, 'base64');
+    this.inHdr = saved.inHdr;
+    (saved.inHdr ? this.body : this.hdrBuf).set(partial.subarray(0, saved.inHdr ? this.body.length : this.hdrBuf.length));
+    this.inUsed = partial.length;
+    this.restoreTransactions(saved.openTx, saved.nextTxId);
+    if (saved.ignored) this.ignored = true;
+    this.dirty = true;
+  }
+
+  /** The host saved its state: let the guest see what we read and what we wrote. */
+  committed(): void {
+    if (this.closed) return;
+    if (this.ring.release()) this.dirty = true;
+    this.savedCons = this.ring.consumed;
+    if (!this.ignored) this.flush();
+    if (!this.pumping) this.signal();
   }
 
   get label(): string {
@@ -139,6 +204,9 @@ export class RingConnection extends Connection {
     }
     this.out.push({ buf: msg, off: 0, eventKey, taken });
     this.outBytes += msg.length;
+    // With a live state to keep, nothing reaches the guest before it is saved: the host's
+    // commit() writes it out (committed()).
+    if (this.host.savesState) return;
     // Only write here, never read: this runs inside other connections' requests (watch
     // events), and serving this domain's requests from in there would interleave two
     // requests' changes to the tree. Reading happens on this domain's own events.
@@ -168,6 +236,8 @@ export class RingConnection extends Connection {
         if (this.ignored) return;
         this.flush();
         this.readRequests();
+        // Bytes read but not part of a whole request yet: saved before the guest may reuse them.
+        if (this.host.savesState && this.ring.consumed !== this.savedCons) this.host.commit?.();
       } while (this.again && !this.closed);
     } finally {
       this.pumping = false;
@@ -184,7 +254,7 @@ export class RingConnection extends Connection {
 
   private flush(): void {
     while (this.out.length > 0 && !this.ignored) {
-      const m = this.out[0];
+      const m = this.out[0]!;
       const n = this.ring.write(m.buf, m.off, m.buf.length - m.off);
       if (n === RING_CORRUPT) return this.misbehaved(XENSTORE_ERROR_RINGIDX, 'response ring indices corrupt');
       if (n === 0) return;

@@ -66,6 +66,8 @@ export class Store implements NodeStore {
   private readonly owned = new Map<number, number>();
   /** Global generation counter; also stamps transaction starts. */
   generation = 0;
+  /** Paths set or removed since the live state last took them (live-state.ts); null: not kept. */
+  changes: Set<string> | null = null;
 
   get(path: string): XsNode | undefined {
     return this.nodes.get(path);
@@ -85,6 +87,7 @@ export class Store implements NodeStore {
     node.acctOwner = owner;
     node.generation = ++this.generation;
     this.nodes.set(path, node);
+    this.changes?.add(path);
   }
 
   remove(path: string): void {
@@ -93,6 +96,7 @@ export class Store implements NodeStore {
     this.nodes.delete(path);
     if (old.acctOwner !== undefined) this.bumpOwned(old.acctOwner, -1);
     this.generation++;
+    this.changes?.add(path);
   }
 
   ownedBy(domid: number): number {

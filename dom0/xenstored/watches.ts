@@ -59,6 +59,11 @@ export class WatchTable {
     for (const w of [...mine]) this.unlink(w, mine);
   }
 
+  /** The owner's watches, in the order set (for a saved state). */
+  of(owner: WatchOwner): readonly Watch[] {
+    return this.byOwner.get(owner) ?? [];
+  }
+
   count(owner: WatchOwner): number {
     return this.byOwner.get(owner)?.length ?? 0;
   }

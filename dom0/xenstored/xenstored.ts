@@ -16,6 +16,7 @@ import { RingConnection, type DomainRing } from './ring-connection.js';
 import { SocketConnection, listenUnix } from './socket-server.js';
 import { Store, newNode } from './store.js';
 import { WatchTable } from './watches.js';
+import { LiveStateFile, restoreNodes, type LiveState, type SavedRing } from './live-state.js';
 
 /** A domain's ring page as the embedder (dom0) maps it for a wire INTRODUCE. */
 export interface MappedDomainRing extends DomainRing {
@@ -44,6 +45,12 @@ export interface XenstoredOptions {
    * ignored (Xen's XS_PERM_IGNORE). Default: every domid exists.
    */
   domainExists?: (domid: number) => boolean;
+  /**
+   * Keep a live state in this file (live-state.ts) so that a successor can carry on where this
+   * xenstored dies; `restore` is the state a predecessor left, to start from.
+   */
+  statePath?: string;
+  restore?: LiveState;
 }
 
 interface DomainEntry {
@@ -66,6 +73,14 @@ export class Xenstored implements ServerCore, ConnectionHost {
   private readonly domains = new Map<number, DomainEntry>();
   private readonly servers: { server: Server; path: string; ino: number }[] = [];
   private busy = false;
+  private readonly statePath?: string;
+  readonly savesState: boolean;
+  /** Rings of a predecessor's state whose domains have not been resumed yet. */
+  private readonly saved = new Map<number, SavedRing>();
+  private readonly liveState?: LiveStateFile;
+  /** What the rings were when last saved: a request that moved none of them and changed no
+   * node saves nothing, and one that changed only nodes saves only those. */
+  private ringsKey = '';
   private readonly deferred: { conn: Connection; hdr: XsHeader; payload: Uint8Array }[] = [];
 
   constructor(opts: XenstoredOptions = {}) {
@@ -74,7 +89,73 @@ export class Xenstored implements ServerCore, ConnectionHost {
     this.logLine = opts.log ?? ((line) => process.stderr.write(`xenstored: ${line}\n`));
     this.mapDomainRing = opts.mapDomainRing;
     this.exists = opts.domainExists;
-    this.initialTree();
+    this.statePath = opts.statePath;
+    this.savesState = opts.statePath !== undefined;
+    if (opts.restore) {
+      restoreNodes(this.store, opts.restore);
+      for (const r of opts.restore.rings) this.saved.set(r.domid, r);
+    } else {
+      this.initialTree();
+    }
+    if (opts.statePath !== undefined) {
+      this.liveState = new LiveStateFile(opts.statePath);
+      this.liveState.snapshot(this.store, this.ringsJson());
+      this.ringsKey = `${this.saved.size}`;
+    }
+  }
+
+  /** Domains of the restored state not resumed yet. */
+  savedDomains(): number[] {
+    return [...this.saved.keys()];
+  }
+
+  /**
+   * Carry on serving a domain's ring from the restored state: no reset, no @introduceDomain
+   * (it never went away), its watches back. Undefined when the state has no such domain.
+   */
+  resumeDomain(domid: number, ring: DomainRing, unmap?: () => void): { onEvent(): void } | undefined {
+    const saved = this.saved.get(domid);
+    if (!saved || this.domains.has(domid)) return undefined;
+    this.saved.delete(domid);
+    const conn = new RingConnection(this, domid, ring, this.quotas.outstanding, this.maxOutputBytes);
+    conn.resume(saved);
+    for (const w of saved.watches) this.watches.add(conn, w.path, w.token, w.prefixLen, Infinity);
+    this.domains.set(domid, { conn, unmap });
+    this.connections.add(conn);
+    this.commit();
+    queueMicrotask(() => conn.onEvent());
+    return { onEvent: () => conn.onEvent() };
+  }
+
+  /** Every ring's saved state: the restored ones not resumed yet, and the live ones. */
+  private ringsJson(): string {
+    const rings: SavedRing[] = [...this.saved.values()];
+    for (const d of this.domains.values()) {
+      const r = d.conn.save();
+      r.watches = this.watches.of(d.conn).map((w) => ({ path: w.path, token: w.token, prefixLen: w.prefixLen }));
+      rings.push(r);
+    }
+    return JSON.stringify(rings);
+  }
+
+  /**
+   * Save the live state, then let every guest see what was held back for it (replies,
+   * events, consumed requests). Called after each request and each change made outside one.
+   */
+  commit(): void {
+    if (!this.liveState || this.busy) return;
+    let key = `${this.saved.size}`;
+    for (const [domid, d] of this.domains) key += `|${domid}:${d.conn.saveKey()},${this.watches.count(d.conn)}`;
+    const ringsMoved = key !== this.ringsKey;
+    if (ringsMoved || this.store.changes?.size !== 0) {
+      try {
+        this.liveState.append(this.store, ringsMoved ? this.ringsJson() : null, () => this.ringsJson());
+        this.ringsKey = key;
+      } catch (e) {
+        this.log(`cannot save the live state to ${this.statePath}: ${(e as Error).message}`);
+      }
+    }
+    for (const d of this.domains.values()) d.conn.committed();
   }
 
   /** Serve the unix socket at `path` (every socket client is privileged dom0). */
@@ -86,9 +167,11 @@ export class Xenstored implements ServerCore, ConnectionHost {
     this.servers.push({ server, path, ino: lstatSync(path).ino });
   }
 
-  /** Stop listening, disconnect everyone. Domains are not released (their nodes stay). */
-  async close(): Promise<void> {
+  /** Stop listening, disconnect everyone. Domains are not released (their nodes stay).
+   * `discardState`: a clean stop, the live state goes too. */
+  async close(discardState = false): Promise<void> {
     const servers = this.servers.splice(0);
+    this.liveState?.close(discardState);
     for (const c of [...this.connections]) this.connectionClosed(c);
     for (const d of this.domains.values()) d.unmap?.();
     this.domains.clear();
@@ -132,6 +215,8 @@ export class Xenstored implements ServerCore, ConnectionHost {
     this.domains.set(domid, { conn, unmap });
     this.connections.add(conn);
     if (!old) this.fireSpecial('@introduceDomain');
+    this.saved.delete(domid);
+    this.commit();
     // The guest may have queued requests before it was introduced: serve them, but not from
     // inside our caller (which may itself be handling a request).
     queueMicrotask(() => conn.onEvent());
@@ -151,8 +236,10 @@ export class Xenstored implements ServerCore, ConnectionHost {
       d.unmap?.();
       this.domains.delete(domid);
     }
+    this.saved.delete(domid);
     if (domid !== 0) this.removeDomainNodes(domid);
     if (d) this.fireSpecial('@releaseDomain');
+    this.commit();
     return d !== undefined;
   }
 
@@ -179,6 +266,7 @@ export class Xenstored implements ServerCore, ConnectionHost {
     } finally {
       this.busy = false;
     }
+    this.commit();
   }
 
   dropConnection(conn: Connection, why: string, ringError?: number): void {
@@ -212,6 +300,7 @@ export class Xenstored implements ServerCore, ConnectionHost {
   resetConnection(conn: Connection): void {
     this.watches.removeAll(conn);
     conn.transactions.clear();
+    conn.abortedTx.clear();
   }
 
   introduceFromWire(domid: number, mfn: number, port: number): void {
@@ -320,7 +409,7 @@ export class Xenstored implements ServerCore, ConnectionHost {
         const p = stack.pop()!;
         const n = this.store.get(p);
         if (!n) continue;
-        if (p !== '/' && n.perms[0].id === domid) {
+        if (p !== '/' && n.perms[0]!.id === domid) {
           removeTree(ctx, p);
           continue;
         }

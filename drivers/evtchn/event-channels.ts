@@ -8,6 +8,7 @@
 import { native, type FdWatcher } from '../../native/index.js';
 import type { HypercallClient } from '../hypercall/channel.js';
 import { SharedInfo } from '../hypercall/shared-info.js';
+import type { EvtchnStatus } from '../hypercall/ops.js';
 
 export type EventHandler = (port: number) => void;
 
@@ -61,6 +62,20 @@ export class EventChannels {
     });
     this.adopt(result.local_port, fds);
     return result.local_port;
+  }
+
+  /**
+   * bindInterdomain, or, when the remote port is already bound to a port of ours that this
+   * process has not opened (a predecessor of ours bound it and died: dom0 restarted), open
+   * that port again. A port this process has open is never handed out twice.
+   */
+  async bindOrReattach(remoteDom: number, remotePort: number, selfDomid = 0): Promise<number> {
+    const st = await this.hc.invoke<EvtchnStatus>('evtchn.status', { dom: remoteDom, port: remotePort });
+    if (st.state === 'interdomain' && st.remoteDom === selfDomid && st.remotePort !== undefined && !this.ports.has(st.remotePort)) {
+      await this.open(st.remotePort);
+      return st.remotePort;
+    }
+    return this.bindInterdomain(remoteDom, remotePort);
   }
 
   /** EVTCHNOP_bind_virq. */

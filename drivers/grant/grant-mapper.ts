@@ -222,3 +222,26 @@ export function pinCounts(table: MappedGrantTable, ref: number): { holders: numb
   const pins = Atomics.load(table.active.i32, ref * ACTIVE_INTS + A_PINS);
   return { holders: pins & 0xffff, writers: pins >>> 16 };
 }
+
+/**
+ * A mapper process died holding pins (dom0 killed with SIGKILL): its GTF_reading/GTF_writing
+ * bits on the entries granted to `domid` would stay set forever and the granting guest could
+ * never end access to those frames. Its successor clears them before mapping anything, as Xen
+ * releases a dying domain's grant mappings. Returns how many entries it cleared.
+ */
+export function releaseDeadMapperPins(buffer: SharedArrayBuffer, domid: number): number {
+  const words = new Int32Array(buffer, 0, Math.floor(buffer.byteLength / GRANT_ENTRY_V1_SIZE) * 2);
+  let cleared = 0;
+  for (let i = 0; i < words.length; i += 2) {
+    let w = Atomics.load(words, i);
+    for (let t = 0; t < SET_STATUS_TRIES && w >>> 16 === domid && (w & (GTF_reading | GTF_writing)) !== 0; t++) {
+      const prev = Atomics.compareExchange(words, i, w, w & ~(GTF_reading | GTF_writing));
+      if (prev === w) {
+        cleared++;
+        break;
+      }
+      w = prev;
+    }
+  }
+  return cleared;
+}

@@ -14,6 +14,11 @@
 export const IOREQ_READ = 1;
 export const IOREQ_WRITE = 0;
 
+/** Byte offset, within a slot, of the 32-bit word a vCPU waits on (contains the state byte). */
+export const IOREQ_WAIT_WORD_OFFSET = 28;
+/** Bit position of the state nibble inside that word (little-endian: byte 30 -> bits 16..23). */
+export const IOREQ_WAIT_WORD_STATE_SHIFT = 16;
+
 export const STATE_IOREQ_NONE = 0;
 export const STATE_IOREQ_READY = 1;
 export const STATE_IOREQ_INPROCESS = 2;

@@ -59,8 +59,6 @@ export const XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ = 1;
 /** Slots per packet every backend must accept (older Linux MAX_SKB_FRAGS). */
 export const XEN_NETIF_NR_SLOTS_MIN = 18;
 export const XEN_NETIF_MAX_TX_SIZE = 0xffff;
-/** Linux netback: more slots than this for one packet is fatal (XEN_NETBK_LEGACY_SLOTS_MAX). */
-export const XEN_NETBK_LEGACY_SLOTS_MAX = 20;
 
 // ---- Slot sizes and ring sizes ----
 export const NETIF_TX_REQUEST_SIZE = 12;

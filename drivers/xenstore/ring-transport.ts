@@ -50,7 +50,7 @@ export function ringTransport(page: Uint8Array, notify: () => void): RingTranspo
           return;
         }
         while (!closed && queue.length > 0) {
-          const head = queue[0];
+          const head = queue[0]!;
           const n = ring.write(head, headOff, head.length - headOff);
           if (n === RING_CORRUPT) return finish(new XsError('EIO', 'xenstore ring indices corrupt'));
           if (n === 0) break;

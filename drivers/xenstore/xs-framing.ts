@@ -88,6 +88,6 @@ export class FrameReader {
 function headerAt(b: Uint8Array, off: number): XsHeader {
   // Hand-rolled little-endian reads: cheaper than a DataView per message.
   const u32 = (o: number) =>
-    (b[off + o] | (b[off + o + 1] << 8) | (b[off + o + 2] << 16) | (b[off + o + 3] << 24)) >>> 0;
+    (b[off + o]! | (b[off + o + 1]! << 8) | (b[off + o + 2]! << 16) | (b[off + o + 3]! << 24)) >>> 0;
   return { type: u32(0), reqId: u32(4), txId: u32(8), len: u32(12) };
 }

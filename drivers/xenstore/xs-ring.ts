@@ -60,6 +60,9 @@ export class XsRingEnd {
   private readonly outProd: number;
   private readonly inCons: number;
   private readonly inProd: number;
+  /** Server with held consumption: how far we have read, not yet told the peer (see hold()). */
+  private heldCons: number | null = null;
+  private holding = false;
 
   constructor(
     readonly page: Uint8Array,
@@ -83,7 +86,7 @@ export class XsRingEnd {
 
   /** Bytes waiting to be read, or RING_CORRUPT. */
   readable(): number {
-    const cons = Atomics.load(this.idx, this.inCons) >>> 0;
+    const cons = this.heldCons ?? Atomics.load(this.idx, this.inCons) >>> 0;
     const prod = Atomics.load(this.idx, this.inProd) >>> 0;
     const avail = (prod - cons) >>> 0;
     return avail > XENSTORE_RING_SIZE ? RING_CORRUPT : avail;
@@ -99,7 +102,7 @@ export class XsRingEnd {
 
   /** Copy up to `len` bytes out of the ring into dst[off..]; returns the count or RING_CORRUPT. */
   read(dst: Uint8Array, off: number, len: number): number {
-    const cons = Atomics.load(this.idx, this.inCons) >>> 0;
+    const cons = this.heldCons ?? Atomics.load(this.idx, this.inCons) >>> 0;
     const prod = Atomics.load(this.idx, this.inProd) >>> 0;
     const avail = (prod - cons) >>> 0;
     if (avail > XENSTORE_RING_SIZE) return RING_CORRUPT;
@@ -112,8 +115,45 @@ export class XsRingEnd {
       dst.set(this.page.subarray(src, src + run), off + done);
       done += run;
     }
-    if (n > 0) Atomics.store(this.idx, this.inCons, (cons + n) | 0);
+    if (n > 0) {
+      if (this.holding) this.heldCons = (cons + n) >>> 0;
+      else Atomics.store(this.idx, this.inCons, (cons + n) | 0);
+    }
     return n;
+  }
+
+  /**
+   * Hold consumption: read() then advances a private index only, and the peer sees the bytes
+   * consumed at release(). A server whose state must survive it (xenstored's live state) saves
+   * what it has read before the peer may overwrite it.
+   */
+  hold(): void {
+    this.holding = true;
+  }
+
+  /** Where reading has got to (held or published). */
+  get consumed(): number {
+    return this.heldCons ?? Atomics.load(this.idx, this.inCons) >>> 0;
+  }
+
+  /** Where our output has got to (our producer index). */
+  get produced(): number {
+    return Atomics.load(this.idx, this.outProd) >>> 0;
+  }
+
+  /** Publish held consumption; true if there was any. */
+  release(): boolean {
+    if (this.heldCons === null) return false;
+    Atomics.store(this.idx, this.inCons, this.heldCons | 0);
+    this.heldCons = null;
+    return true;
+  }
+
+  /** Server resuming a saved connection: the consumer index it had saved (a successor may
+   * have died between saving and publishing it). */
+  resumeConsumed(cons: number): void {
+    Atomics.store(this.idx, this.inCons, cons | 0);
+    this.heldCons = null;
   }
 
   /** Copy up to `len` bytes of src[off..] into the ring; returns the count or RING_CORRUPT. */
@@ -162,6 +202,7 @@ export class XsRingEnd {
 
   /** Server only: empty both rings (used for a reconnect request and re-introduction). */
   resetIndices(): void {
+    this.heldCons = null;
     Atomics.store(this.idx, REQ_CONS, 0);
     Atomics.store(this.idx, REQ_PROD, 0);
     Atomics.store(this.idx, RSP_CONS, 0);

@@ -25,6 +25,8 @@ import { parseCmdline } from '../kernel/cmdline.js';
 import { ipAutoconfig } from '../kernel/net/ipconfig.js';
 import { printk, setConsoleSink } from '../kernel/printk.js';
 import { killAllProcesses, initExitVerdict, startInit, type Userland } from '../kernel/userland.js';
+import { startOomKiller } from '../kernel/oom-killer.js';
+import { makeKernelUndumpable } from '../kernel/kernel-undumpable.js';
 import { connectConsolePty } from '../kernel/console-pty.js';
 import { bootOwnRootOrPanic, stopOwnRoot, type OwnRoot } from '../kernel/boot/own-root.js';
 import { startProcViews } from '../kernel/proc/proc-views.js';
@@ -239,6 +241,8 @@ async function boot(): Promise<void> {
 
   // ---- init on ttyS0: the OS on the boot device, or the built-in kernel's userland
   const root = await hvmRoot(cmdline, fw.boot, printk);
+  makeKernelUndumpable(printk); // before any userland: out of its reach (kernel/kernel-undumpable.ts)
+  startOomKiller({ log: printk, pidLevel: root ? 1 : 0 });
   let master: number;
   if (root) {
     ownRoot = await bootOwnRootOrPanic(root, spec, { log: printk, memoryBytes: ram.sizeBytes, procBinds }, shutdown);

@@ -1,4 +1,4 @@
-// PV drivers for HVM ("PV-on-HVM", the seeds' "PV drivers for HVM"): an HVM guest whose kernel
+// PV drivers for HVM ("PV-on-HVM", Xen's "PV drivers for HVM"): an HVM guest whose kernel
 // carries Xen's PV frontends finds the Xen platform PCI device, asks the device model to unplug
 // the emulated disks and NICs, and then drives the same vifs and vbds through netfront and
 // blkfront, over xenstore and grant tables, exactly like a PV guest. The serial line stays

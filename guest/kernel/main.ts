@@ -26,6 +26,8 @@ import { rootParams } from './boot/root-params.js';
 import { bootOwnRootOrPanic, stopOwnRoot, type OwnRoot } from './boot/own-root.js';
 import type { PtyPair } from '../../native/index.js';
 import { startProcViews } from './proc/proc-views.js';
+import { startOomKiller } from './oom-killer.js';
+import { makeKernelUndumpable } from './kernel-undumpable.js';
 
 const PAGE = 4096;
 const HYPERCALL_FD = 3;
@@ -177,6 +179,10 @@ async function boot(): Promise<void> {
   }
   const spec = parseCmdline(si.cmdLine);
   const root = rootParams(si.cmdLine);
+  // Before any userland exists: out of its reach, and its OOM killer (a guest with its own root
+  // sees pids of its own pid namespace: the second NSpid entry).
+  makeKernelUndumpable(printk);
+  startOomKiller({ log: printk, pidLevel: root ? 1 : 0 });
   if (root) {
     // root= on the command line: the guest is the OS on that disk (boot/own-root.ts).
     ownRoot = await bootOwnRootOrPanic(root, spec, { log: printk, memoryBytes: si.nrPages * PAGE, procBinds }, shutdown);

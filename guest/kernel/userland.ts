@@ -1,11 +1,14 @@
 // The guest's userland: init runs as a session leader on the console pty (its controlling
-// terminal, so ^C and job control work), inside the domain's sandbox set up by the jailer.
+// terminal, so ^C and job control work), inside the domain's sandbox set up by the jailer,
+// started through xenode-rootboot's `userland` command: in the userland's user namespace, its
+// memory cgroup and its seccomp filter (native/rootboot.c), out of the kernel's reach.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, readdirSync, realpathSync } from 'node:fs';
 import { native, type PtyPair } from '../../native/index.js';
 import { DEFAULT_INITS, type InitSpec } from './cmdline.js';
 import { printk } from './printk.js';
 import { startOrphanReaper } from './reaper.js';
+import { ROOTBOOT } from './boot/own-init.js';
 
 function executable(path: string): boolean {
   try {
@@ -55,7 +58,7 @@ export function startInit(spec: InitSpec, onExit: (code: number | null, signal: 
     PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     ...spec.env,
   };
-  const init = spawn('/usr/bin/setsid', ['--ctty', '--wait', path, ...argv], {
+  const init = spawn(ROOTBOOT, ['userland', '--', '/usr/bin/setsid', '--ctty', '--wait', path, ...argv], {
     stdio: [pty.slave, pty.slave, pty.slave],
     env,
     cwd: '/',

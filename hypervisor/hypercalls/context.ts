@@ -2,7 +2,8 @@
 // family (one file each in this directory, hypercalls/table.ts joins them); every handler gets
 // the calling domain (its channel is its identity), the arguments as sent, and the fds that
 // came with them, and answers a result (and fds to send back) or throws a HypercallFault.
-import type { HostInfo, DomainInfo, ShutdownReason, CreateDomainArgs } from '../../drivers/hypercall/ops.js';
+import { SHUTDOWN_CODES, type HostInfo, type DomainInfo, type ShutdownReason, type CreateDomainArgs } from '../../drivers/hypercall/ops.js';
+import { isOwnKey } from '../../common/own-entry.js';
 import type { ConsoleLog } from '../console-log.js';
 import type { Domain } from '../domain.js';
 
@@ -12,6 +13,12 @@ export class HypercallFault extends Error {
   }
 }
 export const fault = (errno: string, message: string) => new HypercallFault(errno, message);
+
+/** A shutdown reason a peer named: one of SHUTDOWN_CODES' own names, or EINVAL. */
+export function shutdownReason(v: unknown): ShutdownReason {
+  if (!isOwnKey(SHUTDOWN_CODES, v)) throw fault('EINVAL', `unknown shutdown reason ${JSON.stringify(String(v).slice(0, 64))}`);
+  return v;
+}
 
 export type Reply = { result: unknown; fds?: number[] };
 // `args` is whatever object the peer sent: each handler checks the fields it reads.

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { NativeAddon } from '../../native/index.js';
 import { AddressBus } from '../../stubdom/device-model/address-bus.js';
-import type { FutexOps } from '../../stubdom/device-model/futex.js';
+import type { FutexOps } from '../../drivers/ioreq/futex.js';
 import { GuestMemory } from '../../stubdom/device-model/guest-memory.js';
 import { IoreqDispatcher } from '../../stubdom/device-model/ioreq-dispatch.js';
 import { IrqLines } from '../../stubdom/device-model/interrupts.js';

@@ -26,16 +26,12 @@
 // scans the slots, and only then waits for the doorbell to change, so a READY published while
 // it scanned is never slept through. Waits are bounded (waitMs) so a stop request is seen even
 // if nobody rings.
-import { ioreq, ioreqCompareExchangeState, ioreqGetState, IOREQ_READ, IOREQ_SIZE, createIoreq, STATE_IOREQ_INPROCESS, STATE_IOREQ_READY, STATE_IORESP_READY } from '../../drivers/wire/ioreq.js';
+import { ioreq, ioreqCompareExchangeState, ioreqGetState, IOREQ_READ, IOREQ_SIZE, IOREQ_WAIT_WORD_OFFSET, createIoreq, STATE_IOREQ_INPROCESS, STATE_IOREQ_READY, STATE_IORESP_READY } from '../../drivers/wire/ioreq.js';
 import { BufferedIoreqReader, BUFIOREQ_ERROR, type BufferedWrite } from '../../drivers/wire/buffered-ioreq.js';
 import type { IoreqDispatcher } from './ioreq-dispatch.js';
-import type { FutexOps, WordRef } from './futex.js';
+import type { FutexOps, WordRef } from '../../drivers/ioreq/futex.js';
 import { LimitedLog, type DeviceLogger, defaultLogger } from './log.js';
 
-/** Byte offset, within a slot, of the 32-bit word a vCPU waits on (contains the state byte). */
-export const IOREQ_WAIT_WORD_OFFSET = 28;
-/** Bit position of the state nibble inside that word (little-endian: byte 30 -> bits 16..23). */
-export const IOREQ_WAIT_WORD_STATE_SHIFT = 16;
 
 /** Max vCPU slots in one 4 KiB ioreq page. */
 export const IOREQ_PAGE_SLOTS = 4096 / IOREQ_SIZE;

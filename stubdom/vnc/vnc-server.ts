@@ -13,7 +13,7 @@
 // Bad viewers are cut off alone: a handshake not finished in HANDSHAKE_MS, more than
 // MAX_VIEWERS connections, more than MAX_HANDSHAKES at once still handshaking, a wrong password
 // (answered after FAILURE_DELAY_MS times the address's recent failures, at most 5 s).
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { RfbSession, type ViewerInput } from './rfb-session.js';
 import type { DisplaySurface } from '../display/display-surface.js';
 
@@ -34,6 +34,28 @@ export interface VncOptions {
   findUnused: boolean;
   password: string | null;
   name: string;
+}
+
+/** Binds a display's listening socket: port 5900 + display, or with findUnused the first free
+ * display of the next 100 (libxl's `to=99`). */
+export async function bindVncDisplay(opts: Pick<VncOptions, 'listen' | 'display' | 'findUnused'>): Promise<{ server: Server; port: number }> {
+  const tries = opts.findUnused ? FIND_UNUSED_TRIES : 1;
+  for (let d = opts.display; d < opts.display + tries && VNC_BASE_PORT + d <= 65535; d++) {
+    const server = createServer({ noDelay: true });
+    const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
+      server.once('error', resolve);
+      server.listen({ host: opts.listen, port: VNC_BASE_PORT + d, exclusive: true }, () => resolve(null));
+    });
+    if (!err) {
+      server.removeAllListeners('error');
+      return { server, port: VNC_BASE_PORT + d };
+    }
+    server.close();
+    if (err.code !== 'EADDRINUSE' || !opts.findUnused) {
+      throw new Error(`cannot listen on ${opts.listen}:${VNC_BASE_PORT + d} (display :${d}): ${err.code ?? err.message}`);
+    }
+  }
+  throw new Error(`no free VNC display on ${opts.listen} from :${opts.display} to :${opts.display + tries - 1}`);
 }
 
 export class VncServer {
@@ -58,23 +80,22 @@ export class VncServer {
   }
 
   static async open(opts: VncOptions, surface: DisplaySurface, input: ViewerInput, log: (msg: string) => void): Promise<VncServer> {
-    const tries = opts.findUnused ? FIND_UNUSED_TRIES : 1;
-    for (let d = opts.display; d < opts.display + tries && VNC_BASE_PORT + d <= 65535; d++) {
-      const server = createServer({ noDelay: true });
-      const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
-        server.once('error', resolve);
-        server.listen({ host: opts.listen, port: VNC_BASE_PORT + d, exclusive: true }, () => resolve(null));
-      });
-      if (!err) {
-        server.on('error', (e) => log(`vnc: ${e.message}`));
-        return new VncServer(server, VNC_BASE_PORT + d, opts.listen, opts, surface, input, log);
-      }
-      server.close();
-      if (err.code !== 'EADDRINUSE' || !opts.findUnused) {
-        throw new Error(`cannot listen on ${opts.listen}:${VNC_BASE_PORT + d} (display :${d}): ${err.code ?? err.message}`);
-      }
-    }
-    throw new Error(`no free VNC display on ${opts.listen} from :${opts.display} to :${opts.display + tries - 1}`);
+    const { server, port } = await bindVncDisplay(opts);
+    server.on('error', (e) => log(`vnc: ${e.message}`));
+    return new VncServer(server, port, opts.listen, opts, surface, input, log);
+  }
+
+  /** Serves on a listening socket bound by someone else: dom0 binds it for a confined stub
+   * domain, whose own network namespace has no interface to listen on. */
+  static async adopt(fd: number, opts: VncOptions, surface: DisplaySurface, input: ViewerInput, log: (msg: string) => void): Promise<VncServer> {
+    const server = createServer({ noDelay: true });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ fd }, () => resolve());
+    });
+    server.removeAllListeners('error');
+    server.on('error', (e) => log(`vnc: ${e.message}`));
+    return new VncServer(server, (server.address() as AddressInfo).port, opts.listen, opts, surface, input, log);
   }
 
   get display(): number {

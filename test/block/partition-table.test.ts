@@ -187,8 +187,8 @@ describe('GPT', () => {
 
   it('refuses a primary header with a bad CRC, and uses the backup only with "gpt"', async () => {
     const d = disk(16384, buildGpt(layout(16384)));
-    d[S + 100 - 8] ^= 1; // inside the header's 92 bytes (reserved at +56.. is the disk GUID)
-    d[S + 60] ^= 0xff;
+    d[S + 100 - 8]! ^= 1; // inside the header's 92 bytes (reserved at +56.. is the disk GUID)
+    d[S + 60]! ^= 0xff;
     const r = await scan(d);
     expect(r.format).toBeNull();
     expect(r.partitions).toEqual([]);
@@ -202,7 +202,7 @@ describe('GPT', () => {
   it('refuses an entry array whose CRC does not match, and a header claiming absurd sizes', async () => {
     const d = disk(16384, buildGpt(layout(16384)));
     const arr = d.slice();
-    arr[2 * S + 32] ^= 1; // entry 1's first LBA
+    arr[2 * S + 32]! ^= 1; // entry 1's first LBA
     expect((await scan(arr)).messages[0]).toBe('GUID Partition Entry Array CRC check failed.');
     const huge = d.slice();
     new DataView(huge.buffer).setUint32(S + 80, 0x10000000, true);
@@ -223,14 +223,14 @@ describe('GPT', () => {
 
   it('uses the primary when the backup is bad, and warns where the two differ', async () => {
     const d = disk(16384, buildGpt(layout(16384)));
-    d[16383 * S + 60] ^= 0xff;
+    d[16383 * S + 60]! ^= 0xff;
     const r = await scan(d);
     expect(brief(r.partitions)).toEqual([[1, 2048, 4096], [2, 6144, 8192]]);
     expect(r.messages).toContain('Alternate GPT is invalid, using primary GPT.');
     // An image grown after partitioning: the backup is no longer at the end.
     const grown = new Uint8Array(20000 * S);
     grown.set(d);
-    d[16383 * S + 60] ^= 0xff;
+    d[16383 * S + 60]! ^= 0xff;
     grown.set(d.subarray(16383 * S), 16383 * S);
     const g = await scan(grown);
     expect(brief(g.partitions)).toEqual([[1, 2048, 4096], [2, 6144, 8192]]);

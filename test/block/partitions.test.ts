@@ -78,7 +78,7 @@ describe.skipIf(shouldSkip())('partitions of PV disks', () => {
     new DataView(ebr2.buffer).setUint32(0x1be + 16 + 12, 12000, true);
     const loop = image('loop.img', loopW, 8 * MIB);
     const badW = buildGpt({ diskSectors: small, partitions: [{ start: 2048, sectors: 2048 }] });
-    badW.find((w) => w.lba === 1)!.data[60] ^= 0xff; // the disk GUID changes under the CRC
+    badW.find((w) => w.lba === 1)!.data[60]! ^= 0xff; // the disk GUID changes under the CRC
     const bad = image('badcrc.img', badW, 8 * MIB);
     const named = image('named.img', buildMbr({ diskSectors: small, primary: [{ start: 2048, sectors: 2048, type: 0x83 }] }), 8 * MIB);
     // Ten logical partitions: eleven files on one disk, more receive windows than its pages.

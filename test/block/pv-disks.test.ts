@@ -66,7 +66,7 @@ describe.skipIf(shouldSkip())('PV block devices', () => {
     // 400 direct 4 KiB reads, each issued when the last is answered.
     await run('qd1', 'dd if=/dev/xvda of=/dev/null bs=4k count=400 iflag=direct 2>&1 | tail -1');
     const after = await vbd();
-    expect(after.rd_req - before.rd_req).toBeGreaterThanOrEqual(400);
+    expect(after.rd_req! - before.rd_req!).toBeGreaterThanOrEqual(400);
     const polls = after.busy_polls! - before.busy_polls!;
     const hits = after.busy_poll_hits! - before.busy_poll_hits!;
     // Not every request: after 4 spins in a row that miss (a busy machine), polling backs off
@@ -102,7 +102,7 @@ describe.skipIf(shouldSkip())('PV block devices', () => {
     expect(fsck.code).toBe(0);
   });
 
-  it('hot-attaches a second disk to a running guest (the seed form), lists it, and detaches it', async () => {
+  it('hot-attaches a second disk to a running guest (the key=value form), lists it, and detaches it', async () => {
     const disk = img('hot0.img', 8);
     const second = img('hot1.img', 16);
     await boot('hot', cfg('hot', [`phy:${disk},xvda,w`]));

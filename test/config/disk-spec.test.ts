@@ -27,7 +27,7 @@ const CASES: Array<[string, Partial<LibxlDeviceDisk>]> = [
   [',hdc:cdrom,r', { pdev_path: '', vdev: 'hdc', format: 'empty', ...CDROM }],
   [',raw,hdc,ro,devtype=cdrom', { pdev_path: '', vdev: 'hdc', format: 'empty', ...CDROM }],
   ['vdev=hdc,devtype=cdrom', { vdev: 'hdc', format: 'empty', ...CDROM }],
-  // the seeds
+  // classic xm configs (examples/linux-pv.cfg, winxp-hvm.cfg)
   ['phy:/dev/vg01/winxp0,hda,w', { pdev_path: '/dev/vg01/winxp0', vdev: 'hda' }],
   ['phy:/dev/loop0,ioemu:hdc:cdrom,r', { pdev_path: '/dev/loop0', vdev: 'hdc', ...CDROM }],
   ['phy:/dev/vg01/linux0,xvda,w', { pdev_path: '/dev/vg01/linux0', vdev: 'xvda' }],

@@ -19,9 +19,9 @@ function errorOf(fn: () => unknown): ConfigError {
 
 const warningKeys = (w: Array<{ key?: string }>) => w.map((x) => x.key).sort();
 
-describe('seed configs', () => {
-  it('seed 002 linux.cfg: a PV guest', () => {
-    const { config: c, warnings } = parseDomainConfigFile(example('seed-linux.cfg'));
+describe('classic xm configs', () => {
+  it('linux-pv.cfg: a PV guest', () => {
+    const { config: c, warnings } = parseDomainConfigFile(example('linux-pv.cfg'));
     // Its kernel is recorded, not loaded: xl-style, the warning says what xenode does instead.
     expect(warningKeys(warnings)).toEqual(['kernel']);
     expect(warnings[0]!.message).toMatch(/^ignoring kernel `\/mnt\/xen\/linux\/vmlinux' \(recorded, not loaded\): xenode's PV guests run xenode's own PV kernel/);
@@ -49,8 +49,8 @@ describe('seed configs', () => {
     });
   });
 
-  it('seed 002 winxp.cfg: an HVM guest from xm days', () => {
-    const { config: c, warnings } = parseDomainConfigFile(example('seed-winxp.cfg'));
+  it('winxp-hvm.cfg: an HVM guest from xm days', () => {
+    const { config: c, warnings } = parseDomainConfigFile(example('winxp-hvm.cfg'));
     expect(c).toMatchObject({
       name: 'winxp', type: 'hvm', typeFrom: 'builder', memoryMiB: 1024, maxMemMiB: 1024, vcpus: 2, maxVcpus: 2,
       kernel: undefined, onCrash: 'restart', onReboot: 'restart', onPoweroff: 'destroy',
@@ -62,14 +62,14 @@ describe('seed configs', () => {
     expect(c.nics[0]!.resolved).toMatchObject({ bridge: 'eth0', mac: '00:16:3e:38:d4:15', nictype: 'vif_ioemu' });
     // xl would say the same things: builder deprecated, hvmloader kernel, device_model, vncviewer; xm's dhcp.
     expect(warningKeys(warnings)).toEqual(['builder', 'device_model', 'dhcp', 'kernel', 'vncviewer']);
-    expect(warnings.find((w) => w.key === 'kernel')).toMatchObject({ line: 1, file: example('seed-winxp.cfg') });
+    expect(warnings.find((w) => w.key === 'kernel')).toMatchObject({ line: 1, file: example('winxp-hvm.cfg') });
   });
 
-  it('seed 000 florizel: its Python is refused, the xl-valid remainder parses', () => {
-    const e = errorOf(() => parseDomainConfigFile(fixture('seed-florizel.cfg')));
-    expect(e.errors[0]!.message).toMatch(/seed-florizel\.cfg:1: `import' is Python: Python is not supported by xl/);
+  it('florizel: its Python is refused, the xl-valid remainder parses', () => {
+    const e = errorOf(() => parseDomainConfigFile(fixture('florizel-xm-python.cfg')));
+    expect(e.errors[0]!.message).toMatch(/florizel-xm-python\.cfg:1: `import' is Python: Python is not supported by xl/);
 
-    const { config: c, warnings } = parseDomainConfigFile(fixture('seed-florizel-xl.cfg'));
+    const { config: c, warnings } = parseDomainConfigFile(fixture('florizel-hvm.cfg'));
     expect(c).toMatchObject({
       name: 'florizel', type: 'hvm', memoryMiB: 384, shadowMemoryMiB: 16, vcpus: 1,
       hvm: { boot: 'cda', serial: 'pty', vga: 'cirrus' }, vnc: { enable: true }, sdl: { enable: false },
@@ -81,8 +81,8 @@ describe('seed configs', () => {
     expect(warningKeys(warnings)).toEqual(['boot', 'builder', 'kernel', 'shadow_memory']);
   });
 
-  it('seed 003 iSCSI1 (its printed line breaks joined)', () => {
-    const { config: c, warnings } = parseDomainConfigFile(fixture('seed-iscsi1.cfg'));
+  it('iSCSI1: a PV guest with a ramdisk', () => {
+    const { config: c, warnings } = parseDomainConfigFile(fixture('iscsi1-pv.cfg'));
     expect(c).toMatchObject({
       name: 'iSCSI1', type: 'pv', memoryMiB: 128, vcpus: 1, kernel: '/boot/vmlinuz-2.6.13-15.8-xen',
       ramdisk: '/boot/initrd-2.6.13-15.8-xen', cmdline: 'root=/dev/hda1 ro', xm: { dhcp: 'dhcp', hostname: 'iSCSI1' },

@@ -111,8 +111,8 @@ describe('xl.cfg syntax', () => {
     expect(e.message).toMatch(/^t\.cfg:1: a: numeric escape `\\x'/);
   });
 
-  it('rejects the xm Python preamble of seed 000 naming file, line and Python', () => {
-    const e = errorOf(() => parseXlCfg(fixture('seed-florizel.cfg'), 'florizel'));
+  it('rejects the Python preamble of an xm config naming file, line and Python', () => {
+    const e = errorOf(() => parseXlCfg(fixture('florizel-xm-python.cfg'), 'florizel'));
     const first = e.errors[0]!;
     expect(first.message).toMatch(/^florizel:1: `import' is Python: Python is not supported by xl config files/);
     expect(first.message).toContain('PythonInXlConfig');

@@ -21,8 +21,8 @@ describe('libxl JSON text (yajl, beautified)', () => {
 });
 
 describe('xl create -n', () => {
-  it('prints the seed PV guest as libxl_domain_config', () => {
-    expect(dryRun(example('seed-linux.cfg'))).toBe(`{
+  it('prints linux-pv.cfg as libxl_domain_config', () => {
+    expect(dryRun(example('linux-pv.cfg'))).toBe(`{
     "c_info": {
         "type": "pv",
         "name": "linux",
@@ -75,8 +75,8 @@ describe('xl create -n', () => {
 `);
   });
 
-  it('prints the seed HVM guest with its type.hvm part', () => {
-    expect(dryRun(example('seed-winxp.cfg'))).toBe(`{
+  it('prints winxp-hvm.cfg with its type.hvm part', () => {
+    expect(dryRun(example('winxp-hvm.cfg'))).toBe(`{
     "c_info": {
         "type": "hvm",
         "name": "winxp",

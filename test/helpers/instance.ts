@@ -233,8 +233,10 @@ export class Instance {
       }
     }
     // Any domain processes left in our cgroups die, and the groups go.
-    for (const ctrl of ['freezer', 'memory', 'cpu', 'cpuset', 'cpuacct', 'pids']) {
-      const base = join('/sys/fs/cgroup', ctrl, this.cgroup);
+    // The domains' groups, and the stub domains' (dom0/stubdom-cgroup.ts).
+    const groups: [string, string][] = [...['freezer', 'memory', 'cpu', 'cpuset', 'cpuacct', 'pids'].map((c): [string, string] => [c, this.cgroup]), ['memory', `${this.cgroup}-stubdom`], ['pids', `${this.cgroup}-stubdom`]];
+    for (const [ctrl, group] of groups) {
+      const base = join('/sys/fs/cgroup', ctrl, group);
       if (!existsSync(base)) continue;
       if (ctrl === 'freezer') for (const d of readdirSync(base)) { try { writeFileSync(join(base, d, 'freezer.state'), 'THAWED'); } catch { /* */ } }
       for (const d of readdirSync(base, { withFileTypes: true }).filter((e) => e.isDirectory())) {
@@ -243,10 +245,14 @@ export class Instance {
       }
     }
     await new Promise((r) => setTimeout(r, 100));
-    for (const ctrl of ['freezer', 'memory', 'cpu', 'cpuset', 'cpuacct', 'pids']) {
-      const base = join('/sys/fs/cgroup', ctrl, this.cgroup);
+    for (const [ctrl, group] of groups) {
+      const base = join('/sys/fs/cgroup', ctrl, group);
       if (!existsSync(base)) continue;
-      for (const d of readdirSync(base, { withFileTypes: true }).filter((e) => e.isDirectory())) spawnSync('rmdir', [join(base, d.name)]);
+      for (const d of readdirSync(base, { withFileTypes: true }).filter((e) => e.isDirectory())) {
+        // A domain's children first (the memory hierarchy's "user": hypervisor/cgroups.ts).
+        for (const sub of readdirSync(join(base, d.name), { withFileTypes: true }).filter((e) => e.isDirectory())) spawnSync('rmdir', [join(base, d.name, sub.name)]);
+        spawnSync('rmdir', [join(base, d.name)]);
+      }
       spawnSync('rmdir', [base]);
     }
     rmSync(this.dir, { recursive: true, force: true });

@@ -1,4 +1,4 @@
-// `xl console` for an HVM guest, as a user runs it: a seed-style config (builder='hvm',
+// `xl console` for an HVM guest, as a user runs it: a classic HVM config (builder='hvm',
 // serial='pty', vnc=1) and `xl console` in a terminal (tmux) reaching the guest's shell over
 // its emulated 16550, detached with Ctrl-]; and the errors a user gets when there is no such
 // domain or the guest has no console.

@@ -1,4 +1,4 @@
-// HVM end to end: a guest from a seed-style config (builder='hvm', disk on hda, a cdrom on
+// HVM end to end: a guest from a classic HVM config (builder='hvm', disk on hda, a cdrom on
 // hdc, an ioemu vif, serial='pty') boots xenode's HVM OS, which finds its devices by scanning
 // PCI and drives them through their registers: every access an ioreq to the device model in
 // the stub domain. Then the same guest with PV drivers (xen_pvhvm=1) unplugs the emulated
@@ -23,7 +23,7 @@ describe.skipIf(netShouldSkip())('HVM guests on emulated devices', () => {
   let iso = '';
   let isoBytes: Buffer;
 
-  /** The seed's winxp.cfg shape, with this test's files and bridge. */
+  /** examples/winxp-hvm.cfg's shape, with this test's files and bridge. */
   const config = (name: string, extra: string) =>
     xn.config(
       name,

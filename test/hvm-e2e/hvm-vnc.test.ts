@@ -1,4 +1,4 @@
-// The display of an HVM guest as Xen users reach it: a seed-style config with vnc=1 gets the
+// The display of an HVM guest as Xen users reach it: a classic HVM config with vnc=1 gets the
 // standard VGA and a VNC server in the stub domain; stock Debian clients (gvnccapture, RFB 3.8;
 // vncsnapshot, RFB 3.3) connect and see the boot log and the shell prompt on the text screen;
 // keys typed through RFB key events reach the guest's shell through the i8042; vncpasswd is

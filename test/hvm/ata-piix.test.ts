@@ -50,6 +50,10 @@ function reply() {
   let result: { kind: string; value?: unknown } | null = null;
   const r: FuseReply = {
     data: (bufs) => (result = { kind: 'data', value: Buffer.concat(bufs.map((b) => Buffer.from(b))) }),
+    spans: (mem, spans, n) => {
+      const parts = Array.from({ length: n }, (_, i) => Buffer.from(mem.subarray(spans[2 * i]!, spans[2 * i]! + spans[2 * i + 1]!)));
+      result = { kind: 'data', value: Buffer.concat(parts) };
+    },
     written: (n) => (result = { kind: 'written', value: n }),
     ok: () => (result = { kind: 'ok' }),
     error: (e) => (result = { kind: 'error', value: e }),

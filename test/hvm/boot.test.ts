@@ -17,7 +17,7 @@ import { jailerPath, native, nativeBuildDir } from '../../native/index.js';
 import { MessageSocket } from '../../drivers/hypercall/channel.js';
 import { HVM_IOREQ_PAGES, PlatformWord } from '../../drivers/hypercall/hvm-platform-page.js';
 import { IoreqServer } from '../../stubdom/device-model/ioreq-server.js';
-import { nativeFutex } from '../../stubdom/device-model/native-futex.js';
+import { nativeFutex } from '../../drivers/ioreq/native-futex.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const missing = process.getuid?.() !== 0 ? 'needs root' : null;

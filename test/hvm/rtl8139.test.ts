@@ -80,7 +80,7 @@ describe.each([{ mmio: false }, { mmio: true }])('8139too driver (mmio: $mmio)',
     for (let i = 0; i < 15; i++) p.post({ type: 'rx', devid: 0, frame: frame(MAC, 1000, 5000 + i) });
     await p.until(() => received.length === 15, 5000, 'burst');
     const m = (await p.metrics()).metrics;
-    expect(m.nics[0].metrics.rxOverflows).toBe(0);
+    expect(m.nics[0].metrics.rx_overflows).toBe(0);
     free();
     nic.close();
   });

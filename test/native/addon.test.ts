@@ -81,7 +81,7 @@ function errorOf(fn: () => unknown): Error & { code?: string } {
 
 function fdFlags(fd: number): number {
   const m = /flags:\s+([0-7]+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
-  return parseInt(m![1], 8);
+  return parseInt(m![1]!, 8);
 }
 const O_CLOEXEC = 0o2000000;
 const O_NONBLOCK = 0o4000;
@@ -256,7 +256,7 @@ describe('eventfd and watchFd', () => {
 
 describe('SCM_RIGHTS', () => {
   it('passes working fds, CLOEXEC on arrival, up to 16 per message', () => {
-    const [a, b] = n.seqpacketPair().map(track);
+    const [a, b] = n.seqpacketPair().map(track) as [number, number];
     const e = track(n.eventfdCreate());
     const sent = Array.from({ length: 16 }, () => e);
     expect(n.sendMsg(a, Buffer.from('sixteen'), sent)).toBe(7);
@@ -268,7 +268,7 @@ describe('SCM_RIGHTS', () => {
     expect(Buffer.from(buf.subarray(0, 7)).toString()).toBe('sixteen');
     expect(r.fds).toHaveLength(16);
     for (const fd of r.fds) expect(fdFlags(fd) & O_CLOEXEC).toBe(O_CLOEXEC);
-    n.eventfdWrite(r.fds[15], 9); // the same eventfd under another number
+    n.eventfdWrite(r.fds[15]!, 9); // the same eventfd under another number
     expect(n.eventfdRead(e)).toBe(9);
     expect(n.recvMsg(b, buf)).toBeNull(); // nothing more: EAGAIN
     n.close(a);
@@ -277,7 +277,7 @@ describe('SCM_RIGHTS', () => {
   });
 
   it('receives a memfd created by another process', async () => {
-    const [a, b] = n.seqpacketPair().map(track);
+    const [a, b] = n.seqpacketPair().map(track) as [number, number];
     const { done } = runNode(
       `const n = require(process.env.XENODE_ADDON);
        const fd = n.memfdCreate('from-child', 4096);
@@ -299,7 +299,7 @@ describe('SCM_RIGHTS', () => {
     expect(r).not.toBeNull();
     expect(r!.bytes).toBe(5);
     expect(r!.fds).toHaveLength(1);
-    const memfd = track(r!.fds[0]);
+    const memfd = track(r!.fds[0]!);
     const text = Buffer.from(new Uint8Array(n.mapShared(memfd, 4096), 0, 20)).toString();
     expect(text).toBe('hello from the child');
     expect((await done).code).toBe(0);
@@ -397,7 +397,7 @@ describe('TAP', () => {
       const udp = await waitFor('UDP frame', () =>
         find((f) => f.readUInt16BE(12 + 12) === 0x0800 && f[12 + 14 + 9] === 17 && f.subarray(12, 18).equals(ourMac)),
       );
-      expect(udp[0] & ~1).toBe(0); // vnet flags: at most NEEDS_CSUM (checksum offloaded)
+      expect(udp[0]! & ~1).toBe(0); // vnet flags: at most NEEDS_CSUM (checksum offloaded)
       expect(udp.subarray(12 + 14 + 20 + 8, 12 + 14 + 20 + 8 + 6).toString()).toBe('xenode');
     },
   );

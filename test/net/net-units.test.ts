@@ -293,7 +293,7 @@ describe('TCP GRO (net/gro.ts)', () => {
     const gro = new TcpGro((_v, frame) => (out.push(frame.slice()), true));
     const a = segment(1000, 100);
     const bad = segment(1100, 100);
-    bad[60] ^= 0xff;
+    bad[60]! ^= 0xff;
     expect(gro.add(a, a.length, false)).toBe(true);
     expect(gro.add(bad, bad.length, false)).toBe(false); // refused, and what was held is written
     expect(out).toHaveLength(1);

@@ -132,8 +132,8 @@ describe.skipIf(netShouldSkip())('PV networking: guests on a LAN', () => {
     expect(after.rxPackets - before.rxPackets).toBeGreaterThanOrEqual(20);
     expect(after.txPackets - before.txPackets).toBeGreaterThanOrEqual(20);
     const na = await stats('sh1');
-    expect(na.tx_packets - nb.tx_packets).toBeGreaterThanOrEqual(20);
-    expect(na.rx_packets - nb.rx_packets).toBeGreaterThanOrEqual(20);
+    expect(na.tx_packets! - nb.tx_packets!).toBeGreaterThanOrEqual(20);
+    expect(na.rx_packets! - nb.rx_packets!).toBeGreaterThanOrEqual(20);
     expect(na.connected).toBe(1);
   });
 
@@ -253,7 +253,7 @@ describe.skipIf(netShouldSkip())('PV networking: guests on a LAN', () => {
       expect(st.tx_packets).toBeGreaterThan(1000);
       expect(st.tx_gso).toBe(0);
       expect(st.tx_csum_offload).toBe(0);
-      expect(st.tx_bytes / st.tx_packets).toBeLessThanOrEqual(1514);
+      expect(st.tx_bytes! / st.tx_packets!).toBeLessThanOrEqual(1514);
     } finally {
       server.kill();
       await xn.xl('destroy', 'nooff');

@@ -40,7 +40,7 @@ describe('TAP backend', () => {
     for (let i = 0; i < 8; i++) expect(n.write(host, frame, 0, frame.length)).toBe(1500);
     tap.pump();
     expect(tap.paused).toBe(true);
-    const inRing = nic.metrics.rxFrames;
+    const inRing = nic.metrics.rx_packets;
     expect(inRing).toBeGreaterThan(0);
     expect(inRing).toBeLessThan(8);
     // The guest consumes everything (CAPR = CBR - 16): the pump resumes.

@@ -11,8 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { IOREQ_READ, IOREQ_TYPE_PIO } from '../../drivers/wire/ioreq.js';
 import { native, nativeBuildDir } from '../../native/index.js';
 import { IoreqServer } from '../../stubdom/device-model/ioreq-server.js';
-import { IoreqTimeoutError, IoreqVcpuPort } from '../../stubdom/device-model/ioreq-vcpu.js';
-import { nativeFutex } from '../../stubdom/device-model/native-futex.js';
+import { IoreqTimeoutError, IoreqVcpuPort } from '../../drivers/ioreq/ioreq-vcpu.js';
+import { nativeFutex } from '../../drivers/ioreq/native-futex.js';
 
 function bundle(name: string): string {
   const entry = fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));

@@ -167,7 +167,7 @@ describe('RTL8139 as 8139too drives it', () => {
       expect(Buffer.from(backend.frames[i]!).equals(Buffer.from(f))).toBe(true);
     }
     expect(r.r16(0x60) & 0xf00f).toBe(0xf00f); // TSAD: TOK and OWN for all four
-    expect(nic.metrics.txFrames).toBe(6);
+    expect(nic.metrics.tx_packets).toBe(6);
     expect(nic.metrics.interrupts).toBe(6);
     expect(nic.metrics.exits).toBeGreaterThan(0);
   });
@@ -211,7 +211,7 @@ describe('RTL8139 as 8139too drives it', () => {
     const p = driverRx(r, cpu, mem, state);
     expect(p.length).toBe(1);
     expect(p[0]!.data.length).toBe(1514);
-    expect(nic.metrics.rxFrames).toBe(4);
+    expect(nic.metrics.rx_packets).toBe(4);
   });
 
   it('wraps: linear overrun into the slack with RCR.WRAP, split at the ring end without', () => {
@@ -258,7 +258,7 @@ describe('RTL8139 as 8139too drives it', () => {
     expect(sink.level(11)).toBe(true);
     r.w32(0x4c, 0);
     expect(r.r32(0x4c)).toBe(0);
-    expect(nic.metrics.rxOverflows).toBe(19);
+    expect(nic.metrics.rx_overflows).toBe(19);
   });
 
   it('works the same through the I/O BAR, and in loopback mode', () => {
@@ -271,7 +271,7 @@ describe('RTL8139 as 8139too drives it', () => {
     expect(backend.frames.length).toBe(0);
     const got = driverRx(r, cpu, mem, { cur: 0 });
     expect(Buffer.from(got[0]!.data).equals(Buffer.from(f))).toBe(true);
-    expect(nic.metrics.txFrames).toBe(1);
+    expect(nic.metrics.tx_packets).toBe(1);
   });
 });
 
@@ -308,7 +308,7 @@ describe('RTL8139 against a hostile guest', () => {
       expect(r.r8(0)).toBe(MAC_BYTES[0]);
       expect(nic.receive(frame(MAC_BYTES, 100))).toBe(false); // stays off until reset
     }
-    expect(nic.metrics.dmaErrors).toBe(2);
+    expect(nic.metrics.dma_errors).toBe(2);
   });
 
   it('no DMA at all without PCI bus mastering', () => {

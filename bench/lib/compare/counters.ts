@@ -201,11 +201,11 @@ export function mechanism(kind: 'net' | 'disk', a: Snapshot, b: Snapshot, hvm: b
     if (kind === 'net') {
       const n0 = a.dm.nics?.[0]?.metrics;
       const n1 = b.dm.nics?.[0]?.metrics;
-      m.units = sub(n0, n1, 'txFrames') + sub(n0, n1, 'rxFrames');
+      m.units = sub(n0, n1, 'tx_packets') + sub(n0, n1, 'rx_packets');
       const irqs = sub(n0, n1, 'interrupts');
       m.notifyPerUnit = irqs / m.units;
       m.batch = m.units / Math.max(1, irqs);
-      m.bytesPerFrame = (sub(n0, n1, 'txBytes') + sub(n0, n1, 'rxBytes')) / m.units;
+      m.bytesPerFrame = (sub(n0, n1, 'tx_bytes') + sub(n0, n1, 'rx_bytes')) / m.units;
     } else {
       m.units = sub(a.dm.ide, b.dm.ide, 'commands');
       const irqs = sub(a.dm.ide, b.dm.ide, 'interrupts');

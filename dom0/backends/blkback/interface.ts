@@ -29,6 +29,8 @@ import { isRefusal, parseRequest, type BlkRequest, type ParseContext } from './r
 import { BusyPoller } from '../../../drivers/ring/busy-poll.js';
 import { URING_WANTED, UringIo } from './uring-io.js';
 import { LogRateLimit } from '../../../common/log-ratelimit.js';
+import type { BlkbackReason } from './metrics.js';
+import { InflightJournal, type OwedRequest } from './inflight-journal.js';
 
 /** At queue depth 1, spin this long for the frontend's next request after answering one,
  * instead of sleeping until its event (drivers/ring/busy-poll.ts). 0 turns it off. */
@@ -49,6 +51,10 @@ export interface BlkifInterfaceOptions {
   notify: () => void;
   onFatal: (why: string) => void;
   log: (msg: string) => void;
+  /** Where to journal the requests owed (inflight-journal.ts); none: no journal. */
+  journalPath?: string;
+  /** Take over from a dom0 that died: answer what its journal says it owed. */
+  resume?: boolean;
 }
 
 /** dom0 pins on behalf of itself. */
@@ -67,7 +73,8 @@ export class BlkifInterface {
   private pushScheduled = false;
   private readonly busy = new BusyPoller(BLK_BUSY_POLL_US);
   private hitsSeen = 0;
-  /** Lines about single requests (a guest can send millions): 10 per 5 s, as printk_ratelimit. */
+  /** Lines about single requests' I/O errors (a guest can send millions): 10 per 5 s, as
+   * printk_ratelimit. Bad input goes through counters.errors, limited the same way. */
   private readonly requestLog = new LogRateLimit();
   private readonly mem: Uint8Array;
   private readonly sectors: number;
@@ -78,6 +85,7 @@ export class BlkifInterface {
   /** Disk I/O on io_uring with the frontend's memory registered, when the kernel allows. */
   private uring: UringIo | null = null;
   private uringOpening: { cancel(): void } | null = null;
+  private journal: InflightJournal | null = null;
 
   constructor(private readonly o: BlkifInterfaceOptions) {
     this.pins = new GrantPins(o.table, DOM0, o.maxPersistent, o.counters);
@@ -120,7 +128,42 @@ export class BlkifInterface {
     const frame = acquire(this.o.table, ringRef, DOM0, true);
     if (frame < 0) throw new Error(`cannot map ring-ref ${ringRef}: ${gnttabErrorMessage(frame)}`);
     this.ringRef = ringRef;
-    this.back = new BackRing(new SharedRing(this.o.memory, frame * XEN_PAGE_SIZE, BLKIF_SLOT_SIZE));
+    const back = new BackRing(new SharedRing(this.o.memory, frame * XEN_PAGE_SIZE, BLKIF_SLOT_SIZE));
+    this.back = back;
+    if (!this.o.journalPath) return;
+    // A predecessor's requests still owed: consumed are those answered (rsp_prod) and those
+    // it owed; each is answered again, in the order it took them.
+    const owed = this.o.resume ? InflightJournal.owed(this.o.journalPath, back.rspProdPvt) : undefined;
+    if (this.o.resume && !owed) throw new Error('the previous dom0 left no journal of the requests it owed');
+    this.journal = new InflightJournal(this.o.journalPath, back.size);
+    if (owed && owed.length > 0) {
+      back.reqCons = (back.rspProdPvt + owed.length) >>> 0;
+      this.o.log(`answering ${owed.length} request(s) the previous dom0 took and did not answer`);
+      this.owed = owed;
+    }
+  }
+
+  /** Requests a predecessor owed, served by the first process(). */
+  private owed: OwedRequest[] = [];
+
+  /** Take one request (the predecessor's copy, or the ring's), journalled before anything
+   * is done for it. */
+  private serve(v: DataView, ringIndex: number): boolean {
+    const entry = this.journal ? this.journal.taken(ringIndex, new Uint8Array(v.buffer, v.byteOffset, BLKIF_SLOT_SIZE)) : -1;
+    const r = parseRequest(v, this.ctx);
+    if (this.inflight.has(r.id)) {
+      this.halt('ring_fatal_id', `request id ${r.id} reused while still in flight`);
+      return false;
+    }
+    if (isRefusal(r)) {
+      this.o.counters.invalid++;
+      if (r.operation === BLKIF_OP_DISCARD) this.o.counters.ds_req++;
+      this.o.counters.peerErrors.report(r.reason, `refused request ${r.id}: ${r.why}`);
+      this.respond(r.id, r.operation, r.status, entry);
+      return true;
+    }
+    r.journal = entry;
+    return this.serveParsed(r);
   }
 
   /** The frontend rang. Consume every request it has published; returns how many there were
@@ -137,39 +180,39 @@ export class BlkifInterface {
     const back = this.back;
     if (!back || this.halted) return 0;
     let taken = 0;
+    for (const o of this.owed.splice(0)) {
+      if (!this.serve(new DataView(o.slot.buffer, o.slot.byteOffset, BLKIF_SLOT_SIZE), o.ringIndex)) return taken;
+    }
     for (;;) {
       const n = back.unconsumedRequests();
       if (n === RING_OVERFLOW) {
         const prod = back.ring.reqProd;
-        this.halt(`frontend provided bogus ring requests (req_prod ${prod}, rsp_prod_pvt ${back.rspProdPvt}, ring size ${back.size})`);
+        this.halt('ring_fatal_prod', `frontend provided bogus ring requests (req_prod ${prod}, rsp_prod_pvt ${back.rspProdPvt}, ring size ${back.size})`);
         return taken;
       }
       taken += n;
       for (let i = 0; i < n; i++) {
-        const v = back.takeRequest(); // the private copy: decode only this
-        const r = parseRequest(v, this.ctx);
-        if (this.inflight.has(r.id)) {
-          this.halt(`request id ${r.id} reused while still in flight`);
-          return taken;
-        }
-        if (isRefusal(r)) {
-          this.o.counters.invalid++;
-          if (r.operation === BLKIF_OP_DISCARD) this.o.counters.ds_req++;
-          this.logRequest(`refused request ${r.id}: ${r.why}`);
-          this.respond(r.id, r.operation, r.status);
-          continue;
-        }
-        // A lone small read or write on an otherwise idle ring (queue depth 1) is served on
-        // the spot: handing it to libuv's thread pool and back costs more than the disk.
-        if (n === 1 && this.inflight.size === 0 && r.op !== BLKIF_OP_FLUSH_DISKCACHE && r.nsect <= SYNC_MAX_SECTORS && this.o.store) {
-          this.respond(r.id, r.operation, this.executeSync(r));
-          continue;
-        }
-        this.dispatch(r);
+        const index = back.reqCons;
+        this.lone = n === 1;
+        if (!this.serve(back.takeRequest(), index)) return taken; // the private copy: decode only this
       }
       if (!back.finalCheckForRequests()) break;
     }
     return taken;
+  }
+
+  /** Whether the request being served was alone on the ring. */
+  private lone = false;
+
+  private serveParsed(r: BlkRequest): boolean {
+    // A lone small read or write on an otherwise idle ring (queue depth 1) is served on
+    // the spot: handing it to libuv's thread pool and back costs more than the disk.
+    if (this.lone && this.inflight.size === 0 && r.op !== BLKIF_OP_FLUSH_DISKCACHE && r.nsect <= SYNC_MAX_SECTORS && this.o.store) {
+      this.respond(r.id, r.op, this.executeSync(r), r.journal);
+      return true;
+    }
+    this.dispatch(r);
+    return true;
   }
 
   private dispatch(r: BlkRequest): void {
@@ -199,7 +242,7 @@ export class BlkifInterface {
       const frame = this.pins.pin(gref, toGuest, pin);
       if (frame < 0) {
         this.o.counters.invalid++;
-        this.logRequest(`request ${r.id}: grant ${gref}: ${gnttabErrorMessage(frame)}`);
+        this.o.counters.peerErrors.report('req_bad_grant', `request ${r.id}: grant ${gref}: ${gnttabErrorMessage(frame)}`);
         for (const g of held.splice(0)) this.pins.unpin(g, toGuest);
         return null;
       }
@@ -208,7 +251,7 @@ export class BlkifInterface {
       const len = (last[i]! - first[i]! + 1) * 512;
       // Segments that continue each other in guest memory become one span: one iovec for
       // the disk instead of one per page.
-      if (k >= 0 && spans[2 * k]! + spans[2 * k + 1]! === off) spans[2 * k + 1] += len;
+      if (k >= 0 && spans[2 * k]! + spans[2 * k + 1]! === off) spans[2 * k + 1] = spans[2 * k + 1]! + len;
       else {
         k++;
         spans[2 * k] = off;
@@ -288,13 +331,15 @@ export class BlkifInterface {
   private complete(r: BlkRequest, status: number): void {
     this.inflight.delete(r.id);
     if (this.halted) return;
-    this.respond(r.id, r.operation, status);
+    // An indirect request is answered with its own operation, as Linux blkback does.
+    this.respond(r.id, r.op, status, r.journal);
   }
 
-  private respond(id: bigint, operation: number, status: number): void {
+  private respond(id: bigint, operation: number, status: number, journal = -1): void {
     const back = this.back;
     if (!back) return;
     if (status !== BLKIF_RSP_OKAY) this.o.counters.errors++;
+    this.journal?.answered(journal, back.rspProdPvt);
     const off = back.nextResponseSlot(); // zeroes the whole slot first (XSA-216)
     blkifResponse.encode(back.ring.view, off, { id, operation, status });
     if (this.pushScheduled) return;
@@ -304,7 +349,9 @@ export class BlkifInterface {
     setImmediate(() => {
       this.pushScheduled = false;
       if (!this.back || this.halted) return;
-      if (this.back.pushResponses()) {
+      const notify = this.back.pushResponses();
+      this.journal?.published(this.back.rspProdPvt);
+      if (notify) {
         this.o.counters.notify_out++;
         this.o.notify();
       }
@@ -319,9 +366,10 @@ export class BlkifInterface {
     });
   }
 
-  private halt(why: string): void {
+  private halt(reason: BlkbackReason, why: string): void {
     if (this.halted) return;
     this.halted = true;
+    this.o.counters.peerErrors.count(reason);
     this.o.counters.halted = 1;
     this.o.log(`halting ring: ${why}`);
     this.o.onFatal(why);
@@ -340,6 +388,9 @@ export class BlkifInterface {
       this.o.counters.uring = 0;
     }
     this.pins.releaseAll();
+    // Every request was answered or the frontend is gone: nothing is owed.
+    this.journal?.remove();
+    this.journal = null;
     if (this.ringRef >= 0) release(this.o.table, this.ringRef, true);
     this.ringRef = -1;
     this.back = null;

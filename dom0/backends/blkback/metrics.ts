@@ -1,6 +1,25 @@
 // Per-vbd counters, under the names Linux blkback shows in sysfs (statistics/rd_req ...) plus
 // what is particular to this backend (grants, notifications, refused requests). `xl` reads them
-// through the toolstack's device-stats.
+// through the toolstack's device-stats. Field names are the names shown (common/counters.ts);
+// bad input from the frontend is counted per reason by `peerErrors`, which also logs it at a
+// bounded rate (common/peer-errors.ts).
+import { counterFields } from '../../../common/counters.js';
+import { PeerErrors } from '../../../common/peer-errors.js';
+import { BLK_REFUSAL_REASONS } from './request.js';
+
+/** What a frontend can get wrong: a refused request (request.ts), a data page behind a bad
+ * grant, and the two protocol violations that halt the ring. */
+export const BLKBACK_REASONS = [
+  ...BLK_REFUSAL_REASONS,
+  /** A data segment's grant that is invalid, revoked, foreign or read-only for a read. */
+  'req_bad_grant',
+  /** req_prod more requests than the ring holds ahead (XSA-39): the ring halts. */
+  'ring_fatal_prod',
+  /** A request id reused while that request is in flight: the ring halts. */
+  'ring_fatal_id',
+] as const;
+export type BlkbackReason = (typeof BLKBACK_REASONS)[number];
+
 export class BlkbackCounters {
   /** READ requests completed. */
   rd_req = 0;
@@ -37,8 +56,15 @@ export class BlkbackCounters {
    * libuv's thread pool (0); and how many disk I/Os went through the ring. */
   uring = 0;
   uring_req = 0;
+  /** Bad input per reason (BLKBACK_REASONS), logged at a bounded rate through `log`. */
+  readonly peerErrors: PeerErrors<BlkbackReason>;
 
+  constructor(log: (line: string) => void = () => {}) {
+    this.peerErrors = new PeerErrors(BLKBACK_REASONS, log);
+  }
+
+  /** Every counter by its name, and one per reason of bad input. */
   snapshot(): Record<string, number> {
-    return { ...this } as unknown as Record<string, number>;
+    return { ...counterFields(this), ...this.peerErrors.counts };
   }
 }

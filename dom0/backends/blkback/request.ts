@@ -41,12 +41,36 @@ export interface BlkRequest {
   /** Total 512-byte sectors the segments cover. */
   nsect: number;
   segs: Segs;
+  /** Its entry in the journal of requests owed (inflight-journal.ts), -1 for none. */
+  journal?: number;
 }
 
+/** Why a request is refused (answered with an error, nothing read or written); each is also
+ * the name of the counter blkback keeps for it. */
+export const BLK_REFUSAL_REASONS = [
+  /** nr_segments 0 (but for a flush) or more than 11 direct / the advertised indirect maximum. */
+  'req_bad_segments',
+  /** A segment with last_sect >= 8 or below first_sect. */
+  'req_bad_sectors',
+  /** Sectors past the end of the disk. */
+  'req_beyond_end',
+  /** A write (or flush) to a read-only disk. */
+  'req_read_only',
+  /** An indirect request whose operation is not read or write. */
+  'req_bad_indirect_op',
+  /** An indirect descriptor page behind a grant we could not take. */
+  'req_bad_indirect_page',
+  /** An operation not offered: indirect when not advertised, barrier, discard, unknown. */
+  'req_unsupported',
+] as const;
+export type BlkRefusalReason = (typeof BLK_REFUSAL_REASONS)[number];
+
 export interface Refusal {
+  /** The operation to answer with: as sent, or an indirect request's own operation. */
   operation: number;
   id: bigint;
   status: number;
+  reason: BlkRefusalReason;
   why: string;
 }
 
@@ -77,17 +101,17 @@ function decodeSegs(v: DataView, n: number, at: (i: number) => number): Segs {
   return segs;
 }
 
-/** Checks segments and the sector range; returns the sector count or a reason. */
-function checkSegs(segs: Segs, sector: number, ctx: ParseContext): number | string {
+/** Checks segments and the sector range; returns the sector count or why not. */
+function checkSegs(segs: Segs, sector: number, ctx: ParseContext): number | [BlkRefusalReason, string] {
   let n = 0;
   for (let i = 0; i < segs.n; i++) {
     const first = segs.first[i]!;
     const last = segs.last[i]!;
-    if (last >= BLKIF_SECTORS_PER_PAGE) return `segment last_sect ${last} >= ${BLKIF_SECTORS_PER_PAGE}`;
-    if (last < first) return `segment last_sect ${last} < first_sect ${first}`;
+    if (last >= BLKIF_SECTORS_PER_PAGE) return ['req_bad_sectors', `segment last_sect ${last} >= ${BLKIF_SECTORS_PER_PAGE}`];
+    if (last < first) return ['req_bad_sectors', `segment last_sect ${last} < first_sect ${first}`];
     n += last - first + 1;
   }
-  if (sector + n > ctx.sectors) return `sectors ${sector}+${n} beyond the end of the disk (${ctx.sectors})`;
+  if (sector + n > ctx.sectors) return ['req_beyond_end', `sectors ${sector}+${n} beyond the end of the disk (${ctx.sectors})`];
   return n;
 }
 
@@ -96,7 +120,9 @@ export function parseRequest(v: DataView, ctx: ParseContext): BlkRequest | Refus
   const operation = v.getUint8(0);
   // id sits at the same offset (8) in every request variant.
   const id = v.getBigUint64(8, true);
-  const refuse = (why: string, status = BLKIF_RSP_ERROR): Refusal => ({ operation, id, status, why });
+  // Linux blkback answers an indirect request with its own operation (read or write).
+  const answerOp = operation === BLKIF_OP_INDIRECT && ctx.maxIndirect > 0 ? v.getUint8(1) : operation;
+  const refuse = (reason: BlkRefusalReason, why: string, status = BLKIF_RSP_ERROR): Refusal => ({ operation: answerOp, id, status, reason, why });
   const sector = v.getUint32(16, true) + v.getUint32(20, true) * 0x1_0000_0000;
 
   switch (operation) {
@@ -105,39 +131,39 @@ export function parseRequest(v: DataView, ctx: ParseContext): BlkRequest | Refus
     case BLKIF_OP_FLUSH_DISKCACHE: {
       const nseg = v.getUint8(1);
       const isFlush = operation === BLKIF_OP_FLUSH_DISKCACHE;
-      if ((nseg === 0 && !isFlush) || nseg > BLKIF_MAX_SEGMENTS_PER_REQUEST) return refuse(`bad number of segments ${nseg}`);
-      if (operation !== BLKIF_OP_READ && ctx.readonly) return refuse('write to a read-only disk');
+      if ((nseg === 0 && !isFlush) || nseg > BLKIF_MAX_SEGMENTS_PER_REQUEST) return refuse('req_bad_segments', `bad number of segments ${nseg}`);
+      if (operation !== BLKIF_OP_READ && ctx.readonly) return refuse('req_read_only', 'write to a read-only disk');
       const segs = decodeSegs(v, nseg, (i) => 24 + i * 8);
       const n = checkSegs(segs, sector, ctx);
-      if (typeof n === 'string') return refuse(n);
+      if (typeof n !== 'number') return refuse(...n);
       return { operation, op: operation, id, sector, nsect: n, segs };
     }
     case BLKIF_OP_INDIRECT: {
-      if (ctx.maxIndirect === 0) return refuse('indirect descriptors were not offered', BLKIF_RSP_EOPNOTSUPP);
+      if (ctx.maxIndirect === 0) return refuse('req_unsupported', 'indirect descriptors were not offered', BLKIF_RSP_EOPNOTSUPP);
       const op = v.getUint8(1);
-      if (op !== BLKIF_OP_READ && op !== BLKIF_OP_WRITE) return refuse(`indirect operation ${op} is not read or write`);
+      if (op !== BLKIF_OP_READ && op !== BLKIF_OP_WRITE) return refuse('req_bad_indirect_op', `indirect operation ${op} is not read or write`);
       const nseg = v.getUint16(2, true);
-      if (nseg === 0 || nseg > ctx.maxIndirect) return refuse(`bad number of indirect segments ${nseg} (max ${ctx.maxIndirect})`);
-      if (op === BLKIF_OP_WRITE && ctx.readonly) return refuse('write to a read-only disk');
+      if (nseg === 0 || nseg > ctx.maxIndirect) return refuse('req_bad_segments', `bad number of indirect segments ${nseg} (max ${ctx.maxIndirect})`);
+      if (op === BLKIF_OP_WRITE && ctx.readonly) return refuse('req_read_only', 'write to a read-only disk');
       const pages = blkifIndirectPages(nseg);
       for (let p = 0; p < pages; p++) {
         const gref = v.getUint32(28 + 4 * p, true);
         const bytes = Math.min(BLKIF_SEGS_PER_INDIRECT_FRAME, nseg - p * BLKIF_SEGS_PER_INDIRECT_FRAME) * 8;
         const err = ctx.copyIndirect(gref, scratch.subarray(p * 4096, p * 4096 + bytes), bytes);
-        if (err) return refuse(`indirect page ${p}: ${err}`);
+        if (err) return refuse('req_bad_indirect_page', `indirect page ${p}: ${err}`);
       }
       // Descriptor i is in page i / 512 at slot i % 512 (8 bytes each).
       const segs = decodeSegs(scratchView, nseg, (i) => Math.floor(i / BLKIF_SEGS_PER_INDIRECT_FRAME) * 4096 + (i % BLKIF_SEGS_PER_INDIRECT_FRAME) * 8);
       const n = checkSegs(segs, sector, ctx);
-      if (typeof n === 'string') return refuse(n);
+      if (typeof n !== 'number') return refuse(...n);
       return { operation, op, id, sector, nsect: n, segs };
     }
     case BLKIF_OP_WRITE_BARRIER:
-      return refuse('write barriers are not offered (feature-barrier); use flush', BLKIF_RSP_EOPNOTSUPP);
+      return refuse('req_unsupported', 'write barriers are not offered (feature-barrier); use flush', BLKIF_RSP_EOPNOTSUPP);
     case BLKIF_OP_DISCARD:
-      return refuse('discard is not offered (feature-discard)', BLKIF_RSP_EOPNOTSUPP);
+      return refuse('req_unsupported', 'discard is not offered (feature-discard)', BLKIF_RSP_EOPNOTSUPP);
     default:
-      return refuse(`unknown operation ${operation}`, BLKIF_RSP_EOPNOTSUPP);
+      return refuse('req_unsupported', `unknown operation ${operation}`, BLKIF_RSP_EOPNOTSUPP);
   }
 }
 

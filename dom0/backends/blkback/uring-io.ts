@@ -101,8 +101,8 @@ export class UringIo {
       // A short transfer (rare: a signal, the end of a file): go on from where it stopped.
       let skip = r;
       while (skip > 0 && skip >= own[2 * first + 1]!) skip -= own[2 * first++ + 1]!;
-      own[2 * first] += skip;
-      own[2 * first + 1] -= skip;
+      own[2 * first] = own[2 * first]! + skip;
+      own[2 * first + 1] = own[2 * first + 1]! - skip;
       try {
         this.submit(write, fd, own.subarray(2 * first), n - first, pos + moved, step);
       } catch {

@@ -31,6 +31,7 @@ import { MappedGrantTable } from '../../../drivers/grant/grant-mapper.js';
 import type { BackendDriver, BackendFactory, Dom0Services } from '../backend-bus.js';
 import { openBacking, type BackingStore } from './backing-file.js';
 import { BlkifInterface } from './interface.js';
+import { journalPath } from './inflight-journal.js';
 import { BlkbackCounters } from './metrics.js';
 import { EventStormGuard } from '../../../drivers/evtchn/event-storm-guard.js';
 
@@ -64,7 +65,7 @@ export function parseParams(type: string, params: string): { format: string; pat
 }
 
 class Blkback implements BackendDriver {
-  readonly counters = new BlkbackCounters();
+  readonly counters = new BlkbackCounters((m) => this.log(m));
   private iface: BlkifInterface | null = null;
   private port = -1;
   private chain: Promise<void> = Promise.resolve();
@@ -73,6 +74,8 @@ class Blkback implements BackendDriver {
   private info = 0;
   private removed = false;
   private connected = false;
+  /** Taking over from a dom0 that died (probe found us Connected). */
+  private resuming = false;
 
   constructor(
     private readonly dev: XenbusDevice,
@@ -88,6 +91,9 @@ class Blkback implements BackendDriver {
 
   async probe(): Promise<void> {
     const d = this.dev;
+    // Connected already: a dom0 that died served this disk. Reopen the image and reattach to
+    // the ring where the frontend left it, without moving the xenbus state it watches.
+    this.resuming = (await d.readKey('state', d.path))?.trim() === String(XenbusState.Connected);
     const mode = (await d.readKey(BK.mode, d.path)) ?? 'r';
     const type = (await d.readKey(BK.type, d.path)) ?? 'phy';
     const params = (await d.readKey(BK.params, d.path)) ?? '';
@@ -122,7 +128,7 @@ class Blkback implements BackendDriver {
     if (this.store?.physicalDevice) keys[BK.physicalDevice] = this.store.physicalDevice;
     keys['hotplug-status'] = 'connected';
     await d.writeKeys(keys);
-    await this.setState(XenbusState.InitWait);
+    if (!this.resuming) await this.setState(XenbusState.InitWait);
     await d.watchOtherEnd((state) => {
       this.chain = this.chain.then(() => this.frontendChanged(state)).catch((e) => this.s.log.error(`blkback ${this.domid}/${this.devid}: ${(e as Error).message}`));
     });
@@ -166,6 +172,13 @@ class Blkback implements BackendDriver {
     const d = this.dev;
     const fatal = async (why: string) => {
       this.s.log.error(`blkback ${this.domid}/${this.devid}: ${why}`);
+      if (this.resuming) {
+        // Taking over from a dom0 that died and failing: the guest's disk would hang; crash it
+        // so that its on_crash applies.
+        this.resuming = false;
+        this.s.log.error(`blkback ${this.domid}/${this.devid}: cannot take the disk over after dom0 restarted; crashing domain ${this.domid}`);
+        await this.s.hc.invoke('domctl.shutdown', { domid: this.domid, reason: 'crash' }).catch(() => {});
+      }
       await d.writeKeys({ error: why });
       await this.disconnect();
       await this.setState(XenbusState.Closing);
@@ -196,6 +209,8 @@ class Blkback implements BackendDriver {
         this.chain = this.chain.then(() => fatal(`ring halted: ${why}`)).catch(() => {});
       },
       log: (m) => this.log(m),
+      journalPath: journalPath(this.domid, this.devid),
+      resume: this.resuming,
     });
     try {
       iface.mapRing(ringRef);
@@ -203,14 +218,17 @@ class Blkback implements BackendDriver {
       return fatal((e as Error).message);
     }
     this.iface = iface;
-    this.port = await this.s.evtchn.bindInterdomain(this.domid, remotePort);
+    // bindOrReattach: after a dom0 restart the channel is still bound to our old port.
+    this.port = await this.s.evtchn.bindOrReattach(this.domid, remotePort);
     // A frontend ringing for nothing is held off, as netback does (XSA-332).
     const port = this.port;
     const storm = new EventStormGuard((ms) => this.s.evtchn.holdOff(port, ms));
     this.s.evtchn.on(port, () => {
+      // The vbd's counters outlive this connection: they grow by what this event added.
+      const { spurious, throttles } = storm;
       storm.handled(iface.onEvent());
-      this.counters.events_spurious = storm.spurious;
-      this.counters.event_throttles = storm.throttles;
+      this.counters.events_spurious += storm.spurious - spurious;
+      this.counters.event_throttles += storm.throttles - throttles;
     });
     this.connected = true;
     await d.writeKeys({
@@ -220,8 +238,10 @@ class Blkback implements BackendDriver {
       [BK.physicalSectorSize]: 512,
       [BK.featurePersistent]: persistent ? 1 : 0,
     });
-    await this.setState(XenbusState.Connected);
-    this.log(`connected: ring-ref ${ringRef}, event channel ${remotePort} -> ${this.port}, persistent grants ${persistent ? 'on' : 'off'}, indirect ${this.opts.maxIndirectSegments || 'off'}`);
+    const resumed = this.resuming;
+    this.resuming = false;
+    if (!resumed) await this.setState(XenbusState.Connected);
+    this.log(`${resumed ? 're' : ''}connected: ring-ref ${ringRef}, event channel ${remotePort} -> ${this.port}, persistent grants ${persistent ? 'on' : 'off'}, indirect ${this.opts.maxIndirectSegments || 'off'}`);
     iface.process(); // requests published before we bound the channel
   }
 

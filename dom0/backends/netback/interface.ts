@@ -13,6 +13,8 @@ import { RxPath } from './rx.js';
 import { TokenBucket, type VifRateConfig } from './rate-limit.js';
 import { TxPath } from './tx.js';
 import { BusyPoller } from '../../../drivers/ring/busy-poll.js';
+import { EventStormGuard } from '../../../drivers/evtchn/event-storm-guard.js';
+import type { FramePort } from '../../../net/frame-port.js';
 
 export interface VifConnectParams {
   domid: number;
@@ -31,10 +33,6 @@ export interface VifConnectParams {
   rate: VifRateConfig | undefined;
 }
 
-/** Consecutive events that find no work before we stop listening for a moment. */
-const SPURIOUS_LIMIT = 16;
-const HOLD_OFF_MIN_MS = 1;
-const HOLD_OFF_MAX_MS = 100;
 /** Busy polling around lone requests (drivers/ring/busy-poll.ts, `busyPoll` below): how long
  * one spin may last (XENODE_NET_BUSY_POLL_US, 0 = off), up to how many ring slots a batch
  * counts as small (a 64-byte datagram takes one; a TCP segment train ten or more), and how
@@ -45,15 +43,14 @@ const BUSY_LOOP_MS = 1;
 
 export class ConnectedVif {
   private readonly pins: number[] = [];
-  private port = -1;
+  private evtPort = -1;
   private tx: TxPath | null = null;
   private rx: RxPath | null = null;
   private grants!: MappedGrantTable;
   private txRing: BackRing | null = null;
   private rxRing: BackRing | null = null;
   private closed = false;
-  private spurious = 0;
-  private holdOffMs = HOLD_OFF_MIN_MS;
+  private storm: EventStormGuard | null = null;
   private txTimer: NodeJS.Timeout | null = null;
   private txImmediate: NodeJS.Immediate | null = null;
   private readonly busy = new BusyPoller(NET_BUSY_POLL_US);
@@ -63,10 +60,14 @@ export class ConnectedVif {
 
   constructor(
     private readonly s: Dom0Services,
-    private readonly tapFd: number,
+    private readonly port: FramePort,
     private readonly metrics: VifMetrics,
     private readonly onFatal: (reason: string) => void,
   ) {}
+
+  private get tapFd(): number {
+    return this.port.fd;
+  }
 
   /** Maps the rings, binds the event channel and starts both paths. Throws on a bad grant
    * or port (the caller reports it and stays disconnected). */
@@ -82,7 +83,8 @@ export class ConnectedVif {
       // The frontend initialised both rings; we attach without touching their headers.
       this.txRing = txRing = new BackRing(new SharedRing(guest.memory, txFrame * XEN_PAGE_SIZE, NETIF_TX_SLOT_SIZE));
       this.rxRing = rxRing = new BackRing(new SharedRing(guest.memory, rxFrame * XEN_PAGE_SIZE, NETIF_RX_SLOT_SIZE));
-      this.port = await this.s.evtchn.bindInterdomain(p.domid, p.eventChannel);
+      // bindOrReattach: after a dom0 restart the channel is still bound to our old port.
+      this.evtPort = await this.s.evtchn.bindOrReattach(p.domid, p.eventChannel);
     } catch (e) {
       this.teardown();
       throw e;
@@ -94,8 +96,8 @@ export class ConnectedVif {
     // starts the frontend working while we carry on with the batch.
     const notify = () => {
       if (this.closed) return;
-      this.metrics.notifySent++;
-      this.s.evtchn.notify(this.port);
+      this.metrics.notify_sent++;
+      this.s.evtchn.notify(this.evtPort);
     };
     const fatal = (reason: string) => this.fatal(reason);
     this.tx = new TxPath({
@@ -126,8 +128,10 @@ export class ConnectedVif {
     // What the bridge may hand us for this guest: only what its netfront said it takes.
     const n = native();
     const offloads = (p.rxCsum ? n.TUN_F_CSUM : 0) | (gso && p.gsoTcpv4 ? n.TUN_F_TSO4 : 0) | (gso && p.gsoTcpv6 ? n.TUN_F_TSO6 : 0);
-    n.tapSetOffload(this.tapFd, offloads);
-    this.s.evtchn.on(this.port, () => this.onEvent());
+    this.port.setOffload(offloads);
+    const evtPort = this.evtPort;
+    this.storm = new EventStormGuard((ms) => this.s.evtchn.holdOff(evtPort, ms));
+    this.s.evtchn.on(evtPort, () => this.onEvent());
     // Xen sets a freshly bound port pending: look at both rings now.
     this.rx.start();
     this.tx.run();
@@ -141,30 +145,23 @@ export class ConnectedVif {
   }
 
   private onEvent(): void {
-    if (this.closed) return;
-    this.metrics.eventsReceived++;
+    if (this.closed || !this.storm) return;
+    this.metrics.events_received++;
     const rxWork = this.rx?.onEvent() ?? 0;
     const txWork = this.tx?.run() ?? 0;
     const work = rxWork + txWork;
     if (txWork > 0) this.busyPoll('next', txWork);
-    if (work > 0) {
-      this.spurious = 0;
-      this.holdOffMs = HOLD_OFF_MIN_MS;
-      return;
-    }
-    if (this.staleEvents > 0) {
+    if (work === 0 && this.staleEvents > 0) {
       this.staleEvents--;
       return;
     }
-    // An event that found nothing to do. A few are normal (races with our own polling); a
+    // Events that find nothing to do: a few are normal (races with our own polling); a
     // stream of them is a storm: stop listening for a while, longer each time (XSA-332).
-    this.metrics.eventsSpurious++;
-    if (++this.spurious >= SPURIOUS_LIMIT) {
-      this.spurious = 0;
-      this.metrics.eventThrottles++;
-      this.s.evtchn.holdOff(this.port, this.holdOffMs);
-      this.holdOffMs = Math.min(HOLD_OFF_MAX_MS, this.holdOffMs * 2);
-    }
+    // The vif's counters outlive this connection: they grow by what this event added.
+    const { spurious, throttles } = this.storm;
+    this.storm.handled(work);
+    this.metrics.events_spurious += this.storm.spurious - spurious;
+    this.metrics.event_throttles += this.storm.throttles - throttles;
   }
 
   /**
@@ -197,8 +194,8 @@ export class ConnectedVif {
       want === 'reply' ? 'fd' : 'ring',
       slots,
     );
-    this.metrics.busyPolls = this.busy.polls;
-    this.metrics.busyPollHits = this.busy.hits;
+    this.metrics.busy_polls = this.busy.polls;
+    this.metrics.busy_poll_hits = this.busy.hits;
   }
 
   private scheduleTx(ms: number): void {
@@ -238,8 +235,8 @@ export class ConnectedVif {
     if (this.txTimer) clearTimeout(this.txTimer);
     if (this.txImmediate) clearImmediate(this.txImmediate);
     for (const ref of this.pins.splice(0)) release(this.grants, ref, true);
-    if (this.port >= 0) void this.s.evtchn.close(this.port).catch(() => {});
-    this.port = -1;
+    if (this.evtPort >= 0) void this.s.evtchn.close(this.evtPort).catch(() => {});
+    this.evtPort = -1;
     // Nothing of the guest's memory stays reachable from here: a destroyed guest's pages are
     // unmapped when the last view goes.
     this.tx = this.rx = null;

@@ -142,6 +142,7 @@ export class RxPath {
     const n = ring.unconsumedRequests();
     if (n === RING_OVERFLOW) {
       this.stopped = true;
+      this.d.metrics.peerErrors.count('rx_fatal_ring');
       this.d.fatal(`RX ring: req_prod ${ring.ring.reqProd} claims more requests than the ring holds (rsp_prod ${ring.rspProdPvt}, ring of ${ring.size})`);
       return -1;
     }
@@ -152,6 +153,7 @@ export class RxPath {
       const gref = v.getUint32(4, true);
       const i = (this.head + this.count) % this.size;
       const frame = acquire(this.d.grants, gref, 0, true);
+      if (frame < 0) this.d.metrics.peerErrors.report('rx_error_grant', `RX: buffer ${id}: grant ${gref} refused (${frame}): answered with an error`);
       this.ids[i] = id;
       this.grefs[i] = gref;
       this.frames[i] = frame;
@@ -178,7 +180,7 @@ export class RxPath {
   run(): number {
     const { ring, metrics } = this.d;
     let frames = 0;
-    const slots0 = metrics.rxSlots;
+    const slots0 = metrics.rx_slots;
     let responded = false;
     while (!this.stopped && frames < RX_BUDGET) {
       // A buffer whose grant was refused is answered with an error, on its own, in order.
@@ -191,7 +193,7 @@ export class RxPath {
       if (w < this.need && w === this.count) {
         // Not enough buffers: take any that were posted meanwhile, else wait for them.
         const took = this.fill();
-        if (took < 0) return metrics.rxSlots - slots0;
+        if (took < 0) return metrics.rx_slots - slots0;
         if (took === 0) {
           if (ring.finalCheckForRequests() && this.fill() > 0) continue;
           break;
@@ -208,11 +210,11 @@ export class RxPath {
       }
     }
     if (responded) {
-      metrics.rxBatches++;
+      metrics.rx_batches++;
       if (ring.pushResponses()) this.d.notify();
     }
     this.updateWatch();
-    const slots = metrics.rxSlots - slots0;
+    const slots = metrics.rx_slots - slots0;
     if (responded && frames > 0) this.d.afterDelivery?.(slots);
     return slots;
   }
@@ -243,13 +245,13 @@ export class RxPath {
     const len = n - VNET_HDR_LEN;
     const capacity = this.nSegs * PAGE;
     if (len < ETH_HLEN) {
-      metrics.rxDrops++;
+      metrics.rx_drops++;
       return false;
     }
     decodeVnetHdr(this.vnetBuf, this.vnet);
     const gso = offloadFromVnet(this.vnet, this.offload) && this.offload.gsoType !== XEN_NETIF_GSO_TYPE_NONE;
     if (!gso && this.offload.gsoType !== XEN_NETIF_GSO_TYPE_NONE) {
-      metrics.rxDrops++;
+      metrics.rx_drops++;
       return false;
     }
     const pages = Math.ceil(len / PAGE);
@@ -258,7 +260,7 @@ export class RxPath {
       // Not what the frontend takes, or cut short (by a refused buffer ending the window, or
       // a frame larger than the MTU allows): drop it. A refused buffer then leaves the queue,
       // answered with errors together with the good ones before it.
-      metrics.rxDrops++;
+      metrics.rx_drops++;
       if (w < this.need && w < this.count) {
         for (let k = 0; k <= w; k++) this.respondError((this.head + k) % this.size);
         this.pop(w + 1);
@@ -298,10 +300,10 @@ export class RxPath {
       }
     }
     this.pop(used);
-    metrics.rxPackets++;
-    metrics.rxBytes += len;
-    metrics.rxSlots += used;
-    if (gso) metrics.rxGso++;
+    metrics.rx_packets++;
+    metrics.rx_bytes += len;
+    metrics.rx_slots += used;
+    if (gso) metrics.rx_gso++;
     return true;
   }
 
@@ -353,7 +355,7 @@ export class RxPath {
     this.watching = false;
     if (this.stalledSince === 0) {
       this.stalledSince = performance.now();
-      this.d.metrics.rxStalls++;
+      this.d.metrics.rx_stalls++;
     }
     if (!this.drainTimer) this.drainTimer = setTimeout(() => this.drainTick(), RX_DRAIN_TICK_MS);
   }
@@ -372,7 +374,7 @@ export class RxPath {
           r = null;
         }
         if (r === null) break;
-        this.d.metrics.rxDrops++;
+        this.d.metrics.rx_drops++;
       }
     }
   }

@@ -8,39 +8,16 @@
 // from the guest's granted pages, pinned (GTF_reading) with the hypervisor's grant checks for
 // the duration of the call. The kernel copies the frame once; there is no copy in JS.
 //
-// What a frontend can get wrong, and what it costs it (Linux's classification):
-//   fatal, the vif is disconnected: producer index impossible (more requests than the ring
-//   holds), a packet announcing more slots than are published, more than 20 slots, a slot
-//   with offset + size past its page, an extra-info slot of an unknown type or missing, a
-//   GSO extra of size 0 or unknown type;
-//   dropped with an error response: more than 18 slots, a fragment larger than what remains
-//   of the packet, a packet (or its first slot) shorter than an Ethernet header, a grant
-//   that is invalid, revoked or not ours, headers we cannot place a checksum in.
+// What a frontend can get wrong, and what it costs it, is judged by tx-request.ts (Linux's
+// classification: dropped with error responses, or fatal and the vif is disconnected); each
+// is counted under its reason and logged at a bounded rate (metrics.ts).
 import { acquire, release, type MappedGrantTable } from '../../../drivers/grant/grant-table.js';
 import { RING_OVERFLOW, type BackRing } from '../../../drivers/ring/shared-ring.js';
-import {
-  NETIF_RSP_ERROR,
-  NETIF_RSP_NULL,
-  NETIF_RSP_OKAY,
-  NETIF_TX_SLOT_SIZE,
-  NETTXF_extra_info,
-  NETTXF_more_data,
-  XEN_NETBK_LEGACY_SLOTS_MAX,
-  XEN_NETIF_EXTRA_FLAG_MORE,
-  XEN_NETIF_EXTRA_TYPE_GSO,
-  XEN_NETIF_EXTRA_TYPE_MAX,
-  XEN_NETIF_EXTRA_TYPE_NONE,
-  XEN_NETIF_GSO_TYPE_TCPV4,
-  XEN_NETIF_GSO_TYPE_TCPV6,
-  XEN_NETIF_NR_SLOTS_MIN,
-  netifTxRequest,
-  netifTxResponse,
-  type NetifTxRequest,
-} from '../../../drivers/wire/netif.js';
-import { newPacketOffload, offloadFromTxFlags, vnetFromOffload } from '../../../drivers/netif/offload.js';
+import { NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, netifTxResponse } from '../../../drivers/wire/netif.js';
+import { vnetFromOffload } from '../../../drivers/netif/offload.js';
 import { encodeVnetHdr, newVnetHdr, VNET_HDR_LEN } from '../../../net/vnet-hdr.js';
-import { ETH_HLEN } from '../../../net/csum-setup.js';
 import { native } from '../../../native/index.js';
+import { readTxPacket, TX_MAX_DATA_SLOTS, TxPacket, type TxDropReason, type TxFatalReason, type TxVerdict } from './tx-request.js';
 import { TcpGro } from '../../../net/gro.js';
 import type { TokenBucket } from './rate-limit.js';
 import type { VifMetrics } from './metrics.js';
@@ -48,8 +25,6 @@ import type { VifMetrics } from './metrics.js';
 const PAGE = 4096;
 /** Bytes of a packet copied privately (and parsed) before it goes to the TAP. */
 export const TX_HEADER_COPY = 256;
-/** Extra-info slots one packet may carry (one per type at most). */
-const MAX_EXTRAS = XEN_NETIF_EXTRA_TYPE_MAX - 1;
 /** Packets per run before we yield to the event loop (other vifs, xenstored...). */
 export const TX_BUDGET = 64;
 
@@ -61,7 +36,7 @@ export interface TxDeps {
   tapFd: number;
   metrics: VifMetrics;
   limiter: TokenBucket | null;
-  /** A protocol violation: disconnect the vif and say why. */
+  /** A protocol violation: disconnect the vif and say why (already counted). */
   fatal(reason: string): void;
   /** Responses were pushed and the frontend asked to hear about it. */
   notify(): void;
@@ -72,26 +47,19 @@ export interface TxDeps {
 type Verdict = 'none' | 'packet' | 'fatal';
 
 export class TxPath {
-  private readonly raw = new Uint8Array(NETIF_TX_SLOT_SIZE);
-  private readonly rawView = new DataView(this.raw.buffer);
-  /** Data slots of the packet being handled (private, decoded copies). */
-  private readonly slots: NetifTxRequest[] = Array.from({ length: XEN_NETBK_LEGACY_SLOTS_MAX }, () => ({ gref: 0, offset: 0, flags: 0, id: 0, size: 0 }));
-  private nSlots = 0;
-  private nExtras = 0;
-  /** Bytes of each data slot (the first slot's is what the fragments leave of `size`). */
-  private readonly lens = new Int32Array(XEN_NETBK_LEGACY_SLOTS_MAX);
-  private totalSize = 0;
-  private dropReason: string | null = null;
-  private readonly offload = newPacketOffload();
+  /** The packet being handled: private, decoded copies of its slots (tx-request.ts). */
+  private readonly pkt = new TxPacket();
+  private verdict: TxVerdict = { kind: 'ok' };
+  private readonly next = (dst: Uint8Array): void => this.d.ring.copyRequest(dst, 0);
   /** A packet that passed judgement but waits for rate-limit tokens. */
   private held = false;
 
   private readonly vnet = newVnetHdr();
   private readonly vnetBuf = new Uint8Array(VNET_HDR_LEN);
   private readonly hdrBuf = new Uint8Array(TX_HEADER_COPY);
-  private readonly frames = new Int32Array(XEN_NETBK_LEGACY_SLOTS_MAX);
+  private readonly frames = new Int32Array(TX_MAX_DATA_SLOTS);
   /** (offset, length) in guest memory of what follows the private header copy. */
-  private readonly segs = new Float64Array(XEN_NETBK_LEGACY_SLOTS_MAX * 2);
+  private readonly segs = new Float64Array(TX_MAX_DATA_SLOTS * 2);
   /** hdrBuf cut to the header bytes copied (kept while the length repeats). */
   private hdrView = this.hdrBuf.subarray(0, 0);
   private readonly u8: Uint8Array;
@@ -136,50 +104,52 @@ export class TxPath {
         if (v === 'fatal') return consumed;
         if (v === 'none') break;
       }
-      if (this.dropReason === null && this.d.limiter) {
-        const wait = this.d.limiter.take(this.totalSize);
+      if (this.verdict.kind === 'ok' && this.d.limiter) {
+        const wait = this.d.limiter.take(this.pkt.totalSize);
         if (wait > 0) {
-          if (!this.held) metrics.txRateLimited++;
+          if (!this.held) metrics.tx_rate_limited++;
           this.held = true;
           this.d.schedule(wait);
           break;
         }
       }
       this.held = false;
-      const ok = this.dropReason === null && this.transmit();
+      const ok = this.verdict.kind === 'ok' && this.transmit();
       this.respond(ok ? NETIF_RSP_OKAY : NETIF_RSP_ERROR);
       packets++;
       if (ok) {
-        metrics.txPackets++;
-        metrics.txBytes += this.totalSize;
+        metrics.tx_packets++;
+        metrics.tx_bytes += this.pkt.totalSize;
       } else {
-        metrics.txDrops++;
+        metrics.tx_drops++;
+        if (this.verdict.kind === 'drop') metrics.peerErrors.report(this.verdict.reason, `TX: dropped: ${this.verdict.detail}`);
       }
       // Each packet's buffers go back at once (the frontend may be waiting for them).
       if (ring.pushResponses()) this.d.notify();
     }
     this.gro.flush();
     if (consumed > 0) {
-      metrics.txSlots += consumed;
-      metrics.txBatches++;
+      metrics.tx_slots += consumed;
+      metrics.tx_batches++;
     }
     if (ring.pushResponses()) this.d.notify();
     if (!this.stopped && !this.held && packets >= budget) this.d.schedule(0);
     return consumed;
   }
 
-  private fatal(reason: string): Verdict {
+  private fatal(reason: TxFatalReason, detail: string): Verdict {
     this.stopped = true;
-    this.d.fatal(reason);
+    this.d.metrics.peerErrors.count(reason);
+    this.d.fatal(`TX: ${detail}`);
     return 'fatal';
   }
 
-  /** Copies one packet's slots out of the ring and judges them. */
+  /** Copies one packet's slots out of the ring and judges them (tx-request.ts). */
   private readPacket(): Verdict {
     const ring = this.d.ring;
     let avail = ring.unconsumedRequests();
     if (avail === RING_OVERFLOW) {
-      return this.fatal(`TX ring: req_prod ${ring.ring.reqProd} claims more requests than the ring holds (rsp_prod ${ring.rspProdPvt}, ring of ${ring.size})`);
+      return this.fatal('tx_fatal_ring', `ring: req_prod ${ring.ring.reqProd} claims more requests than the ring holds (rsp_prod ${ring.rspProdPvt}, ring of ${ring.size})`);
     }
     if (avail === 0) {
       if (!ring.finalCheckForRequests()) return 'none';
@@ -187,87 +157,48 @@ export class TxPath {
       if (avail === RING_OVERFLOW) return this.readPacket();
       if (avail === 0) return 'none';
     }
-    this.nSlots = 0;
-    this.nExtras = 0;
-    this.dropReason = null;
-    const first = this.takeSlot();
-    avail--;
-    offloadFromTxFlags(first.flags, this.offload);
-
-    if (first.flags & NETTXF_extra_info) {
-      let more = true;
-      while (more) {
-        if (avail-- <= 0) return this.fatal('TX: missing extra info (packet not fully published)');
-        if (this.nExtras >= MAX_EXTRAS) return this.fatal(`TX: more than ${MAX_EXTRAS} extra-info slots`);
-        ring.copyRequest(this.raw, 0);
-        this.nExtras++;
-        const type = this.raw[0]!;
-        const flags = this.raw[1]!;
-        if (type === XEN_NETIF_EXTRA_TYPE_NONE || type >= XEN_NETIF_EXTRA_TYPE_MAX) return this.fatal(`TX: invalid extra info type ${type}`);
-        if (type === XEN_NETIF_EXTRA_TYPE_GSO) {
-          const size = this.rawView.getUint16(2, true);
-          const gsoType = this.raw[4]!;
-          if (size === 0) return this.fatal('TX: GSO size must not be zero');
-          if (gsoType !== XEN_NETIF_GSO_TYPE_TCPV4 && gsoType !== XEN_NETIF_GSO_TYPE_TCPV6) return this.fatal(`TX: bad GSO type ${gsoType}`);
-          this.offload.gsoType = gsoType;
-          this.offload.gsoSize = size;
-        }
-        more = (flags & XEN_NETIF_EXTRA_FLAG_MORE) !== 0;
-      }
-    }
-
-    // Fragments: Linux xenvif_count_requests.
-    let remaining = first.size;
-    let last = first;
-    while (last.flags & NETTXF_more_data) {
-      if (this.nSlots >= XEN_NETBK_LEGACY_SLOTS_MAX) return this.fatal(`TX: malicious frontend using more than ${XEN_NETBK_LEGACY_SLOTS_MAX} slots for one packet`);
-      if (avail-- <= 0) return this.fatal('TX: packet asks for more slots than the frontend published');
-      last = this.takeSlot();
-      if (this.dropReason === null && last.size > remaining) {
-        this.dropReason = `fragment of ${last.size} bytes larger than the ${remaining} left of the packet`;
-      }
-      remaining = Math.max(0, remaining - last.size);
-      if (last.offset + last.size > PAGE) return this.fatal(`TX: slot crosses its page (offset ${last.offset} + size ${last.size})`);
-    }
-    if (this.dropReason === null && this.nSlots > XEN_NETIF_NR_SLOTS_MIN) this.dropReason = `packet of ${this.nSlots} slots (limit ${XEN_NETIF_NR_SLOTS_MIN})`;
-    // The first slot holds what the fragments leave of the packet.
-    this.lens[0] = remaining;
-    for (let i = 1; i < this.nSlots; i++) this.lens[i] = this.slots[i]!.size;
-    this.totalSize = first.size;
-    if (first.offset + remaining > PAGE) return this.fatal(`TX: first slot crosses its page (offset ${first.offset} + size ${remaining})`);
-    if (this.dropReason === null && (first.size < ETH_HLEN || remaining < ETH_HLEN)) this.dropReason = `packet of ${first.size} bytes (first slot ${remaining}) shorter than an Ethernet header`;
+    this.verdict = readTxPacket(this.next, avail, this.pkt);
+    if (this.verdict.kind === 'fatal') return this.fatal(this.verdict.reason, this.verdict.detail);
     return 'packet';
   }
 
-  private takeSlot(): NetifTxRequest {
-    this.d.ring.copyRequest(this.raw, 0);
-    const s = netifTxRequest.decode(this.rawView, 0, this.slots[this.nSlots]!);
-    this.nSlots++;
-    return s;
+  /** A packet that passed judgement is dropped after all (its grants, its headers). */
+  private drop(reason: TxDropReason, detail: string): void {
+    this.verdict = { kind: 'drop', reason, detail };
   }
 
   /** Pins the packet's grants, writes it to the TAP, unpins. */
   private transmit(): boolean {
     const { grants, metrics } = this.d;
-    const n = this.nSlots;
+    const { slots, lens, offload, totalSize } = this.pkt;
+    const n = this.pkt.nSlots;
     let pinned = 0;
     let ok = true;
     for (; pinned < n; pinned++) {
-      const s = this.slots[pinned]!;
+      const s = slots[pinned]!;
+      // A fragment of no bytes is not read, so its grant is not looked at (Linux skips such
+      // slots too: XSA-448).
+      if (lens[pinned] === 0 && pinned > 0) {
+        this.frames[pinned] = -1;
+        continue;
+      }
       const frame = acquire(grants, s.gref, 0, false);
       if (frame < 0) {
         ok = false;
-        this.dropReason = `grant ${s.gref} refused (${frame})`;
+        this.drop('tx_drop_grant', `grant ${s.gref} refused (${frame})`);
         break;
       }
       this.frames[pinned] = frame;
     }
-    if (ok && n === 1 && !this.offload.csumBlank && this.offload.gsoType === 0) {
+    const unpin = () => {
+      for (let i = 0; i < pinned; i++) if (this.frames[i]! >= 0) release(grants, slots[i]!.gref, false);
+    };
+    if (ok && n === 1 && !offload.csumBlank && offload.gsoType === 0) {
       // A single-slot frame with its checksums filled in: GRO copies it (privately) and may
       // merge it with its neighbours.
-      const base = this.frames[0]! * PAGE + this.slots[0]!.offset;
-      if (this.gro.add(this.u8.subarray(base, base + this.totalSize), this.totalSize, this.offload.dataValidated)) {
-        for (let i = 0; i < pinned; i++) release(grants, this.slots[i]!.gref, false);
+      const base = this.frames[0]! * PAGE + slots[0]!.offset;
+      if (this.gro.add(this.u8.subarray(base, base + totalSize), totalSize, offload.dataValidated)) {
+        unpin();
         return true;
       }
     } else {
@@ -275,34 +206,35 @@ export class TxPath {
     }
     if (ok) {
       // Private copy of the headers, gathered across slots if the frontend split them.
-      const want = Math.min(TX_HEADER_COPY, this.totalSize);
+      const want = Math.min(TX_HEADER_COPY, totalSize);
       let have = 0;
       let slot = 0;
       let within = 0;
       while (have < want && slot < n) {
-        const base = this.frames[slot]! * PAGE + this.slots[slot]!.offset;
-        const take = Math.min(want - have, this.lens[slot]!);
-        this.hdrBuf.set(this.u8.subarray(base, base + take), have);
+        const take = Math.min(want - have, lens[slot]!);
+        if (take > 0) {
+          const base = this.frames[slot]! * PAGE + slots[slot]!.offset;
+          this.hdrBuf.set(this.u8.subarray(base, base + take), have);
+        }
         have += take;
         within = take;
-        if (take === this.lens[slot]!) {
+        if (take === lens[slot]!) {
           slot++;
           within = 0;
         }
       }
-      if (!vnetFromOffload(this.offload, this.hdrBuf, have, this.vnet)) {
+      if (!vnetFromOffload(offload, this.hdrBuf, have, this.vnet)) {
         ok = false;
-        this.dropReason = 'headers do not allow the requested checksum/GSO offload';
+        this.drop('tx_drop_offload', 'headers do not allow the requested checksum/GSO offload');
       } else {
         encodeVnetHdr(this.vnetBuf, this.vnet);
         const segs = this.segs;
         let nSegs = 0;
         for (let i = slot; i < n; i++) {
-          const base = this.frames[i]! * PAGE + this.slots[i]!.offset;
           const start = i === slot ? within : 0;
-          if (start < this.lens[i]!) {
-            segs[2 * nSegs] = base + start;
-            segs[2 * nSegs + 1] = this.lens[i]! - start;
+          if (start < lens[i]!) {
+            segs[2 * nSegs] = this.frames[i]! * PAGE + slots[i]!.offset + start;
+            segs[2 * nSegs + 1] = lens[i]! - start;
             nSegs++;
           }
         }
@@ -313,12 +245,12 @@ export class TxPath {
           ok = false; // EIO while the vif is down: the frame is dropped, as a real NIC would
         }
         if (ok) {
-          if (this.offload.gsoType) metrics.txGso++;
-          if (this.offload.csumBlank) metrics.txCsumOffload++;
+          if (offload.gsoType) metrics.tx_gso++;
+          if (offload.csumBlank) metrics.tx_csum_offload++;
         }
       }
     }
-    for (let i = 0; i < pinned; i++) release(grants, this.slots[i]!.gref, false);
+    unpin();
     return ok;
   }
 
@@ -328,15 +260,16 @@ export class TxPath {
     const ring = this.d.ring;
     const view = ring.ring.view;
     const rsp = this.rsp;
-    rsp.id = this.slots[0]!.id;
+    const { slots, nSlots, nExtras } = this.pkt;
+    rsp.id = slots[0]!.id;
     rsp.status = status;
     netifTxResponse.encode(view, ring.nextResponseSlot(), rsp);
     rsp.id = 0;
     rsp.status = NETIF_RSP_NULL;
-    for (let i = 0; i < this.nExtras; i++) netifTxResponse.encode(view, ring.nextResponseSlot(), rsp);
+    for (let i = 0; i < nExtras; i++) netifTxResponse.encode(view, ring.nextResponseSlot(), rsp);
     rsp.status = status;
-    for (let i = 1; i < this.nSlots; i++) {
-      rsp.id = this.slots[i]!.id;
+    for (let i = 1; i < nSlots; i++) {
+      rsp.id = slots[i]!.id;
       netifTxResponse.encode(view, ring.nextResponseSlot(), rsp);
     }
   }

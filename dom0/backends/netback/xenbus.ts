@@ -16,32 +16,48 @@ import type { BackendDriver, BackendFactory, Dom0Services } from '../backend-bus
 import { XenbusState, type XenbusDevice } from '../../../drivers/xenbus/xenbus-device.js';
 import { NETIF_BACKEND_KEYS as BK, NETIF_FRONTEND_KEYS as FK } from '../../../drivers/wire/netif.js';
 import { runHotplugScript } from '../../../net/hotplug.js';
-import { ip, validIfname } from '../../../net/ip.js';
+import { validIfname } from '../../../net/ip.js';
+import type { FramePort } from '../../../net/frame-port.js';
 import { ConnectedVif } from './interface.js';
 import { VifMetrics } from './metrics.js';
 import { parseRateKey } from './rate-limit.js';
-import { closeVifTap, defaultVifName, openVifTap } from './tap.js';
+import { defaultVifName, openVifTap } from './tap.js';
 
 const DEFAULT_SCRIPT = 'vif-bridge';
 const DEFAULT_MTU = 1500;
-const VIF_DUMMY_MAC = 'fe:ff:ff:ff:ff:ff';
 
-export const netbackBackend: BackendFactory = async (dev, domid, devid, s) => {
-  const d = new NetbackDevice(dev, domid, devid, s);
-  await d.probe();
-  return d;
-};
+/** What netback needs from the host, apart from dom0's services: the vif's backend interface
+ * and the hotplug script's run. Tests without root give a socketpair (net/frame-port.ts) and
+ * answer for the script themselves. */
+export interface NetbackHost {
+  openPort(name: string, warn: (msg: string) => void): Promise<FramePort>;
+  hotplug: typeof runHotplugScript;
+}
+
+export const tapHost: NetbackHost = { openPort: openVifTap, hotplug: runHotplugScript };
+
+export function makeNetback(host: NetbackHost = tapHost): BackendFactory {
+  return async (dev, domid, devid, s) => {
+    const d = new NetbackDevice(dev, domid, devid, s, host);
+    await d.probe();
+    return d;
+  };
+}
+
+export const netbackBackend: BackendFactory = makeNetback();
 
 class NetbackDevice implements BackendDriver {
-  private tap: { fd: number; name: string } | null = null;
+  private tap: FramePort | null = null;
   private vif: ConnectedVif | null = null;
-  private readonly metrics = new VifMetrics();
+  private readonly metrics: VifMetrics;
   private script = DEFAULT_SCRIPT;
   /** bridge= and ip= as the toolstack wrote them, for the offline run after the directory is gone. */
   private hotplugEnv: { bridge?: string; ip?: string } = {};
   private hotplugOk = false;
   private state = XenbusState.Initialising;
   private failed: string | null = null;
+  /** Taking over from a dom0 that died (probe found us Connected). */
+  private resuming = false;
   private removed = false;
   /** The interface's name once it is gone (for log lines). */
   private unplugged: string | null = null;
@@ -53,8 +69,10 @@ class NetbackDevice implements BackendDriver {
     private readonly domid: number,
     private readonly devid: number,
     private readonly s: Dom0Services,
+    private readonly host: NetbackHost,
   ) {
     this.errorPath = `/local/domain/0/error/backend/vif/${domid}/${devid}`;
+    this.metrics = new VifMetrics((line) => this.s.log.warn(`${this.name}: ${line}`));
   }
 
   private get name(): string {
@@ -63,12 +81,17 @@ class NetbackDevice implements BackendDriver {
 
   async probe(): Promise<void> {
     const own = this.dev.path;
+    // Connected already: a dom0 that died served this vif. Its TAP went with it; make it again
+    // under the same name, plug it into the same bridge (the hotplug script), and reattach to
+    // the rings where the frontend left them, without moving the xenbus state it watches.
+    const resuming = (await this.dev.readKey('state', own))?.trim() === String(XenbusState.Connected);
+    this.resuming = resuming;
     this.script = (await this.dev.readKey('script', own))?.trim() || DEFAULT_SCRIPT;
     const vifname = (await this.dev.readKey('vifname', own))?.trim();
     this.hotplugEnv = { bridge: (await this.dev.readKey('bridge', own))?.trim(), ip: (await this.dev.readKey('ip', own))?.trim() };
     const name = vifname && validIfname(vifname) ? vifname : defaultVifName(this.domid, this.devid);
     try {
-      this.tap = openVifTap(name);
+      this.tap = await this.host.openPort(name, (m) => this.s.log.warn(m));
     } catch (e) {
       const why = `cannot create ${name}: ${(e as Error).message}`;
       await this.error(why);
@@ -78,9 +101,6 @@ class NetbackDevice implements BackendDriver {
       await this.switchState(XenbusState.Closed);
       throw e;
     }
-    // Linux netback's dummy address: the numerically largest non-broadcast MAC, so a bridge
-    // never takes the vif's address as its own (the guest's MAC is on the other side).
-    await ip(['link', 'set', 'dev', this.tap.name, 'address', VIF_DUMMY_MAC]).catch((e) => this.s.log.warn(`${this.tap?.name}: ${(e as Error).message}`));
     await this.dev.writeKeys({
       [BK.featureSg]: 1,
       [BK.featureGsoTcpv4]: 1,
@@ -93,13 +113,14 @@ class NetbackDevice implements BackendDriver {
     await this.dev.watchPath(`${own}/${BK.hotplugStatus}`, () => this.enqueue(() => this.onHotplugStatus()));
     // As Xen's udev rule does when the backend interface appears: run the script, which
     // answers through hotplug-status.
-    void runHotplugScript(this.script, 'online', { XENBUS_PATH: own, vif: this.name }).then((r) => {
+    void this.host.hotplug(this.script, 'online', { XENBUS_PATH: own, vif: this.name }).then((r) => {
       if (r.code !== 0) this.s.log.error(`${this.name}: hotplug script ${this.script} online failed (${r.code}): ${r.output}`);
       else if (r.output) this.s.log.info(`${this.name}: ${r.output}`);
     });
-    await this.switchState(XenbusState.InitWait);
+    if (resuming) this.state = XenbusState.Connected;
+    else await this.switchState(XenbusState.InitWait);
     await this.dev.watchOtherEnd((st) => this.enqueue(() => this.onFrontendState(st)));
-    this.s.log.info(`${this.name}: backend for domain ${this.domid} vif ${this.devid} waiting for its frontend`);
+    this.s.log.info(`${this.name}: backend for domain ${this.domid} vif ${this.devid} ${resuming ? 'reconnecting to its running frontend' : 'waiting for its frontend'}`);
   }
 
   /** State changes are handled one at a time, in order. */
@@ -142,10 +163,19 @@ class NetbackDevice implements BackendDriver {
         if (this.vif || this.failed || this.state === XenbusState.Closing) break;
         try {
           await this.connect();
+          if (this.resuming) this.s.log.info(`${this.name}: reconnected to domain ${this.domid}`);
+          this.resuming = false;
         } catch (e) {
           this.disconnect();
           this.failed = (e as Error).message;
           await this.error(this.failed);
+          if (this.resuming) {
+            // Taking over from a dom0 that died and failing: crash the guest (its on_crash
+            // applies) rather than leave it with a network that never comes back.
+            this.resuming = false;
+            this.s.log.error(`${this.name}: cannot take the vif over after dom0 restarted; crashing domain ${this.domid}`);
+            await this.s.hc.invoke('domctl.shutdown', { domid: this.domid, reason: 'crash' }).catch(() => {});
+          }
           await this.switchState(XenbusState.Closing);
           break;
         }
@@ -191,7 +221,7 @@ class NetbackDevice implements BackendDriver {
     const rateKey = await d.readKey('rate', d.path);
     const rate = parseRateKey(rateKey);
     if (rateKey !== undefined && rateKey.trim() !== '' && !rate) this.s.log.warn(`${this.name}: ignoring unreadable rate "${rateKey}"`);
-    const vif = new ConnectedVif(this.s, this.tap!.fd, this.metrics, (reason) => this.enqueue(() => this.onFatal(reason)));
+    const vif = new ConnectedVif(this.s, this.tap!, this.metrics, (reason) => this.enqueue(() => this.onFatal(reason)));
     await vif.connect({
       domid: this.domid,
       txRingRef,
@@ -238,8 +268,8 @@ class NetbackDevice implements BackendDriver {
     if (!tap) return;
     this.tap = null;
     this.unplugged = tap.name;
-    closeVifTap(tap.fd);
-    const r = await runHotplugScript(this.script, 'offline', { XENBUS_PATH: this.dev.path, vif: tap.name, ...this.hotplugEnv });
+    tap.close();
+    const r = await this.host.hotplug(this.script, 'offline', { XENBUS_PATH: this.dev.path, vif: tap.name, ...this.hotplugEnv });
     if (r.code !== 0) this.s.log.warn(`${tap.name}: hotplug script ${this.script} offline: ${r.output}`);
   }
 

@@ -328,7 +328,7 @@ function build(b: Builder): DomainConfig {
       if (r.setting(key)) b.warn(key, `\`${key}' applies to HVM guests only; ignored for a ${type} guest`);
     }
     // xenode's PV guests always boot xenode's own PV kernel (guest/kernel/): kernel= and
-    // ramdisk= are recorded (xl list -l) but not loaded, so a seed config that names a Linux
+    // ramdisk= are recorded (xl list -l) but not loaded, so a classic config that names a Linux
     // image still works, and a config without one is fine too. Real xl would refuse it. Each
     // says so, as xl says what it does instead of a setting.
     const pvKernel = 'xenode\'s PV guests run xenode\'s own PV kernel, configured by the command line (extra/root/cmdline)';

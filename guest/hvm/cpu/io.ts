@@ -1,6 +1,6 @@
 // The guest's port and memory-mapped I/O, as the vCPU executes it: every IN/OUT/INS/OUTS to a
 // port and every load/store to an MMIO address is a VM exit that becomes one synchronous
-// ioreq_t in this vCPU's slot of the shared ioreq page (stubdom/device-model/ioreq-vcpu.ts):
+// ioreq_t in this vCPU's slot of the shared ioreq page (drivers/ioreq/ioreq-vcpu.ts):
 // publish, ring the device model's doorbell, futex-wait for IORESP_READY. A rep string
 // instruction is ONE exit that moves `count` elements between the port and guest RAM
 // (data_is_ptr), as Xen forwards it.
@@ -22,7 +22,7 @@ import {
   ioreqPciAddr,
   type Ioreq,
 } from '../../../drivers/wire/ioreq.js';
-import { IoreqTimeoutError } from '../../../stubdom/device-model/ioreq-vcpu.js';
+import { IoreqTimeoutError } from '../../../drivers/ioreq/ioreq-vcpu.js';
 
 /** What issues one ioreq and returns the response's data (IoreqVcpuPort.call). */
 export interface IoreqIssuer {

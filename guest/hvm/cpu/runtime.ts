@@ -19,8 +19,8 @@ import type { HypercallClient } from '../../../drivers/hypercall/channel.js';
 import type { HvmPlatformInfo, ShutdownReason } from '../../../drivers/hypercall/ops.js';
 import { HVM_IOREQ_PAGES, IOREQ_PAGE_OFFSET, PlatformWord } from '../../../drivers/hypercall/hvm-platform-page.js';
 import { EventChannels } from '../../../drivers/evtchn/event-channels.js';
-import { IoreqVcpuPort } from '../../../stubdom/device-model/ioreq-vcpu.js';
-import { nativeFutex } from '../../../stubdom/device-model/native-futex.js';
+import { IoreqVcpuPort } from '../../../drivers/ioreq/ioreq-vcpu.js';
+import { nativeFutex } from '../../../drivers/ioreq/native-futex.js';
 import { Cpu, type MachineCheck } from './io.js';
 import { InterruptController } from './interrupts.js';
 

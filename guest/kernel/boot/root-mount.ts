@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { native } from '../../../native/index.js';
 import type { RootDevice } from './root-device.js';
+import { ROOTBOOT } from './own-init.js';
 
 const MNT_DETACH = 2;
 
@@ -87,7 +88,9 @@ export async function mountRoot(
   const o = ['allow_other', ...passed];
   if (opts.readonlyDevice || driver.readonlyOnly) o.push('ro');
   const program = findProgram(driver.program);
-  const child: ChildProcess = spawn(program, driver.args(dev.path, dir, o), { stdio: ['ignore', 'pipe', 'pipe'] });
+  // As the guest's userland (rootboot's `filesystem`): the superblock is then the guest's own,
+  // and `mount -o remount,rw /` in the guest works.
+  const child: ChildProcess = spawn(ROOTBOOT, ['filesystem', '--', program, ...driver.args(dev.path, dir, o)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (b: Buffer) => {
     output = (output + b.toString('utf8')).slice(-4096);

@@ -21,7 +21,7 @@ import type { DriveHost, IdeDrive, IdeMetrics } from './ide-drive.js';
 
 export class IdeChannel implements DriveHost {
   readonly drives: [IdeDrive | null, IdeDrive | null] = [null, null];
-  selected = 0;
+  selected: 0 | 1 = 0;
   devCtl = 0;
   /** Task-file values as the bus last carried them (read back for an absent device). */
   private readonly latch = { feature: 0, nsector: 0, sector: 0, lcyl: 0, hcyl: 0, select: 0xa0 };
@@ -78,7 +78,7 @@ export class IdeChannel implements DriveHost {
       if (present !== (d !== null)) throw new DeviceStateError(`${r.section}: unit ${unit} was ${present ? 'present' : 'absent'} when saved, this machine's is ${d ? 'present' : 'absent'}`);
       return d ? d.readDriveState(r) : () => {};
     });
-    this.selected = selected;
+    this.selected = selected === 1 ? 1 : 0;
     this.devCtl = devCtl;
     Object.assign(this.latch, latch);
     bm.apply();

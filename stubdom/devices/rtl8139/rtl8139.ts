@@ -22,7 +22,8 @@
 import { readRegisters, writeRegisters, type FieldReader, type FieldWriter } from '../../device-model/device-state.js';
 import type { IoHandler } from '../../device-model/address-bus.js';
 import type { GuestMemory } from '../../device-model/guest-memory.js';
-import { LimitedLog, type DeviceLogger, defaultLogger } from '../../device-model/log.js';
+import { type DeviceLogger, defaultLogger } from '../../device-model/log.js';
+import { PeerErrors } from '../../../common/peer-errors.js';
 import { PCI_CLASS_NETWORK_ETHERNET, PCI_MAX_LAT, PCI_MIN_GNT, PCI_STATUS_DEVSEL_MEDIUM, PCI_STATUS_FAST_BACK, PCI_VENDOR_ID_REALTEK } from '../pci/constants.js';
 import { PciFunction } from '../pci/pci-function.js';
 import { crc32le, multicastHashIndex } from './crc32.js';
@@ -74,22 +75,29 @@ export interface Rtl8139Options {
   name?: string;
 }
 
+/** Counters of one emulated NIC, under the names the stub domain's metrics show
+ * (common/counters.ts: as netback's, tx = what the guest sends). */
 export interface Rtl8139Metrics {
   /** Guest register accesses (counted by the ioreq dispatcher). */
   exits: number;
-  txFrames: number;
-  txBytes: number;
-  txErrors: number;
-  rxFrames: number;
-  rxBytes: number;
+  tx_packets: number;
+  tx_bytes: number;
+  /** Transmissions aborted: a descriptor over 1792 bytes (a guest's error, logged). */
+  tx_errors: number;
+  rx_packets: number;
+  rx_bytes: number;
   /** Frames the RCR accept rules (or a disabled receiver) rejected. */
-  rxFiltered: number;
+  rx_filtered: number;
   /** Frames dropped for lack of ring space (RxOverflow). */
-  rxOverflows: number;
-  dmaErrors: number;
+  rx_overflows: number;
+  /** DMA outside guest RAM: master abort (a guest's error, logged). */
+  dma_errors: number;
   /** Rising edges of INTA. */
   interrupts: number;
 }
+
+/** What a guest's driver can get wrong, counted in the metrics of the same name. */
+export const RTL8139_REASONS = ['tx_errors', 'dma_errors'] as const;
 
 export function parseMac(mac: string | Uint8Array): Uint8Array {
   if (mac instanceof Uint8Array) {
@@ -134,7 +142,7 @@ export class Rtl8139 extends PciFunction {
   readonly metrics: Rtl8139Metrics;
   backend: NetBackend | undefined;
   private readonly memory: GuestMemory;
-  private readonly dlog: LimitedLog;
+  private readonly peerErrors: PeerErrors<(typeof RTL8139_REASONS)[number]>;
 
   // Registers.
   private readonly idr = new Uint8Array(6);
@@ -175,14 +183,14 @@ export class Rtl8139 extends PciFunction {
   constructor(opts: Rtl8139Options) {
     const metrics: Rtl8139Metrics = {
       exits: 0,
-      txFrames: 0,
-      txBytes: 0,
-      txErrors: 0,
-      rxFrames: 0,
-      rxBytes: 0,
-      rxFiltered: 0,
-      rxOverflows: 0,
-      dmaErrors: 0,
+      tx_packets: 0,
+      tx_bytes: 0,
+      tx_errors: 0,
+      rx_packets: 0,
+      rx_bytes: 0,
+      rx_filtered: 0,
+      rx_overflows: 0,
+      dma_errors: 0,
       interrupts: 0,
     };
     const name = opts.name ?? 'rtl8139';
@@ -204,7 +212,8 @@ export class Rtl8139 extends PciFunction {
     this.mac = parseMac(opts.mac);
     this.memory = opts.memory;
     this.backend = opts.backend;
-    this.dlog = new LimitedLog(opts.log ?? defaultLogger('stubdom'), name);
+    const sink = opts.log ?? defaultLogger('stubdom');
+    this.peerErrors = new PeerErrors(RTL8139_REASONS, (line) => sink.warn(`${name}: ${line}`), metrics);
     this.config[PCI_MIN_GNT] = 0x20;
     this.config[PCI_MAX_LAT] = 0x40;
     const regs: IoHandler = {
@@ -580,12 +589,11 @@ export class Rtl8139 extends PciFunction {
 
   /** A DMA hit something that is not guest RAM: master abort, SERR, and the engines stop. */
   private dmaFault(what: string, gpa: number, len: number): void {
-    this.metrics.dmaErrors++;
     this.signalMasterAbort();
     this.signalSystemError();
     this.cmd &= ~(CR_RE | CR_TE);
     this.isr |= INT_PCIERR;
-    this.dlog.warn('dma', `${what}: DMA to 0x${gpa.toString(16)}+${len} is outside guest RAM; receiver and transmitter stopped`);
+    this.peerErrors.report('dma_errors', `${what}: DMA to 0x${gpa.toString(16)}+${len} is outside guest RAM; receiver and transmitter stopped`);
     this.updateIrq();
   }
 
@@ -606,9 +614,8 @@ export class Rtl8139 extends PciFunction {
     const size = t & TSD_SIZE_MASK;
     if (size > TX_MAX_FRAME) {
       this.tsd[i] = (t | TSD_OWN | TSD_TABT) >>> 0;
-      this.metrics.txErrors++;
       this.isr |= INT_TER;
-      this.dlog.warn('tx-size', `Tx descriptor ${i}: ${size} bytes is over ${TX_MAX_FRAME}; aborted`);
+      this.peerErrors.report('tx_errors', `Tx descriptor ${i}: ${size} bytes is over ${TX_MAX_FRAME}; aborted`);
       this.updateIrq();
       return true;
     }
@@ -620,8 +627,8 @@ export class Rtl8139 extends PciFunction {
     }
     this.tsd[i] = (t | TSD_OWN | TSD_TOK) >>> 0;
     if (size > 0) {
-      this.metrics.txFrames++;
-      this.metrics.txBytes += size;
+      this.metrics.tx_packets++;
+      this.metrics.tx_bytes += size;
       if ((this.tcr & TCR_LOOPBACK) === TCR_LOOPBACK) this.receive(frame);
       else this.backend?.send(frame);
     }
@@ -666,19 +673,19 @@ export class Rtl8139 extends PciFunction {
    */
   receive(frame: Uint8Array): boolean {
     if (!(this.cmd & CR_RE) || frame.length < 14 || frame.length > RX_MAX_FRAME) {
-      this.metrics.rxFiltered++;
+      this.metrics.rx_filtered++;
       return false;
     }
     const status = this.accept(frame);
     if (status < 0) {
-      this.metrics.rxFiltered++;
+      this.metrics.rx_filtered++;
       return false;
     }
     if (!this.busMasterEnabled()) {
       // No bus mastering: the frame cannot leave the FIFO.
       this.isr |= INT_FOVW;
       this.mpc = (this.mpc + 1) & 0xffffff;
-      this.metrics.rxOverflows++;
+      this.metrics.rx_overflows++;
       this.updateIrq();
       return false;
     }
@@ -687,7 +694,7 @@ export class Rtl8139 extends PciFunction {
     if (avail !== 0 && size + 8 >= avail) {
       this.isr |= INT_RXOVW;
       this.mpc = (this.mpc + 1) & 0xffffff;
-      this.metrics.rxOverflows++;
+      this.metrics.rx_overflows++;
       this.updateIrq();
       return false;
     }
@@ -702,8 +709,8 @@ export class Rtl8139 extends PciFunction {
     dv.setUint32(4 + size, crc32le(pkt, 4, size), true);
     if (!this.writeRing(pkt, total)) return false;
     this.rxBufAddr = ((this.rxBufAddr + 3) & ~3) % this.rxBufferSize;
-    this.metrics.rxFrames++;
-    this.metrics.rxBytes += frame.length;
+    this.metrics.rx_packets++;
+    this.metrics.rx_bytes += frame.length;
     this.isr |= INT_ROK;
     this.updateIrq();
     return true;

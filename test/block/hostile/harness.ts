@@ -51,6 +51,14 @@ export class Dom0 {
         this.bound.set(remotePort, local);
         return local;
       },
+      // A dom0 taking over after one died finds the channel bound already (dom0 restarts).
+      bindOrReattach: async (_dom: number, remotePort: number) => {
+        const have = this.bound.get(remotePort);
+        if (have !== undefined && !this.handlers.has(have)) return have;
+        const local = this.nextPort++;
+        this.bound.set(remotePort, local);
+        return local;
+      },
       on: (port: number, h: () => void) => void this.handlers.set(port, h),
       notify: (port: number) => void this.notifies.set(port, (this.notifies.get(port) ?? 0) + 1),
       close: async (port: number) => void this.handlers.delete(port),
@@ -163,6 +171,19 @@ export class HostileDevice {
     const dev = new XenbusDevice(dom0.xs, d.be, d.fe);
     d.backend = await makeBlkback({ ...DEFAULT_OPTS, ...o.opts })(dev, o.domid, d.devid, dom0.services);
     return d;
+  }
+
+  /** What a dom0 killed with SIGKILL leaves: a backend that never runs again (its event
+   * handler gone, nothing released). */
+  killBackend(): void {
+    const local = this.dom0.bound.get(this.o.port);
+    if (local !== undefined) this.dom0.handlers.delete(local);
+  }
+
+  /** A new dom0's backend probing the same device (dom0 restarts). */
+  async restartBackend(): Promise<void> {
+    const dev = new XenbusDevice(this.dom0.xs, this.be, this.fe);
+    this.backend = await makeBlkback({ ...DEFAULT_OPTS, ...this.o.opts })(dev, this.o.domid, this.devid, this.dom0.services);
   }
 
   async read(path: string): Promise<string> {

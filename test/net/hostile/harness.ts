@@ -9,9 +9,8 @@ import { mkdtempSync, rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Worker } from 'node:worker_threads';
 import { Hypervisor } from '../../../hypervisor/hypervisor.js';
-import { native, nativeBuildDir } from '../../../native/index.js';
+import { native } from '../../../native/index.js';
 import { HypercallClient } from '../../../drivers/hypercall/channel.js';
 import { EventChannels } from '../../../drivers/evtchn/event-channels.js';
 import { XsClient } from '../../../drivers/xenstore/client.js';
@@ -27,10 +26,11 @@ import { PageAllocator } from '../../../guest/kernel/page-allocator.js';
 import { FrontendBus, type KernelServices } from '../../../guest/kernel/xenbus-frontends.js';
 import { netfrontFactory } from '../../../guest/kernel/frontends/netfront/netfront.js';
 import type { NetTapProvider } from '../../../guest/kernel/frontends/netfront/tap-provider.js';
-import { FrontRing, SharedRing } from '../../../drivers/ring/shared-ring.js';
-import { NETIF_RX_SLOT_SIZE, NETIF_TX_SLOT_SIZE, netifRxRequest, netifTxRequest, netifTxResponse, type NetifTxRequest } from '../../../drivers/wire/netif.js';
+import { RawNetFront } from '../harness/raw-front.js';
+import { ringStorm } from '../harness/loopback-evtchn.js';
 import { XenbusState } from '../../../drivers/xenstore/xenbus-state.js';
 import { runIn, TestLan } from '../../helpers/lan.js';
+import { vifBackendError, vifBackendState, vifStats } from '../harness/vif-state.js';
 
 const PAGE = 4096;
 const GUEST_MIB = 32;
@@ -145,16 +145,16 @@ export class NetHarness {
     await removeDevice(this.xs, domid, 'vif', devid, { force: true });
   }
 
-  async backendState(domid: number, devid: number): Promise<number> {
-    return Number(await this.xs.read(`/local/domain/0/backend/vif/${domid}/${devid}/state`).catch(() => '-1'));
+  backendState(domid: number, devid: number): Promise<number> {
+    return vifBackendState(this.xs, domid, devid);
   }
 
-  async backendError(domid: number, devid: number): Promise<string> {
-    return this.xs.read(`/local/domain/0/error/backend/vif/${domid}/${devid}/error`).catch(() => '');
+  backendError(domid: number, devid: number): Promise<string> {
+    return vifBackendError(this.xs, domid, devid);
   }
 
-  async stats(domid: number, devid: number): Promise<Record<string, number>> {
-    return (await this.bus.stats())[`vif/${domid}/${devid}`] ?? {};
+  stats(domid: number, devid: number): Promise<Record<string, number>> {
+    return vifStats(this.bus, domid, devid);
   }
 
   /** A well-behaved guest running the real netfront; its eth0 lives in namespace xnhg-<label>
@@ -236,36 +236,22 @@ export class NetHarness {
   }
 }
 
-/** A frontend that plays by no rules: rings, grants and requests written by hand. */
-export class HostileFront {
-  tx!: FrontRing;
-  rx!: FrontRing;
-  port = 0;
+/** A frontend that plays by no rules (../harness/raw-front.ts), facing the real hypervisor. */
+export class HostileFront extends RawNetFront {
   private sendFd = -1;
-  readonly mac: string;
 
   constructor(
     readonly h: NetHarness,
-    readonly g: Guest,
-    readonly devid: number,
+    override readonly g: Guest,
+    devid: number,
   ) {
-    this.mac = `00:16:3e:7f:${g.domid.toString(16).padStart(2, '0')}:${devid.toString(16).padStart(2, '0')}`;
-  }
-
-  get fe(): string {
-    return `/local/domain/${this.g.domid}/device/vif/${this.devid}`;
+    super(g, devid);
   }
 
   /** Rings and channel published, state Connected; waits for the backend to connect. */
   async connect(keys: Record<string, string | number> = {}, waitConnected = true): Promise<void> {
     await this.h.addVif(this.g.domid, this.devid, { mac: this.mac });
     await until('backend InitWait', async () => (await this.h.backendState(this.g.domid, this.devid)) === XenbusState.InitWait);
-    const txPfn = this.g.pages.alloc();
-    const rxPfn = this.g.pages.alloc();
-    this.tx = new FrontRing(new SharedRing(this.g.memory, txPfn * PAGE, NETIF_TX_SLOT_SIZE));
-    this.rx = new FrontRing(new SharedRing(this.g.memory, rxPfn * PAGE, NETIF_RX_SLOT_SIZE));
-    const txRef = this.g.grants.grantAccess(0, txPfn, false);
-    const rxRef = this.g.grants.grantAccess(0, rxPfn, false);
     const { result, fds } = await this.g.hc.call<{ port: number }>('evtchn.alloc_unbound', { dom: 'self', remote_dom: 0 });
     this.port = result.port;
     for (const fd of fds) native().close(fd); // we never wait for events: we poll
@@ -273,19 +259,7 @@ export class HostileFront {
       if (args.port === this.port && bfds[0] !== undefined) this.sendFd = bfds[0];
       else for (const fd of bfds) native().close(fd);
     });
-    const all: Record<string, string | number> = {
-      'tx-ring-ref': txRef,
-      'rx-ring-ref': rxRef,
-      'event-channel': this.port,
-      'request-rx-copy': 1,
-      'feature-rx-notify': 1,
-      'feature-sg': 1,
-      'feature-gso-tcpv4': 1,
-      'feature-gso-tcpv6': 1,
-      ...keys,
-    };
-    for (const [k, v] of Object.entries(all)) await this.g.xs.write(`${this.fe}/${k}`, String(v));
-    await this.g.xs.write(`${this.fe}/state`, String(XenbusState.Connected));
+    await this.publish(keys);
     if (waitConnected) {
       await until('backend Connected', async () => (await this.h.backendState(this.g.domid, this.devid)) === XenbusState.Connected);
       await until('the event channel', () => this.sendFd >= 0);
@@ -296,75 +270,8 @@ export class HostileFront {
     if (this.sendFd >= 0) native().eventfdWrite(this.sendFd, 1);
   }
 
-  /** A page granted to the backend holding a valid broadcast frame of `len` bytes. */
-  framePage(len = 60, readonly = true): { pfn: number; gref: number } {
-    const pfn = this.g.pages.alloc();
-    const p = this.g.pages.page(pfn);
-    p.fill(0xff, 0, 6);
-    p.set(this.mac.split(':').map((h) => parseInt(h, 16)), 6);
-    p[12] = 0x88;
-    p[13] = 0xb5; // local experimental ethertype: nobody on the LAN answers it
-    for (let i = 14; i < len && i < PAGE; i++) p[i] = i & 0xff;
-    return { pfn, gref: this.g.grants.grantAccess(0, pfn, readonly) };
-  }
-
-  /** Writes request slots as given (a Uint8Array is written raw: extra info) and pushes. */
-  pushTx(slots: (NetifTxRequest | Uint8Array)[]): void {
-    const view = this.tx.ring.view;
-    for (const s of slots) {
-      const off = this.tx.nextRequestSlot();
-      if (s instanceof Uint8Array) this.tx.ring.bytes.set(s, off);
-      else netifTxRequest.encode(view, off, s);
-    }
-    this.tx.pushRequests();
-    this.notify();
-  }
-
-  /** Waits for `n` TX responses and returns their statuses (in ring order). */
-  async txResponses(n: number, timeoutMs = 5000): Promise<number[]> {
-    await until(`${n} TX responses`, () => {
-      const u = this.tx.unconsumedResponses();
-      return u < 0 || u >= n;
-    }, timeoutMs);
-    const out: number[] = [];
-    for (let i = 0; i < n && this.tx.unconsumedResponses() > 0; i++) out.push(netifTxResponse.decode(this.tx.takeResponse(), 0).status);
-    return out;
-  }
-
-  /** Posts `n` RX buffers (or the given grant refs). */
-  postRx(n: number, gref?: (i: number) => number): number[] {
-    const refs: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const ref = gref ? gref(i) : this.g.grants.grantAccess(0, this.g.pages.alloc(), false);
-      refs.push(ref);
-      netifRxRequest.encode(this.rx.ring.view, this.rx.nextRequestSlot(), { id: this.rx.reqProdPvt - 1 & 0xffff, gref: ref });
-    }
-    this.rx.pushRequests();
-    this.notify();
-    return refs;
-  }
-
-  /** Sets req_prod of a ring to anything at all. */
-  scribbleReqProd(ring: 'tx' | 'rx', value: number): void {
-    const r = ring === 'tx' ? this.tx : this.rx;
-    Atomics.store(r.ring.idx, 0, value >>> 0);
-    this.notify();
-  }
-
   /** Rings our event channel from another thread for `ms` milliseconds, as fast as it can. */
-  async storm(ms: number): Promise<number> {
-    const w = new Worker(
-      `const { workerData, parentPort } = require('node:worker_threads');
-       const n = require(workerData.addon);
-       const end = Date.now() + workerData.ms;
-       let count = 0;
-       while (Date.now() < end) { for (let i = 0; i < 1000; i++) n.eventfdWrite(workerData.fd, 1); count += 1000; }
-       parentPort.postMessage(count);`,
-      { eval: true, workerData: { fd: this.sendFd, ms, addon: join(nativeBuildDir(), 'xenode.node') } },
-    );
-    return new Promise((resolve, reject) => {
-      w.once('message', (c: number) => resolve(c));
-      w.once('error', reject);
-    });
+  storm(ms: number): Promise<number> {
+    return ringStorm(this.sendFd, ms);
   }
 }

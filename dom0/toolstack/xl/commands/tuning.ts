@@ -2,7 +2,7 @@
 // vcpu-pin, vcpu-set, sched-credit. Sizes are parsed as xl parses them and refusals repeat the
 // size as it was typed, in MiB, not in the KiB the toolstack counts in.
 import type { HostInfo } from '../../../../drivers/hypercall/ops.js';
-import { parseCpuList } from '../../../../hypervisor/cgroups.js';
+import { parseCpuList } from '../../../../common/cpu-list.js';
 import { formatCpuMap, formatSchedCredit, type NamedInfo } from '../format.js';
 import { switchForeachOpt } from '../getopt.js';
 import { domidOf, XlExit } from './common.js';

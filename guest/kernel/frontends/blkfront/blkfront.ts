@@ -164,7 +164,7 @@ class Blkfront implements FrontendDriver {
     this.ringRef = k.grants.grantAccess(this.backendId, this.ringPfn, false);
     if (this.ringRef < 0) throw new Error('no free grant reference for the ring');
     this.port = await k.evtchn.allocUnbound(this.backendId);
-    k.evtchn.on(this.port, () => this.ring?.onEvent());
+    k.evtchn.on(this.port, () => this.ring?.onBackendEvent());
     await this.dev.writeKeys({
       [FK.ringRef]: this.ringRef,
       [FK.eventChannel]: this.port,
@@ -193,14 +193,22 @@ class Blkfront implements FrontendDriver {
     const cap = Math.max(768, Math.min(POOL_PAGES, Math.floor(this.k.pages.available / 8)));
     this.pool = new PagePool(this.k.pages, this.k.grants, this.backendId, persistent, cap);
     const port = this.port;
-    this.ring = new BlkfrontRing(this.front!, this.pool, maxSegments, this.devid & 0xffff, () => this.k.evtchn.notify(port), (why) => {
-      this.log(`backend misbehaved: ${why}; disconnecting`);
-      this.chain = this.chain.then(async () => {
-        this.teardown();
-        this.phase = 'closed';
-        await this.setState(XenbusState.Closed);
-      });
-    });
+    this.ring = new BlkfrontRing(
+      this.front!,
+      this.pool,
+      maxSegments,
+      this.devid & 0xffff,
+      () => this.k.evtchn.notify(port),
+      (why) => {
+        this.log(`backend misbehaved: ${why}; disconnecting`);
+        this.chain = this.chain.then(async () => {
+          this.teardown();
+          this.phase = 'closed';
+          await this.setState(XenbusState.Closed);
+        });
+      },
+      (ms) => this.k.evtchn.holdOff(port, ms),
+    );
     const readonly = (info & VDISK_READONLY) !== 0;
     const cdrom = (info & VDISK_CDROM) !== 0 || (await d.readKey(FK.deviceType, d.path)) === 'cdrom';
     const disk = new BlkDisk(this.ring, this.pool, { sectors, readonly: readonly || cdrom, cdrom, flush }, (m) => this.log(m));

@@ -222,7 +222,7 @@ export class BlkDisk implements FuseFileOps {
         for (const p of pages) {
           if (left <= 0) break;
           const take = Math.min(PAGE - skip, left);
-          if (k >= 0 && skip === 0 && p.pfn === prevPfn + 1) spans[2 * k + 1] += take;
+          if (k >= 0 && skip === 0 && p.pfn === prevPfn + 1) spans[2 * k + 1] = spans[2 * k + 1]! + take;
           else {
             k++;
             spans[2 * k] = p.pfn * PAGE + skip;

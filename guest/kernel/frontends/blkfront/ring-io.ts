@@ -30,6 +30,7 @@ export function initBlkifRing(buffer: SharedArrayBuffer, byteOffset: number): Fr
 }
 import type { IoPage, PagePool } from './page-pool.js';
 import type { BusyPoller } from '../../../../drivers/ring/busy-poll.js';
+import { EventStormGuard } from '../../../../drivers/evtchn/event-storm-guard.js';
 
 /** Requests in flight that still count as queue depth 1 for busy polling. */
 const BUSY_POLL_MAX_INFLIGHT = 1;
@@ -76,6 +77,9 @@ export class BlkfrontRing {
   private kickScheduled = false;
   private nextScheduled = false;
   private dead = false;
+  /** Events from a backend ringing for nothing are held off, as blkback holds off a frontend. */
+  readonly storm: EventStormGuard;
+  private responsesSeen = 0;
   readonly counters: RingCounters = { requests: 0, indirectRequests: 0, segments: 0, notifySent: 0, responses: 0, errors: 0, queued: 0 };
 
   constructor(
@@ -87,7 +91,10 @@ export class BlkfrontRing {
     private readonly handle: number,
     private readonly notify: () => void,
     private readonly onFatal: (why: string) => void,
+    /** Stops listening to the backend's event channel for `ms` (a storm: XSA-391). */
+    holdOff: (ms: number) => void = () => {},
   ) {
+    this.storm = new EventStormGuard(holdOff);
     this.memView = new DataView(pool.mem.buffer);
     for (let i = 0; i < this.front.size; i++) {
       this.shadows.push({ id: i, op: 0, pages: [], indirect: [], resolve: () => {}, busy: false });
@@ -243,32 +250,55 @@ export class BlkfrontRing {
     });
   }
 
-  /** Event from the backend: consume every response. */
-  onEvent(): void {
-    if (this.dead) return;
+  /** The backend's event: responses, and the storm guard told whether there were any since
+   * the last event (those a busy poll took count: the backend rang for them too). */
+  onBackendEvent(): void {
+    this.onEvent();
+    const taken = this.counters.responses;
+    this.storm.handled(taken - this.responsesSeen);
+    this.responsesSeen = taken;
+  }
+
+  /** Consume every response. Returns how many there were (0: the
+   * event found nothing, which the caller's storm guard counts). */
+  onEvent(): number {
+    if (this.dead) return 0;
+    let taken = 0;
     for (;;) {
       const n = this.front.unconsumedResponses();
       if (n === RING_OVERFLOW) {
         this.fail('backend published more responses than requests');
-        return;
+        return taken;
       }
       for (let i = 0; i < n; i++) {
         const v = this.front.takeResponse();
         blkifResponse.decode(v, 0, this.rsp);
+        taken++;
         this.complete(this.rsp);
-        if (this.dead) return;
+        if (this.dead) return taken;
       }
       if (!this.front.finalCheckForResponses()) break;
     }
     if (this.queue.length) this.pump();
     else this.pollForNext();
+    return taken;
   }
 
+  /** A response must answer a request in flight, with that request's operation (Linux
+   * blkfront since XSA-391): anything else means a backend we cannot trust with our pages. */
   private complete(r: BlkifResponse): void {
     const id = r.id < BigInt(this.shadows.length) && r.id >= 0n ? Number(r.id) : -1;
     const sh = id >= 0 ? this.shadows[id]! : undefined;
-    if (!sh || !sh.busy) {
-      this.fail(`response for unknown request id ${r.id}`);
+    if (!sh) {
+      this.fail(`response has incorrect id (${r.id})`);
+      return;
+    }
+    if (!sh.busy) {
+      this.fail(`response for id ${r.id} references no pending request`);
+      return;
+    }
+    if (r.operation !== sh.op) {
+      this.fail(`response for id ${r.id} has wrong operation (${r.operation} instead of ${sh.op})`);
       return;
     }
     this.counters.responses++;

@@ -26,13 +26,14 @@ import { XenbusState, type XenbusDevice } from '../../../../drivers/xenbus/xenbu
 import { FrontRing, SharedRing, XEN_PAGE_SIZE } from '../../../../drivers/ring/shared-ring.js';
 import { NETIF_FRONTEND_KEYS as FK, NETIF_BACKEND_KEYS as BK, NETIF_RX_SLOT_SIZE, NETIF_TX_SLOT_SIZE, NET_RX_RING_SIZE, NET_TX_RING_SIZE } from '../../../../drivers/wire/netif.js';
 import { native } from '../../../../native/index.js';
-import { ip } from '../../../../net/ip.js';
+import type { FramePort } from '../../../../net/frame-port.js';
 import { netdevs, type NetDevice } from '../../net/netdev.js';
 import { parseCmdline } from '../../cmdline.js';
-import { jailerTapProvider, type NetTapProvider } from './tap-provider.js';
+import { jailerTapProvider, providerPort, providerSetLink, type NetTapProvider } from './tap-provider.js';
 import { NetfrontRx } from './rx.js';
 import { NetfrontTx } from './tx.js';
 import { BusyPoller } from '../../../../drivers/ring/busy-poll.js';
+import { EventStormGuard } from '../../../../drivers/evtchn/event-storm-guard.js';
 
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 /** How long removal keeps retrying to revoke grants the backend still holds. */
@@ -74,7 +75,7 @@ class Netfront implements FrontendDriver, NetDevice {
   backendIp: string | undefined;
   routed = false;
   sniffer: ((frame: Uint8Array) => boolean) | null = null;
-  private tap: { fd: number; name: string } | null = null;
+  private tap: FramePort | null = null;
   private backendId = 0;
   private offload = true;
   private busy = new BusyPoller(DEFAULT_BUSY_POLL_US);
@@ -91,6 +92,11 @@ class Netfront implements FrontendDriver, NetDevice {
   private pfns: number[] = [];
   private tx: NetfrontTx | null = null;
   private rx: NetfrontRx | null = null;
+  /** Events from a backend ringing for nothing are held off (XSA-391, as netback does). */
+  private storm: EventStormGuard | null = null;
+  /** Set when the backend answered what was never asked: the device is dead (Linux's
+   * info->broken). */
+  private broken = false;
 
   constructor(
     private readonly dev: XenbusDevice,
@@ -126,10 +132,10 @@ class Netfront implements FrontendDriver, NetDevice {
     // The guest's NIC appears now; its offloads and MTU follow the backend's features, which
     // the backend publishes before InitWait (talkToBackend).
     this.name = netdevs.freeName();
-    this.tap = this.provider.create(this.name, 0);
+    this.tap = providerPort(this.provider, this.name);
     this.name = this.tap.name;
     netdevs.add(this);
-    await ip([...this.ipNetns, 'link', 'set', 'dev', this.name, 'address', this.mac, 'up']);
+    await providerSetLink(this.provider, this.name, { mac: this.mac, up: true });
     await d.watchOtherEnd((st) => this.enqueue(() => this.onBackendState(st)));
   }
 
@@ -146,8 +152,8 @@ class Netfront implements FrontendDriver, NetDevice {
     this.routed = /(^|\/)vif-route$/.test((await d.readKey('script'))?.trim() ?? '');
     // What the guest's stack may hand us is what the backend takes.
     const n = native();
-    n.tapSetOffload(this.tap!.fd, this.offload ? n.TUN_F_CSUM | (gso4 ? n.TUN_F_TSO4 : 0) | (gso6 ? n.TUN_F_TSO6 : 0) : 0);
-    await ip([...this.ipNetns, 'link', 'set', 'dev', this.name, 'mtu', String(this.mtu)]);
+    this.tap!.setOffload(this.offload ? n.TUN_F_CSUM | (gso4 ? n.TUN_F_TSO4 : 0) | (gso6 ? n.TUN_F_TSO6 : 0) : 0);
+    await providerSetLink(this.provider, this.name, { mtu: this.mtu });
     this.log(`Xen virtual network device, MAC ${this.mac}, MTU ${this.mtu}, offloads ${this.offload ? (gso4 || gso6 ? 'csum+tso' : 'csum') : 'off'}`);
   }
 
@@ -228,6 +234,7 @@ class Netfront implements FrontendDriver, NetDevice {
       if (this.port >= 0) evtchn.notify(this.port);
     };
     const log = (m: string) => this.log(m);
+    const broken = (why: string) => this.onBroken(why);
     this.tx = new NetfrontTx({
       ring: txRing,
       pages: txPool.views,
@@ -238,13 +245,24 @@ class Netfront implements FrontendDriver, NetDevice {
       sg: this.backendSg,
       notify,
       log,
+      broken,
       afterSend: (frames) => this.busyPoll('next', frames),
     });
-    this.rx = new NetfrontRx({ ring: rxRing, pages: rxPool.views, mem, offs: rxPool.offs, grefs: rxPool.refs, tapFd: this.tap!.fd, notify, log, sniffer: () => this.sniffer });
-    evtchn.on(this.port, () => {
-      if (!this.connected) return;
-      const slots = this.rx?.poll() ?? 0;
-      this.tx?.poll();
+    this.rx = new NetfrontRx({ ring: rxRing, pages: rxPool.views, mem, offs: rxPool.offs, grefs: rxPool.refs, tapFd: this.tap!.fd, notify, log, broken, sniffer: () => this.sniffer });
+    const port = this.port;
+    const storm = (this.storm = new EventStormGuard((ms) => evtchn.holdOff(port, ms)));
+    const tx = this.tx;
+    const rx = this.rx;
+    // Responses taken since the last event, here or elsewhere (a busy poll, TX completions
+    // collected while reading the TAP), are what the backend rang for: only an event that
+    // comes with none at all is spurious.
+    let seen = 0;
+    evtchn.on(port, () => {
+      const slots = this.connected ? rx.poll() : 0;
+      if (this.connected) tx.poll();
+      const taken = rx.responses + tx.responses;
+      storm.handled(taken - seen);
+      seen = taken;
       if (slots > 0) this.busyPoll('reply', slots);
     });
     const sg = this.backendSg ? 1 : 0;
@@ -290,13 +308,22 @@ class Netfront implements FrontendDriver, NetDevice {
   }
 
   private startIo(): void {
-    if (this.connected || !this.tx || !this.rx) return;
+    if (this.connected || this.broken || !this.tx || !this.rx) return;
     this.connected = true;
     this.rx.fill();
     this.tx.start();
     this.rx.poll();
     this.tx.poll();
     this.log('link becomes ready');
+  }
+
+  /** The backend broke the protocol (XSA-391): as Linux's netfront, the device is disabled
+   * for further use; the guest sees its carrier go. Said once. */
+  private onBroken(why: string): void {
+    if (this.broken) return;
+    this.broken = true;
+    this.log(`backend misbehaved: ${why}; disabled for further use`);
+    this.stopIo();
   }
 
   private stopIo(): void {
@@ -321,6 +348,9 @@ class Netfront implements FrontendDriver, NetDevice {
       rx_drops: this.rx?.drops ?? 0,
       busy_polls: this.busy.polls,
       busy_poll_hits: this.busy.hits,
+      events_spurious: this.storm?.spurious ?? 0,
+      event_throttles: this.storm?.throttles ?? 0,
+      broken: this.broken ? 1 : 0,
     };
   }
 
@@ -330,10 +360,8 @@ class Netfront implements FrontendDriver, NetDevice {
     this.stopIo();
     netdevs.remove(this);
     await this.dev.close();
-    if (this.tap) {
-      this.provider.destroy(this.tap.fd);
-      this.tap = null;
-    }
+    this.tap?.close();
+    this.tap = null;
     if (this.port >= 0) {
       const port = this.port;
       this.port = -1;

@@ -40,6 +40,8 @@ export interface NetfrontRxDeps {
   tapFd: number;
   notify(): void;
   log(msg: string): void;
+  /** The backend answered what was never asked (XSA-391): the device is unusable. */
+  broken(why: string): void;
   /** Sees each frame first (kernel DHCP); true consumes it. */
   sniffer(): ((frame: Uint8Array) => boolean) | null;
 }
@@ -64,6 +66,8 @@ export class NetfrontRx {
   bytes = 0;
   errors = 0;
   drops = 0;
+  /** Responses consumed, ever (extra-info slots included). */
+  responses = 0;
 
   constructor(private readonly d: NetfrontRxDeps) {
     this.mask = d.ring.size - 1;
@@ -109,8 +113,8 @@ export class NetfrontRx {
     while (done < RX_BUDGET) {
       const avail = ring.unconsumedResponses();
       if (avail === RING_OVERFLOW) {
-        this.d.log('RX ring: backend produced more responses than requests; ignoring the ring');
-        this.stopped = true;
+        this.stop();
+        this.d.broken(`RX ring: ${(ring.ring.rspProd - ring.rspCons) >>> 0} responses published for ${(ring.reqProdPvt - ring.rspCons) >>> 0} requests`);
         return done;
       }
       if (avail === 0) {
@@ -118,7 +122,9 @@ export class NetfrontRx {
         if (!ring.finalCheckForResponses()) break;
         continue;
       }
-      done += this.frame(avail);
+      const used = this.frame(avail);
+      done += used;
+      this.responses += used;
       // Buffers go back in small batches: a backend short of them resumes sooner.
       if (ring.freeRequests() >= REFILL_BATCH) this.fill();
     }

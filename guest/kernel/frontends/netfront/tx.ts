@@ -44,6 +44,8 @@ export interface NetfrontTxDeps {
   sg: boolean;
   notify(): void;
   log(msg: string): void;
+  /** The backend answered what was never asked (XSA-391): the device is unusable. */
+  broken(why: string): void;
   /** Told after frames went on the ring (how many slots they took): netfront may poll for
    * the next request. */
   afterSend?: (frames: number) => void;
@@ -70,6 +72,8 @@ export class NetfrontTx {
   bytes = 0;
   errors = 0;
   drops = 0;
+  /** Responses consumed, ever (extra-info slots included). */
+  responses = 0;
 
   constructor(private readonly d: NetfrontTxDeps) {
     const n = d.pages.length;
@@ -219,16 +223,23 @@ export class NetfrontTx {
     for (;;) {
       const avail = ring.unconsumedResponses();
       if (avail === RING_OVERFLOW) {
-        this.d.log('TX ring: backend produced more responses than requests; ignoring the ring');
         this.stop();
+        this.d.broken(`TX ring: ${(ring.ring.rspProd - ring.rspCons) >>> 0} responses published for ${(ring.reqProdPvt - ring.rspCons) >>> 0} requests`);
         return done;
       }
       for (let k = 0; k < avail; k++) {
         netifTxResponse.decode(ring.takeResponse(), 0, this.rsp);
         done++;
+        this.responses++;
         if (this.rsp.status === NETIF_RSP_NULL) continue; // an extra-info slot
         const id = this.rsp.id;
-        if (id >= this.inflight.length || !this.inflight[id]) continue; // not ours to free
+        if (id >= this.inflight.length || !this.inflight[id]) {
+          // Linux netfront: "Response has incorrect id": a backend that answers what we never
+          // asked (or answers twice) could make us reuse a buffer it still reads.
+          this.stop();
+          this.d.broken(`TX response for id ${id}, which is not in flight`);
+          return done;
+        }
         this.inflight[id] = 0;
         this.free[this.nFree++] = id;
         if (this.rsp.status !== NETIF_RSP_OKAY) this.errors++;

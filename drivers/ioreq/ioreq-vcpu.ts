@@ -1,7 +1,7 @@
 // The vCPU's side of one ioreq slot: what the hypervisor (or a KVM vCPU thread) does when the
 // guest touches an emulated device. Publishes the request, rings the device model's doorbell,
 // blocks on the slot's wait word until IORESP_READY, takes the answer and frees the slot.
-// The protocol is described in ioreq-server.ts and stubdom/README.md.
+// The protocol is described in stubdom/device-model/ioreq-server.ts and stubdom/README.md.
 import {
   createIoreq,
   ioreq,
@@ -9,13 +9,14 @@ import {
   ioreqGetState,
   ioreqSetState,
   IOREQ_SIZE,
+  IOREQ_WAIT_WORD_OFFSET,
+  IOREQ_WAIT_WORD_STATE_SHIFT,
   STATE_IOREQ_NONE,
   STATE_IOREQ_READY,
   STATE_IORESP_READY,
   type Ioreq,
-} from '../../drivers/wire/ioreq.js';
+} from '../wire/ioreq.js';
 import type { FutexOps, WordRef } from './futex.js';
-import { IOREQ_WAIT_WORD_OFFSET, IOREQ_WAIT_WORD_STATE_SHIFT } from './ioreq-server.js';
 
 export class IoreqTimeoutError extends Error {}
 
