@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { native, nativeBuildDir } from '../native/index.js';
 import { HypercallClient } from '../drivers/hypercall/channel.js';
-import type { DmDisk, DmDisplay, DmExit, DmStarted } from '../stubdom/protocol.js';
+import { dirtyBitmapBytes, type DmDisk, type DmDisplay, type DmExit, type DmStarted } from '../stubdom/protocol.js';
 import { bindVncDisplay, VNC_BASE_PORT } from '../stubdom/vnc/vnc-server.js';
 import type { Logger } from '../common/log.js';
 import { runDir } from '../common/paths.js';
@@ -254,8 +254,17 @@ export class StubdomHost {
 
   /** Freezes the guest's device models and returns their state (the fd is the caller's). */
   async save(domid: number): Promise<{ fd: number; bytes: number }> {
-    const r = await this.clientOf(domid).call<{ bytes: number }>('save', { domid });
-    return { fd: r.fds[0]!, bytes: r.result.bytes };
+    const c = this.clientOf(domid);
+    const bytes = (await c.call<{ bytes: number }>('save', { domid })).result.bytes;
+    // The confined stub domain cannot make memfds: it writes into ours.
+    const fd = native().memfdCreate('xenode-dm-state', Math.max(4096, bytes));
+    try {
+      await c.call('fetch-state', { domid }, [fd]);
+    } catch (e) {
+      native().close(fd);
+      throw e;
+    }
+    return { fd, bytes };
   }
 
   /** A restore's device state, for a model started with awaitState. */
@@ -275,9 +284,21 @@ export class StubdomHost {
 
   /** Pages the model writes by DMA during a migration: start, collect (a bitmap in a memfd
    * the caller closes), stop. */
-  async dmaDirty(domid: number, action: 'start' | 'collect' | 'stop'): Promise<{ fd: number; bytes: number } | null> {
-    const r = await this.clientOf(domid).call<{ bytes: number } | null>('dma-dirty', { domid, action });
-    return r.result ? { fd: r.fds[0]!, bytes: r.result.bytes } : null;
+  async dmaDirty(domid: number, action: 'start' | 'collect' | 'stop', memoryBytes = 0): Promise<{ fd: number; bytes: number } | null> {
+    const c = this.clientOf(domid);
+    if (action !== 'collect') {
+      await c.call('dma-dirty', { domid, action });
+      return null;
+    }
+    const bytes = dirtyBitmapBytes(memoryBytes);
+    const fd = native().memfdCreate('xenode-dma-dirty', Math.max(4096, bytes));
+    try {
+      await c.call('dma-dirty', { domid, action }, [fd]);
+    } catch (e) {
+      native().close(fd);
+      throw e;
+    }
+    return { fd, bytes };
   }
 
   /** Fault injection for tests: make a device model end as a crash would (`exit`), or try

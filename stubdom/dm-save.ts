@@ -15,6 +15,7 @@ import { native } from '../native/index.js';
 import { loadMachine, saveMachine } from './machine-state.js';
 import type { PcMachine } from './machine.js';
 import type { GuestMemory } from './device-model/guest-memory.js';
+import { dirtyBitmapBytes } from './protocol.js';
 
 const CMD = 0;
 /** control[2]: a state was posted to the worker (load-state). */
@@ -36,10 +37,7 @@ export type DmSaveMessage =
   | { type: 'restored' }
   | { type: 'restore-failed'; message: string };
 
-/** The DMA dirty bitmap for a guest of `memoryBytes` (one bit per page, whole Int32 words). */
-export function dirtyBitmapBytes(memoryBytes: number): number {
-  return Math.ceil(memoryBytes / 4096 / 32) * 4;
-}
+export { dirtyBitmapBytes };
 
 /** Main thread: one device model's save controls. */
 export class DmSaveControl {
@@ -47,7 +45,9 @@ export class DmSaveControl {
   private waiting: { resolve: (b: Uint8Array) => void; reject: (e: Error) => void } | null = null;
   private restoreOutcome: Promise<void>;
   private settleRestore: { resolve: () => void; reject: (e: Error) => void } | null = null;
-  private lentFd = -1;
+  /** The last save, until dom0 fetches it into a memfd of its own (a confined stub domain
+   * cannot create memfds). */
+  private saved: Uint8Array | null = null;
 
   constructor(
     readonly control: SharedArrayBuffer,
@@ -76,12 +76,11 @@ export class DmSaveControl {
     this.waiting?.reject(new Error(why));
     this.waiting = null;
     this.settleRestore?.reject(new Error(why));
-    this.close();
+    this.saved = null;
   }
 
-  /** Freeze and save; resolves with the state in a memfd this object keeps open until the
-   * next save or close (the reply carrying it may still be queued). */
-  async freeze(timeoutMs = 10_000): Promise<{ fd: number; bytes: number }> {
+  /** Freeze and save; resolves with the state's size (fetch() hands it over). */
+  async freeze(timeoutMs = 10_000): Promise<number> {
     if (this.waiting) throw new Error('a save is already in progress');
     const got = new Promise<Uint8Array>((resolve, reject) => (this.waiting = { resolve, reject }));
     Atomics.store(this.words, CMD, CMD_FREEZE);
@@ -91,12 +90,17 @@ export class DmSaveControl {
       got,
       new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the device model did not save within ${timeoutMs} ms`)), timeoutMs))),
     ]).finally(() => clearTimeout(timer));
-    const n = native();
-    const fd = n.memfdCreate('xenode-dm-state', Math.max(4096, bytes.length));
-    new Uint8Array(n.mapShared(fd, bytes.length)).set(bytes);
-    if (this.lentFd >= 0) n.close(this.lentFd);
-    this.lentFd = fd;
-    return { fd, bytes: bytes.length };
+    this.saved = bytes;
+    return bytes.length;
+  }
+
+  /** The last save into dom0's memfd `fd` of exactly its size. */
+  fetch(fd: number): void {
+    const s = this.saved;
+    if (!s) throw new Error('no saved state to fetch');
+    if (native().fdSize(fd) < s.length) throw new Error(`the memfd for the state is smaller than its ${s.length} bytes`);
+    new Uint8Array(native().mapShared(fd, s.length)).set(s);
+    this.saved = null;
   }
 
   /** An incoming migration's state, for a model started with awaitState. */
@@ -115,29 +119,20 @@ export class DmSaveControl {
     return this.restoreOutcome;
   }
 
-  /** DMA dirty tracking: start (clear and mark), collect (the bits since the last collect, in
-   * a memfd), stop. */
-  dmaDirty(action: 'start' | 'collect' | 'stop'): { fd: number; bytes: number } | null {
+  /** DMA dirty tracking: start (clear and mark), collect (the bits since the last collect,
+   * into dom0's memfd `fd` of the bitmap's size), stop. */
+  dmaDirty(action: 'start' | 'collect' | 'stop', fd = -1): number {
     const bits = new Int32Array(this.dirty);
     if (action === 'start' || action === 'stop') {
       for (let i = 0; i < bits.length; i++) Atomics.store(bits, i, 0);
       Atomics.store(trackingFlag(this.control).flag, 0, action === 'start' ? 1 : 0);
       this.ring();
-      return null;
+      return 0;
     }
-    const out = new Int32Array(bits.length);
+    if (fd < 0 || native().fdSize(fd) < bits.byteLength) throw new Error(`dma-dirty collect needs a memfd of ${bits.byteLength} bytes`);
+    const out = new Int32Array(native().mapShared(fd, bits.byteLength));
     for (let i = 0; i < bits.length; i++) out[i] = Atomics.exchange(bits, i, 0);
-    const n = native();
-    const fd = n.memfdCreate('xenode-dma-dirty', Math.max(4096, out.byteLength));
-    new Uint8Array(n.mapShared(fd, out.byteLength)).set(new Uint8Array(out.buffer));
-    if (this.lentFd >= 0) n.close(this.lentFd);
-    this.lentFd = fd;
-    return { fd, bytes: out.byteLength };
-  }
-
-  close(): void {
-    if (this.lentFd >= 0) native().close(this.lentFd);
-    this.lentFd = -1;
+    return bits.byteLength;
   }
 }
 

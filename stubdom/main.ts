@@ -207,24 +207,24 @@ function loadState(id: unknown, req: Extract<DmRequest, { op: 'load-state' }>, f
 }
 
 /** Save, restore and migration requests for one model (dm-save.ts). */
-async function saveOp(id: unknown, req: Extract<DmRequest, { op: 'save' | 'thaw' | 'restored' | 'dma-dirty' }>): Promise<void> {
-  const m = models.get(Number(req.domid));
-  if (!m) return reply(id, { error: { errno: 'ESRCH', message: `no device model for domain ${String(req.domid)}` } });
+async function saveOp(id: unknown, req: Extract<DmRequest, { op: 'save' | 'fetch-state' | 'thaw' | 'restored' | 'dma-dirty' }>, fds: number[]): Promise<void> {
   try {
-    if (req.op === 'save') {
-      const s = await m.save.freeze();
-      return reply(id, { result: { bytes: s.bytes } }, [s.fd]);
-    }
-    if (req.op === 'thaw') m.save.thaw();
+    const m = models.get(Number(req.domid));
+    if (!m) return reply(id, { error: { errno: 'ESRCH', message: `no device model for domain ${String(req.domid)}` } });
+    // States and bitmaps go into memfds dom0 makes and sends (this sandbox cannot create any).
+    if (req.op === 'save') return reply(id, { result: { bytes: await m.save.freeze() } });
+    if (req.op === 'fetch-state') m.save.fetch(fds[0] ?? -1);
+    else if (req.op === 'thaw') m.save.thaw();
     else if (req.op === 'restored') await m.save.restored();
     else {
       if (req.action !== 'start' && req.action !== 'collect' && req.action !== 'stop') throw new Error('dma-dirty: action must be start, collect or stop');
-      const r = m.save.dmaDirty(req.action);
-      if (r) return reply(id, { result: { bytes: r.bytes } }, [r.fd]);
+      return reply(id, { result: { bytes: m.save.dmaDirty(req.action, fds[0] ?? -1) } });
     }
     reply(id, { result: null });
   } catch (e) {
     reply(id, { error: { errno: 'EIO', message: (e as Error).message } });
+  } finally {
+    closeFds(fds);
   }
 }
 
@@ -247,11 +247,11 @@ function onMessage({ message, fds }: Received): void {
   const id = message.id;
   const req = { ...(typeof message.args === 'object' && message.args ? message.args : {}), op: message.op } as DmRequest;
   if (req.op === 'start') return start(id, req, fds);
-  if (req.op !== 'load-state') closeFds(fds);
+  if (req.op !== 'load-state' && req.op !== 'fetch-state' && req.op !== 'dma-dirty') closeFds(fds);
   if (req.op === 'stop') return void stop(id, Number(req.domid));
   if (req.op === 'metrics') return reply(id, { result: models.get(Number(req.domid))?.metrics ?? null });
   if (req.op === 'load-state') return loadState(id, req, fds);
-  if (req.op === 'save' || req.op === 'thaw' || req.op === 'restored' || req.op === 'dma-dirty') return void saveOp(id, req);
+  if (req.op === 'save' || req.op === 'fetch-state' || req.op === 'thaw' || req.op === 'restored' || req.op === 'dma-dirty') return void saveOp(id, req, fds);
   if (req.op === 'fault') {
     // Fault injection (tests): end one device model as a crash would, or act as a subverted
     // one, so dom0 and the hypervisor can show that only its guest goes down.

@@ -75,6 +75,7 @@ export type DmRequest =
   // memfd), thaw (a checkpoint goes on), the state of a restore and its outcome, and the pages
   // the model wrote by DMA while a migration copies RAM.
   | { op: 'save'; domid: number }
+  | { op: 'fetch-state'; domid: number }
   | { op: 'thaw'; domid: number }
   | { op: 'restored'; domid: number }
   | { op: 'load-state'; domid: number; bytes: number }
@@ -110,4 +111,10 @@ export interface WorkerData {
   dirty: SharedArrayBuffer;
   /** The display adapter's shared state and the viewers' input queue (stubdom/main.ts owns them). */
   display: { regs: SharedArrayBuffer; vram: SharedArrayBuffer; input: SharedArrayBuffer } | null;
+}
+
+/** The DMA dirty bitmap for a guest of `memoryBytes` (one bit per page, whole Int32 words): the
+ * size dom0's memfd for a `dma-dirty` collect must have (stubdom/dm-save.ts). */
+export function dirtyBitmapBytes(memoryBytes: number): number {
+  return Math.ceil(memoryBytes / 4096 / 32) * 4;
 }

@@ -190,7 +190,7 @@ export class Toolstack {
     return {
       hc: this.hc,
       memory: async (domid) => new Uint8Array((await this.foreign.map(domid)).memory),
-      dm: { save: (d) => dm.save(d), thaw: (d) => dm.thaw(d), dmaDirty: (d, a) => dm.dmaDirty(d, a) },
+      dm: { save: (d) => dm.save(d), thaw: (d) => dm.thaw(d), dmaDirty: (d, a, m) => dm.dmaDirty(d, a, m) },
     };
   }
 

@@ -149,7 +149,9 @@ export class SocketChannel implements ByteSink, ByteSource {
     return this.write(Buffer.from(`${s}\n`, 'utf8'));
   }
 
+  /** Ends our side after what was written has gone (a last error line must reach the peer). */
   close(): void {
-    this.sock.destroy();
+    this.sock.end();
+    setTimeout(() => this.sock.destroy(), 1000).unref();
   }
 }

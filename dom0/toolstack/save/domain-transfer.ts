@@ -139,7 +139,7 @@ export async function migrateSend(ts: Toolstack, domid: number, relay: string, o
       stats = await writer.live(opts);
     } catch (e) {
       // The receiver may have said why it stopped reading.
-      const why = await Promise.race([ch.readLine().catch(() => null), new Promise<null>((r) => setTimeout(() => r(null), 200))]);
+      const why = await Promise.race([ch.readLine().catch(() => null), new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
       throw new Error(why?.startsWith('error: ') ? `the receiver refused: ${why.slice(7)}` : `sending failed: ${(e as Error).message}`);
     }
     const tStopped = Date.now() - stats.stopCopyMs;

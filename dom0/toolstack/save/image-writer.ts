@@ -24,7 +24,7 @@ export interface SaveHost {
   dm: {
     save(domid: number): Promise<{ fd: number; bytes: number }>;
     thaw(domid: number): Promise<void>;
-    dmaDirty(domid: number, action: 'start' | 'collect' | 'stop'): Promise<{ fd: number; bytes: number } | null>;
+    dmaDirty(domid: number, action: 'start' | 'collect' | 'stop', memoryBytes?: number): Promise<{ fd: number; bytes: number } | null>;
   };
 }
 
@@ -188,7 +188,7 @@ export class ImageWriter {
   private async dirty(total: number): Promise<number[]> {
     const kvm = await this.host.hc.call<{ bytes: number }>('domctl.kvm_dirty_log', { domid: this.domid, op: 'collect' });
     const bits = readMemfd(kvm.fds[0]!, kvm.result.bytes);
-    const dma = await this.host.dm.dmaDirty(this.domid, 'collect');
+    const dma = await this.host.dm.dmaDirty(this.domid, 'collect', total * PAGE_SIZE);
     const dbits = dma ? readMemfd(dma.fd, dma.bytes) : new Uint8Array(0);
     const out: number[] = [];
     for (let byte = 0; byte * 8 < total; byte++) {
