@@ -195,34 +195,30 @@ function frames(): Promise<void> {
 
 /** blkback's three ways to a disk image: in place, the thread pool, io_uring. Page cache, not
  * O_DIRECT: this is the primitive's cost, not the disk's (bench:block measures disks). */
-function disk(mem: Uint8Array): Promise<void> {
+async function disk(mem: Uint8Array): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'xenode-bench-prim-'));
   const path = join(dir, 'disk.img');
   writeFileSync(path, new Uint8Array(4 * MiB));
   const fd = openSync(path, 'r+');
-  const spans = new Float64Array(32);
-  for (let i = 0; i < 16; i++) (spans[2 * i] = i * 8192), (spans[2 * i + 1] = 4096); // 16 scattered pages
-  let pos = 0;
-  const next = () => (pos = (pos + 64 * KiB) % (4 * MiB));
-  measure('disk I/O', 'preadvSegs, 16 pages (64 KiB)', 'us', () => void n.preadvSegs(fd, mem, spans, 16, next()), 1, 'page cache');
-  measure('disk I/O', 'pwritevSegs, 16 pages (64 KiB)', 'us', () => void n.pwritevSegs(fd, mem, spans, 16, next()), 1, 'page cache');
-  return (async () => {
+  try {
+    const spans = new Float64Array(32);
+    for (let i = 0; i < 16; i++) (spans[2 * i] = i * 8192), (spans[2 * i + 1] = 4096); // 16 scattered pages
+    let pos = 0;
+    const next = () => (pos = (pos + 64 * KiB) % (4 * MiB));
+    measure('disk I/O', 'preadvSegs, 16 pages (64 KiB)', 'us', () => void n.preadvSegs(fd, mem, spans, 16, next()), 1, 'page cache');
+    measure('disk I/O', 'pwritevSegs, 16 pages (64 KiB)', 'us', () => void n.pwritevSegs(fd, mem, spans, 16, next()), 1, 'page cache');
+    await measureAsync('disk I/O', 'preadvSegsAsync, 16 pages (64 KiB)', 'us', () => new Promise<void>((res) => n.preadvSegsAsync(fd, mem, spans, 16, next(), () => res())), "libuv's thread pool, one at a time");
+    const ring = UringIo.open(mem);
+    if (typeof ring === 'string') return missing('disk I/O', 'io_uring read, 16 pages (64 KiB)', 'us', ring);
     try {
-      await measureAsync('disk I/O', 'preadvSegsAsync, 16 pages (64 KiB)', 'us', () => new Promise<void>((res) => n.preadvSegsAsync(fd, mem, spans, 16, next(), () => res())), "libuv's thread pool, one at a time");
-      const ring = UringIo.open(mem);
-      if (typeof ring === 'string') missing('disk I/O', 'io_uring read, 16 pages (64 KiB)', 'us', ring);
-      else {
-        try {
-          await measureAsync('disk I/O', 'io_uring read, 16 pages (64 KiB)', 'us', () => new Promise<void>((res) => ring.run(false, fd, spans, 16, next(), () => res())), 'registered memory, one at a time');
-        } finally {
-          ring.close();
-        }
-      }
+      await measureAsync('disk I/O', 'io_uring read, 16 pages (64 KiB)', 'us', () => new Promise<void>((res) => ring.run(false, fd, spans, 16, next(), () => res())), 'registered memory, one at a time');
     } finally {
-      closeSync(fd);
-      rmSync(dir, { recursive: true, force: true });
+      ring.close();
     }
-  })();
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 // ---------------------------------------------------------------------------- TAP, pty, processes

@@ -93,7 +93,7 @@ async function main(): Promise<void> {
     await xenstored.close(true);
     process.exit(0);
   };
-  const server = serveRpc(toolstackSocket(), xlService({ toolstack, consoles, hc, xs, stop: () => void stop(), deviceStats: () => backends.stats(), dmMetrics: async (domid) => ({ pid: stubdom.pidOf(domid), metrics: await stubdom.metrics(domid) }), dmFault: (domid, f) => stubdom.injectFault(domid, f) }));
+  const server = serveRpc(toolstackSocket(), xlService({ toolstack, consoles, hc, xs, stop: () => void stop(), deviceStats: () => backends.stats(), dmMetrics: async (domid) => ({ pid: stubdom.pidOf(domid), metrics: await stubdom.metrics(domid) }), dmFault: (domid, f) => stubdom.injectFault(domid, f), hvm }));
   hc.onClose(() => {
     log.error('hypervisor went away');
     process.exit(1);

@@ -2,7 +2,7 @@
 // that leaks or forks without end stops at its limits, not at the host's. They sit under
 // `<xenode group>-stubdom/d<domid>`, apart from the domains' group, because the hypervisor
 // removes that one when its last domain goes, which is before dom0 stops the device model.
-import { existsSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cgroupName } from '../common/paths.js';
 
@@ -16,8 +16,37 @@ export const STUBDOM_PIDS_MAX = 64;
 export class StubdomCgroup {
   readonly dirs: string[];
 
-  constructor(domid: number) {
+  constructor(readonly domid: number) {
     this.dirs = CONTROLLERS.map((c) => join(ROOT, c, `${cgroupName()}-stubdom`, `d${domid}`));
+  }
+
+  /** Groups a dom0 that died left behind (a restarted dom0 finds them). */
+  static leftovers(): StubdomCgroup[] {
+    const parent = join(ROOT, CONTROLLERS[0], `${cgroupName()}-stubdom`);
+    let names: string[] = [];
+    try {
+      names = readdirSync(parent).filter((n) => /^d\d+$/.test(n));
+    } catch {
+      /* none */
+    }
+    return names.map((n) => new StubdomCgroup(Number(n.slice(1))));
+  }
+
+  /** Kill whatever still runs in the groups (a stub domain whose dom0 died). */
+  killAll(): void {
+    let pids: string[] = [];
+    try {
+      pids = readFileSync(join(this.dirs[1]!, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
+    } catch {
+      /* gone */
+    }
+    for (const pid of pids) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        /* exited */
+      }
+    }
   }
 
   /** Make the groups with their limits (memory in bytes). */

@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { native, nativeBuildDir } from '../native/index.js';
 import { HypercallClient } from '../drivers/hypercall/channel.js';
-import { dirtyBitmapBytes, type DmDisk, type DmDisplay, type DmExit, type DmStarted } from '../stubdom/protocol.js';
+import { dirtyBitmapBytes, type DmControl, type DmControlResult, type DmDisk, type DmDisplay, type DmExit, type DmStarted } from '../stubdom/protocol.js';
 import { bindVncDisplay, VNC_BASE_PORT } from '../stubdom/vnc/vnc-server.js';
 import type { Logger } from '../common/log.js';
 import { runDir } from '../common/paths.js';
@@ -79,13 +79,43 @@ function describeExit(code: number | null, signal: NodeJS.Signals | null): strin
   return `exited with status ${code}`;
 }
 
+/** A stub domain's (empty) root mount point, and their parent when it is the last. */
+function removeRootDir(root: string): void {
+  for (const dir of [root, dirname(root)]) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      /* gone, or another stub domain's is still there */
+    }
+  }
+}
+
 export class StubdomHost {
   private readonly domains = new Map<number, StubDomain>();
+  /** Leftover groups being removed, by domid: a new stub domain for that domid waits. */
+  private readonly reclaiming = new Map<number, Promise<void>>();
 
   constructor(
     private readonly log: Logger,
     private readonly onDmExit: (e: DmExit) => void,
-  ) {}
+  ) {
+    this.reclaimLeftovers();
+  }
+
+  /** A dom0 that died left its stub domains' cgroups and root directories (the stub domains
+   * themselves exit when their channel to it closes; their guests are crashed by the toolstack
+   * taking over): kill what still runs there and remove them. */
+  private reclaimLeftovers(): void {
+    for (const cg of StubdomCgroup.leftovers()) {
+      cg.killAll();
+      const root = join(runDir(), 'stubdom', String(cg.domid));
+      const done = cg.remove().then(() => {
+        removeRootDir(root);
+        this.reclaiming.delete(cg.domid);
+      });
+      this.reclaiming.set(cg.domid, done);
+    }
+  }
 
   /** Start a confined stub domain for one guest and its device model in it. */
   async start(spec: DeviceModelSpec, f: DeviceModelFds): Promise<DmStarted> {
@@ -137,6 +167,7 @@ export class StubdomHost {
   }
 
   private async launch(domid: number, guestBytes: number, consoleLog: string): Promise<StubDomain> {
+    await this.reclaiming.get(domid);
     const uids = await claimUidRange(uidPoolFromEnv());
     const cgroup = new StubdomCgroup(domid);
     const root = join(runDir(), 'stubdom', String(domid));
@@ -201,13 +232,7 @@ export class StubdomHost {
     sd.logs.close();
     sd.uids.release();
     await sd.cgroup.remove();
-    for (const dir of [sd.root, dirname(sd.root)]) {
-      try {
-        rmdirSync(dir);
-      } catch {
-        /* gone, or another stub domain's is still there */
-      }
-    }
+    removeRootDir(sd.root);
   }
 
   /** Stop a guest's device model and its stub domain. */
@@ -299,6 +324,14 @@ export class StubdomHost {
       throw e;
     }
     return { fd, bytes };
+  }
+
+  /** xl trigger / cd-insert / cd-eject: a control for a guest's running device model (`fd`:
+   * the new disc's image, sent as SCM_RIGHTS: the stub domain opens no files itself). */
+  async control(domid: number, control: DmControl, fd?: number): Promise<DmControlResult> {
+    const sd = this.domains.get(domid);
+    if (!sd) throw Object.assign(new Error(`domain ${domid} has no stub domain`), { code: 'ESRCH' });
+    return (await sd.client.call('control', { domid, control }, fd === undefined ? [] : [fd])).result as DmControlResult;
   }
 
   /** Fault injection for tests: make a device model end as a crash would (`exit`), or try

@@ -13,7 +13,7 @@
  *    (128+signal if it was killed); the child dies with it (PDEATHSIG).
  * 3. The child builds a root on a tmpfs at DIR: /usr read-only (Node and its libraries), the
  *    merged-/usr links, /etc/ld.so.cache, /dev/null, zero, random, urandom, a /proc of its own
- *    pid namespace, and each --bind-ro PATH read-only at the same path (xenode's dist/ and
+ *    pid namespace showing processes only (subset=pid: no sysctls, no kernel files), and each --bind-ro PATH read-only at the same path (xenode's dist/ and
  *    addon). Nothing of the host's else: no /etc, /home, /run, /var, /tmp, /sys, no images (dom0
  *    passes them opened), no other guest's files. It pivots into it.
  * 4. It drops privilege for good: an empty capability bounding set, no ambient capabilities,
@@ -80,6 +80,7 @@
 #define PROGRAM_NAME "xenode-stubdom-sandbox"
 #define FAIL_STATUS 127
 #include "sandbox-util.h"
+#include "sandbox-mounts.h"
 
 #define FORWARDED_SIGNALS {SIGTERM, SIGINT, SIGHUP}
 
@@ -125,49 +126,6 @@ static unsigned long parse_num(const char *s, const char *opt) {
 static const char *root_dir;
 static char *in_root(const char *path) { return xasprintf("%s%s", root_dir, path); }
 
-static void xmount(const char *src, const char *dst, const char *type, unsigned long flags,
-                   const char *data) {
-  if (mount(src, dst, type, flags, data) < 0) die("mount %s", dst);
-}
-
-static void mkdir_p(const char *path) {
-  char *p = strdup(path);
-  for (char *s = p + 1; *s; s++) {
-    if (*s != '/') continue;
-    *s = 0;
-    if (mkdir(p, 0755) < 0 && errno != EEXIST) die("mkdir %s", p);
-    *s = '/';
-  }
-  if (mkdir(p, 0755) < 0 && errno != EEXIST) die("mkdir %s", p);
-  free(p);
-}
-
-static void make_ro(const char *path) {
-  struct mount_attr attr = {
-      .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
-  if (syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE, &attr, sizeof attr) < 0)
-    die("make read-only %s", path);
-}
-
-/* Host path src at dst inside the new root (a directory or an empty file to match), read-only. */
-static void bind_ro(const char *src, const char *dst) {
-  struct stat st;
-  if (stat(src, &st) < 0) die("stat %s", src);
-  if (S_ISDIR(st.st_mode)) {
-    mkdir_p(dst);
-  } else {
-    char *parent = strdup(dst);
-    *strrchr(parent, '/') = 0;
-    if (*parent) mkdir_p(parent);
-    free(parent);
-    int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) die("create %s", dst);
-    close(fd);
-  }
-  xmount(src, dst, NULL, MS_BIND | MS_REC, NULL);
-  make_ro(dst);
-}
-
 static void build_root(const struct config *c) {
   xmount("", "/", NULL, MS_REC | MS_PRIVATE, NULL);
   xmount("tmpfs", c->root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m");
@@ -199,9 +157,10 @@ static void build_root(const struct config *c) {
     close(fd);
     xmount(src, dst, NULL, MS_BIND, NULL);
   }
-  /* PID 1 of the new pid namespace: this proc shows the stub domain's own process only. */
+  /* PID 1 of the new pid namespace: this proc shows the stub domain's own process only, and
+   * (subset=pid) none of the kernel's files: no /proc/sys, kcore, sysrq-trigger, host stats. */
   mkdir_p(in_root("/proc"));
-  xmount("proc", in_root("/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  xmount("proc", in_root("/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid");
   for (int i = 0; i < c->n_binds; i++) bind_ro(c->binds[i], in_root(c->binds[i]));
   /* The root itself read-only too: nothing in it is the stub domain's to change. */
   char *old = in_root("/.oldroot");

@@ -3,6 +3,7 @@
 //   00:00.0  i440FX host bridge                8086:1237
 //   00:01.0  PIIX3 ISA bridge (PIRQ routing)    8086:7000  (multi-function)
 //   00:01.1  PIIX3 IDE                          8086:7010  hda/hdb on 0x1F0 IRQ 14, hdc/hdd on 0x170 IRQ 15
+//   00:01.3  PIIX4 ACPI PM                      8086:7113  PM1a block at 0xB000, SCI on IRQ 9
 //   00:02.0  standard VGA (vga = "stdvga")      1234:1111  + VGA ports, 0xA0000 window, dispi 0x1CE
 //   00:03.0  Xen platform device                5853:0001  (+ fixed ports 0x10-0x1F)
 //   00:04.0+ RTL8139 per emulated NIC           10ec:8139  (slot 4 + list index)
@@ -40,6 +41,7 @@ import { StdVga } from './devices/vga/std-vga.js';
 import type { VgaState } from './devices/vga/vga-shared.js';
 import { VGA_WINDOW_BASE, VGA_WINDOW_SIZE } from './devices/vga/vga.js';
 import { I8042, I8042_AUX_IRQ, I8042_DATA_PORT, I8042_KBD_IRQ } from './devices/i8042/i8042.js';
+import { ACPI_PM_BASE, ACPI_SCI_IRQ, Piix4Pm, PIIX4_PMBA, PIIX4_PMREGMISC } from './devices/acpi-pm/piix4-pm.js';
 import { UNPLUG_ALL_IDE_DISKS, UNPLUG_ALL_NICS, UNPLUG_AUX_IDE_DISKS, XenPlatform } from './devices/xen-platform/xen-platform.js';
 
 export const COM_PORTS = [
@@ -100,6 +102,8 @@ export interface MachineConfig {
   log?: DeviceLogger;
   /** A guest reset through 0xCF9 (the embedder reboots or destroys the domain). */
   onReset?: (hard: boolean) => void;
+  /** The guest entered S5 through the ACPI PM block (it powered itself off). */
+  onSoftOff?: () => void;
   /** Told after the machine carried out a Xen platform unplug. */
   onUnplug?: (mask: number) => void;
 }
@@ -137,6 +141,7 @@ export interface MachineMetrics {
   platform?: XenPlatform['metrics'];
   vga?: StdVga['metrics'];
   i8042?: I8042['metrics'];
+  acpi: Piix4Pm['metrics'];
 }
 
 /** What the MMIO bus answers for guest RAM: nothing reaches it (the guest accesses its RAM
@@ -153,6 +158,8 @@ export class PcMachine {
   readonly hostBridge = new I440fxHostBridge();
   readonly isa = new Piix3IsaBridge();
   readonly ide: Piix3Ide;
+  /** The ACPI fixed hardware (power and sleep buttons, S5, the PM timer). */
+  readonly acpi: Piix4Pm;
   readonly platform: XenPlatform | undefined;
   readonly nics: { devid: number; nic: Rtl8139 }[] = [];
   readonly serials: Uart16550[] = [];
@@ -191,6 +198,10 @@ export class PcMachine {
     this.pci.attach(this.ide, PCI_SLOT_PIIX3, 1);
     this.ide.attachLegacyPorts(this.pio);
     for (const d of cfg.disks ?? []) this.addDisk(d);
+
+    this.acpi = new Piix4Pm({ sci: this.irqs.source(ACPI_SCI_IRQ, 'acpi-sci'), onSoftOff: () => cfg.onSoftOff?.(), log: this.log });
+    this.pci.attach(this.acpi, PCI_SLOT_PIIX3, 3);
+    this.acpi.attachIo(this.pio);
 
     if (cfg.vga) {
       this.vga = new StdVga(cfg.vga);
@@ -279,6 +290,10 @@ export class PcMachine {
       f.configWrite(PCI_INTERRUPT_LINE, 1, line ?? 0xff);
     }
     this.ide.enableDecode();
+    // hvmloader's PIIX4 PM setup: SCI hard-wired to IRQ 9, the PM1a block at 0xB000, decode on.
+    this.acpi.configWrite(PCI_INTERRUPT_LINE, 1, ACPI_SCI_IRQ);
+    this.acpi.configWrite(PIIX4_PMBA, 4, ACPI_PM_BASE | 1);
+    this.acpi.configWrite(PIIX4_PMREGMISC, 1, 1);
   }
 
   /** Platform reset (what a reboot without rebuilding the domain would do): devices back to
@@ -289,6 +304,7 @@ export class PcMachine {
     for (const s of this.serials) s.reset();
     this.vga?.reset();
     this.i8042?.reset();
+    this.acpi.reset();
     if (this.platform) this.platform.flags = 0;
     this.pciConfig.address = 0;
     if (this.cfg.firmware ?? true) this.firmwareInit();
@@ -327,6 +343,7 @@ export class PcMachine {
       platform: this.platform?.metrics,
       vga: this.vga?.metrics,
       i8042: this.i8042?.metrics,
+      acpi: this.acpi.metrics,
     };
   }
 

@@ -4,13 +4,14 @@
 // seqpacket socket on fd 3: `start` (with the guest's fds), `stop`; it tells dom0 when a device
 // model ends by itself, so only that guest follows on_crash. When dom0 closes the socket, it
 // stops its device models and exits.
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { native, type FdWatcher } from '../native/index.js';
 import { MessageSocket, type Received } from '../drivers/hypercall/channel.js';
 import { HVM_IOREQ_PAGES, PlatformWord } from '../drivers/hypercall/hvm-platform-page.js';
-import type { DmFault, DmRequest, DmStarted, StartDeviceModel, WorkerData } from './protocol.js';
+import type { DmControl, DmFault, DmRequest, DmStarted, StartDeviceModel, WorkerData } from './protocol.js';
+import type { ControlAnswer } from './device-model-control.js';
 import { tryEscapes } from './escape-probe.js';
 import { VgaState } from './devices/vga/vga-shared.js';
 import { InputQueue } from './devices/i8042/input-queue.js';
@@ -33,6 +34,9 @@ interface Model {
   vnc: VncServer | null;
   /** Save, restore, migration (dm-save.ts). */
   save: DmSaveControl;
+  /** The toolstack's controls to the device model, and the requests waiting for its answer. */
+  control: MessagePort;
+  pending: Map<number, (a: ControlAnswer) => void>;
 }
 
 const DEFAULT_VRAM = 16 << 20;
@@ -65,6 +69,7 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
     closeFds(fds);
     return reply(id, { error: { errno: 'EEXIST', message: `domain ${req.domid} already has a device model` } });
   }
+  const { port1: control, port2: workerControl } = new MessageChannel();
   const data: WorkerData = {
     domid: req.domid,
     name: req.name,
@@ -78,9 +83,10 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
     irqFd: fd(req.fds.irq),
     serialFd: fd(req.fds.serial),
     logFd: fd(req.fds.log),
+    control: workerControl,
     display: null,
     awaitState: req.awaitState === true,
-    control: new SharedArrayBuffer(CONTROL_BYTES),
+    saveControl: new SharedArrayBuffer(CONTROL_BYTES),
     dirty: new SharedArrayBuffer(dirtyBitmapBytes(req.memoryBytes)),
   };
   const vga = req.display ? VgaState.create(vramBytes(req.display.vramBytes)) : null;
@@ -89,19 +95,22 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
   for (const n of [data.memFd, data.ioreqFd, data.irqFd]) {
     if (n < 0) {
       closeFds(fds);
+      control.close();
       return reply(id, { error: { errno: 'EINVAL', message: 'start needs memory, ioreq and irq fds' } });
     }
   }
   for (const n of fds) native().setNonblocking(n, true);
   const words = new Int32Array(native().mapShared(data.ioreqFd, HVM_IOREQ_PAGES * 4096));
   Atomics.store(words, PlatformWord.STOP, 0);
-  const worker = new Worker(join(here, 'worker.js'), { workerData: data });
+  const worker = new Worker(join(here, 'worker.js'), { workerData: data, transferList: [workerControl] });
   const ringModel = () => {
     Atomics.add(words, PlatformWord.DOORBELL, 1);
     native().futexWake(words, PlatformWord.DOORBELL, 1);
   };
-  const save = new DmSaveControl(data.control, data.dirty, ringModel, data.awaitState);
-  const model: Model = { worker, fds, words, stopping: false, metrics: null, tapWatchers: watchTaps(data.nics.map((n) => n.fd), words), vnc: null, save };
+  const save = new DmSaveControl(data.saveControl, data.dirty, ringModel, data.awaitState);
+  const model: Model = { worker, fds, words, stopping: false, metrics: null, tapWatchers: watchTaps(data.nics.map((n) => n.fd), words), vnc: null, control, pending: new Map(), save };
+  control.on('message', (a: ControlAnswer) => model.pending.get(a.seq)?.(a));
+  control.unref();
   models.set(req.domid, model);
   worker.on('message', (m: { type: string; metrics?: unknown; hard?: boolean }) => {
     if (m.type === 'state' || m.type === 'state-error' || m.type === 'restored' || m.type === 'restore-failed') save.onMessage(m as DmSaveMessage);
@@ -114,6 +123,8 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
   worker.on('exit', (code) => {
     save.ended(`the device model of domain ${req.domid} exited`);
     models.delete(req.domid);
+    for (const answer of model.pending.values()) answer({ seq: 0, error: { errno: 'ESRCH', message: `the device model of domain ${req.domid} ended` } });
+    control.close();
     model.vnc?.close();
     for (const w of model.tapWatchers) w.close();
     closeFds(model.fds);
@@ -242,11 +253,46 @@ async function stop(id: unknown, domid: number): Promise<void> {
   reply(id, { result: null });
 }
 
+let controlSeq = 0;
+/** Controls waiting for one device model's answer (each also bounded by its 5 s timeout). */
+const MAX_PENDING_CONTROLS = 16;
+
+/** A control for a running device model (xl trigger, cd-*): posted to its thread, whose loop
+ * the doorbell wakes; answered when the thread has carried it out (or 5 s passed). */
+function control(id: unknown, domid: number, c: DmControl, fds: number[]): void {
+  const m = models.get(domid);
+  const fd = fds[0] ?? -1;
+  closeFds(fds.slice(1));
+  if (!m) {
+    closeFds(fd >= 0 ? [fd] : []);
+    return reply(id, { error: { errno: 'ESRCH', message: `domain ${domid} has no device model` } });
+  }
+  const valid =
+    (c?.kind === 'button' && (c.button === 'power' || c.button === 'sleep')) ||
+    (c?.kind === 'nmi' && Number.isInteger(c.vcpu) && c.vcpu >= 0 && c.vcpu < 128) ||
+    (c?.kind === 'media' && Number.isInteger(c.index) && c.index >= 0 && c.index < 4 && typeof c.insert === 'boolean');
+  if (!valid || m.pending.size >= MAX_PENDING_CONTROLS) {
+    closeFds(fd >= 0 ? [fd] : []);
+    return reply(id, { error: valid ? { errno: 'EBUSY', message: `domain ${domid}: too many controls waiting for its device model` } : { errno: 'EINVAL', message: 'bad device-model control' } });
+  }
+  const seq = ++controlSeq;
+  const timer = setTimeout(() => m.pending.get(seq)?.({ seq, error: { errno: 'ETIMEDOUT', message: `the device model of domain ${domid} did not answer` } }), 5000);
+  m.pending.set(seq, (a) => {
+    clearTimeout(timer);
+    m.pending.delete(seq);
+    reply(id, a.error ? { error: a.error } : { result: a.result ?? null });
+  });
+  m.control.postMessage({ seq, control: c, fd });
+  Atomics.add(m.words, PlatformWord.DOORBELL, 1);
+  native().futexWake(m.words, PlatformWord.DOORBELL, 1);
+}
+
 function onMessage({ message, fds }: Received): void {
   // Requests come as HypercallClient sends them: {id, op, args}.
   const id = message.id;
   const req = { ...(typeof message.args === 'object' && message.args ? message.args : {}), op: message.op } as DmRequest;
   if (req.op === 'start') return start(id, req, fds);
+  if (req.op === 'control') return control(id, Number(req.domid), req.control, fds);
   if (req.op !== 'load-state' && req.op !== 'fetch-state' && req.op !== 'dma-dirty') closeFds(fds);
   if (req.op === 'stop') return void stop(id, Number(req.domid));
   if (req.op === 'metrics') return reply(id, { result: models.get(Number(req.domid))?.metrics ?? null });

@@ -1,6 +1,7 @@
 // What dom0 says to the stub domain (over a SOCK_SEQPACKET socket with fds as SCM_RIGHTS,
 // drivers/hypercall/channel.ts MessageSocket): start or stop one guest's device model. The
 // fds of a `start` arrive in the order of `StartDeviceModel.fds`.
+import type { MessagePort } from 'node:worker_threads';
 export interface DmNic {
   devid: number;
   mac: string;
@@ -61,6 +62,24 @@ export interface StopDeviceModel {
   domid: number;
 }
 
+/** What the toolstack asks of a running device model (xl trigger, cd-insert, cd-eject). */
+export type DmControl =
+  /** An ACPI button press (PM1a_STS, the SCI). */
+  | { kind: 'button'; button: 'power' | 'sleep' }
+  /** An NMI to the guest's vCPU (its runtime takes it from the platform page). */
+  | { kind: 'nmi'; vcpu: number }
+  /** A new disc in the IDE CD-ROM at `index` (the image's fd rides along as SCM_RIGHTS), or
+   * with `insert: false` the disc taken out. */
+  | { kind: 'media'; index: number; insert: boolean };
+
+/** What the device model answers a control: for a button, whether the guest's OS had the
+ * button's SCI enabled (a press the OS does not listen to stays latched in PM1a_STS). */
+export interface DmControlResult {
+  enabled?: boolean;
+  /** The medium's size after a media change, in bytes (0: none). */
+  mediumBytes?: number;
+}
+
 /** Fault injection (tests): `exit` ends the device model as a crash would (the default);
  * `escape` tries what a subverted device model would (stubdom/escape-probe.ts) and answers
  * with the results; `setuid` calls setuid(0), which the seccomp filter answers by killing. */
@@ -79,7 +98,8 @@ export type DmRequest =
   | { op: 'thaw'; domid: number }
   | { op: 'restored'; domid: number }
   | { op: 'load-state'; domid: number; bytes: number }
-  | { op: 'dma-dirty'; domid: number; action: 'start' | 'collect' | 'stop' };
+  | { op: 'dma-dirty'; domid: number; action: 'start' | 'collect' | 'stop' }
+  | { op: 'control'; domid: number; control: DmControl };
 
 /** Upcall from the stub domain: a device model ended by itself (crash or guest reset). */
 export interface DmExit {
@@ -103,11 +123,13 @@ export interface WorkerData {
   irqFd: number;
   serialFd: number;
   logFd: number;
+  /** Where the toolstack's controls arrive (DmControl; read with receiveMessageOnPort). */
+  control: MessagePort;
   /** Wait for a saved state to come by message (`load-state`) and load it before serving. */
   awaitState: boolean;
   /** Save control words (stubdom/dm-save.ts) and the DMA dirty bitmap, both shared with the
    * stub domain's main thread. */
-  control: SharedArrayBuffer;
+  saveControl: SharedArrayBuffer;
   dirty: SharedArrayBuffer;
   /** The display adapter's shared state and the viewers' input queue (stubdom/main.ts owns them). */
   display: { regs: SharedArrayBuffer; vram: SharedArrayBuffer; input: SharedArrayBuffer } | null;

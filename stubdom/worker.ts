@@ -16,6 +16,7 @@ import type { WorkerData } from './protocol.js';
 import { VgaState } from './devices/vga/vga-shared.js';
 import { InputQueue } from './devices/i8042/input-queue.js';
 import { DmSaveWorker } from './dm-save.js';
+import { serveControls } from './device-model-control.js';
 
 const wd = workerData as WorkerData;
 const n = native();
@@ -73,6 +74,8 @@ const machine = new PcMachine({
   firmware: wd.firmware,
   log: { info: log, warn: log, error: log },
   onReset: (hard) => parentPort?.postMessage({ type: 'reset', hard }),
+  // The guest's OS reports its poweroff itself (the vCPU that wrote PM1a_CNT): only logged.
+  onSoftOff: () => log('guest entered S5 (soft off)'),
   onUnplug: (mask) => {
     log(`platform unplug mask 0x${mask.toString(16)}`);
     parentPort?.postMessage({ type: 'unplug', mask });
@@ -84,7 +87,7 @@ if (serialBackend) serialBackend.uart = machine.serials[0];
 
 // Save, restore, migration (dm-save.ts): a restored guest's devices are loaded before the
 // first ioreq; a model whose state is refused serves nothing (dom0 then destroys the domain).
-const saver = new DmSaveWorker(wd.control, wd.dirty, machine, memory, (m) => parentPort?.postMessage(m));
+const saver = new DmSaveWorker(wd.saveControl, wd.dirty, machine, memory, (m) => parentPort?.postMessage(m));
 const state = wd.awaitState && parentPort ? saver.waitForState(parentPort, () => Atomics.load(words, PlatformWord.STOP) !== 0) : null;
 if (wd.awaitState && !(state && saver.restore(state))) {
   machine.close();
@@ -100,6 +103,16 @@ const server = machine.createIoreqServer({
   bufferedPageOffset: BUFIOREQ_PAGE_OFFSET,
 });
 
+// xl trigger DOM nmi: the NMI word, then the guest's irq doorbell (its runtime looks at the word
+// on every irq event), as Xen sets the vCPU's nmi_pending and kicks it.
+const platform = {
+  nmi(vcpu: number) {
+    Atomics.store(words, PlatformWord.NMI_PENDING, vcpu + 1);
+    Atomics.add(words, PlatformWord.IRQ_RAISES, 1);
+    n.eventfdWrite(wd.irqFd, 1);
+  },
+};
+
 // run() blocks this thread (it is the device model's loop), so metrics go to the parent from
 // the poll hook now and then rather than on request.
 let lastReport = 0;
@@ -114,6 +127,7 @@ server.run({
     for (const { backend } of nicBackends) if (backend.pump() > 0) work = true;
     if (serialBackend && serialBackend.pump() > 0) work = true;
     if (input && machine.i8042 && input.drain(machine.i8042) > 0) work = true;
+    if (serveControls(wd.control, machine, platform, log) > 0) work = true;
     const now = Date.now();
     if (now - lastReport > 500) {
       lastReport = now;

@@ -17,6 +17,8 @@ export interface SavedDomainRecord {
   consolePort: number;
   /** Apply on_poweroff/on_reboot/on_crash (xl create -e: no, as with no xl monitoring it). */
   monitor: boolean;
+  /** The create finished (devices connected, unpaused unless asked not to be). */
+  built: boolean;
   /** When this incarnation was built, and how many restarts came each soon after the last. */
   startedAt: number;
   quickRestarts: number;

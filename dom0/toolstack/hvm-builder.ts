@@ -1,7 +1,7 @@
 // The HVM half of the domain builder (docs/hvm.md): the interrupt channel, the serial line
 // `xl console` attaches to, the emulated NICs' TAPs on their bridges, the IDE disks, and the
 // device model in the stub domain. What it opens it keeps until the domain is destroyed.
-import { openSync, mkdirSync } from 'node:fs';
+import { closeSync, openSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { native, type PtyPair } from '../../native/index.js';
 import type { HypercallClient } from '../../drivers/hypercall/channel.js';
@@ -19,10 +19,10 @@ import type { DomainConfig } from './config/domain-config-types.js';
 import type { BuildSpec } from './build-spec.js';
 import { ToolstackError } from './rpc.js';
 import { memfdOf } from './save/image-reader.js';
+import { checkVbdSharing } from './devices/vbd-sharing.js';
+import type { DeviceXs } from './devices/device-store.js';
 
-interface HvmXs {
-  write(path: string, value: string): Promise<void>;
-}
+type HvmXs = DeviceXs;
 
 /** The console daemon's side of an HVM guest's serial line (dom0/console/console-daemon.ts). */
 interface SerialLines {
@@ -39,7 +39,14 @@ function wantsSerial(spec: BuildSpec): boolean {
 
 interface HvmDomain {
   irqPort: number;
+  /** The IDE drives by vdev (hdc, xvdc ...): position, xenstore devid, CD-ROM or disk. */
+  ide: Map<string, { index: number; devid: number; cdrom: boolean }>;
+  /** A Linux kernel booted directly on KVM (no ACPI tables: it finds no power button). */
+  linux: boolean;
 }
+
+/** xl trigger's names (libxl_trigger). */
+export type HvmTrigger = 'power' | 'sleep' | 'nmi' | 'init' | 'reset' | 's3resume';
 
 /** The config's emulated NICs (type=ioemu, the HVM default), in the order the machine slots them. */
 function emulatedNics(spec: BuildSpec) {
@@ -115,7 +122,7 @@ export class HvmBuilder {
    * serving. */
   async build(spec: BuildSpec, domid: number, awaitState = false): Promise<void> {
     const cfg = spec.config as DomainConfig;
-    const rec: HvmDomain = { irqPort: 0 };
+    const rec: HvmDomain = { irqPort: 0, ide: new Map(), linux: HvmBuilder.bootsLinux(spec) };
     this.domains.set(domid, rec);
     const toClose: number[] = [];
     try {
@@ -152,8 +159,9 @@ export class HvmBuilder {
       // The images, opened here: the stub domain sees no host file by path.
       const disks: DmDisk[] = [];
       const diskFds = new Map<number, number>();
-      for (const { disk } of cfg.disks ?? []) {
-        const index = ideIndexForVdev(disk.vdev.replace(/^ioemu:/, ''));
+      for (const { disk, devid } of cfg.disks ?? []) {
+        const vdev = disk.vdev.replace(/^ioemu:/, '').replace(/:cdrom$/, '');
+        const index = ideIndexForVdev(vdev);
         if (index === undefined) {
           this.log.warn(`domain ${domid}: ${disk.vdev} is not one of the four IDE positions (hda-hdd); only its PV path exists`);
           continue;
@@ -165,6 +173,7 @@ export class HvmBuilder {
           diskFds.set(index, fd);
         }
         disks.push(d);
+        rec.ide.set(vdev, { index, devid, cdrom: d.cdrom });
       }
 
       const display = displayFor(cfg);
@@ -187,6 +196,66 @@ export class HvmBuilder {
       // The stub domain has its own copies now (SCM_RIGHTS); the TAPs live while it holds them.
       for (const fd of toClose) native().close(fd);
     }
+  }
+
+  /**
+   * xl trigger (libxl_send_trigger): power and sleep are the ACPI buttons in the device model's
+   * PM block; nmi goes through the device model to the vCPU runtime (Xen's hypervisor sets the
+   * vCPU's nmi_pending itself). Xen refuses init and reset (ENOSYS); s3resume
+   * wakes a guest in S3, which xenode's guests never enter. Whatever this guest cannot be given
+   * is refused with the reason, never reported done.
+   */
+  async trigger(domid: number, name: HvmTrigger, vcpu = 0): Promise<void> {
+    const rec = this.domains.get(domid);
+    if (!rec) throw new ToolstackError('EINVAL', `Send trigger '${name}' failed: Invalid argument (triggers are for HVM guests)`);
+    if (name === 'power' || name === 'sleep') {
+      if (rec.linux) throw new ToolstackError('EOPNOTSUPP', `Send trigger '${name}' failed: Operation not supported (this guest's Linux kernel was booted directly on KVM without ACPI tables, so it has no ACPI ${name} button)`);
+      const r = await this.stubdom.control(domid, { kind: 'button', button: name });
+      if (!r.enabled) throw new ToolstackError('ENODEV', `Send trigger '${name}' failed: No such device (the guest's OS has not enabled its ACPI buttons yet: the press is latched and seen once it does)`);
+      return;
+    }
+    if (name === 'nmi') {
+      // The process guest's runtime takes it from the platform page; a KVM vCPU would need
+      // KVM_NMI from the engine, which does not look at that word.
+      if (rec.linux) throw new ToolstackError('EOPNOTSUPP', `Send trigger 'nmi' failed: Operation not supported (xenode's KVM engine does not inject NMIs)`);
+      await this.stubdom.control(domid, { kind: 'nmi', vcpu });
+      return;
+    }
+    if (name === 's3resume') throw new ToolstackError('EINVAL', `Send trigger 's3resume' failed, rc=-6 (the guest is not suspended: xenode's HVM guests never enter S3)`);
+    throw new ToolstackError('ENOSYS', `Send trigger '${name}' failed: Function not implemented`);
+  }
+
+  /**
+   * xl cd-insert / cd-eject (libxl_cdrom_insert): the drive's disc changes in the device model,
+   * and the vbd's backend `params` (and libxl's own copy) name the new image, or nothing.
+   */
+  async changeMedia(domid: number, vdev: string, path: string | null): Promise<void> {
+    const rec = this.domains.get(domid);
+    if (!rec) throw new ToolstackError('EINVAL', 'cdrom-insert requires an HVM domain');
+    const drive = rec.ide.get(vdev);
+    if (!drive?.cdrom) throw new ToolstackError('ENODEV', 'Virtual device not found');
+    let fd: number | undefined;
+    if (path !== null) {
+      // A disc image another guest writes is refused, as at create (the block script's check).
+      try {
+        await checkVbdSharing(this.xs, domid, { type: 'phy', params: path, mode: 'r' });
+      } catch (e) {
+        throw new ToolstackError('EBUSY', (e as Error).message);
+      }
+      try {
+        fd = openSync(path, 'r');
+      } catch (e) {
+        throw new ToolstackError('ENOENT', `Cannot open ${path}: ${(e as Error).message}`);
+      }
+    }
+    try {
+      await this.stubdom.control(domid, { kind: 'media', index: drive.index, insert: path !== null }, fd);
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+    const params = path ?? '';
+    await this.xs.write(`/local/domain/0/backend/vbd/${domid}/${drive.devid}/params`, params);
+    await this.xs.write(`/libxl/${domid}/device/vbd/${drive.devid}/params`, params).catch(() => {});
   }
 
   isHvm(domid: number): boolean {

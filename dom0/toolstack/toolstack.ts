@@ -110,7 +110,7 @@ export class Toolstack {
       kernel: hvm ? HvmBuilder.kernelArgs(spec, opts.restore !== undefined) : { kind: 'pv', startInfoPfn: sp.startInfo },
     });
     const rec: DomainRecord = {
-      domid, name: spec.name, uuid, spec, storePort: 0, consolePort: 0, handled: false, waiters: [],
+      domid, name: spec.name, uuid, spec, storePort: 0, consolePort: 0, built: false, handled: false, waiters: [],
       monitor: opts.monitor !== false, startedAt: Date.now(), quickRestarts: opts.quickRestarts ?? 0,
     };
     this.records.set(domid, rec);
@@ -146,8 +146,10 @@ export class Toolstack {
       const storePort = rec.storePort;
       const conn = this.xenstored.introduceDomain(domid, this.storeRing(mem.page(sp.xenstore), storePort));
       this.evtchn.on(storePort, () => conn.onEvent());
-      // An HVM guest's console is its emulated serial line (the builder wires it); a PV guest's
-      // is the console ring.
+      // The console ring: a PV guest's console; an HVM guest's PV console (hvc0, used when it
+      // runs PV drivers), whose primary console is its emulated serial line (the builder wires
+      // it after, so console/tty names the serial line as before).
+      await this.consoles.attach({ domid, name: spec.name, page: mem.page(sp.console), port: rec.consolePort });
       if (opts.restore) {
         // The device models start while the pages come (a migration's downtime would otherwise
         // include starting them) and load their state once it is here, after the CPU's.
@@ -161,7 +163,6 @@ export class Toolstack {
         }
         await this.hvm!.deliverState(domid, st.devices);
       } else if (hvm) await this.hvm!.build(spec, domid);
-      else await this.consoles.attach({ domid, name: spec.name, page: mem.page(sp.console), port: rec.consolePort });
       const devices = deviceKinds.flatMap((kind) => kind.fromSpec(spec, domid));
       for (const d of devices) {
         if (d.type === 'vbd') await this.checkSharing(domid, d);
@@ -174,6 +175,8 @@ export class Toolstack {
         await this.hc.invoke('domctl.scheduler_op', { domid, weight: spec.weight, cap: spec.cap });
       }
       if (!opts.paused) await this.hc.invoke('domctl.unpausedomain', { domid });
+      rec.built = true;
+      this.saveRecord(rec);
       this.log.info(`created domain ${domid} "${spec.name}"`);
       return domid;
     } catch (e) {
@@ -231,6 +234,15 @@ export class Toolstack {
       const saved = loadDomainRecord(domid);
       try {
         if (saved instanceof Error) throw saved;
+        if (!saved.built) {
+          // dom0 died in the middle of building it: the create failed (xl said so), and
+          // failed creates leave nothing behind.
+          this.log.error(`domain ${domid} "${saved.name}" was still being built when dom0 died; destroying it`);
+          await this.hc.invoke('domctl.destroydomain', { domid }).catch(() => {});
+          await this.forgetGone(domid);
+          removeDomainRecord(domid);
+          continue;
+        }
         const rec: DomainRecord = { ...saved, handled: false, waiters: [] };
         this.records.set(domid, rec);
         if (rec.spec.type === 'hvm') throw new Error('its device models ran in the stub domain, which dom0 does not take over');
@@ -247,9 +259,10 @@ export class Toolstack {
         this.log.info(`took over domain ${domid} "${rec.name}" after dom0 restarted (${unpinned} grant pins of the old dom0 released)`);
       } catch (e) {
         const name = saved instanceof Error ? '' : ` "${saved.name}"`;
-        this.log.error(`domain ${domid}${name} cannot be taken over after dom0 restarted: ${(e as Error).message}; crashing it`);
+        // Without a record there is no config to apply on_crash from: it is destroyed.
+        const fate = this.records.has(domid) ? 'crashing it' : 'destroying it';
+        this.log.error(`domain ${domid}${name} cannot be taken over after dom0 restarted: ${(e as Error).message}; ${fate}`);
         if (!this.records.has(domid)) {
-          // Without a record there is no config to apply on_crash from: destroy it.
           await this.hc.invoke('domctl.destroydomain', { domid }).catch(() => {});
           await this.forgetGone(domid);
           continue;

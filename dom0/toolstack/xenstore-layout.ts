@@ -118,8 +118,9 @@ function imageNodes(vm: string, spec: BuildSpec): [string, string][] {
 
 /** The HVM keys libxl__build_post writes (libxl_create.c): the platform the firmware and
  * device model read, and the RTC offset (empty: the guest's clock starts at the host's).
- * The ACPI keys say 0 where libxl's defaults say 1: xenode's HVM platform has no ACPI (xl
- * create warns about acpi=), and the firmware should not be told otherwise. */
+ * The ACPI keys say 0 where libxl's defaults say 1: xenode's HVM platform has the ACPI PM block
+ * but no ACPI tables and no S3/S4 (xl create warns about acpi=), and the firmware should not be
+ * told otherwise. */
 function hvmPlatformNodes(dom: string, vm: string): [string, string][] {
   return [
     [`${vm}/rtc/timeoffset`, ''],

@@ -4,6 +4,7 @@ import type { BuildSpec } from './build-spec.js';
 import type { Toolstack } from './toolstack.js';
 import type { ConsoleDaemon, ConsoleType } from '../console/console-daemon.js';
 import { ToolstackError } from './rpc.js';
+import type { HvmBuilder, HvmTrigger } from './hvm-builder.js';
 import { echoPingPong, PINGPONG_MAX_ITERATIONS } from '../backends/evtchn-echo.js';
 import { ownEntry } from '../../common/own-entry.js';
 import { migrateReceive, migrateSend, restoreFromFile, saveToFile } from './save/domain-transfer.js';
@@ -19,6 +20,8 @@ interface ServiceDeps {
   deviceStats?: () => Promise<Record<string, Record<string, number>>>;
   /** An HVM guest's device-model counters from the stub domain, and the stub domain's pid. */
   dmMetrics?: (domid: number) => Promise<{ pid: number | null; metrics: unknown }>;
+  /** An HVM guest's buttons and CD-ROM media (dom0/toolstack/hvm-builder.ts). */
+  hvm?: Pick<HvmBuilder, 'trigger' | 'changeMedia'>;
   /** Fault injection (tests): end an HVM guest's device model as a crash would, or make it try
    * what a subverted one would (stubdom/protocol.ts DmFault); answers what the attempts got. */
   dmFault?: (domid: number, fault: unknown) => Promise<unknown>;
@@ -59,6 +62,28 @@ export function xlService(d: ServiceDeps) {
     sysrq: async (a) => {
       if (typeof a.key !== 'string' || a.key.length !== 1) throw new ToolstackError('EINVAL', 'a sysrq is one character');
       await ts.sendSysrq(ts.resolve(a.dom), a.key);
+      return null;
+    },
+    // xl trigger / button-press: refused for a PV guest as Xen's domctl refuses it (EINVAL).
+    trigger: async (a) => {
+      const domid = ts.resolve(a.dom);
+      const name = String(a.trigger) as HvmTrigger;
+      if (!['power', 'sleep', 'nmi', 'init', 'reset', 's3resume'].includes(name)) throw new ToolstackError('EINVAL', `Invalid trigger "${name.slice(0, 32)}"`);
+      // Xen's domctl: a vCPU the domain does not have is ESRCH.
+      const vcpus = (await ts.domainInfos()).find((i) => i.domid === domid)?.vcpus ?? 1;
+      const vcpu = a.vcpu ?? 0;
+      if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= vcpus) throw new ToolstackError('ESRCH', `Send trigger '${name}' failed: No such process`);
+      if (!d.hvm) throw new ToolstackError('ENOSYS', 'no stub domain');
+      await d.hvm.trigger(domid, name, vcpu);
+      return null;
+    },
+    // xl cd-insert / cd-eject (path null: eject).
+    'cd-media': async (a) => {
+      const domid = ts.resolve(a.dom);
+      if (typeof a.vdev !== 'string' || a.vdev.length > 32) throw new ToolstackError('EINVAL', 'cd-insert needs a virtual device');
+      if (a.path !== null && (typeof a.path !== 'string' || !a.path.startsWith('/'))) throw new ToolstackError('EINVAL', 'cd-insert needs an absolute path');
+      if (!d.hvm) throw new ToolstackError('ENOSYS', 'no stub domain');
+      await d.hvm.changeMedia(domid, a.vdev, a.path);
       return null;
     },
     list: async () => ts.domainInfos(),
@@ -117,7 +142,16 @@ export function xlService(d: ServiceDeps) {
         throw new ToolstackError('EINVAL', `console type must be "pv" or "serial", got ${JSON.stringify(a.type)}`);
       }
       const num = a.num === undefined ? 0 : int(a.num, 'console number', 0, 0x7fff);
-      const type = (a.type as ConsoleType | undefined) ?? d.consoles.types(domid)[0];
+      // An HVM guest's primary console is its serial line (libxl_primary_console_get_tty), even
+      // when it has none; its PV console is there only while its PV drivers run (hvc_xen), which
+      // announce themselves in control/feature-poweroff: without them nobody reads the ring.
+      const hvm = ts.specs().find((r) => r.domid === domid)?.spec.type === 'hvm';
+      const type = (a.type as ConsoleType | undefined) ?? (hvm ? 'serial' : d.consoles.types(domid)[0]);
+      if (type === 'pv' && hvm) {
+        if ((await d.xs.read(`/local/domain/${domid}/control/feature-poweroff`).catch(() => '')) !== '1') {
+          throw new ToolstackError('ENODEV', `domain ${domid} (${name}) has no PV drivers running: nothing is on its PV console (its console is the serial line: xl console -t serial)`);
+        }
+      }
       const tty = type !== undefined && num === 0 ? d.consoles.tty(domid, type) : undefined;
       if (!tty) {
         const what = a.type === undefined ? 'console' : `${type} console${num ? ` ${num}` : ''}`;

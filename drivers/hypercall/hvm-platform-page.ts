@@ -24,4 +24,7 @@ export const PlatformWord = {
    * (Atomics.exchange) when it mirrors the lines into KVM, so an edge whose line was lowered
    * again before anyone looked (a 16550's THRE, say) is not lost (hypervisor/kvm/irq-mirror.ts). */
   IRQ_EDGES: PLATFORM_PAGE_OFFSET / 4 + 4,
+  /** Device model -> vCPU runtime: 1 + the vCPU of a pending NMI (xl trigger DOM nmi), taken
+   * by the runtime (Atomics.exchange) on the irq event that follows. */
+  NMI_PENDING: PLATFORM_PAGE_OFFSET / 4 + 5,
 } as const;

@@ -15,8 +15,9 @@
 //               so `xl console` (the stub domain's pty behind the UART) reaches it
 // Shutdown: `poweroff`/`reboot` inside the guest signal PID 1 (SIGUSR2 / SIGTERM, as with the
 // PV kernel), init exiting powers off (status 0) or panics; with PV drivers, dom0's
-// control/shutdown too. Disks are flushed (FLUSH CACHE), then reboot goes through 0xCF9 and
-// poweroff through the runtime's power button (cpu/runtime.ts).
+// control/shutdown too, and the ACPI power button (drivers/acpi-button.ts, acpid.ts). Disks are
+// flushed (FLUSH CACHE), then reboot goes through 0xCF9 and poweroff enters S5 through the
+// ACPI PM block and the runtime reports it (cpu/runtime.ts).
 import { execFileSync } from 'node:child_process';
 import { native } from '../../native/index.js';
 import { HypercallClient } from '../../drivers/hypercall/channel.js';
@@ -37,7 +38,8 @@ import { PhysicalMemory } from './cpu/ram.js';
 import { runFirmware } from './firmware/firmware.js';
 import { describe, pciScan, PCI_VENDOR_INTEL, PIIX3_IDE_DEVICE } from './firmware/pci.js';
 import { Serial8250 } from './drivers/serial8250.js';
-import { AtaPiix } from './drivers/ata-piix.js';
+import { AtaPiix, type IdeDevice } from './drivers/ata-piix.js';
+import { watchCdroms } from './drivers/cdrom-events.js';
 import { IdeBlockDevice } from './drivers/ide-blockdev.js';
 import { Rtl8139 } from './drivers/rtl8139.js';
 import { EthTap } from './net/eth-tap.js';
@@ -46,7 +48,9 @@ import { pvhvmRequested, readPvParams, startPvStack, unplugMask, watchConsoleSiz
 import { StatsWriter } from './stats.js';
 import { VgaTextConsole } from './drivers/vga-text.js';
 import { I8042Keyboard } from './drivers/i8042-kbd.js';
-import { startVtLogin } from './vt-login.js';
+import { startHvcLogin, startVtLogin } from './vt-login.js';
+import { AcpiButtons } from './drivers/acpi-button.js';
+import { acpid } from './acpid.js';
 
 const HYPERCALL_FD = 3;
 const COM1 = { base: 0x3f8, irq: 4 };
@@ -101,33 +105,47 @@ async function boot(): Promise<void> {
     printk(kbd.describe());
   }
 
+  // ACPI: the power and sleep buttons on the SCI, and soft-off at the end of poweroff.
+  const acpi = AcpiButtons.probe(cpu, fw.cfg, devices, printk);
+  if (acpi) intc.request(acpi.irq, 'acpi', () => acpi.handleIrq());
+  // An NMI nobody claims (no watchdog, no perf), as Linux's unknown_nmi_error reports it.
+  rt.onNmi = (vcpu) => {
+    printk(`Uhhuh. NMI received for unknown reason 00 on CPU ${vcpu}.`);
+    printk('Dazed and confused, but trying to continue');
+  };
+
   // IDE disks and CD-ROMs: /dev/hdX and the partitions of each disk, served like blkfront's.
   const disks: DiskFiles[] = [];
   const blockdevs: IdeBlockDevice[] = [];
   let ata: AtaPiix | null = null;
+  let stopCdromWatch = () => {};
   const ide = devices.find((d) => d.vendor === PCI_VENDOR_INTEL && d.device === PIIX3_IDE_DEVICE);
   if (ide) {
     printk(`ata_piix ${describe(ide).split(' ')[0]}: version 2.13 (xenode)`);
     ata = await AtaPiix.probe({ cpu, cfg: fw.cfg, pci: ide, ram, log: printk, dma: params['libata.dma'] !== '0' });
     ata.attachIrq(intc);
+    const exposed = new Map<string, { bd: IdeBlockDevice; files: DiskFiles }>();
+    const expose = (dev: IdeDevice, bd: IdeBlockDevice) =>
+      DiskFiles.expose({
+        name: dev.name,
+        ops: bd,
+        sectors: (dev.blocks * dev.blockSize) / 512,
+        readonly: dev.kind === 'atapi',
+        subtype: 'ata_piix',
+        read: dev.kind === 'ata' ? (lba, n) => bd.readSectors(lba, n) : undefined,
+        forceGpt: params.gpt !== undefined,
+        printk,
+      });
     for (const dev of ata.devices) {
       const pool = ram.pagePool(IDE_POOL_PAGES);
       const bd = new IdeBlockDevice(ata, dev, pool, printk);
       printk(ata.describe(dev));
       try {
-        const files = await DiskFiles.expose({
-          name: dev.name,
-          ops: bd,
-          sectors: (dev.blocks * dev.blockSize) / 512,
-          readonly: dev.kind === 'atapi',
-          subtype: 'ata_piix',
-          read: dev.kind === 'ata' ? (lba, n) => bd.readSectors(lba, n) : undefined,
-          forceGpt: params.gpt !== undefined,
-          printk,
-        });
+        const files = await expose(dev, bd);
+        exposed.set(dev.name, { bd, files });
         // A FUSE reader out of receive pages pauses (large writes in flight hold them): let it
         // go on whenever pages come back, as blkfront does (onFree fires once: re-arm it).
-        const resumeOnFree = (): void => pool.onFree(() => (files.resume(), resumeOnFree()));
+        const resumeOnFree = (): void => pool.onFree(() => (exposed.get(dev.name)?.files.resume(), resumeOnFree()));
         resumeOnFree();
         disks.push(files);
         blockdevs.push(bd);
@@ -135,6 +153,19 @@ async function boot(): Promise<void> {
         printk(`${dev.name}: cannot create /dev/${dev.name}: ${(e as Error).message}`);
       }
     }
+    // A new disc (xl cd-insert) or none (cd-eject): /dev/hdX again at the medium's size.
+    const ideAta = ata;
+    stopCdromWatch = watchCdroms(ideAta, async (dev, oldBlocks) => {
+      const cur = exposed.get(dev.name);
+      if (!cur) return;
+      printk(`${dev.name}: detected capacity change from ${(oldBlocks * dev.blockSize) / 512} to ${(dev.blocks * dev.blockSize) / 512}`);
+      printk(ideAta.describe(dev));
+      cur.files.close();
+      disks.splice(disks.indexOf(cur.files), 1);
+      const files = await expose(dev, cur.bd);
+      exposed.set(dev.name, { bd: cur.bd, files });
+      disks.push(files);
+    }, printk);
   }
 
   // Ethernet: 8139too, each NIC as ethN on a TAP of the guest's namespace.
@@ -199,6 +230,7 @@ async function boot(): Promise<void> {
     if (ownRoot) await stopOwnRoot(ownRoot, printk);
     await killAllProcesses(1500);
     await pv?.frontends.removeAll().catch(() => {});
+    stopCdromWatch();
     for (const d of disks) d.close();
     for (const bd of blockdevs) bd.detach();
     if (ata) {
@@ -213,7 +245,10 @@ async function boot(): Promise<void> {
     com1?.flush();
     if (reason === 'reboot') await rt.reset();
     else if (reason === 'crash') await rt.shutdown('crash');
-    else await rt.powerOff();
+    else {
+      acpi?.softOff();
+      await rt.powerOff();
+    }
   };
   // A guest running its own init is asked as Linux asks it (kernel/boot/own-init.ts).
   const request = (req: ShutdownReason, why: string) => {
@@ -222,6 +257,7 @@ async function boot(): Promise<void> {
     void shutdown(req, why);
   };
   process.on('SIGUSR2', () => request('poweroff', 'init: poweroff requested'));
+  if (acpi) acpi.onEvent = acpid((why) => request('poweroff', why), printk);
   process.on('SIGTERM', () => request('reboot', 'init: reboot requested'));
   process.on('SIGINT', () => request('reboot', 'init: ctrl-alt-del'));
   if (pv) {
@@ -267,6 +303,8 @@ async function boot(): Promise<void> {
   // tty1: a login shell on the screen and keyboard, as the default init's getty would give
   // (with init= a program of the user's, the screen shows the console only, as on a PC).
   if (vga && (spec.init === null || spec.init === '/sbin/init')) startVtLogin(vga, kbd, spec.env, () => stopping, printk);
+  // hvc0: with PV drivers, a getty on the PV console too (`xl console -t pv`).
+  if (pv?.hvc && (spec.init === null || spec.init === '/sbin/init')) startHvcLogin(pv.hvc, spec.env, () => stopping, printk);
 }
 
 boot().catch((e) => {

@@ -2,7 +2,7 @@
 // carries Xen's PV frontends finds the Xen platform PCI device, asks the device model to unplug
 // the emulated disks and NICs, and then drives the same vifs and vbds through netfront and
 // blkfront, over xenstore and grant tables, exactly like a PV guest. The serial line stays
-// the console.
+// the console; the PV console ring becomes hvc0, as Linux's hvc_xen does for HVM guests.
 //
 // xenode's switch is `xen_pvhvm=1` on the guest's command line (a Linux guest has PV drivers
 // when its kernel was built with them; the one here has them when asked to). What gets unplugged
@@ -18,8 +18,9 @@
 // native drivers, so they never see the unplugged devices.
 //
 // The PV stack then needs the toolstack's HVM params (hvm.get_param): STORE_PFN and
-// STORE_EVTCHN (the xenstore ring in guest RAM and its event channel). CONSOLE_PFN/EVTCHN are
-// read and reported but the console stays on COM1.
+// STORE_EVTCHN (the xenstore ring in guest RAM and its event channel), and CONSOLE_PFN/EVTCHN:
+// the PV console ring (hvc0: xen_hvm_console_init reads the same two params), where a login
+// shell runs beside the serial console's, so `xl console -t pv` reaches the guest too.
 import { native } from '../../native/index.js';
 import type { Cpu } from './cpu/io.js';
 import type { PhysicalMemory } from './cpu/ram.js';
@@ -35,6 +36,7 @@ import { FrontendBus, type FrontendDriver, type FrontendFactory } from '../kerne
 import { registerFrontends } from '../kernel/frontends/registry.js';
 import { netfrontFactory } from '../kernel/frontends/netfront/netfront.js';
 import { blkfrontFactory } from '../kernel/frontends/blkfront/blkfront.js';
+import { ConsoleFrontend } from '../kernel/console-frontend.js';
 
 export const XEN_PLATFORM_VENDOR = 0x5853;
 export const XEN_PLATFORM_DEVICE = 0x0001;
@@ -131,6 +133,8 @@ export interface PvStack {
   frontends: FrontendBus;
   /** devids under device/vif (for ip autoconfiguration). */
   vifs: number[];
+  /** hvc0: the PV console ring, when the toolstack gave one. */
+  hvc: ConsoleFrontend | null;
 }
 
 /** The HVM params the toolstack set for the PV drivers. */
@@ -178,7 +182,7 @@ const skip =
 /** Connects xenstore and starts netfront/blkfront for the devices that were unplugged. */
 export async function startPvStack(o: PvStackOptions): Promise<PvStack> {
   const { rt, printk } = o;
-  const { storePfn, storeEvtchn, consolePfn } = o.params;
+  const { storePfn, storeEvtchn, consolePfn, consoleEvtchn } = o.params;
   if (!storePfn || !storeEvtchn) throw new Error('the toolstack set no HVM_PARAM_STORE_PFN/STORE_EVTCHN: no xenstore for the PV drivers');
   const page = (pfn: number) => new Uint8Array(rt.ram, pfn * PAGE_SIZE, PAGE_SIZE);
   await rt.evtchn.open(storeEvtchn);
@@ -187,7 +191,14 @@ export async function startPvStack(o: PvStackOptions): Promise<PvStack> {
   const xs = new XsClient(ring);
   const domid = Number(await xs.read('domid'));
   printk(`xenbus: connected to xenstore at frame ${storePfn}, event channel ${storeEvtchn} (domain ${domid})`);
-  if (consolePfn) printk(`xen: PV console ring at frame ${consolePfn} left alone: the console is ttyS0`);
+  let hvc: ConsoleFrontend | null = null;
+  if (consolePfn && consoleEvtchn) {
+    await rt.evtchn.open(consoleEvtchn);
+    const console = new ConsoleFrontend(page(consolePfn), () => rt.evtchn.notify(consoleEvtchn));
+    rt.evtchn.on(consoleEvtchn, () => console.onEvent());
+    hvc = console;
+    printk(`hvc0: Xen console ring at frame ${consolePfn}, event channel ${consoleEvtchn}`);
+  }
 
   const gt = await rt.hc.call<{ frames: number }>('gnttab.setup_table');
   const grantFrames = native().mapShared(gt.fds[0]!, gt.result.frames * PAGE_SIZE);
@@ -220,7 +231,7 @@ export async function startPvStack(o: PvStackOptions): Promise<PvStack> {
   const vifs = (await xs.directory(`${home}/device/vif`).catch(() => [] as string[])).filter((d) => /^\d+$/.test(d)).map(Number);
   // Tell the toolstack this guest answers control/shutdown (Linux's manage.c).
   for (const f of ['feature-poweroff', 'feature-reboot']) await xs.write(`${home}/control/${f}`, '1').catch(() => {});
-  return { xs, domid, frontends, vifs: o.unplugged & XEN_UNPLUG_ALL_NICS ? vifs : [] };
+  return { xs, domid, frontends, vifs: o.unplugged & XEN_UNPLUG_ALL_NICS ? vifs : [], hvc };
 }
 
 /** dom0's shutdown requests through control/shutdown (xl shutdown / reboot). */

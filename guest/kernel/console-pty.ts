@@ -19,10 +19,13 @@ export interface ConsolePace {
   whenDrained(resume: () => void): void;
 }
 
-/** Send what userland writes to `output`; returns the function that types bytes into the pty. */
-export function connectConsolePty(master: number, output: (bytes: Uint8Array) => void, pace?: ConsolePace): (input: Uint8Array) => void {
+/** Send what userland writes to `output`; returns the function that types bytes into the pty,
+ * and its `close()`, which stops watching the master (call it before closing the master: a
+ * watcher left on a closed descriptor crashes the process). */
+export function connectConsolePty(master: number, output: (bytes: Uint8Array) => void, pace?: ConsolePace): ((input: Uint8Array) => void) & { close(): void } {
   const buf = new Uint8Array(4096);
   let retries = 0;
+  let closed = false;
   const watcher = native().watchFd(master, () => {
     for (let i = 0; i < 16; i++) {
       let n: number | null;
@@ -30,7 +33,7 @@ export function connectConsolePty(master: number, output: (bytes: Uint8Array) =>
         n = native().read(master, buf, 0, buf.length);
       } catch {
         watcher.stop();
-        const t = setTimeout(() => watcher.start(native().READABLE), RETRY_MS[Math.min(retries++, RETRY_MS.length - 1)]!);
+        const t = setTimeout(() => closed || watcher.start(native().READABLE), RETRY_MS[Math.min(retries++, RETRY_MS.length - 1)]!);
         t.unref();
         return;
       }
@@ -39,17 +42,24 @@ export function connectConsolePty(master: number, output: (bytes: Uint8Array) =>
       output(buf.slice(0, n));
       if (pace?.full) {
         watcher.stop();
-        pace.whenDrained(() => watcher.start(native().READABLE));
+        pace.whenDrained(() => closed || watcher.start(native().READABLE));
         return;
       }
     }
   });
   watcher.start(native().READABLE);
-  return (bytes) => {
+  const input = (bytes: Uint8Array) => {
     try {
-      native().write(master, bytes, 0, bytes.length);
+      if (!closed) native().write(master, bytes, 0, bytes.length);
     } catch {
       /* no one on the line right now */
     }
   };
+  return Object.assign(input, {
+    close: () => {
+      if (closed) return;
+      closed = true;
+      watcher.close();
+    },
+  });
 }

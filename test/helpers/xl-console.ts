@@ -7,13 +7,14 @@ export class XlConsole {
   private readonly tmux = new Tmux();
   private readonly session: string;
 
-  constructor(private readonly xn: Instance, private readonly dom: string) {
-    this.session = `c-${dom}`.replace(/[^A-Za-z0-9_-]/g, '_');
+  /** `opts`: xl console's options (`-t pv`), before the domain. */
+  constructor(private readonly xn: Instance, private readonly dom: string, private readonly opts: string[] = []) {
+    this.session = `c-${dom}${opts.join('')}`.replace(/[^A-Za-z0-9_-]/g, '_');
   }
 
-  /** Attach (xl console DOM) in a fresh terminal. */
+  /** Attach (xl console [opts] DOM) in a fresh terminal. */
   attach(): this {
-    this.tmux.startXl(this.xn, this.session, 'console', this.dom);
+    this.tmux.startXl(this.xn, this.session, 'console', ...this.opts, this.dom);
     return this;
   }
 
@@ -46,7 +47,9 @@ export class XlConsole {
   async run(command: string, timeoutMs = 10_000): Promise<string> {
     const tag = Math.random().toString(36).slice(2, 8);
     this.type(`echo B${tag}""B; ${command}; echo E${tag}""E`);
-    const m = await this.waitFor(new RegExp(`\\nB${tag}B\\n([\\s\\S]*?)E${tag}E`), timeoutMs);
+    // The marker may follow a prompt on the same line (keys typed while the shell was still
+    // printing it are echoed first); the echoed command line itself never matches (B""B).
+    const m = await this.waitFor(new RegExp(`B${tag}B\\r?\\n([\\s\\S]*?)E${tag}E`), timeoutMs);
     return m[1]!.replace(/\r/g, '');
   }
 

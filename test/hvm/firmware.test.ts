@@ -41,7 +41,9 @@ afterAll(async () => {
 describe('HVM firmware', () => {
   it('enumerates every device of the machine', () => {
     const ids = fw.devices.map((d) => `${d.dev}.${d.fn} ${d.vendor.toString(16)}:${d.device.toString(16)}`);
-    expect(ids).toEqual(['0.0 8086:1237', '1.0 8086:7000', '1.1 8086:7010', '3.0 5853:1', '4.0 10ec:8139', '5.0 10ec:8139']);
+    expect(ids).toEqual(['0.0 8086:1237', '1.0 8086:7000', '1.1 8086:7010', '1.3 8086:7113', '3.0 5853:1', '4.0 10ec:8139', '5.0 10ec:8139']);
+    // The PIIX4 ACPI PM function: its SCI hard-wired to IRQ 9, as hvmloader programs it.
+    expect(fw.devices.find((d) => d.device === 0x7113)!.irq).toBe(9);
     const ide = fw.devices.find((d) => d.device === 0x7010)!;
     expect(ide.classCode).toBe(0x010180);
     expect(ide.bars[4]).toMatchObject({ kind: 'io', size: 16 });

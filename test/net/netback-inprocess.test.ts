@@ -18,6 +18,7 @@ import {
 } from '../../drivers/wire/netif.js';
 import { XenbusState } from '../../drivers/xenstore/xenbus-state.js';
 import { VNET_HDR_LEN } from '../../net/vnet-hdr.js';
+import { DEFAULT_BURST, DEFAULT_INTERVAL_MS } from '../../common/log-ratelimit.js';
 
 let dom0: NetDom0;
 let bad: Guest;
@@ -176,12 +177,16 @@ describe('netback in process: bad packets are dropped, the vif carries on', () =
   it('500 bad packets: every one answered and counted, at most 10 log lines about them', async () => {
     const f = await hostile();
     const a = f.framePage(100);
+    const t0 = Date.now();
     for (let batch = 0; batch < 10; batch++) {
       f.pushTx([...Array(50).keys()].map((i) => ({ gref: a.gref, offset: 0, flags: 0, id: i, size: 10 })));
       expect((await f.txStatuses(50)).every((s) => s === NETIF_RSP_ERROR)).toBe(true);
     }
     expect(await f.stats()).toMatchObject({ tx_drops: 500, tx_drop_runt: 500, connected: 1 });
-    expect(dom0.logs.filter((l) => /dropped: packet of 10 bytes/.test(l)).length).toBe(10);
+    // 10 lines per 5 s window (printk_ratelimit's defaults): a slow, loaded run spans more windows.
+    const lines = dom0.logs.filter((l) => /dropped: packet of 10 bytes/.test(l)).length;
+    expect(lines).toBeGreaterThanOrEqual(10);
+    expect(lines).toBeLessThanOrEqual(DEFAULT_BURST * (1 + Math.floor((Date.now() - t0) / DEFAULT_INTERVAL_MS)));
   });
 
   it('extra-info slots are answered NULL in ring order', async () => {

@@ -7,7 +7,7 @@
 // dom0's stub domain, is crashed (its on_crash applies). dom0 dying in a loop stops everything, with a
 // message, as before.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -66,6 +66,7 @@ describe.skipIf(shouldSkip() || netShouldSkip())('dom0 restart', () => {
     const pingerDone = new Promise<void>((r) => pinger.on('exit', () => r()));
     try {
       await sleep(1500);
+      await xn.waitFor('pings answered before the kill', () => replyTimes(pings).length >= 5, 15_000);
       const oldDom0 = dom0Pid(xn);
       const killedAt = Date.now() / 1000;
       process.kill(oldDom0, 'SIGKILL');
@@ -136,6 +137,20 @@ describe.skipIf(shouldSkip() || netShouldSkip())('dom0 restart', () => {
     expect(await xn.consoleRun('dl2', 'echo fresh')).toContain('fresh');
     await xn.xlOk('destroy', 'dl2');
   }, 180_000);
+
+  it('kill -9 of dom0 in the middle of xl create: the create fails and its half-built domain goes', async () => {
+    const records = join(xn.dir, 'run', 'toolstack');
+    const before = existsSync(records) ? readdirSync(records) : [];
+    const create = xn.xl('create', xn.config('dlhalf', ['name = "dlhalf"', 'type = "pv"', 'memory = 128', `vif = [ 'bridge=${lan.bridge},vifname=xndl1' ]`, ''].join('\n')));
+    await xn.waitFor('the toolstack to record the new domain', () => existsSync(records) && readdirSync(records).length > before.length, 15_000);
+    const old = dom0Pid(xn);
+    process.kill(old, 'SIGKILL');
+    expect((await create).code).not.toBe(0);
+    await xn.waitFor('a new dom0 answering xl list', async () => (await xn.xl('list')).code === 0, 15_000);
+    await xn.waitFor('the half-built domain to go', async () => !(await xn.list()).some((r) => r.name === 'dlhalf'), 15_000);
+    expect(xn.log()).toMatch(/"dlhalf" was still being built when dom0 died; destroying it/);
+    expect(readdirSync(records).sort()).toEqual([...before].sort());
+  }, 60_000);
 
   it('with no guests, dom0 comes back too; dying in a loop stops xenode, with a message', async () => {
     await xn.xlOk('destroy', 'dl');

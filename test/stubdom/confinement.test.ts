@@ -129,8 +129,8 @@ describe.skipIf(shouldSkip())('the stub domain, confined (one per HVM guest)', (
     const writable = readFileSync(`/proc/${a}/mountinfo`, 'utf8').split('\n').filter(Boolean)
       .map((l) => l.split(' ')).filter((f) => !f[5]!.split(',').includes('ro')).map((f) => f[4]);
     expect(writable.sort()).toEqual(['/dev/null', '/dev/random', '/dev/urandom', '/dev/zero', '/proc']);
-    // Its pid namespace holds itself only.
-    expect(readdirSync(`/proc/${a}/root/proc`).filter((f) => /^\d+$/.test(f))).toEqual(['1']);
+    // Its pid namespace holds itself only, and its /proc no kernel files (no sysctls).
+    expect(readdirSync(`/proc/${a}/root/proc`).sort()).toEqual(['1', 'self', 'thread-self']);
     // Its guest's image is an fd dom0 opened, not a path it could open.
     const image = join(xn.dir, 'conf-a.img');
     expect(existsSync(`/proc/${a}/root${image}`)).toBe(false);

@@ -337,7 +337,7 @@ function build(b: Builder): DomainConfig {
     if (bootloader !== undefined) b.warn('bootloader', `ignoring bootloader \`${bootloader}': no bootloader runs; ${pvKernel}`);
     if (type === 'pvh') b.warn('type', 'type "pvh" is built as a PV guest here: xenode has no PVH container (no HVM paging without a device model)');
   }
-  if (acpi !== undefined) b.warn('acpi', `acpi=${acpi ? 1 : 0} changes nothing: xenode's HVM platform has no ACPI (power off and reboot go through the PV control interface or the guest's own ports)`);
+  if (acpi !== undefined) b.warn('acpi', `acpi=${acpi ? 1 : 0} changes nothing: xenode's HVM platform always has its ACPI PM block (power and sleep buttons, S5: xl trigger) and never ACPI tables`);
   if (shadowMemoryMiB !== undefined) b.warn('shadow_memory', 'ignoring shadow_memory: xenode keeps no shadow page tables (guest memory is a memfd the guest maps directly)');
 
   const xm: DomainConfig['xm'] = {};

@@ -96,10 +96,19 @@ async function consoleMain(argv: string[]): Promise<number> {
   const dom = p.args[0]!;
   const domid = await domidOf({ call, out: () => {}, dryRun: false }, dom);
   if (type !== undefined && type !== 'vuart') {
-    // An HVM guest's console here is its emulated serial line, a PV guest's the PV console.
+    // A PV guest has only its PV console; an HVM guest its serial line and, with PV drivers,
+    // its PV console too (hvc0, the toolstack says whether the drivers run).
     const long = await call<{ domid: number; config?: { c_info?: { type?: string } } }[]>('list-long');
     const hvm = long.find((l) => l.domid === domid)?.config?.c_info?.type === 'hvm';
-    if ((type === 'serial') !== hvm) throw new XlExit(1, `Unable to attach console\n(${hvm ? 'an HVM' : 'a PV'} guest's console here is its ${hvm ? 'serial line: -t serial' : 'PV console: -t pv'})`);
+    if (type === 'serial' && !hvm) throw new XlExit(1, 'Unable to attach console\n(a PV guest\'s console here is its PV console: -t pv)');
+    if (type === 'pv' && hvm) {
+      try {
+        return await consoleCmd(dom, type);
+      } catch (e) {
+        if ((e as { code?: string }).code === 'ENODEV') throw new XlExit(1, `${(e as Error).message}\nUnable to attach console`);
+        throw e;
+      }
+    }
   } else if (type === 'vuart') throw new XlExit(1, 'Unable to attach console\n(vuart consoles are for ARM guests; xenode has none)');
   return consoleCmd(dom, type);
 }

@@ -10,8 +10,11 @@
 //             reboot=pci); the device model sees the reset request (PcMachine.onReset) and the
 //             runtime, which executed the OUT, reports SCHEDOP_shutdown(reboot) itself too (the
 //             first report wins in the hypervisor)
-//   poweroff  the "ACPI power button / S5": there is no ACPI PM block in this machine, so the
-//             OS asks the runtime directly and it reports SCHEDOP_shutdown(poweroff)
+//   poweroff  S5: the OS writes SLP_TYP/SLP_EN to the ACPI PM1a_CNT register (the device model
+//             logs it) and the runtime, which executed the OUT, reports SCHEDOP_shutdown(poweroff)
+//   NMI       xl trigger DOM nmi: the device model sets the platform page's NMI word and rings
+//             the irq port; the runtime takes the word before the interrupt lines and calls the
+//             OS's NMI handler
 //   crash     a device model that stops answering (an exit times out) is a machine check; an
 //             OS panic is a triple fault: SCHEDOP_shutdown(crash)
 import { native } from '../../../native/index.js';
@@ -69,12 +72,21 @@ export class VcpuRuntime {
     const irqPort = plat.result.irqPort;
     if (irqPort > 0) {
       await evtchn.open(irqPort);
-      evtchn.on(irqPort, () => rt.intc.onEvent());
+      evtchn.on(irqPort, () => (rt.takeNmi(), rt.intc.onEvent()));
     } else {
       log('hvm: no irq event channel: polling interrupt lines');
-      setInterval(() => rt.intc.dispatch(), IRQ_POLL_MS).unref();
+      setInterval(() => (rt.takeNmi(), rt.intc.dispatch()), IRQ_POLL_MS).unref();
     }
     return rt;
+  }
+
+  /** The OS's NMI handler (Linux: do_nmi -> unknown_nmi_error), given the vCPU. */
+  onNmi: (vcpu: number) => void = () => {};
+
+  /** An NMI the device model left in the platform page (xl trigger DOM nmi), taken once. */
+  takeNmi(): void {
+    const v = Atomics.exchange(new Int32Array(this.pages), PlatformWord.NMI_PENDING, 0);
+    if (v > 0) this.onNmi(v - 1);
   }
 
   private machineCheck(e: MachineCheck): void {

@@ -12,7 +12,9 @@
 //             driver asks, as on real hardware); the Interrupt Line register of every
 //             function with an INTx pin set to the ISA IRQ its PIRQ reaches
 //             ((slot - 1 + pin - 1) & 3, the PIIX swizzle); IDE decode enabled in the
-//             PIIX3 IDE's IDETIM registers (0x40, 0x42 bit 15).
+//             PIIX3 IDE's IDETIM registers (0x40, 0x42 bit 15); the PIIX4 ACPI PM function
+//             (8086:7113) as hvmloader sets it: SCI hard-wired to IRQ 9 (Interrupt Line), the
+//             PM1a block at 0xB000 (PMBA, 0x40), PM I/O decode on (PMREGMISC, 0x80).
 import type { Cpu } from '../cpu/io.js';
 
 export const PCI_VENDOR_ID = 0x00;
@@ -32,6 +34,12 @@ export const PCI_COMMAND_INTX_DISABLE = 0x400;
 export const PCI_VENDOR_INTEL = 0x8086;
 export const PIIX3_ISA_DEVICE = 0x7000;
 export const PIIX3_IDE_DEVICE = 0x7010;
+export const PIIX4_PM_DEVICE = 0x7113;
+/** hvmloader's PIIX4 PM setup (Xen's ACPI_PM1A_EVT_BLK_ADDRESS_V1, the FADT's SCI_INT). */
+export const PIIX4_PMBA = 0x40;
+export const PIIX4_PMREGMISC = 0x80;
+export const ACPI_PM_BASE = 0xb000;
+export const ACPI_SCI_IRQ = 9;
 const PIIX_PIRQC = 0x60;
 const PIIX_IDETIM = [0x40, 0x42] as const;
 const IDETIM_DECODE_ENABLE = 0x8000;
@@ -229,7 +237,8 @@ export function pciAssignResources(cfg: PciConfigSpace, devices: PciDevice[], o:
   }
   for (const d of devices) {
     if (d.pin < 1 || d.pin > 4) continue;
-    const irq = isa ? (routes[pirqOf(d.dev, d.pin)] ?? null) : null;
+    const acpi = d.vendor === PCI_VENDOR_INTEL && d.device === PIIX4_PM_DEVICE;
+    const irq = acpi ? ACPI_SCI_IRQ : isa ? (routes[pirqOf(d.dev, d.pin)] ?? null) : null;
     cfg.write8(d.bus, d.dev, d.fn, PCI_INTERRUPT_LINE, irq ?? 0xff);
     d.irq = irq;
     log(`pci dev ${hex(d.dev, 2)}:${d.fn} INT${'ABCD'[d.pin - 1]}->IRQ${irq ?? '-'}`);
@@ -273,6 +282,11 @@ export function pciAssignResources(cfg: PciConfigSpace, devices: PciDevice[], o:
         cfg.write16(d.bus, d.dev, d.fn, reg, t | IDETIM_DECODE_ENABLE);
       }
     }
+    if (d.vendor === PCI_VENDOR_INTEL && d.device === PIIX4_PM_DEVICE) {
+      cfg.write32(d.bus, d.dev, d.fn, PIIX4_PMBA, ACPI_PM_BASE | 1);
+      cfg.write8(d.bus, d.dev, d.fn, PIIX4_PMREGMISC, 1);
+      log(`pci dev ${hex(d.dev, 2)}:${d.fn} ACPI PM block at ${hex(ACPI_PM_BASE, 4)}, SCI IRQ${ACPI_SCI_IRQ}`);
+    }
   }
 }
 
@@ -285,6 +299,7 @@ export function className(classCode: number): string {
     0x0200: 'Ethernet controller',
     0x0600: 'Host bridge',
     0x0601: 'ISA bridge',
+    0x0680: 'Bridge',
     0xff80: 'Unassigned class',
   };
   return names[(base << 8) | sub] ?? `Class ${hex((base << 8) | sub, 4)}`;

@@ -101,6 +101,7 @@ export const GPCMD_READ_CAPACITY = 0x25;
 export const GPCMD_READ_10 = 0x28;
 export const GPCMD_SEEK = 0x2b;
 export const GPCMD_READ_TOC_PMA_ATIP = 0x43;
+export const GPCMD_GET_EVENT_STATUS_NOTIFICATION = 0x4a;
 export const GPCMD_MODE_SENSE_10 = 0x5a;
 export const GPCMD_READ_12 = 0xa8;
 
@@ -116,6 +117,16 @@ export const ASC_INV_FIELD_IN_CMD_PACKET = 0x24;
 export const ASC_MEDIUM_MAY_HAVE_CHANGED = 0x28;
 export const ASC_SAVING_PARAMETERS_NOT_SUPPORTED = 0x39;
 export const ASC_MEDIUM_NOT_PRESENT = 0x3a;
+/** With ASCQ 02: MEDIUM REMOVAL PREVENTED (an eject while the guest holds the lock). */
+export const ASC_MEDIA_REMOVAL_PREVENTED = 0x53;
+/** GET EVENT STATUS NOTIFICATION: the media class, its event codes and media status bits. */
+export const GESN_MEDIA = 4;
+export const MEC_NO_CHANGE = 0;
+export const MEC_EJECT_REQUESTED = 1;
+export const MEC_NEW_MEDIA = 2;
+export const MEC_MEDIA_REMOVAL = 3;
+export const MS_TRAY_OPEN = 1;
+export const MS_MEDIA_PRESENT = 2;
 export const ASC_UNRECOVERED_READ_ERROR = 0x11;
 
 export const ATA_SECTOR_SIZE = 512;

@@ -11,10 +11,18 @@
 // sense data is returned by the next REQUEST SENSE.
 //
 // Packet commands: TEST UNIT READY, REQUEST SENSE, INQUIRY, MODE SENSE (6)/(10) for pages 01h,
-// 2Ah and 3Fh, START STOP UNIT, PREVENT ALLOW MEDIUM REMOVAL, READ CAPACITY, READ (10)/(12),
-// SEEK (10), READ TOC (formats 0 and 1). Others: ILLEGAL REQUEST / INVALID COMMAND OPERATION
-// CODE, which Linux's sr driver handles (it falls back from GET EVENT STATUS NOTIFICATION and
-// GET CONFIGURATION).
+// 2Ah and 3Fh, START STOP UNIT (eject / load), PREVENT ALLOW MEDIUM REMOVAL, READ CAPACITY,
+// READ (10)/(12), SEEK (10), READ TOC (formats 0 and 1), GET EVENT STATUS NOTIFICATION (polled,
+// media class). Others: ILLEGAL REQUEST / INVALID COMMAND OPERATION CODE, which Linux's sr
+// driver handles (it falls back from GET CONFIGURATION).
+//
+// Media change (xl cd-insert / cd-eject, changeMedium) as a real drive reports it: the next
+// packet command other than INQUIRY, REQUEST SENSE and GET EVENT STATUS NOTIFICATION ends in
+// UNIT ATTENTION, MEDIUM MAY HAVE CHANGED (06/28/00); a drive without a disc answers NOT READY,
+// MEDIUM NOT PRESENT (02/3A/00); GESN reports NEW MEDIA once after an insertion (QEMU's
+// event_status_media), and the media status (tray open after an eject, media present).
+// START STOP UNIT with LoEj ejects (refused with 02/53/02 while PREVENT MEDIUM REMOVAL holds)
+// or closes the tray; the host's eject is not refused by the guest's lock (libxl forces it).
 // ATA commands: IDENTIFY PACKET DEVICE, PACKET, DEVICE RESET, EXECUTE DEVICE DIAGNOSTIC,
 // SET FEATURES, power commands. IDENTIFY DEVICE and the READ SECTORS family abort and leave
 // the ATAPI signature in the task file, as ATA-4 requires, which is how hosts find the drive.
@@ -49,7 +57,14 @@ import {
   ATAPI_INT_REASON_COD,
   ATAPI_INT_REASON_IO,
   CD_SECTOR_SIZE,
+  GPCMD_GET_EVENT_STATUS_NOTIFICATION,
   GPCMD_INQUIRY,
+  GESN_MEDIA,
+  MEC_NEW_MEDIA,
+  MEC_NO_CHANGE,
+  MS_MEDIA_PRESENT,
+  MS_TRAY_OPEN,
+  ASC_MEDIA_REMOVAL_PREVENTED,
   GPCMD_MODE_SENSE_10,
   GPCMD_MODE_SENSE_6,
   GPCMD_PREVENT_ALLOW_MEDIUM_REMOVAL,
@@ -112,6 +127,12 @@ export class AtapiCdrom extends IdeDrive {
   asc = 0;
   ascq = 0;
   private unitAttention = false;
+  /** GESN: an insertion not yet reported. */
+  private newMedia = false;
+  /** The tray is open (ejected, no disc). */
+  private trayOpen = false;
+  /** PREVENT MEDIUM REMOVAL from the guest. */
+  private locked = false;
   private dmaPacket = false;
   private byteLimit = 0;
   private readonly ident: Required<AtapiCdromOptions>;
@@ -148,6 +169,9 @@ export class AtapiCdrom extends IdeDrive {
     this.backing?.close();
     this.backing = backing;
     this.unitAttention = true;
+    this.newMedia = backing !== null;
+    this.trayOpen = backing === null;
+    if (backing === null) this.locked = false;
   }
 
   identifyData(): Uint8Array {
@@ -232,7 +256,7 @@ export class AtapiCdrom extends IdeDrive {
     const op = this.cdb[0]!;
     if (op !== GPCMD_REQUEST_SENSE) this.setSense(SENSE_NONE, 0);
     // A changed medium is reported once, to the first command that is not exempt.
-    if (this.unitAttention && op !== GPCMD_INQUIRY && op !== GPCMD_REQUEST_SENSE) {
+    if (this.unitAttention && op !== GPCMD_INQUIRY && op !== GPCMD_REQUEST_SENSE && op !== GPCMD_GET_EVENT_STATUS_NOTIFICATION) {
       this.unitAttention = false;
       return this.checkCondition(SENSE_UNIT_ATTENTION, ASC_MEDIUM_MAY_HAVE_CHANGED);
     }
@@ -275,9 +299,29 @@ export class AtapiCdrom extends IdeDrive {
       case GPCMD_MODE_SENSE_6:
       case GPCMD_MODE_SENSE_10:
         return this.modeSense(op === GPCMD_MODE_SENSE_10);
-      case GPCMD_START_STOP_UNIT:
-      case GPCMD_PREVENT_ALLOW_MEDIUM_REMOVAL:
+      case GPCMD_START_STOP_UNIT: {
+        const loej = (c[4]! & 2) !== 0;
+        const start = (c[4]! & 1) !== 0;
+        if (!loej) return this.commandOk();
+        if (start) {
+          // Load: close the tray (a real drive would pull in the disc still on it; an ejected
+          // disc here is gone, so the drive stays empty).
+          this.trayOpen = false;
+          return this.commandOk();
+        }
+        if (this.locked) return this.checkCondition(SENSE_NOT_READY, ASC_MEDIA_REMOVAL_PREVENTED, 0x02);
+        if (this.backing) this.host!.log.info('guest ejected the disc');
+        this.backing?.close();
+        this.backing = null;
+        this.trayOpen = true;
+        this.newMedia = false;
         return this.commandOk();
+      }
+      case GPCMD_PREVENT_ALLOW_MEDIUM_REMOVAL:
+        this.locked = (c[4]! & 1) !== 0;
+        return this.commandOk();
+      case GPCMD_GET_EVENT_STATUS_NOTIFICATION:
+        return this.eventStatus();
       case GPCMD_READ_CAPACITY: {
         if (!this.backing) return this.checkCondition(SENSE_NOT_READY, ASC_MEDIUM_NOT_PRESENT);
         const buf = new Uint8Array(8);
@@ -337,6 +381,31 @@ export class AtapiCdrom extends IdeDrive {
     }
     buf.set(body, hdr);
     this.dataIn(buf, Math.min(buf.length, alloc));
+  }
+
+  /** GET EVENT STATUS NOTIFICATION, polled only (QEMU's cmd_get_event_status_notification):
+   * the media class is the one supported; its descriptor says what changed and what is in. */
+  private eventStatus(): void {
+    const c = this.cdb;
+    if (!(c[1]! & 1)) return this.checkCondition(SENSE_ILLEGAL_REQUEST, ASC_INV_FIELD_IN_CMD_PACKET);
+    const alloc = be16(c, 7);
+    const buf = new Uint8Array(8);
+    buf[3] = 1 << GESN_MEDIA;
+    let len = 4;
+    if (c[4]! & (1 << GESN_MEDIA)) {
+      buf[2] = GESN_MEDIA;
+      const status = this.trayOpen ? MS_TRAY_OPEN : this.backing ? MS_MEDIA_PRESENT : 0;
+      let code = MEC_NO_CHANGE;
+      if (!this.trayOpen && this.newMedia) {
+        code = MEC_NEW_MEDIA;
+        this.newMedia = false;
+      }
+      buf[4] = code;
+      buf[5] = status;
+      len = 8;
+    } else buf[2] = 0x80; // no event available
+    buf[1] = len - 4;
+    this.dataIn(buf, Math.min(len, alloc));
   }
 
   private readToc(): void {

@@ -15,6 +15,7 @@ import {
   blkifSegment,
 } from '../../../drivers/wire/blkif.js';
 import { Dom0, HostileDevice, PAGE, rawIndirect, rawRequest } from './harness.js';
+import { DEFAULT_BURST, DEFAULT_INTERVAL_MS } from '../../../common/log-ratelimit.js';
 
 let dom0: Dom0;
 const devices: HostileDevice[] = [];
@@ -343,8 +344,13 @@ describe('blkback: event storms (XSA-332)', () => {
 describe('blkback: bounded logs', () => {
   it('500 bad requests: every one answered, at most 10 log lines about them', async () => {
     const d = await device();
+    const t0 = Date.now();
     for (let i = 0n; i < 500n; i++) expect(await one(d, { op: BLKIF_OP_READ, nseg: 0, id: i, sector: 0 })).toBe(BLKIF_RSP_ERROR);
-    expect(dom0.logs.filter((l) => /refused request/.test(l)).length).toBe(10);
+    // 10 lines per 5 s window (printk_ratelimit's defaults): a slow, loaded run spans more windows.
+    const windows = 1 + Math.floor((Date.now() - t0) / DEFAULT_INTERVAL_MS);
+    const lines = dom0.logs.filter((l) => /refused request/.test(l)).length;
+    expect(lines).toBeGreaterThanOrEqual(10);
+    expect(lines).toBeLessThanOrEqual(DEFAULT_BURST * windows);
     expect(d.stats()).toMatchObject({ invalid: 500, req_bad_segments: 500 });
   });
 });

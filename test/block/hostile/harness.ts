@@ -44,6 +44,9 @@ export class Dom0 {
   readonly services: Dom0Services;
 
   constructor() {
+    // blkback journals the requests it owes in the run dir (inflight-journal.ts): this dom0's
+    // own, not the machine's /run/xenode (which needs root, and may belong to a running xenode).
+    process.env.XENODE_RUN_DIR = this.dir;
     const log = (level: string) => (m: string) => this.logs.push(`${level}: ${m}`);
     const evtchn = {
       bindInterdomain: async (_dom: number, remotePort: number) => {

@@ -6,6 +6,7 @@ import './query.js';
 import './tuning.js';
 import './refused.js';
 import './saverestore.js';
+import './hvm-controls.js';
 import './top.js';
 import './vncviewer.js';
 export { extraCommands } from './registry.js';

@@ -7,6 +7,7 @@ import { consoleCmd } from '../xl.js';
 import { cmdHelp } from '../help.js';
 import { domidOf, sleep, XlExit } from './common.js';
 import { extraCommands, type XlCommandContext } from './registry.js';
+import { sendTrigger } from './hvm-controls.js';
 import type { NamedInfo } from '../format.js';
 
 const code = (e: unknown) => (e as { code?: string }).code;
@@ -129,8 +130,12 @@ function shutdownOrReboot(reboot: boolean) {
         const event = reboot ? 'reset' : 'power';
         if (p.has('F')) {
           process.stderr.write(`PV control interface not available: sending ACPI ${event} button event.\n`);
-          // libxl_send_trigger needs the device model's ACPI; xenode's has no power button yet.
-          throw new XlExit(1, `libxl: error: libxl_domain.c: Domain ${domid}:xenode's device model has no ACPI ${event} button: use xl destroy to stop the guest\n${what} failed (rc=-3)`);
+          try {
+            await sendTrigger(ctx, domid, event);
+          } catch (t) {
+            throw new XlExit(1, `${(t as XlExit).message}\n${what} failed (rc=-3)`);
+          }
+          continue;
         }
         throw new XlExit(
           1,

@@ -1,8 +1,7 @@
 // xl commands whose work xenode cannot do (yet), answered with exactly why and exit 1 rather
 // than "command not implemented": suspending and resuming guests (save, restore and migrate
-// are in saverestore.ts, for the guests they can move), and the
-// HVM buttons and cd-* commands, whose device-model side is not there. Also dump-core, which
-// is cheap: the toolstack already writes cores for on_crash=coredump-*.
+// are in saverestore.ts, for the guests they can move). Also dump-core, which is cheap: the
+// toolstack already writes cores for on_crash=coredump-*.
 import { resolve } from 'node:path';
 import { switchForeachOpt } from '../getopt.js';
 import { domidOf, XlExit } from './common.js';
@@ -21,43 +20,13 @@ const WHY: Record<string, string> = {
   dom0: 'Domain-0 is xenode itself',
 };
 
-/** save / migrate / suspend / resume: refused per guest type, after the arguments are checked as xl does. */
+/** suspend / resume: refused per guest type, after the arguments are checked as xl does. */
 function refusedPerGuest(cmd: string, optstring: string, reqargs: number, what: string) {
   return async (argv: string[], ctx: XlCommandContext): Promise<number> => {
     const p = switchForeachOpt(argv, optstring, null, cmd, reqargs);
     const dom = p.args[0]!;
     const domid = await domidOf(ctx, dom);
     throw new XlExit(1, `xenode cannot ${what} ${dom}: ${WHY[await guestType(ctx, domid)] ?? WHY.pv}.`);
-  };
-}
-
-/** trigger / button-press: the ACPI and NMI side lives in the device models, not built yet. */
-async function trigger(argv: string[], ctx: XlCommandContext): Promise<number> {
-  const p = switchForeachOpt(argv, '', null, 'trigger', 2);
-  const domid = await domidOf(ctx, p.args[0]!);
-  const name = p.args[1]!;
-  if (!['nmi', 'reset', 'init', 'power', 'sleep', 's3resume'].includes(name)) throw new XlExit(1, `Invalid trigger "${name}"`);
-  const type = await guestType(ctx, domid);
-  throw new XlExit(1, `libxl: error: libxl_domain.c: Domain ${domid}:Send trigger '${name}' failed: ${type === 'hvm' ? 'xenode\'s device models have no ACPI/NMI trigger inputs yet' : 'triggers are for HVM guests; this is a PV guest (use xl shutdown, xl reboot or xl sysrq)'}`);
-}
-
-async function buttonPress(argv: string[], ctx: XlCommandContext): Promise<number> {
-  process.stderr.write('WARNING: "button-press" is deprecated. Please use "trigger"\n');
-  const p = switchForeachOpt(argv, '', null, 'button-press', 2);
-  const b = p.args[1]!;
-  if (b !== 'power' && b !== 'sleep') {
-    await domidOf(ctx, p.args[0]!);
-    throw new XlExit(1, `${b} is an invalid button identifier`);
-  }
-  return trigger(argv, ctx);
-}
-
-function cdCommand(cmd: 'cd-insert' | 'cd-eject', reqargs: number) {
-  return async (argv: string[], ctx: XlCommandContext): Promise<number> => {
-    const p = switchForeachOpt(argv, '', null, cmd, reqargs);
-    const domid = await domidOf(ctx, p.args[0]!);
-    const type = await guestType(ctx, domid);
-    throw new XlExit(1, `libxl: error: libxl_disk.c: Domain ${domid}:${type === 'hvm' ? `${cmd}: xenode's emulated ATAPI drive cannot change media yet` : 'cdrom media change is for HVM guests only'}`);
   };
 }
 
@@ -75,8 +44,4 @@ async function dumpCore(argv: string[], ctx: XlCommandContext): Promise<number> 
 
 extraCommands['suspend'] = refusedPerGuest('suspend', '', 1, 'suspend');
 extraCommands['resume'] = refusedPerGuest('resume', '', 1, 'resume');
-extraCommands['trigger'] = trigger;
-extraCommands['button-press'] = buttonPress;
-extraCommands['cd-insert'] = cdCommand('cd-insert', 3);
-extraCommands['cd-eject'] = cdCommand('cd-eject', 2);
 extraCommands['dump-core'] = dumpCore;
