@@ -18,7 +18,7 @@
       'sources': ['native/xenode.cc', 'native/addon-args.cc', 'native/memory.cc', 'native/futex.cc',
                   'native/eventfd.cc', 'native/fd-watch.cc', 'native/fd-io.cc', 'native/unix-sockets.cc',
                   'native/tap.cc', 'native/pty.cc', 'native/processes.cc', 'native/mounts.cc',
-                  'native/kvm.cc', 'native/uring.cc'],
+                  'native/kvm.cc', 'native/kvm-state.cc', 'native/uring.cc'],
       # node.h's NODE_MODULE_INIT casts the init function; not our warning to fix.
       'cflags': ['-Wall', '-Wno-cast-function-type'],
       'cflags_cc!': ['-std=gnu++17'],

@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { native, nativeBuildDir } from '../native/index.js';
 import { HypercallClient } from '../drivers/hypercall/channel.js';
-import type { DmControl, DmControlResult, DmDisk, DmDisplay, DmExit, DmStarted } from '../stubdom/protocol.js';
+import { dirtyBitmapBytes, type DmControl, type DmControlResult, type DmDisk, type DmDisplay, type DmExit, type DmStarted } from '../stubdom/protocol.js';
 import { bindVncDisplay, VNC_BASE_PORT } from '../stubdom/vnc/vnc-server.js';
 import type { Logger } from '../common/log.js';
 import { runDir } from '../common/paths.js';
@@ -51,6 +51,8 @@ export interface DeviceModelSpec {
   disks: DmDisk[];
   firmware?: boolean;
   display?: DmDisplay;
+  /** A restore: the device models wait for their saved state (loadState) before serving. */
+  awaitState?: boolean;
 }
 
 /** One running stub domain. */
@@ -265,6 +267,63 @@ export class StubdomHost {
     const sd = this.domains.get(domid);
     if (!sd) return null;
     return (await sd.client.call('metrics', { domid })).result;
+  }
+
+  // ---- save, restore, migration (stubdom/dm-save.ts) ----
+
+  private clientOf(domid: number): HypercallClient {
+    const sd = this.domains.get(domid);
+    if (!sd) throw new Error(`domain ${domid} has no stub domain`);
+    return sd.client;
+  }
+
+  /** Freezes the guest's device models and returns their state (the fd is the caller's). */
+  async save(domid: number): Promise<{ fd: number; bytes: number }> {
+    const c = this.clientOf(domid);
+    const bytes = (await c.call<{ bytes: number }>('save', { domid })).result.bytes;
+    // The confined stub domain cannot make memfds: it writes into ours.
+    const fd = native().memfdCreate('xenode-dm-state', Math.max(4096, bytes));
+    try {
+      await c.call('fetch-state', { domid }, [fd]);
+    } catch (e) {
+      native().close(fd);
+      throw e;
+    }
+    return { fd, bytes };
+  }
+
+  /** A restore's device state, for a model started with awaitState. */
+  async loadState(domid: number, fd: number, bytes: number): Promise<void> {
+    await this.clientOf(domid).call('load-state', { domid, bytes }, [fd]);
+  }
+
+  /** After a checkpoint: the models take input again. */
+  async thaw(domid: number): Promise<void> {
+    await this.domains.get(domid)?.client.call('thaw', { domid });
+  }
+
+  /** Resolves when a restored model has loaded its state; rejects with why it refused it. */
+  async restored(domid: number): Promise<void> {
+    await this.clientOf(domid).call('restored', { domid });
+  }
+
+  /** Pages the model writes by DMA during a migration: start, collect (a bitmap in a memfd
+   * the caller closes), stop. */
+  async dmaDirty(domid: number, action: 'start' | 'collect' | 'stop', memoryBytes = 0): Promise<{ fd: number; bytes: number } | null> {
+    const c = this.clientOf(domid);
+    if (action !== 'collect') {
+      await c.call('dma-dirty', { domid, action });
+      return null;
+    }
+    const bytes = dirtyBitmapBytes(memoryBytes);
+    const fd = native().memfdCreate('xenode-dma-dirty', Math.max(4096, bytes));
+    try {
+      await c.call('dma-dirty', { domid, action }, [fd]);
+    } catch (e) {
+      native().close(fd);
+      throw e;
+    }
+    return { fd, bytes };
   }
 
   /** xl trigger / cd-insert / cd-eject: a control for a guest's running device model (`fd`:

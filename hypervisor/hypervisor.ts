@@ -258,7 +258,11 @@ export class Hypervisor {
     const vcpus = this.int(args.vcpus, 'vcpus', 1, maxVcpus);
     // As Xen: a domain's memory must be there to give (guest RAM is a sparse memfd, so
     // without this a 1 TiB guest would "fit" on any host until it touched its pages).
-    const freeMiB = Math.floor(freemem() / 1048576);
+    let freeMiB = Math.floor(freemem() / 1048576);
+    // XENODE_MEMORY_MIB: the memory this host gives its guests, as a Xen host's physical memory
+    // (a smaller host; tests use it for a migration target without room).
+    const cap = Number(process.env.XENODE_MEMORY_MIB ?? '');
+    if (cap > 0) freeMiB = Math.min(freeMiB, cap - [...this.domains.values()].filter((o) => o.domid !== 0).reduce((n, o) => n + o.memoryMiB, 0));
     if (memoryMiB + KERNEL_OVERHEAD_BYTES / 1048576 > freeMiB) {
       throw fault('ENOMEM', `not enough free memory for a ${memoryMiB} MiB domain (+${KERNEL_OVERHEAD_BYTES / 1048576} MiB kernel overhead): the host has ${freeMiB} MiB free`);
     }
@@ -327,6 +331,7 @@ export class Hypervisor {
         ioreqFd: d.ioreqFd,
         linux: { kernel: linux.kernel, ramdisk: linux.ramdisk || undefined, cmdline: String(linux.cmdline ?? ''), pciIrqs },
         onEvent: (e) => this.onKvmEvent(d, e),
+        restore: linux.restore === true,
       });
     } catch (e) {
       throw fault('EINVAL', `HVM guest kernel ${linux.kernel}: ${(e as Error).message}`);

@@ -140,6 +140,17 @@ export interface KvmAddon {
   /** Make run() return EXIT_INTERRUPTED now (or at its next call). True if it was inside. */
   kick(vcpu: number): boolean;
   vcpuStats(vcpu: number): KvmVcpuStats;
+  /** native/kvm-state.cc: a paused vCPU's whole state as KVM's structs in a record list
+   * (hypervisor/kvm/kvm-state-codec.ts reads it), and back. */
+  saveVcpu(vcpu: number): Uint8Array;
+  loadVcpu(vcpu: number, state: Uint8Array): { msrsSkipped: number };
+  /** The in-kernel PIC pair, IOAPIC, PIT and kvmclock, and back. */
+  saveVm(vm: number): Uint8Array;
+  loadVm(vm: number, state: Uint8Array): void;
+  /** Re-register a memory slot with or without KVM_MEM_LOG_DIRTY_PAGES. */
+  setDirtyLogging(vm: number, slot: number, guestPhys: number, memOffset: number, size: number, on: boolean): void;
+  /** KVM_GET_DIRTY_LOG: bit n = page n of the slot written since the last call. */
+  getDirtyLog(vm: number, slot: number, bitmap: Uint8Array): void;
   EXIT_NONE: number;
   EXIT_IO: number;
   EXIT_MMIO: number;

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "js-helpers.h"
+#include "kvm-handles.h"
 
 namespace xenode_kvm {
 
@@ -1070,6 +1071,34 @@ void VcpuStats(const Args& a) {
 
 }  // namespace
 
+bool LookupVm(int handle, VmView* out) {
+  std::lock_guard<std::mutex> g(g_reg_lock);
+  auto it = g_vms.find(handle);
+  if (it == g_vms.end()) return false;
+  out->keep = it->second;
+  out->kvm_fd = it->second->kvm_fd;
+  out->fd = it->second->fd;
+  out->mem = it->second->mem;
+  out->mem_bytes = it->second->mem_bytes;
+  return true;
+}
+
+bool LookupVcpu(int handle, VcpuView* out) {
+  std::shared_ptr<Vcpu> v;
+  {
+    std::lock_guard<std::mutex> g(g_reg_lock);
+    auto it = g_vcpus.find(handle);
+    if (it == g_vcpus.end()) return false;
+    v = it->second;
+  }
+  std::lock_guard<std::mutex> l(v->lock);
+  out->keep = v;
+  out->fd = v->fd;
+  out->kvm_fd = v->vm->kvm_fd;
+  out->in_run = v->in_run;
+  return true;
+}
+
 void Init(Local<Context> context, Local<Object> exports) {
   Isolate* iso = context->GetIsolate();
   InstallKickHandler();
@@ -1094,6 +1123,7 @@ void Init(Local<Context> context, Local<Object> exports) {
   SetFn(context, k, "run", Run);
   SetFn(context, k, "kick", Kick);
   SetFn(context, k, "vcpuStats", VcpuStats);
+  InitState(context, k);
   struct {
     const char* name;
     int value;

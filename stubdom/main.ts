@@ -18,6 +18,7 @@ import { InputQueue } from './devices/i8042/input-queue.js';
 import { DisplaySurface } from './display/display-surface.js';
 import { VgaFont } from './display/psf-font.js';
 import { VncServer } from './vnc/vnc-server.js';
+import { CONTROL_BYTES, DmSaveControl, dirtyBitmapBytes, type DmSaveMessage } from './dm-save.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -31,6 +32,8 @@ interface Model {
   metrics: unknown;
   /** The guest's VNC server (in this thread: the device model's thread blocks in its loop). */
   vnc: VncServer | null;
+  /** Save, restore, migration (dm-save.ts). */
+  save: DmSaveControl;
   /** The toolstack's controls to the device model, and the requests waiting for its answer. */
   control: MessagePort;
   pending: Map<number, (a: ControlAnswer) => void>;
@@ -48,9 +51,9 @@ function vramBytes(asked: unknown): number {
 const models = new Map<number, Model>();
 let channel: MessageSocket;
 
-function reply(id: unknown, body: object): void {
+function reply(id: unknown, body: object, fds: number[] = []): void {
   try {
-    channel.send({ id, ...body });
+    channel.send({ id, ...body }, fds);
   } catch {
     /* dom0 gone: we exit on close */
   }
@@ -82,6 +85,9 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
     logFd: fd(req.fds.log),
     control: workerControl,
     display: null,
+    awaitState: req.awaitState === true,
+    saveControl: new SharedArrayBuffer(CONTROL_BYTES),
+    dirty: new SharedArrayBuffer(dirtyBitmapBytes(req.memoryBytes)),
   };
   const vga = req.display ? VgaState.create(vramBytes(req.display.vramBytes)) : null;
   const input = vga ? new InputQueue() : null;
@@ -97,18 +103,25 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
   const words = new Int32Array(native().mapShared(data.ioreqFd, HVM_IOREQ_PAGES * 4096));
   Atomics.store(words, PlatformWord.STOP, 0);
   const worker = new Worker(join(here, 'worker.js'), { workerData: data, transferList: [workerControl] });
-  const model: Model = { worker, fds, words, stopping: false, metrics: null, tapWatchers: watchTaps(data.nics.map((n) => n.fd), words), vnc: null, control, pending: new Map() };
+  const ringModel = () => {
+    Atomics.add(words, PlatformWord.DOORBELL, 1);
+    native().futexWake(words, PlatformWord.DOORBELL, 1);
+  };
+  const save = new DmSaveControl(data.saveControl, data.dirty, ringModel, data.awaitState);
+  const model: Model = { worker, fds, words, stopping: false, metrics: null, tapWatchers: watchTaps(data.nics.map((n) => n.fd), words), vnc: null, control, pending: new Map(), save };
   control.on('message', (a: ControlAnswer) => model.pending.get(a.seq)?.(a));
   control.unref();
   models.set(req.domid, model);
   worker.on('message', (m: { type: string; metrics?: unknown; hard?: boolean }) => {
-    if (m.type === 'metrics') model.metrics = m.metrics;
+    if (m.type === 'state' || m.type === 'state-error' || m.type === 'restored' || m.type === 'restore-failed') save.onMessage(m as DmSaveMessage);
+    else if (m.type === 'metrics') model.metrics = m.metrics;
     else if (m.type === 'reset') channel.send({ upcall: 'dm.exit', args: { domid: req.domid, reason: 'reset', message: `guest reset (${m.hard ? 'hard' : 'soft'})` } });
   });
   worker.on('error', (e) => {
     process.stderr.write(`stubdom: device model of domain ${req.domid} failed: ${e.stack ?? e}\n`);
   });
   worker.on('exit', (code) => {
+    save.ended(`the device model of domain ${req.domid} exited`);
     models.delete(req.domid);
     for (const answer of model.pending.values()) answer({ seq: 0, error: { errno: 'ESRCH', message: `the device model of domain ${req.domid} ended` } });
     control.close();
@@ -186,6 +199,46 @@ function watchTaps(fds: number[], words: Int32Array): FdWatcher[] {
   });
 }
 
+/** An incoming migration's device state, for a model started with awaitState (dm-save.ts). */
+function loadState(id: unknown, req: Extract<DmRequest, { op: 'load-state' }>, fds: number[]): void {
+  try {
+    const m = models.get(Number(req.domid));
+    if (!m) return reply(id, { error: { errno: 'ESRCH', message: `no device model for domain ${String(req.domid)}` } });
+    const fd = fds[0] ?? -1;
+    const size = fd >= 0 ? native().fdSize(fd) : 0;
+    if (!Number.isInteger(req.bytes) || req.bytes <= 0 || req.bytes > size) {
+      return reply(id, { error: { errno: 'EINVAL', message: `the device state fd holds ${size} bytes, not ${String(req.bytes)}` } });
+    }
+    const bytes = Uint8Array.from(new Uint8Array(native().mapShared(fd, req.bytes)));
+    m.save.deliver((msg) => m.worker.postMessage(msg), bytes);
+    reply(id, { result: null });
+  } finally {
+    closeFds(fds);
+  }
+}
+
+/** Save, restore and migration requests for one model (dm-save.ts). */
+async function saveOp(id: unknown, req: Extract<DmRequest, { op: 'save' | 'fetch-state' | 'thaw' | 'restored' | 'dma-dirty' }>, fds: number[]): Promise<void> {
+  try {
+    const m = models.get(Number(req.domid));
+    if (!m) return reply(id, { error: { errno: 'ESRCH', message: `no device model for domain ${String(req.domid)}` } });
+    // States and bitmaps go into memfds dom0 makes and sends (this sandbox cannot create any).
+    if (req.op === 'save') return reply(id, { result: { bytes: await m.save.freeze() } });
+    if (req.op === 'fetch-state') m.save.fetch(fds[0] ?? -1);
+    else if (req.op === 'thaw') m.save.thaw();
+    else if (req.op === 'restored') await m.save.restored();
+    else {
+      if (req.action !== 'start' && req.action !== 'collect' && req.action !== 'stop') throw new Error('dma-dirty: action must be start, collect or stop');
+      return reply(id, { result: { bytes: m.save.dmaDirty(req.action, fds[0] ?? -1) } });
+    }
+    reply(id, { result: null });
+  } catch (e) {
+    reply(id, { error: { errno: 'EIO', message: (e as Error).message } });
+  } finally {
+    closeFds(fds);
+  }
+}
+
 async function stop(id: unknown, domid: number): Promise<void> {
   const m = models.get(domid);
   if (!m) return reply(id, { result: null });
@@ -240,9 +293,11 @@ function onMessage({ message, fds }: Received): void {
   const req = { ...(typeof message.args === 'object' && message.args ? message.args : {}), op: message.op } as DmRequest;
   if (req.op === 'start') return start(id, req, fds);
   if (req.op === 'control') return control(id, Number(req.domid), req.control, fds);
-  closeFds(fds);
+  if (req.op !== 'load-state' && req.op !== 'fetch-state' && req.op !== 'dma-dirty') closeFds(fds);
   if (req.op === 'stop') return void stop(id, Number(req.domid));
   if (req.op === 'metrics') return reply(id, { result: models.get(Number(req.domid))?.metrics ?? null });
+  if (req.op === 'load-state') return loadState(id, req, fds);
+  if (req.op === 'save' || req.op === 'fetch-state' || req.op === 'thaw' || req.op === 'restored' || req.op === 'dma-dirty') return void saveOp(id, req, fds);
   if (req.op === 'fault') {
     // Fault injection (tests): end one device model as a crash would, or act as a subverted
     // one, so dom0 and the hypervisor can show that only its guest goes down.

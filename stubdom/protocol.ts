@@ -51,6 +51,10 @@ export interface StartDeviceModel {
   /** fd indices: guest RAM memfd, ioreq memfd, the guest's irq doorbell (eventfd), the serial
    * pty master (or -1), the console log (or -1); NIC TAPs are referenced from `nics`. */
   fds: { memory: number; ioreq: number; irq: number; serial: number; log: number };
+  /** A restore or incoming migration: build the machine now, load the saved state
+   * (stubdom/machine-state.ts) that `load-state` brings later (the guest's pages are still on
+   * their way), then serve. */
+  awaitState?: boolean;
 }
 
 export interface StopDeviceModel {
@@ -81,7 +85,21 @@ export interface DmControlResult {
  * with the results; `setuid` calls setuid(0), which the seccomp filter answers by killing. */
 export type DmFault = { kind?: 'exit' } | { kind: 'escape'; tcpPort?: number; path?: string; pid?: number } | { kind: 'setuid' };
 
-export type DmRequest = StartDeviceModel | StopDeviceModel | { op: 'metrics'; domid: number } | { op: 'fault'; domid: number; fault?: DmFault | null } | { op: 'control'; domid: number; control: DmControl };
+export type DmRequest =
+  | StartDeviceModel
+  | StopDeviceModel
+  | { op: 'metrics'; domid: number }
+  | { op: 'fault'; domid: number; fault?: DmFault | null }
+  // Save, restore, migration (stubdom/dm-save.ts): freeze and save (answers with the state in a
+  // memfd), thaw (a checkpoint goes on), the state of a restore and its outcome, and the pages
+  // the model wrote by DMA while a migration copies RAM.
+  | { op: 'save'; domid: number }
+  | { op: 'fetch-state'; domid: number }
+  | { op: 'thaw'; domid: number }
+  | { op: 'restored'; domid: number }
+  | { op: 'load-state'; domid: number; bytes: number }
+  | { op: 'dma-dirty'; domid: number; action: 'start' | 'collect' | 'stop' }
+  | { op: 'control'; domid: number; control: DmControl };
 
 /** Upcall from the stub domain: a device model ended by itself (crash or guest reset). */
 export interface DmExit {
@@ -107,6 +125,18 @@ export interface WorkerData {
   logFd: number;
   /** Where the toolstack's controls arrive (DmControl; read with receiveMessageOnPort). */
   control: MessagePort;
+  /** Wait for a saved state to come by message (`load-state`) and load it before serving. */
+  awaitState: boolean;
+  /** Save control words (stubdom/dm-save.ts) and the DMA dirty bitmap, both shared with the
+   * stub domain's main thread. */
+  saveControl: SharedArrayBuffer;
+  dirty: SharedArrayBuffer;
   /** The display adapter's shared state and the viewers' input queue (stubdom/main.ts owns them). */
   display: { regs: SharedArrayBuffer; vram: SharedArrayBuffer; input: SharedArrayBuffer } | null;
+}
+
+/** The DMA dirty bitmap for a guest of `memoryBytes` (one bit per page, whole Int32 words): the
+ * size dom0's memfd for a `dma-dirty` collect must have (stubdom/dm-save.ts). */
+export function dirtyBitmapBytes(memoryBytes: number): number {
+  return Math.ceil(memoryBytes / 4096 / 32) * 4;
 }

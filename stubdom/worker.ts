@@ -15,6 +15,7 @@ import { BUFIOREQ_PAGE_OFFSET, HVM_IOREQ_PAGES, IOREQ_PAGE_OFFSET, PlatformWord 
 import type { WorkerData } from './protocol.js';
 import { VgaState } from './devices/vga/vga-shared.js';
 import { InputQueue } from './devices/i8042/input-queue.js';
+import { DmSaveWorker } from './dm-save.js';
 import { serveControls } from './device-model-control.js';
 
 const wd = workerData as WorkerData;
@@ -84,6 +85,15 @@ const machine = new PcMachine({
 for (const { nic, backend } of nicBackends) backend.nic = machine.nic(nic.devid);
 if (serialBackend) serialBackend.uart = machine.serials[0];
 
+// Save, restore, migration (dm-save.ts): a restored guest's devices are loaded before the
+// first ioreq; a model whose state is refused serves nothing (dom0 then destroys the domain).
+const saver = new DmSaveWorker(wd.saveControl, wd.dirty, machine, memory, (m) => parentPort?.postMessage(m));
+const state = wd.awaitState && parentPort ? saver.waitForState(parentPort, () => Atomics.load(words, PlatformWord.STOP) !== 0) : null;
+if (wd.awaitState && !(state && saver.restore(state))) {
+  machine.close();
+  throw new Error(state ? 'restore refused' : 'no state came for the restore');
+}
+
 const server = machine.createIoreqServer({
   page: pages,
   pageOffset: IOREQ_PAGE_OFFSET,
@@ -111,6 +121,8 @@ server.run({
   stop: { view: words, index: PlatformWord.STOP },
   waitMs: 50,
   poll: () => {
+    // Frozen for a save: the guest's vCPUs are paused; take nothing in from the backends.
+    if (saver.poll()) return false;
     let work = false;
     for (const { backend } of nicBackends) if (backend.pump() > 0) work = true;
     if (serialBackend && serialBackend.pump() > 0) work = true;

@@ -18,6 +18,7 @@ import type { CreateDomainArgs } from '../../drivers/hypercall/ops.js';
 import type { DomainConfig } from './config/domain-config-types.js';
 import type { BuildSpec } from './build-spec.js';
 import { ToolstackError } from './rpc.js';
+import { memfdOf } from './save/image-reader.js';
 import { checkVbdSharing } from './devices/vbd-sharing.js';
 import type { DeviceXs } from './devices/device-store.js';
 
@@ -98,12 +99,12 @@ export class HvmBuilder {
   }
 
   /** What the hypervisor is told this HVM domain runs (domctl.createdomain's `kernel`). */
-  static kernelArgs(spec: BuildSpec): CreateDomainArgs['kernel'] {
+  static kernelArgs(spec: BuildSpec, restore = false): CreateDomainArgs['kernel'] {
     if (!HvmBuilder.bootsLinux(spec)) return { kind: 'hvm', cmdline: HvmBuilder.cmdline(spec) };
     return {
       kind: 'hvm',
       cmdline: spec.cmdline,
-      linux: { kernel: spec.kernel!, ramdisk: spec.ramdisk, cmdline: spec.cmdline, pciIrqs: pciIntxRoutes({ nics: emulatedNics(spec).length }) },
+      linux: { kernel: spec.kernel!, ramdisk: spec.ramdisk, cmdline: spec.cmdline, pciIrqs: pciIntxRoutes({ nics: emulatedNics(spec).length }), restore },
     };
   }
 
@@ -116,8 +117,10 @@ export class HvmBuilder {
     await set(HVM_PARAM.CONSOLE_EVTCHN, consolePort);
   }
 
-  /** Everything the emulated PC needs, then the device model; the domain stays paused. */
-  async build(spec: BuildSpec, domid: number): Promise<void> {
+  /** Everything the emulated PC needs, then the device model; the domain stays paused. For a
+   * restore (`awaitState`) the device models wait for their saved state (deliverState) before
+   * serving. */
+  async build(spec: BuildSpec, domid: number, awaitState = false): Promise<void> {
     const cfg = spec.config as DomainConfig;
     const rec: HvmDomain = { irqPort: 0, ide: new Map(), linux: HvmBuilder.bootsLinux(spec) };
     this.domains.set(domid, rec);
@@ -175,7 +178,7 @@ export class HvmBuilder {
 
       const display = displayFor(cfg);
       const started = await this.stubdom.start(
-        { domid, name: spec.name, vcpus: spec.maxVcpus, memoryBytes: spec.memoryMiB * 1048576, disks, firmware: HvmBuilder.bootsLinux(spec), display },
+        { domid, name: spec.name, vcpus: spec.maxVcpus, memoryBytes: spec.memoryMiB * 1048576, disks, firmware: HvmBuilder.bootsLinux(spec), display, awaitState },
         { memory: mem.fds[0]!, ioreq: ioreq.fds[0]!, irq: irqFd, serial: serial ? serial.master : -1, consoleLog: logPath, taps, disks: diskFds },
       );
       // The device model's pid, where libxl writes qemu's.
@@ -257,6 +260,29 @@ export class HvmBuilder {
 
   isHvm(domid: number): boolean {
     return this.domains.has(domid);
+  }
+
+  private async restored(domid: number): Promise<void> {
+    await this.stubdom.restored(domid).catch((e: Error) => {
+      throw new ToolstackError('EINVAL', `the saved device state is refused: ${e.message}`);
+    });
+  }
+
+  /** The saved device state, for models built with `awaitState`: they load it and then serve;
+   * resolves once they have, or fails with why they refused it. */
+  async deliverState(domid: number, state: Uint8Array): Promise<void> {
+    const fd = memfdOf('xenode-dm-state', state);
+    try {
+      await this.stubdom.loadState(domid, fd, state.length);
+    } finally {
+      native().close(fd);
+    }
+    await this.restored(domid);
+  }
+
+  /** The stub domain's save controls (dom0/toolstack/save/). */
+  get deviceModels(): StubdomHost {
+    return this.stubdom;
   }
 
   async destroy(domid: number): Promise<void> {

@@ -18,6 +18,9 @@ import { checkVbdSharing } from './devices/vbd-sharing.js';
 import { deviceKinds } from './devices/device-kinds.js';
 import './devices/all-kinds.js';
 import { ownEntry } from '../../common/own-entry.js';
+import { native } from '../../native/index.js';
+import { memfdOf } from './save/image-reader.js';
+import type { SaveHost } from './save/image-writer.js';
 import { releaseDeadMapperPins } from '../../drivers/grant/grant-mapper.js';
 import { loadDomainRecord, pruneDomainRecords, removeDomainRecord, saveDomainRecord, type SavedDomainRecord } from './domain-records.js';
 
@@ -83,7 +86,10 @@ export class Toolstack {
 
   // ------------------------------------------------------------------ create / destroy
 
-  async create(spec: BuildSpec, opts: { paused?: boolean; monitor?: boolean; quickRestarts?: number } = {}): Promise<number> {
+  /** `restore` (xl restore, migrate-receive): the new domain's RAM, CPU and device state come
+   * from a save image; it fills `memory` and returns the CPU and device state, before the
+   * device models start (dom0/toolstack/save/image-reader.ts). */
+  async create(spec: BuildSpec, opts: { paused?: boolean; monitor?: boolean; quickRestarts?: number; restore?: (domid: number, memory: Uint8Array) => Promise<{ cpu: Uint8Array; devices: Uint8Array }> } = {}): Promise<number> {
     if (this.stopping) throw new ToolstackError('ESHUTDOWN', 'xenode is stopping');
     const hvm = spec.type === 'hvm';
     if (hvm && !this.hvm) throw new ToolstackError('ENOSYS', `${spec.name}: HVM guests need the stub domain, which this dom0 does not run`);
@@ -101,7 +107,7 @@ export class Toolstack {
       vcpus: spec.vcpus,
       maxVcpus: spec.maxVcpus,
       cpus: spec.cpus,
-      kernel: hvm ? HvmBuilder.kernelArgs(spec) : { kind: 'pv', startInfoPfn: sp.startInfo },
+      kernel: hvm ? HvmBuilder.kernelArgs(spec, opts.restore !== undefined) : { kind: 'pv', startInfoPfn: sp.startInfo },
     });
     const rec: DomainRecord = {
       domid, name: spec.name, uuid, spec, storePort: 0, consolePort: 0, built: false, handled: false, waiters: [],
@@ -144,7 +150,19 @@ export class Toolstack {
       // runs PV drivers), whose primary console is its emulated serial line (the builder wires
       // it after, so console/tty names the serial line as before).
       await this.consoles.attach({ domid, name: spec.name, page: mem.page(sp.console), port: rec.consolePort });
-      if (hvm) await this.hvm!.build(spec, domid);
+      if (opts.restore) {
+        // The device models start while the pages come (a migration's downtime would otherwise
+        // include starting them) and load their state once it is here, after the CPU's.
+        await this.hvm!.build(spec, domid, true);
+        const st = await opts.restore(domid, new Uint8Array(mem.memory));
+        const fd = memfdOf('xenode-kvm-state', st.cpu);
+        try {
+          await this.hc.call('domctl.kvm_load_state', { domid, bytes: st.cpu.length }, [fd]);
+        } finally {
+          native().close(fd);
+        }
+        await this.hvm!.deliverState(domid, st.devices);
+      } else if (hvm) await this.hvm!.build(spec, domid);
       const devices = deviceKinds.flatMap((kind) => kind.fromSpec(spec, domid));
       for (const d of devices) {
         if (d.type === 'vbd') await this.checkSharing(domid, d);
@@ -166,6 +184,24 @@ export class Toolstack {
       await this.destroy(domid).catch(() => {});
       throw e;
     }
+  }
+
+  /** What saving, restoring and migrating need from dom0 (dom0/toolstack/save/). */
+  saveHost(): SaveHost {
+    const dm = this.hvm?.deviceModels;
+    if (!dm) throw new ToolstackError('ENOSYS', 'this dom0 runs no stub domain, so no HVM guest can be saved');
+    return {
+      hc: this.hc,
+      memory: async (domid) => new Uint8Array((await this.foreign.map(domid)).memory),
+      dm: { save: (d) => dm.save(d), thaw: (d) => dm.thaw(d), dmaDirty: (d, a, m) => dm.dmaDirty(d, a, m) },
+    };
+  }
+
+  /** The config a domain was built from (what a save image carries). */
+  specOf(domid: number): BuildSpec {
+    const r = this.records.get(domid);
+    if (!r) throw new ToolstackError('ESRCH', `domain ${domid} is not one this toolstack built`);
+    return r.spec;
   }
 
   private storeRing(page: Uint8Array, port: number): StoreRing {

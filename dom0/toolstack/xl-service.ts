@@ -7,6 +7,8 @@ import { ToolstackError } from './rpc.js';
 import type { HvmBuilder, HvmTrigger } from './hvm-builder.js';
 import { echoPingPong, PINGPONG_MAX_ITERATIONS } from '../backends/evtchn-echo.js';
 import { ownEntry } from '../../common/own-entry.js';
+import { migrateReceive, migrateSend, restoreFromFile, saveToFile } from './save/domain-transfer.js';
+import { checkSaveable } from './save/image-writer.js';
 
 interface ServiceDeps {
   toolstack: Toolstack;
@@ -215,6 +217,35 @@ export function xlService(d: ServiceDeps) {
         int(a.warmup ?? 100, 'warmup', 0, PINGPONG_MAX_ITERATIONS),
         int(a.timeoutMs ?? 30_000, 'timeoutMs', 1, 120_000),
       ),
+    // Save, restore, migration of KVM-engine HVM guests (dom0/toolstack/save/).
+    'can-save': async (a) => {
+      const domid = ts.resolve(a.dom);
+      if (domid === 0) throw new ToolstackError('EINVAL', `xenode cannot ${String(a.what)} Domain-0: it is xenode itself`);
+      checkSaveable(ts.specOf(domid), a.what === 'migrate' ? 'migrate' : 'save');
+      return null;
+    },
+    save: async (a) => {
+      if (typeof a.path !== 'string' || !a.path.startsWith('/')) throw new ToolstackError('EINVAL', 'save needs an absolute path');
+      const domid = ts.resolve(a.dom);
+      if (domid === 0) throw new ToolstackError('EINVAL', 'Domain-0 cannot be saved: it is xenode itself');
+      return saveToFile(ts, domid, a.path, { checkpoint: a.checkpoint === true, leavePaused: a.leavePaused === true, override: a.spec ? validateSpec(a.spec) : null });
+    },
+    restore: async (a) => {
+      if (typeof a.path !== 'string' || !a.path.startsWith('/')) throw new ToolstackError('EINVAL', 'restore needs an absolute path');
+      return restoreFromFile(ts, a.path, { paused: a.paused === true, monitor: a.monitor !== false, override: a.spec ? validateSpec(a.spec) : null, validate: validateSpec });
+    },
+    'migrate-send': async (a) => {
+      if (typeof a.relay !== 'string' || !a.relay.startsWith('/')) throw new ToolstackError('EINVAL', 'migrate-send needs the relay socket path');
+      const domid = ts.resolve(a.dom);
+      if (domid === 0) throw new ToolstackError('EINVAL', 'Domain-0 cannot be migrated: it is xenode itself');
+      const lines: string[] = [];
+      const stats = await migrateSend(ts, domid, a.relay, { override: a.spec ? validateSpec(a.spec) : null, debug: a.debug === true ? (l) => lines.push(l) : undefined });
+      return { ...stats, debug: lines };
+    },
+    'migrate-receive': async (a) => {
+      if (typeof a.relay !== 'string' || !a.relay.startsWith('/')) throw new ToolstackError('EINVAL', 'migrate-receive needs the relay socket path');
+      return migrateReceive(ts, a.relay, { monitor: a.monitor !== false, paused: a.paused === true, validate: validateSpec });
+    },
     'stop-host': async () => {
       setImmediate(d.stop);
       return null;

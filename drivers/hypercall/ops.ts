@@ -41,6 +41,9 @@ export interface HvmLinuxBoot {
   ramdisk?: string;
   cmdline: string;
   pciIrqs: { dev: number; pin: number; gsi: number }[];
+  /** A restore or an incoming migration: make the VM, load no kernel (its RAM and CPU state
+   * come from the image). */
+  restore?: boolean;
 }
 
 export interface DomainInfo {

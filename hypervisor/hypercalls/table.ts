@@ -7,6 +7,7 @@ import { domctlHypercalls } from './domctl.js';
 import { evtchnHypercalls } from './evtchn.js';
 import { gnttabHypercalls } from './gnttab.js';
 import { hvmHypercalls } from './hvm.js';
+import { kvmSaveHypercalls } from './kvm-save.js';
 import { memoryHypercalls } from './memory.js';
 import { schedHypercalls } from './sched.js';
 import { sysctlHypercalls } from './sysctl.js';
@@ -19,6 +20,7 @@ export function hypercallTable(hv: HypercallContext): HypercallTable {
     sysctlHypercalls(hv),
     domctlHypercalls(hv),
     hvmHypercalls(hv),
+    kvmSaveHypercalls(hv),
     memoryHypercalls(hv),
     vcpuHypercalls(hv),
     gnttabHypercalls(hv),

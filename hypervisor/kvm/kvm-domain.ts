@@ -20,17 +20,25 @@ export interface KvmDomainConfig {
   /** The domain's ioreq memfd (HVM_IOREQ_PAGES pages). */
   ioreqFd: number;
   linux: HvmLinuxBoot;
+  /** A restore: the VM is made but no kernel is loaded; its RAM and state come from a save
+   * (loadState before the first unpause). */
+  restore?: boolean;
   /** A vCPU crashed (triple fault, emulation failure), or the guest reset / powered off. */
   onEvent: (e: KvmVmEvent) => void;
 }
 
 export class KvmDomain {
   readonly vm: KvmVm;
-  readonly boot: LinuxBootInfo;
+  /** How the kernel was loaded; null for a restored VM. */
+  readonly boot: LinuxBootInfo | null;
   private irqWatcher: FdWatcher | null = null;
+  /** memfds handed to dom0 (saved state, dirty bitmaps), by kind: the reply that carries one
+   * may still be queued when the handler returns, so each is closed when the next of its kind
+   * replaces it, or at destroy. */
+  private readonly lent = new Map<string, number>();
   private started = false;
 
-  private constructor(vm: KvmVm, boot: LinuxBootInfo) {
+  private constructor(vm: KvmVm, boot: LinuxBootInfo | null) {
     this.vm = vm;
     this.boot = boot;
   }
@@ -54,7 +62,7 @@ export class KvmDomain {
       irqMirror: { platform: pages },
     });
     try {
-      const boot = bootLinux(vm, {
+      const boot = cfg.restore ? null : bootLinux(vm, {
         kernel: cfg.linux.kernel,
         initrd: cfg.linux.ramdisk ?? null,
         cmdline: cfg.linux.cmdline,
@@ -128,7 +136,17 @@ export class KvmDomain {
     return this.vm.exitStats();
   }
 
+  /** Keeps `fd` open for dom0 until the next fd of the same kind (or destroy). */
+  lend(kind: string, fd: number): number {
+    const old = this.lent.get(kind);
+    if (old !== undefined) native().close(old);
+    this.lent.set(kind, fd);
+    return fd;
+  }
+
   async destroy(): Promise<void> {
+    for (const fd of this.lent.values()) native().close(fd);
+    this.lent.clear();
     this.irqWatcher?.close();
     this.irqWatcher = null;
     await this.vm.destroy();

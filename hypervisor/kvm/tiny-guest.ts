@@ -169,3 +169,53 @@ export function userModeSetup(mem: Uint8Array, gdt = 0x40000, pt = 0x41000, tss 
     rflags: 0x3002,
   };
 }
+
+/** Where counterKernel keeps its count (a u64 in guest RAM, so a restore must carry RAM). */
+export const COUNTER_GPA = 0x200000;
+
+/** Where dirtying guests sweep (above the kernel and its page tables). */
+export const DIRTY_REGION_GPA = 0x400000;
+
+/** A kernel that counts forever on COM1: after a busy wait of `delay` loop turns it increments
+ * the u64 at COUNTER_GPA and prints it as 8 hex digits and CRLF (`0000002a`). Ring 0: where
+ * KVM emulates guest kernel mode (PVM) a turn is about 1.7 us, so the default prints about six
+ * lines a second. Save/restore and migration tests watch the count go on. With `dirtyPages`,
+ * each count is also written into the first u64 of that many pages from DIRTY_REGION_GPA
+ * before it is printed, so the guest dirties memory at a fixed rate, and at any moment every
+ * page of the region holds the count or the one before it (a migration that lost a dirty page
+ * shows as an older value). */
+export function counterKernel(delay = 100_000, port = 0x3f8, dirtyPages = 0): Uint8Array {
+  const a = new Asm(TINY_ENTRY);
+  a.jmp('code');
+  const table = a.here;
+  a.emit(...Buffer.from('0123456789abcdef'));
+  a.label('code');
+  a.label('line');
+  a.movEcx(delay).label('wait').decEcx().jnz('wait');
+  a.incMem(COUNTER_GPA);
+  if (dirtyPages > 0) {
+    a.emit(0x48, 0x8b, 0x04, 0x25, COUNTER_GPA & 0xff, (COUNTER_GPA >>> 8) & 0xff, (COUNTER_GPA >>> 16) & 0xff, COUNTER_GPA >>> 24); // mov rax, [ctr]
+    a.emit(0xbf, DIRTY_REGION_GPA & 0xff, (DIRTY_REGION_GPA >>> 8) & 0xff, (DIRTY_REGION_GPA >>> 16) & 0xff, DIRTY_REGION_GPA >>> 24); // mov edi, region
+    a.movEcx(dirtyPages);
+    a.label('sweep');
+    a.emit(0x48, 0x89, 0x07); // mov [rdi], rax
+    a.emit(0x81, 0xc7, 0x00, 0x10, 0x00, 0x00); // add edi, 4096
+    a.decEcx().jnz('sweep');
+  }
+  a.emit(0x8b, 0x04, 0x25, COUNTER_GPA & 0xff, (COUNTER_GPA >>> 8) & 0xff, (COUNTER_GPA >>> 16) & 0xff, COUNTER_GPA >>> 24); // mov eax, [ctr]
+  a.movEsi(8).movDx(port);
+  a.label('digit');
+  a.emit(0xc1, 0xc0, 0x04); // rol eax, 4
+  a.emit(0x89, 0xc3); // mov ebx, eax
+  a.emit(0x83, 0xe3, 0x0f); // and ebx, 15
+  a.emit(0x8a, 0x9b, table & 0xff, (table >>> 8) & 0xff, (table >>> 16) & 0xff, table >>> 24); // mov bl, [rbx + table]
+  a.emit(0x89, 0xc7); // mov edi, eax
+  a.emit(0x88, 0xd8); // mov al, bl
+  a.outDxAl();
+  a.emit(0x89, 0xf8); // mov eax, edi
+  a.emit(0xff, 0xce); // dec esi
+  a.jnz('digit');
+  a.movAl(0x0d).outDxAl().movAl(0x0a).outDxAl();
+  a.jmp('line');
+  return tinyBzImage(a.build());
+}

@@ -138,6 +138,10 @@ const setLine = (gsi: number, level: 0 | 1) => {
 };
 
 let stopRequested = false;
+/** The last exit was port I/O or MMIO we answered: KVM finishes that instruction (stores the
+ * IN value, moves RIP past it) only at the next KVM_RUN. Until then the vCPU's registers are
+ * not the guest's whole truth, so a pause for a save enters once more first (below). */
+let owesCompletion = false;
 let respLo = 0;
 let respHi = 0;
 
@@ -359,7 +363,11 @@ function main(): void {
   for (;;) {
     const cmd = Atomics.load(ctl, C + CTL_CMD);
     if (cmd === CMD_STOP || stopRequested) return finish('stopped', 'stopped by its owner');
-    if (cmd === CMD_PAUSE) {
+    if (cmd === CMD_PAUSE && owesCompletion) {
+      // KVM's documented way to complete a pending exit before its state is read: KVM_RUN with
+      // immediate_exit set (a kick latches it) finishes the instruction and returns at once.
+      k.kick(wd.vcpu);
+    } else if (cmd === CMD_PAUSE) {
       Atomics.store(ctl, C + CTL_STATE, ST_PAUSED);
       Atomics.notify(ctl, C + CTL_STATE);
       Atomics.wait(ctl, C + CTL_CMD, CMD_PAUSE, 1000);
@@ -407,6 +415,7 @@ function main(): void {
       default:
         return finish('crash', `${EXIT_NAMES[t] ?? 'exit'} (kvm exit_reason ${rv.getUint32(REC_REASON, true)})`);
     }
+    owesCompletion = (t === EXIT_IO || t === EXIT_MMIO) && o === 'ok';
     if (o === 'stop') return finish('stopped', 'stopped by its owner while waiting for the device model');
     if (o === 'reset') return finish('reset', 'guest pulsed the reset line');
   }

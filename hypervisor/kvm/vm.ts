@@ -31,6 +31,7 @@ import { defaultCpuidClear, kvmAvailable } from './kvm.js';
 import { workerEntry } from './worker-entry.js';
 import { MIRROR_WORDS, syncIrqLines } from './irq-mirror.js';
 import type { VcpuMessage, VcpuWorkerData } from './vcpu-worker.js';
+import type { KvmMachineState } from './kvm-state-codec.js';
 
 // ---- guest-physical memory layout ----
 
@@ -368,6 +369,69 @@ export class KvmVm extends EventEmitter {
     }
     k.destroyVm(this.vm);
     this.stateValue = 'destroyed';
+  }
+
+  /** Everything the kernel holds for this VM (irqchip, PIT, clock, each vCPU's registers,
+   * FPU, MSRs, LAPIC, events), read while it is paused or not yet started. Each vCPU has
+   * finished its last exit first (vcpu-worker.ts, owesCompletion), so the registers are the
+   * guest's and no I/O instruction is half done. */
+  async saveState(timeoutMs = 5000): Promise<KvmMachineState> {
+    if (this.stateValue !== 'paused' && this.stateValue !== 'created') throw new Error(`cannot save a VM that is ${this.stateValue}`);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let settled = true;
+      for (let i = 0; i < this.cfg.vcpus && this.stateValue === 'paused'; i++) {
+        const s = Atomics.load(this.ctl, i * CTL_WORDS + CTL_STATE);
+        if (s !== ST_PAUSED && s !== ST_STOPPED) settled = false;
+      }
+      if (settled) break;
+      // A vCPU still waits for the device model's answer (it keeps serving) or is finishing
+      // its last instruction.
+      if (Date.now() > deadline) throw new Error(`save: vCPUs did not come to rest within ${timeoutMs} ms (the device model does not answer?)`);
+      await sleep(1);
+    }
+    const k = native().kvm;
+    return { vm: k.saveVm(this.vm), vcpus: this.vcpuHandles.map((h) => k.saveVcpu(h)) };
+  }
+
+  /** A saved state onto a VM that has not started (restore): the vCPUs then start where the
+   * saved ones stopped. `state` must have been checked (decodeKvmState). Returns the number of
+   * MSRs this host's KVM would not take back (reported, not fatal; the TSC is never skipped). */
+  loadState(state: KvmMachineState): number {
+    if (this.stateValue !== 'created') throw new Error(`cannot load state into a VM that is ${this.stateValue}`);
+    if (state.vcpus.length !== this.cfg.vcpus) throw new Error(`state for ${state.vcpus.length} vCPUs, this VM has ${this.cfg.vcpus}`);
+    const k = native().kvm;
+    let skipped = 0;
+    this.vcpuHandles.forEach((h, i) => (skipped += k.loadVcpu(h, state.vcpus[i]!).msrsSkipped));
+    // The VM-wide chips after the LAPICs (an IOAPIC route names LAPIC ids), as QEMU orders it.
+    k.loadVm(this.vm, state.vm);
+    return skipped;
+  }
+
+  /** Dirty logging on (or off) for every RAM slot: KVM records each page the guest writes. */
+  setDirtyLogging(on: boolean): void {
+    const k = native().kvm;
+    this.ram.forEach((r, slot) => k.setDirtyLogging(this.vm, slot, r.gpa, r.memOffset, r.size, on));
+  }
+
+  /** The pages the guest wrote since the last call (or since logging started), as memfd page
+   * numbers, set bits of `into` (one bit per page of the domain's memory). */
+  collectDirtyPages(into: Uint8Array): void {
+    const k = native().kvm;
+    this.ram.forEach((r, slot) => {
+      const pages = r.size / 4096;
+      const bm = new Uint8Array(Math.ceil(pages / 64) * 8);
+      k.getDirtyLog(this.vm, slot, bm);
+      const base = r.memOffset / 4096;
+      if (base % 8 === 0) {
+        // Slot starts on a byte of `into`: OR whole bytes.
+        const b0 = base / 8;
+        const n = Math.ceil(pages / 8);
+        for (let i = 0; i < n; i++) into[b0 + i]! |= bm[i]!;
+      } else {
+        for (let p = 0; p < pages; p++) if (bm[p >> 3]! & (1 << (p & 7))) into[(base + p) >> 3]! |= 1 << ((base + p) & 7);
+      }
+    });
   }
 
   /** Mirror the device model's interrupt words into KVM now (its irq event channel fired).

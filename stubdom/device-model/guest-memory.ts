@@ -120,23 +120,43 @@ export class GuestMemory {
     return true;
   }
 
+  /** Pages the device model writes (DMA), one bit per 4 KiB page of the buffer, set while a
+   * live migration copies the guest's RAM: KVM's dirty log sees only the guest's own writes
+   * (docs/kvm.md, "Save, restore, migration"). Shared with whoever collects them. */
+  dirtyPages: Int32Array | null = null;
+
+  private markDirty(off: number, len: number): void {
+    const d = this.dirtyPages;
+    if (!d || len <= 0) return;
+    for (let p = Math.floor(off / 4096), last = Math.floor((off + len - 1) / 4096); p <= last; p++) {
+      if (p >> 5 < d.length) Atomics.or(d, p >> 5, 1 << (p & 31));
+    }
+  }
+
   /** Copies src[srcOff..srcOff+len) into guest RAM at gpa. Refuses like read(). */
   write(gpa: number, src: Uint8Array, srcOff = 0, len = src.length - srcOff): boolean {
     if (!Number.isSafeInteger(len) || len < 0 || srcOff < 0 || srcOff + len > src.length) return false;
     const off = this.flat(gpa, len);
     if (off >= 0) {
       this.bytes.set(src.subarray(srcOff, srcOff + len), off);
+      this.markDirty(off, len);
       return true;
     }
     if (!this.isRam(gpa, len)) return false;
-    this.chunks(gpa, len, (bufOff, pos, n) => this.bytes.set(src.subarray(srcOff + pos, srcOff + pos + n), bufOff));
+    this.chunks(gpa, len, (bufOff, pos, n) => {
+      this.bytes.set(src.subarray(srcOff + pos, srcOff + pos + n), bufOff);
+      this.markDirty(bufOff, n);
+    });
     return true;
   }
 
   /** Fills guest RAM with `byte`. Refuses like write(). */
   fill(gpa: number, byte: number, len: number): boolean {
     if (!this.isRam(gpa, len)) return false;
-    this.chunks(gpa, len, (bufOff, _pos, n) => this.bytes.fill(byte & 0xff, bufOff, bufOff + n));
+    this.chunks(gpa, len, (bufOff, _pos, n) => {
+      this.bytes.fill(byte & 0xff, bufOff, bufOff + n);
+      this.markDirty(bufOff, n);
+    });
     return true;
   }
 
@@ -176,6 +196,7 @@ export class GuestMemory {
     const off = this.flat(gpa, 1);
     if (off < 0) return false;
     this.bytes[off] = v & 0xff;
+    this.markDirty(off, 1);
     return true;
   }
 

@@ -46,6 +46,26 @@ export class ByteQueue {
     return b;
   }
 
+  /** The queued bytes, oldest first (a saved device). */
+  snapshot(): Uint8Array {
+    const out = new Uint8Array(this.count);
+    for (let i = 0; i < this.count; i++) out[i] = this.buf[(this.head + i) % this.buf.length]!;
+    return out;
+  }
+
+  /** Replaces the contents; false (and unchanged) if they do not fit. */
+  restore(bytes: Uint8Array): boolean {
+    if (bytes.length > this.buf.length) return false;
+    this.buf.set(bytes);
+    this.head = 0;
+    this.count = bytes.length;
+    return true;
+  }
+
+  get capacity(): number {
+    return this.buf.length;
+  }
+
   clear(): void {
     this.head = 0;
     this.count = 0;

@@ -16,6 +16,7 @@
 // time: reading 0x60 empties the buffer and the next byte (controller replies first, then the
 // keyboard, then the mouse) is loaded, raising its IRQ again. Queues are bounded; the guest
 // not reading its keyboard only drops keys.
+import { readRegisters, writeRegisters, type FieldReader, type FieldWriter } from '../../device-model/device-state.js';
 import type { IoHandler } from '../../device-model/address-bus.js';
 import type { IrqSource } from '../../device-model/interrupts.js';
 import { ByteQueue } from './byte-queue.js';
@@ -49,6 +50,10 @@ export interface I8042Metrics {
   dropped: number;
   interrupts: number;
 }
+
+const I8042_REGISTERS = ['mode', 'status', 'outByte', 'pendingCmd', 'outputPort', 'breakPrefix'] as const;
+const KBD_REGISTERS = ['pending', 'scanning', 'leds', 'keys'] as const;
+const MOUSE_REGISTERS = ['pending', 'reporting', 'rate', 'resolution', 'scaling', 'buttons', 'packets'] as const; // the last pointer position is a host-side reference only
 
 export class I8042 {
   readonly kbd = new Ps2Keyboard();
@@ -180,6 +185,32 @@ export class I8042 {
   pointer(x: number, y: number, buttons: number): void {
     this.metrics.pointer++;
     this.aux.pointer(x, y, buttons);
+    this.update();
+  }
+
+  /** Controller registers, the three output queues and both PS/2 devices' settings (docs/kvm.md,
+   * "Save, restore, migration"). */
+  saveState(f: FieldWriter): void {
+    writeRegisters(f, this, I8042_REGISTERS);
+    f.bytes('ctrlQueue', this.ctrl.snapshot()).bytes('kbdQueue', this.kbd.out.snapshot()).bytes('auxQueue', this.aux.out.snapshot());
+    writeRegisters(f, this.kbd, KBD_REGISTERS);
+    writeRegisters(f, this.aux, MOUSE_REGISTERS);
+  }
+
+  loadState(r: FieldReader): void {
+    const regs = readRegisters(r, this, I8042_REGISTERS, { mode: 0xff, status: 0xff, outByte: 0xff, pendingCmd: 0xff, outputPort: 0xff });
+    const ctrl = r.bytes('ctrlQueue', undefined, this.ctrl.capacity);
+    const kq = r.bytes('kbdQueue', undefined, this.kbd.out.capacity);
+    const aq = r.bytes('auxQueue', undefined, this.aux.out.capacity);
+    const kbd = readRegisters(r, this.kbd, KBD_REGISTERS, { pending: 0xff, leds: 7, keys: 0xff });
+    const aux = readRegisters(r, this.aux, MOUSE_REGISTERS, { pending: 0xff, rate: 200, resolution: 3, scaling: 2, buttons: 7 });
+    r.end();
+    Object.assign(this, regs);
+    this.ctrl.restore(ctrl);
+    this.kbd.out.restore(kq);
+    this.aux.out.restore(aq);
+    Object.assign(this.kbd, kbd);
+    Object.assign(this.aux, aux);
     this.update();
   }
 

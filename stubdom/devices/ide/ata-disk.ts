@@ -6,6 +6,7 @@
 //
 // Refusals: sectors past the end of the disk -> IDNF; a write to a read-only image -> ABRT;
 // an I/O error on the image -> ABRT (logged); CHS with sector 0 -> IDNF.
+import { DeviceStateError, type FieldReader, type FieldWriter } from '../../device-model/device-state.js';
 import {
   ATA_CMD_CHK_POWER,
   ATA_CMD_EDD,
@@ -67,6 +68,9 @@ export interface AtaDiskOptions {
   firmware?: string;
 }
 
+/** What a restored PIO transfer does when the host has moved the buffer (IdeDrive.pioContinuation). */
+const PIO_NEXT = { IDENTIFY: 1, READ_BLOCK: 2, WRITE_BLOCK: 3 } as const;
+
 interface PioXfer {
   lba: number;
   remaining: number;
@@ -86,6 +90,8 @@ export class AtaDisk extends IdeDrive {
   writeCache = true;
   readonly modes: XferModes = { pio: 4, mwdma: 2, udma: -1 };
   private xfer: PioXfer | null = null;
+  /** A DMA command waiting for (or in) the bus-master engine: re-issued after a restore. */
+  private dmaCmd: { read: boolean; lba48: boolean } | null = null;
   private readonly ident: Required<AtaDiskOptions>;
 
   constructor(
@@ -326,6 +332,76 @@ export class AtaDisk extends IdeDrive {
     }
   }
 
+  // ---- save / restore --------------------------------------------------------------------
+
+  protected override pioContinuation(): number {
+    if (!this.pioBusy) return 0;
+    if (this.xfer === null) return PIO_NEXT.IDENTIFY;
+    return this.pioIsOut ? PIO_NEXT.WRITE_BLOCK : PIO_NEXT.READ_BLOCK;
+  }
+
+  protected override pioResume(next: number, section: string): () => void {
+    switch (next) {
+      case PIO_NEXT.IDENTIFY:
+        return () => this.transferDone();
+      case PIO_NEXT.WRITE_BLOCK:
+        return () => this.writeBlock();
+      case PIO_NEXT.READ_BLOCK:
+        // loadReadBlock's continuation, over the restored transfer.
+        return () => {
+          if (this.xfer!.remaining > 0) this.loadReadBlock();
+          else {
+            this.xfer = null;
+            this.status = ATA_DRDY | ATA_DSC;
+          }
+        };
+      default:
+        return super.pioResume(next, section);
+    }
+  }
+
+  protected override saveKindState(f: FieldWriter): void {
+    const x = this.xfer;
+    f.bool('xfer', x !== null);
+    if (x) f.f64('xferLba', x.lba).u32('xferRemaining', x.remaining).u32('xferBlock', x.block).bool('xferLba48', x.lba48).u32('xferInBuffer', x.inBuffer);
+    f.u8('multSectors', this.multSectors).bool('writeCache', this.writeCache);
+    f.u8('pio', this.modes.pio).u8('mwdma', this.modes.mwdma & 0xff).u8('udma', this.modes.udma & 0xff);
+    f.bool('dma', this.dmaCmd !== null).bool('dmaRead', this.dmaCmd?.read ?? false).bool('dmaLba48', this.dmaCmd?.lba48 ?? false);
+  }
+
+  protected override readKindState(r: FieldReader): () => void {
+    let x: PioXfer | null = null;
+    if (r.bool('xfer')) {
+      const lba = r.f64('xferLba');
+      const remaining = r.u32('xferRemaining', 65536);
+      const block = r.u32('xferBlock', MAX_MULT_SECTORS, 1);
+      const lba48 = r.bool('xferLba48');
+      const inBuffer = r.u32('xferInBuffer', block);
+      if (!Number.isInteger(lba) || lba < 0 || lba + remaining > this.sectors) throw new DeviceStateError(`${r.section}: transfer at sector ${lba}+${remaining} is outside the disk's ${this.sectors} sectors`);
+      x = { lba, remaining, block, lba48, inBuffer };
+    }
+    const multSectors = r.u8('multSectors', MAX_MULT_SECTORS);
+    const writeCache = r.bool('writeCache');
+    const pio = r.u8('pio', 4);
+    const mwdma = r.u8('mwdma');
+    const udma = r.u8('udma');
+    const dma = r.bool('dma');
+    const dmaCmd = dma ? { read: r.bool('dmaRead'), lba48: r.bool('dmaLba48') } : (r.bool('dmaRead'), r.bool('dmaLba48'), null);
+    if (dmaCmd && !dmaCmd.read && this.backing.readOnly) throw new DeviceStateError(`${r.section}: a DMA write is in flight to a read-only disk`);
+    return () => {
+      this.xfer = x;
+      this.multSectors = multSectors;
+      this.writeCache = writeCache;
+      this.modes.pio = pio;
+      this.modes.mwdma = mwdma === 0xff ? -1 : mwdma;
+      this.modes.udma = udma === 0xff ? -1 : udma;
+      this.dmaCmd = null;
+      // The command is issued again from the restored task file, as QEMU re-issues in-flight
+      // requests: the data phase waits for the bus-master engine once more.
+      if (dmaCmd) this.dma(dmaCmd.read, dmaCmd.lba48);
+    };
+  }
+
   // ---- PIO -------------------------------------------------------------------------------
 
   private pioRead(lba48: boolean, block: number): void {
@@ -425,12 +501,14 @@ export class AtaDisk extends IdeDrive {
     const backing = this.backing;
     // Data phase: the drive asserts DMARQ and waits for the bus-master engine.
     this.status = ATA_DRDY | ATA_DSC | ATA_DRQ;
+    this.dmaCmd = { read, lba48 };
     this.host!.requestDma(this, {
       length: n * ATA_SECTOR_SIZE,
       toMemory: read,
       read: (pos, dst, len) => backing.readAt(pos0 + pos, dst, 0, len),
       write: (pos, src, len) => backing.writeAt(pos0 + pos, src, 0, len),
       done: (ok) => {
+        this.dmaCmd = null;
         if (ok) {
           if (read) this.host!.metrics.sectorsRead += n;
           else this.host!.metrics.sectorsWritten += n;

@@ -18,6 +18,7 @@
 //  - No EOT: a table cannot cross a 64 KiB boundary, so at most 8192 entries are read; a
 //    table that runs (or "loops") past that is a failed transfer, never an endless walk.
 //  - Direction bit contrary to the command: failed transfer (no data moved).
+import { DeviceStateError, type FieldReader, type FieldWriter } from '../../device-model/device-state.js';
 import type { GuestMemory } from '../../device-model/guest-memory.js';
 import type { LimitedLog } from '../../device-model/log.js';
 
@@ -132,6 +133,32 @@ export class BusMasterChannel {
       // Stop: a transfer that has not started is abandoned; the device keeps waiting.
       this.status &= ~BM_STATUS_ACTIVE;
     }
+  }
+
+  /** Registers, and whether a device's transfer waits for START (the device re-issues it). */
+  saveState(f: FieldWriter): void {
+    f.u8('bmCmd', this.cmd).u8('bmStatus', this.status).u32('bmPrd', this.prdAddr).bool('bmPending', this.pending !== null);
+  }
+
+  readState(r: FieldReader): { apply: () => void; pending: boolean } {
+    const cmd = r.u8('bmCmd', BM_CMD_START | BM_CMD_WRITE);
+    const status = r.u8('bmStatus');
+    const prd = r.u32('bmPrd');
+    if (prd & 3) throw new DeviceStateError(`${r.section}: PRD table address 0x${prd.toString(16)} is not 4-byte aligned`);
+    const pending = r.bool('bmPending');
+    return {
+      pending,
+      apply: () => {
+        this.cmd = cmd;
+        this.status = status;
+        this.prdAddr = prd;
+        this.pending = null;
+      },
+    };
+  }
+
+  hasPending(): boolean {
+    return this.pending !== null;
   }
 
   /** Called when the device sets its interrupt (the PIIX latches it in status bit 2). */

@@ -12,6 +12,7 @@
 //    block register clears HOB.
 //  - With no device at all the channel floats: every register reads 0xFF. With only the
 //    other device present, error/status read 0 and the others read the latched values.
+import { DeviceStateError, type FieldReader, type FieldWriter } from '../../device-model/device-state.js';
 import type { IrqSource } from '../../device-model/interrupts.js';
 import type { LimitedLog } from '../../device-model/log.js';
 import { ATA_DEV_DRV, ATA_HOB, ATA_NIEN, ATA_SRST } from './ata-constants.js';
@@ -51,6 +52,39 @@ export class IdeChannel implements DriveHost {
     this.drives[unit] = null;
     this.updateIrq();
     return d;
+  }
+
+  // ---- save / restore (docs/kvm.md) ------------------------------------------------------
+
+  saveState(f: FieldWriter): void {
+    f.u8('selected', this.selected).u8('devCtl', this.devCtl);
+    for (const [k, v] of Object.entries(this.latch)) f.u8(`latch.${k}`, v);
+    this.bm.saveState(f);
+    this.drives.forEach((d, unit) => {
+      f.bool(`unit${unit}`, d !== null);
+      d?.saveDriveState(f);
+    });
+  }
+
+  /** Checks everything, then applies; a DMA command that was waiting for the engine is issued
+   * again by its drive (it is part of the drive's state). */
+  loadState(r: FieldReader): void {
+    const selected = r.u8('selected', 1);
+    const devCtl = r.u8('devCtl');
+    const latch = Object.fromEntries(Object.keys(this.latch).map((k) => [k, r.u8(`latch.${k}`)]));
+    const bm = this.bm.readState(r);
+    const drives = this.drives.map((d, unit) => {
+      const present = r.bool(`unit${unit}`);
+      if (present !== (d !== null)) throw new DeviceStateError(`${r.section}: unit ${unit} was ${present ? 'present' : 'absent'} when saved, this machine's is ${d ? 'present' : 'absent'}`);
+      return d ? d.readDriveState(r) : () => {};
+    });
+    this.selected = selected === 1 ? 1 : 0;
+    this.devCtl = devCtl;
+    Object.assign(this.latch, latch);
+    bm.apply();
+    for (const apply of drives) apply();
+    if (bm.pending && !this.bm.hasPending()) throw new DeviceStateError(`${r.section}: a DMA transfer was waiting for the engine that no drive issued again`);
+    this.updateIrq();
   }
 
   private get current(): IdeDrive | null {

@@ -5,6 +5,7 @@
 import type { LimitedLog } from '../../device-model/log.js';
 import { ATA_ABRT, ATA_BSY, ATA_DRDY, ATA_DRQ, ATA_DSC, ATA_ERR, ATA_CMD_DEVICE_RESET } from './ata-constants.js';
 import type { DmaStream } from './bus-master.js';
+import { DeviceStateError, readRegisters, writeRegisters, type FieldReader, type FieldWriter } from '../../device-model/device-state.js';
 
 export interface IdeMetrics {
   /** Guest accesses to the controller's ports (counted by the ioreq dispatcher). */
@@ -38,6 +39,11 @@ export interface DriveHost {
 
 /** Largest PIO block: an ATAPI DRQ block (0xFFFE) or 16 ATA sectors. */
 export const IDE_IO_BUFFER = 0x10000;
+
+/** The task file and interface state every IDE device has, as saved. */
+const DRIVE_REGISTERS = [
+  'feature', 'hobFeature', 'nsector', 'hobNsector', 'sector', 'hobSector', 'lcyl', 'hobLcyl', 'hcyl', 'hobHcyl', 'select', 'status', 'error', 'intrq',
+] as const;
 
 export abstract class IdeDrive {
   abstract readonly kind: 'ata' | 'atapi';
@@ -74,6 +80,63 @@ export abstract class IdeDrive {
   protected abstract execute(cmd: number): void;
   /** Releases the backing image. */
   abstract close(): void;
+
+  // ---- save / restore (docs/kvm.md, "Save, restore, migration") ---------------------------
+
+  /** Task file, and a PIO transfer in progress: the data buffer, the position in it and what
+   * the drive does when the host has moved it all (pioContinuation). */
+  saveDriveState(f: FieldWriter): void {
+    writeRegisters(f, this, DRIVE_REGISTERS);
+    f.u32('end', this.end).u32('pos', this.pos).bool('pioOut', this.pioOut).u8('pioNext', this.pioContinuation());
+    f.bytes('io', this.io.subarray(0, this.end));
+    this.saveKindState(f);
+  }
+
+  /** Reads and checks everything first; returns what applies it. */
+  readDriveState(r: FieldReader): () => void {
+    const regs = readRegisters(r, this, DRIVE_REGISTERS, { feature: 0xff, hobFeature: 0xff, nsector: 0xff, hobNsector: 0xff, sector: 0xff, hobSector: 0xff, lcyl: 0xff, hobLcyl: 0xff, hcyl: 0xff, hobHcyl: 0xff, select: 0xff, status: 0xff, error: 0xff });
+    const end = r.u32('end', IDE_IO_BUFFER);
+    const pos = r.u32('pos', end);
+    const pioOut = r.bool('pioOut');
+    const next = r.u8('pioNext');
+    const io = r.bytes('io', end);
+    const resume = next === 0 ? null : this.pioResume(next, r.section);
+    const kind = this.readKindState(r);
+    return () => {
+      Object.assign(this, regs);
+      this.io.set(io);
+      this.pos = pos;
+      this.end = end;
+      this.pioOut = pioOut;
+      this.endFn = resume;
+      kind();
+    };
+  }
+
+  /** What finishBlock will run, as a number pioResume understands: 0 = no transfer. A device
+   * that cannot describe its transfer refuses the save while one is in progress. */
+  protected pioContinuation(): number {
+    if (this.endFn === null) return 0;
+    throw new DeviceStateError(`IDE ${this.kind} unit ${this.unit}: a command is in flight that this device cannot save; try again`);
+  }
+
+  protected pioResume(next: number, section: string): () => void {
+    throw new DeviceStateError(`${section}: PIO continuation ${next} is not one this device has`);
+  }
+
+  /** Device-specific state (ATA: the transfer in progress, modes); default none. */
+  protected saveKindState(_f: FieldWriter): void {}
+  protected readKindState(_r: FieldReader): () => void {
+    return () => {};
+  }
+
+  /** A PIO data phase is armed, and which way it goes (host writes = out). */
+  protected get pioBusy(): boolean {
+    return this.endFn !== null;
+  }
+  protected get pioIsOut(): boolean {
+    return this.pioOut;
+  }
 
   /** The host wrote the command register. */
   command(cmd: number): void {

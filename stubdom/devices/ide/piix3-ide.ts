@@ -5,6 +5,7 @@
 // command register enables I/O space and the channel's IDETIM register (0x40 / 0x42) has its
 // "IDE decode enable" bit 15 set, which is what Linux's ata_piix checks before using a port;
 // the machine's firmware step sets both. Timing registers (IDETIM, SIDETIM 0x44) are stored.
+import type { FieldReader, FieldWriter } from '../../device-model/device-state.js';
 import type { AddressBus, IoHandler } from '../../device-model/address-bus.js';
 import type { GuestMemory } from '../../device-model/guest-memory.js';
 import type { IrqSource } from '../../device-model/interrupts.js';
@@ -131,5 +132,17 @@ export class Piix3Ide extends PciFunction {
 
   reset(): void {
     for (const c of this.channels) c.reset();
+  }
+
+  /** PCI config, then each channel with its drives (docs/kvm.md, "Save, restore, migration"). */
+  saveState(f: FieldWriter): void {
+    this.savePciState(f);
+    for (const c of this.channels) c.saveState(f);
+  }
+
+  loadState(r: FieldReader): void {
+    this.loadPciState(r);
+    for (const c of this.channels) c.loadState(r);
+    r.end();
   }
 }

@@ -3,6 +3,7 @@
 // their size mask after an all-ones write, the command register gating I/O decode, memory
 // decode, bus mastering and INTx, and the interrupt line/pin registers. Devices extend it and
 // add BARs; the PciBus maps enabled BARs into the machine's I/O and MMIO buses.
+import { DeviceStateError, type FieldReader, type FieldWriter } from '../../device-model/device-state.js';
 import type { BusRegion, ExitCounter, IoHandler } from '../../device-model/address-bus.js';
 import type { IrqSource } from '../../device-model/interrupts.js';
 import {
@@ -65,6 +66,10 @@ export interface PciBusHooks {
 }
 
 const BAR_COMMAND_BITS = PCI_COMMAND_IO | PCI_COMMAND_MEMORY;
+
+/** Config bytes a device's own hardware fixes: vendor/device, revision/class, header type,
+ * subsystem, interrupt pin. A saved config must agree on them. */
+const IDENTITY_BYTES: readonly [number, number][] = [[0x00, 4], [0x08, 4], [0x0e, 1], [0x2c, 4], [0x3d, 1]];
 
 export class PciFunction {
   readonly config = new Uint8Array(256);
@@ -245,6 +250,26 @@ export class PciFunction {
 
   private driveIntx(): void {
     this.irq?.set(this.intxLevel && (this.command & PCI_COMMAND_INTX_DISABLE) === 0);
+  }
+
+  /** Config space and the INTx level (docs/kvm.md, "Save, restore, migration"). */
+  savePciState(f: FieldWriter): void {
+    f.bytes('config', this.config).bool('intx', this.intxLevel);
+  }
+
+  /** Config space back, refused if it names another device (IDs, class, header type, pin);
+   * then the BARs decode where the config says and INTx is driven as it was. */
+  loadPciState(r: FieldReader): void {
+    const config = r.bytes('config', 256);
+    const intx = r.bool('intx');
+    for (const [off, len] of IDENTITY_BYTES) {
+      for (let i = off; i < off + len; i++) {
+        if (config[i] !== this.config[i]) throw new DeviceStateError(`${r.section}: config byte 0x${i.toString(16)} is 0x${config[i]!.toString(16)}, this ${this.name} has 0x${this.config[i]!.toString(16)}`);
+      }
+    }
+    this.config.set(config);
+    this.hooks?.remap(this);
+    this.setIrq(intx);
   }
 
   /** Firmware-style direct BAR assignment (the machine's hvmloader role). */

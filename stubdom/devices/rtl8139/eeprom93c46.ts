@@ -5,6 +5,8 @@
 // Leading zeros before the start bit are ignored, which is how 8139too tells a 93C46 (6-bit
 // addresses) from a 93C56 (8-bit): its 8-bit probe of word 0 comes back shifted and does not
 // read 0x8129. Writes are accepted (EWEN/WRITE/WRAL/EWDS) but only change this copy.
+import { readRegisters, writeRegisters, type FieldReader, type FieldWriter } from '../../device-model/device-state.js';
+
 export const EEPROM_WORDS = 64;
 
 const enum Mode {
@@ -15,6 +17,8 @@ const enum Mode {
   WriteData,
   WriteAll,
 }
+
+const EEPROM_REGISTERS = ['mode', 'tick', 'input', 'output', 'address', 'writeEnabled', 'cs', 'sk', 'dout'] as const;
 
 export class Eeprom93c46 {
   readonly contents = new Uint16Array(EEPROM_WORDS);
@@ -27,6 +31,21 @@ export class Eeprom93c46 {
   private cs = false;
   private sk = false;
   private dout = false;
+
+  saveState(f: FieldWriter): void {
+    f.bytes('eeprom', new Uint8Array(this.contents.buffer.slice(0)));
+    writeRegisters(f, this, EEPROM_REGISTERS);
+  }
+
+  /** Reads and checks the EEPROM's fields; returns what applies them. */
+  readState(r: FieldReader): () => void {
+    const contents = r.bytes('eeprom', EEPROM_WORDS * 2);
+    const regs = readRegisters(r, this, EEPROM_REGISTERS, { mode: Mode.WriteAll, address: EEPROM_WORDS - 1, tick: 64 });
+    return () => {
+      new Uint8Array(this.contents.buffer).set(contents);
+      Object.assign(this, regs);
+    };
+  }
 
   /** Standard RTL8139 contents: signature 0x8129, PCI IDs, MAC in words 7..9. */
   static forRtl8139(mac: Uint8Array): Eeprom93c46 {

@@ -19,6 +19,7 @@
 // is a PCI master abort: ISR.PCIErr (SERR), PCI status master abort, the receiver and
 // transmitter are switched off (CR.RE/TE cleared) and one line is logged; the driver's reset
 // path recovers. A Tx size over 1792 bytes aborts that descriptor (TSD.TABT, ISR.TxErr).
+import { readRegisters, writeRegisters, type FieldReader, type FieldWriter } from '../../device-model/device-state.js';
 import type { IoHandler } from '../../device-model/address-bus.js';
 import type { GuestMemory } from '../../device-model/guest-memory.js';
 import { type DeviceLogger, defaultLogger } from '../../device-model/log.js';
@@ -130,6 +131,12 @@ function regAt(a: number): [number, number] {
   return [a, 1];
 }
 
+/** The chip's scalar registers, as saved (the arrays go separately). */
+const RTL8139_REGISTERS = [
+  'rbstart', 'cmd', 'rxBufPtr', 'rxBufAddr', 'rxBufferSize', 'imr', 'isr', 'tcr', 'rcr', 'mpc', 'cfg9346', 'config0', 'config1',
+  'config3', 'config4', 'config5', 'timerInt', 'multiIntr', 'bmcr', 'bmsr', 'anar', 'anlpar', 'aner', 'cscr', 'curTx', 'linkUp',
+] as const;
+
 export class Rtl8139 extends PciFunction {
   readonly mac: Uint8Array;
   readonly metrics: Rtl8139Metrics;
@@ -217,6 +224,40 @@ export class Rtl8139 extends PciFunction {
     this.addBar(1, { kind: 'mem', size: 256, handler: regs });
     this.eeprom = Eeprom93c46.forRtl8139(this.mac);
     this.powerOnReset();
+  }
+
+  /** Registers, EEPROM and PCI config (docs/kvm.md, "Save, restore, migration"). The RX ring
+   * and TX buffers are guest RAM, which travels on its own. */
+  saveState(f: FieldWriter): void {
+    this.savePciState(f);
+    f.bytes('idr', this.idr).bytes('mar', this.mar).bytes('raw', this.raw);
+    f.bytes('tsd', new Uint8Array(this.tsd.buffer.slice(0))).bytes('tsad', new Uint8Array(this.tsad.buffer.slice(0)));
+    writeRegisters(f, this, RTL8139_REGISTERS);
+    // The timer counts from a host time: carry its value, not the time.
+    f.u32('tctr', Math.floor((Date.now() - this.tctrBase) * 33_000) >>> 0);
+    this.eeprom.saveState(f);
+  }
+
+  loadState(r: FieldReader): void {
+    this.loadPciState(r);
+    const idr = r.bytes('idr', 6);
+    const mar = r.bytes('mar', 8);
+    const raw = r.bytes('raw', 256);
+    const tsd = r.bytes('tsd', 16);
+    const tsad = r.bytes('tsad', 16);
+    const regs = readRegisters(r, this, RTL8139_REGISTERS, { curTx: 3, rxBufferSize: 65536 + 16 + 1500, rxBufPtr: 0xffff, rxBufAddr: 0xffff });
+    const tctr = r.u32('tctr');
+    const eeprom = this.eeprom.readState(r);
+    r.end();
+    this.idr.set(idr);
+    this.mar.set(mar);
+    this.raw.set(raw);
+    new Uint8Array(this.tsd.buffer).set(tsd);
+    new Uint8Array(this.tsad.buffer).set(tsad);
+    Object.assign(this, regs);
+    this.tctrBase = Date.now() - tctr / 33_000;
+    eeprom();
+    this.updateIrq();
   }
 
   /** Power-on / PCI reset: everything, including the MAC reloaded from the EEPROM. */

@@ -20,6 +20,7 @@
 // rather than overrun; loopback can overrun (LSR.OE), as on the chip.
 import type { IoHandler } from '../../device-model/address-bus.js';
 import type { IrqSource } from '../../device-model/interrupts.js';
+import type { FieldReader, FieldWriter } from '../../device-model/device-state.js';
 
 export interface SerialBackend {
   /** Bytes the guest transmitted (the buffer is the backend's). */
@@ -130,6 +131,28 @@ export class Uart16550 implements IoHandler {
     this.dll = 0x0c;
     this.dlm = 0;
     this.thrIpending = false;
+    this.update();
+  }
+
+  /** Registers and the receive FIFO (docs/kvm.md, "Save, restore, migration"). */
+  saveState(f: FieldWriter): void {
+    f.bytes('rx', this.rx).u8('rxHead', this.rxHead).u8('rxCount', this.rxCount);
+    f.u8('ier', this.ier).u8('lcr', this.lcr).u8('mcr', this.mcr).u8('lsr', this.lsr).u8('msr', this.msr);
+    f.u8('scr', this.scr).u8('fcr', this.fcr).u8('dll', this.dll).u8('dlm', this.dlm).bool('thrIpending', this.thrIpending);
+  }
+
+  /** Checks every field, then takes them; the interrupt output follows the registers. */
+  loadState(r: FieldReader): void {
+    const rx = r.bytes('rx', UART_FIFO_SIZE);
+    const rxHead = r.u8('rxHead', UART_FIFO_SIZE - 1);
+    const rxCount = r.u8('rxCount', UART_FIFO_SIZE);
+    const regs = { ier: r.u8('ier', 0x0f), lcr: r.u8('lcr'), mcr: r.u8('mcr', 0x1f), lsr: r.u8('lsr'), msr: r.u8('msr') };
+    const more = { scr: r.u8('scr'), fcr: r.u8('fcr'), dll: r.u8('dll'), dlm: r.u8('dlm'), thrIpending: r.bool('thrIpending') };
+    r.end();
+    this.rx.set(rx);
+    this.rxHead = rxHead;
+    this.rxCount = rxCount;
+    Object.assign(this, regs, more);
     this.update();
   }
 

@@ -8,6 +8,7 @@ import { PciFunction } from '../pci/pci-function.js';
 import { BochsDispi, DISPI_INDEX_PORT, DISPI_PORT_COUNT } from './bochs-dispi.js';
 import { VgaCore, VGA_PORT_BASE, VGA_PORT_COUNT, VGA_WINDOW_BASE, VGA_WINDOW_SIZE, type VgaMetrics } from './vga.js';
 import type { VgaState } from './vga-shared.js';
+import { packPages, readRegisters, unpackPages, writeRegisters, type FieldReader, type FieldWriter } from '../../device-model/device-state.js';
 
 export const STDVGA_VENDOR = 0x1234;
 export const STDVGA_DEVICE = 0x1111;
@@ -21,10 +22,42 @@ export interface StdVgaMetrics extends VgaMetrics {
   clamped: number;
 }
 
+const VGA_CORE_REGISTERS = [
+  'crtcIndex', 'seqIndex', 'gcIndex', 'attrIndex', 'attrFlipFlop', 'dacReadIndex', 'dacWriteIndex', 'dacComponent', 'dacState', 'pelMask', 'retraceToggle',
+] as const;
+
 export class StdVga extends PciFunction {
   readonly vga: VgaCore;
   readonly dispi: BochsDispi;
   readonly metrics: StdVgaMetrics;
+
+  /** PCI config, the VGA core and dispi registers, the shared register words and the video
+   * memory without its zero pages (docs/kvm.md, "Save, restore, migration"). */
+  saveState(f: FieldWriter): void {
+    this.savePciState(f);
+    f.bytes('regs', this.state.regs).bytes('words', new Uint8Array(this.state.words.buffer, this.state.words.byteOffset, this.state.words.byteLength));
+    f.u32('vramBytes', this.state.vram.length).bytes('vram', packPages(this.state.vram));
+    writeRegisters(f, this.vga, VGA_CORE_REGISTERS);
+    f.bytes('dispi', new Uint8Array(this.dispi.regs.buffer.slice(0))).u8('dispiIndex', (this.dispi as unknown as { index: number }).index);
+  }
+
+  loadState(r: FieldReader): void {
+    this.loadPciState(r);
+    const regs = r.bytes('regs', this.state.regs.length);
+    const words = r.bytes('words', this.state.words.byteLength);
+    r.u32('vramBytes', this.state.vram.length, this.state.vram.length);
+    const vram = r.bytes('vram');
+    const core = readRegisters(r, this.vga, VGA_CORE_REGISTERS, { crtcIndex: 0xff, seqIndex: 0xff, gcIndex: 0xff, attrIndex: 0xff, dacReadIndex: 0xff, dacWriteIndex: 0xff, dacComponent: 2, dacState: 3, pelMask: 0xff, retraceToggle: 0xff });
+    const dispi = r.bytes('dispi', this.dispi.regs.byteLength);
+    const dispiIndex = r.u8('dispiIndex', this.dispi.regs.length - 1);
+    r.end();
+    unpackPages(vram, this.state.vram, r.section);
+    this.state.regs.set(regs);
+    new Uint8Array(this.state.words.buffer, this.state.words.byteOffset, this.state.words.byteLength).set(words);
+    Object.assign(this.vga, core);
+    new Uint8Array(this.dispi.regs.buffer).set(dispi);
+    Object.assign(this.dispi, { index: dispiIndex });
+  }
 
   constructor(readonly state: VgaState) {
     const metrics: StdVgaMetrics = { exits: 0, portWrites: 0, memWrites: 0, lfbWrites: 0, clamped: 0 };

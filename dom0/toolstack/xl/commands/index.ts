@@ -5,6 +5,7 @@ import './lifecycle.js';
 import './query.js';
 import './tuning.js';
 import './refused.js';
+import './saverestore.js';
 import './hvm-controls.js';
 import './top.js';
 import './vncviewer.js';

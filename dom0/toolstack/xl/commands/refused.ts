@@ -1,8 +1,7 @@
 // xl commands whose work xenode cannot do (yet), answered with exactly why and exit 1 rather
-// than "command not implemented": saving, restoring and migrating guests (their state lives
-// in processes: a PV guest's kernel is a Node program, an HVM guest's vCPUs and device models
-// are KVM and stub-domain state, none of which can be written out and read back). Also
-// dump-core, which is cheap: the toolstack already writes cores for on_crash=coredump-*.
+// than "command not implemented": suspending and resuming guests (save, restore and migrate
+// are in saverestore.ts, for the guests they can move). Also dump-core, which is cheap: the
+// toolstack already writes cores for on_crash=coredump-*.
 import { resolve } from 'node:path';
 import { switchForeachOpt } from '../getopt.js';
 import { domidOf, XlExit } from './common.js';
@@ -17,11 +16,11 @@ async function guestType(ctx: XlCommandContext, domid: number): Promise<string> 
 const WHY: Record<string, string> = {
   pv: 'a PV guest\'s kernel here is a Node program in its own process: its state (heap, timers, open rings) cannot be written out and rebuilt',
   pvh: 'a PV guest\'s kernel here is a Node program in its own process: its state (heap, timers, open rings) cannot be written out and rebuilt',
-  hvm: 'an HVM guest\'s state here is in KVM (vCPU registers, in-kernel interrupt controllers) and in the stub domain\'s device models, which have no save format yet',
+  hvm: 'suspending to RAM needs the guest\'s cooperation (ACPI S3 or PV drivers), which xenode\'s device models do not offer; `xl save\' writes an HVM guest on the KVM engine to a file instead',
   dom0: 'Domain-0 is xenode itself',
 };
 
-/** save / migrate / suspend / resume: refused per guest type, after the arguments are checked as xl does. */
+/** suspend / resume: refused per guest type, after the arguments are checked as xl does. */
 function refusedPerGuest(cmd: string, optstring: string, reqargs: number, what: string) {
   return async (argv: string[], ctx: XlCommandContext): Promise<number> => {
     const p = switchForeachOpt(argv, optstring, null, cmd, reqargs);
@@ -29,15 +28,6 @@ function refusedPerGuest(cmd: string, optstring: string, reqargs: number, what: 
     const domid = await domidOf(ctx, dom);
     throw new XlExit(1, `xenode cannot ${what} ${dom}: ${WHY[await guestType(ctx, domid)] ?? WHY.pv}.`);
   };
-}
-
-async function restore(argv: string[]): Promise<number> {
-  const p = switchForeachOpt(argv, 'FhcpdeVA', [{ name: 'vncviewer', hasArg: 0, val: 'V' }, { name: 'vncviewer-autopass', hasArg: 0, val: 'A' }], 'restore', 1);
-  throw new XlExit(1, `xenode cannot restore ${p.args[p.args.length - 1]}: \`xl save' cannot write a guest here (PV kernels are Node programs, HVM state is in KVM and the device models), so there is no checkpoint format to read.`);
-}
-
-async function migrateReceive(): Promise<number> {
-  throw new XlExit(1, 'xenode cannot receive a migrating guest: `xl migrate\' is not possible here (see `xl help migrate\').');
 }
 
 async function dumpCore(argv: string[], ctx: XlCommandContext): Promise<number> {
@@ -52,10 +42,6 @@ async function dumpCore(argv: string[], ctx: XlCommandContext): Promise<number> 
   return 0;
 }
 
-extraCommands['save'] = refusedPerGuest('save', 'cp', 2, 'save');
-extraCommands['migrate'] = refusedPerGuest('migrate', 'FC:s:epD', 2, 'migrate');
 extraCommands['suspend'] = refusedPerGuest('suspend', '', 1, 'suspend');
 extraCommands['resume'] = refusedPerGuest('resume', '', 1, 'resume');
-extraCommands['restore'] = restore;
-extraCommands['migrate-receive'] = migrateReceive;
 extraCommands['dump-core'] = dumpCore;
