@@ -141,7 +141,7 @@ export interface KvmAddon {
   kick(vcpu: number): boolean;
   vcpuStats(vcpu: number): KvmVcpuStats;
   /** native/kvm-state.cc: a paused vCPU's whole state as KVM's structs in a record list
-   * (hypervisor/kvm/kvm-state-codec.ts reads it), and back. */
+   * (common/kvm-state-codec.ts reads it), and back. */
   saveVcpu(vcpu: number): Uint8Array;
   loadVcpu(vcpu: number, state: Uint8Array): { msrsSkipped: number };
   /** The in-kernel PIC pair, IOAPIC, PIT and kvmclock, and back. */

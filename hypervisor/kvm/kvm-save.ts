@@ -4,7 +4,7 @@
 // domain's memory memfd, as it does for every domain.
 import { native } from '../../native/index.js';
 import type { KvmDomain } from './kvm-domain.js';
-import { decodeKvmState, encodeKvmState } from './kvm-state-codec.js';
+import { decodeKvmState, encodeKvmState } from '../../common/kvm-state-codec.js';
 
 /** A blob in a fresh memfd (the caller sends it and closes it). */
 export function blobToMemfd(name: string, bytes: Uint8Array): number {

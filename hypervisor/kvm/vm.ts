@@ -31,7 +31,7 @@ import { defaultCpuidClear, kvmAvailable } from './kvm.js';
 import { workerEntry } from './worker-entry.js';
 import { MIRROR_WORDS, syncIrqLines } from './irq-mirror.js';
 import type { VcpuMessage, VcpuWorkerData } from './vcpu-worker.js';
-import type { KvmMachineState } from './kvm-state-codec.js';
+import type { KvmMachineState } from '../../common/kvm-state-codec.js';
 
 // ---- guest-physical memory layout ----
 

@@ -14,7 +14,7 @@
 import { native } from '../../../native/index.js';
 import type { BuildSpec } from '../build-spec.js';
 import { SPECIAL_PAGES } from '../../../drivers/hypercall/start-info.js';
-import { decodeKvmState } from '../../../hypervisor/kvm/kvm-state-codec.js';
+import { decodeKvmState } from '../../../common/kvm-state-codec.js';
 import { StateReader } from '../../../stubdom/device-model/device-state.js';
 import type { ByteSource } from './byte-channel.js';
 import { PAGE_SIZE, REC, StreamError, StreamReader, decodeDomain, decodePages, recordName, type DomainInfo, type StreamRecord } from './save-stream.js';

@@ -9,7 +9,7 @@
 //   DOMAIN   u64 RAM bytes, u32 vCPUs, u32 page size
 //   PAGES    u32 count, u32 zero, then count u32 page numbers (bit 31 set: an all-zero page,
 //            no data), then 4096 bytes for each page without bit 31, in order
-//   CPU      the KVM engine's state (hypervisor/kvm/kvm-state-codec.ts)
+//   CPU      the KVM engine's state (common/kvm-state-codec.ts)
 //   DEVICES  the device models' state (stubdom/device-model/device-state.ts)
 //   END      empty; nothing may follow
 //
