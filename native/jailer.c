@@ -482,8 +482,12 @@ static void boot_clock_from_now(void) {
   /* The uid change left us undumpable, which makes the files of /proc/self host root's; exec would set
    * it back anyway (the kernel is not setuid). */
   if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0) die("prctl(DUMPABLE)");
+  /* The offset to the nanosecond, so the guest's uptime starts at 0 (whole seconds alone made
+   * it start up to a second early). The file takes seconds and 0..999999999 nanoseconds. */
+  long long sec = -(long long)now.tv_sec, nsec = 0;
+  if (now.tv_nsec > 0) sec -= 1, nsec = 1000000000LL - now.tv_nsec;
   char off[64];
-  int len = snprintf(off, sizeof off, "boottime %lld 0\n", -(long long)now.tv_sec);
+  int len = snprintf(off, sizeof off, "boottime %lld %lld\n", sec, nsec);
   int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
   if (fd < 0 || write(fd, off, len) != len) die("timens_offsets");
   close(fd);
