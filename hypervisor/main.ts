@@ -124,6 +124,26 @@ async function main(): Promise<void> {
   }
   startDom0();
   process.on('SIGHUP', () => {});
+  stopWithOwner();
+}
+
+/**
+ * XENODE_STOP_WITH_PID: the process this xenode belongs to (a test run's worker starts private
+ * instances). When it is gone, killed or timed out before its own teardown could run, this
+ * xenode stops as on SIGTERM, so no hypervisor, dom0 or guest outlives the run that made them.
+ */
+function stopWithOwner(): void {
+  const owner = Number(process.env.XENODE_STOP_WITH_PID);
+  if (!Number.isSafeInteger(owner) || owner <= 1) return;
+  const timer = setInterval(() => {
+    try {
+      process.kill(owner, 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') return;
+      clearInterval(timer);
+      process.kill(process.pid, 'SIGTERM');
+    }
+  }, 1000);
 }
 
 main().catch((e) => {

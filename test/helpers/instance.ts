@@ -58,6 +58,8 @@ export class Instance {
       XENODE_LIB_DIR: join(this.dir, 'lib'),
       XENSTORED_PATH: join(this.dir, 'run', 'xenstored.sock'),
       XENODE_CGROUP: this.cgroup,
+      // Should this test process die before stop() runs, the instance stops itself.
+      XENODE_STOP_WITH_PID: String(process.pid),
     };
   }
 
