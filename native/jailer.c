@@ -73,6 +73,7 @@
 #define FAIL_STATUS 127
 #include "sandbox-util.h"
 #include "sandbox-mounts.h"
+#include "sandbox-fds.h"
 
 #define FORWARDED_SIGNALS {SIGTERM, SIGINT, SIGHUP, SIGUSR2}
 #define MAX_TUN_FDS 64
@@ -491,21 +492,6 @@ static void boot_clock_from_now(void) {
   int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
   if (fd < 0 || write(fd, off, len) != len) die("timens_offsets");
   close(fd);
-}
-
-static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
-
-/* Close every fd > 2 except keep[] (sorted), whose close-on-exec flag is cleared. */
-static void close_fds_except(int *keep, int n) {
-  qsort(keep, n, sizeof *keep, cmp_int);
-  unsigned int from = 3;
-  for (int i = 0; i < n; i++) {
-    if (fcntl(keep[i], F_SETFD, 0) < 0) die("keep-fd %d", keep[i]);
-    if ((unsigned)keep[i] > from && syscall(SYS_close_range, from, keep[i] - 1, 0) < 0)
-      die("close_range");
-    if ((unsigned)keep[i] >= from) from = keep[i] + 1;
-  }
-  if (syscall(SYS_close_range, from, ~0U, 0) < 0) die("close_range");
 }
 
 static int child_main(void *arg) {

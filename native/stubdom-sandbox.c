@@ -81,6 +81,7 @@
 #define FAIL_STATUS 127
 #include "sandbox-util.h"
 #include "sandbox-mounts.h"
+#include "sandbox-fds.h"
 
 #define FORWARDED_SIGNALS {SIGTERM, SIGINT, SIGHUP}
 
@@ -309,20 +310,6 @@ static void install_seccomp(void) {
   RET(SECCOMP_RET_ERRNO | EPERM);
   struct sock_fprog fprog = {.len = n_insns, .filter = prog};
   if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) < 0) die("seccomp");
-}
-
-static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
-
-static void close_fds_except(int *keep, int n) {
-  qsort(keep, n, sizeof *keep, cmp_int);
-  unsigned int from = 3;
-  for (int i = 0; i < n; i++) {
-    if (fcntl(keep[i], F_SETFD, 0) < 0) die("keep-fd %d", keep[i]);
-    if ((unsigned)keep[i] > from && syscall(SYS_close_range, from, keep[i] - 1, 0) < 0)
-      die("close_range");
-    if ((unsigned)keep[i] >= from) from = keep[i] + 1;
-  }
-  if (syscall(SYS_close_range, from, ~0U, 0) < 0) die("close_range");
 }
 
 static int child_main(void *arg) {
