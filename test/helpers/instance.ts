@@ -236,29 +236,43 @@ export class Instance {
     }
     // Any domain processes left in our cgroups die, and the groups go.
     // The domains' groups, and the stub domains' (dom0/stubdom-cgroup.ts).
-    const groups: [string, string][] = [...['freezer', 'memory', 'cpu', 'cpuset', 'cpuacct', 'pids'].map((c): [string, string] => [c, this.cgroup]), ['memory', `${this.cgroup}-stubdom`], ['pids', `${this.cgroup}-stubdom`]];
+    // And the directories delegated to guests' own inits (hypervisor/delegated-cgroups.ts), in
+    // systemd's named hierarchy and cgroup2, where a guest's systemd nests its units.
+    const groups: [string, string][] = [
+      ...['freezer', 'memory', 'cpu', 'cpuset', 'cpuacct', 'pids', 'systemd', 'unified'].map((c): [string, string] => [c, this.cgroup]),
+      ['memory', `${this.cgroup}-stubdom`],
+      ['pids', `${this.cgroup}-stubdom`],
+    ];
     for (const [ctrl, group] of groups) {
       const base = join('/sys/fs/cgroup', ctrl, group);
       if (!existsSync(base)) continue;
       if (ctrl === 'freezer') for (const d of readdirSync(base)) { try { writeFileSync(join(base, d, 'freezer.state'), 'THAWED'); } catch { /* */ } }
-      for (const d of readdirSync(base, { withFileTypes: true }).filter((e) => e.isDirectory())) {
-        const procs = readFileSync(join(base, d.name, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
-        for (const p of procs) try { process.kill(Number(p), 'SIGKILL'); } catch { /* */ }
-      }
+      for (const p of cgroupProcs(base)) try { process.kill(p, 'SIGKILL'); } catch { /* */ }
     }
     await new Promise((r) => setTimeout(r, 100));
     for (const [ctrl, group] of groups) {
       const base = join('/sys/fs/cgroup', ctrl, group);
       if (!existsSync(base)) continue;
-      for (const d of readdirSync(base, { withFileTypes: true }).filter((e) => e.isDirectory())) {
-        // A domain's children first (the memory hierarchy's "user": hypervisor/cgroups.ts).
-        for (const sub of readdirSync(join(base, d.name), { withFileTypes: true }).filter((e) => e.isDirectory())) spawnSync('rmdir', [join(base, d.name, sub.name)]);
-        spawnSync('rmdir', [join(base, d.name)]);
-      }
-      spawnSync('rmdir', [base]);
+      // Deepest first: a domain's children (the memory hierarchy's "user", a guest's units).
+      removeCgroupTree(base);
     }
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
 export { spawn };
+
+/** Every process in a cgroup directory and the ones below it. */
+function cgroupProcs(dir: string, depth = 0): number[] {
+  if (depth > 32) return [];
+  const here = existsSync(join(dir, 'cgroup.procs')) ? readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number) : [];
+  const below = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).flatMap((e) => cgroupProcs(join(dir, e.name), depth + 1));
+  return [...here, ...below];
+}
+
+/** rmdir a cgroup and everything below it, deepest first (a cgroup with children cannot go). */
+function removeCgroupTree(dir: string, depth = 0): void {
+  if (depth > 32 || !existsSync(dir)) return;
+  for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) removeCgroupTree(join(dir, e.name), depth + 1);
+  spawnSync('rmdir', [dir]);
+}
