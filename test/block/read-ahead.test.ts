@@ -101,4 +101,19 @@ describe('blkfront read-ahead', () => {
     }
     expect(ra.window).toBe(MAX_WINDOW);
   });
+
+  it('widens only reads that continue a recent one (a few streams at once) or start the disk, as Linux tells sequential from random', () => {
+    const ra = new ReadAhead(64 << 20);
+    expect(ra.continues(0, 4096)).toBe(true); // the start of the disk
+    expect(ra.continues(4096, 8192)).toBe(true); // where the last one ended
+    // Random 4 KiB reads: none continues another, none is worth a window.
+    const random = [37, 901, 4410, 12007, 2203, 15013].map((n) => n * 4096);
+    for (const at of random) expect(ra.continues(at, at + 4096)).toBe(false);
+    // Two streams interleaved (a file's blocks between its inode's reads) are both followed.
+    expect(ra.continues(100 * 4096, 101 * 4096)).toBe(false);
+    expect(ra.continues(900 * 4096, 901 * 4096)).toBe(false);
+    expect(ra.continues(101 * 4096, 102 * 4096)).toBe(true);
+    expect(ra.continues(901 * 4096, 902 * 4096)).toBe(true);
+    expect(ra.continues(102 * 4096, 103 * 4096)).toBe(true);
+  });
 });

@@ -206,11 +206,12 @@ export class BlkDisk implements FuseFileOps {
     if (offset >= end) return reply.data([]);
     const ra = this.readAhead;
     if (ra && (flags & fsc.O_DIRECT) === 0) {
+      const sequential = ra.continues(offset, end);
       const kept = ra.lookup(offset, end);
       if (kept) return this.answerRead(reply, end - offset, kept);
       const fill = ra.pending(offset, end);
       if (fill) return void fill.done.then((data) => this.answerFromWindow(reply, offset, end, fill.start, data));
-      const w = ra.widen(offset, end);
+      const w = sequential ? ra.widen(offset, end) : null;
       if (w) {
         const f = ra.fill(w.start, w.end, () => this.readWindow(w.start, w.end));
         return void f.done.then((data) => this.answerFromWindow(reply, offset, end, w.start, data));

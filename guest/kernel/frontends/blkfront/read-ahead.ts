@@ -6,9 +6,13 @@
 // aligned window of the disk, and the rest of the window is kept so the reads that follow are
 // answered without the ring.
 //
-// Only buffered reads are widened (O_DIRECT readers asked for exactly what they read), and the
-// window adapts as Linux's readahead does: it doubles while windows are used and halves when
-// they are dropped unread (random reads), between MIN_WINDOW and MAX_WINDOW.
+// Only buffered reads are widened (O_DIRECT readers asked for exactly what they read), and
+// only reads that continue a recent one or start the disk, as Linux's sync readahead tells
+// sequential from random (page_cache_sync_ra: index - prev_index <= 1): a random 4 KiB read is
+// read as is, not as a window 8-128 times its size. A few streams are followed at once, since
+// fuse2fs reads an inode or an extent block between a file's data blocks. The window adapts as
+// Linux's does: it doubles while windows are used and halves when they are dropped unread,
+// between MIN_WINDOW and MAX_WINDOW.
 //
 // Coherence: every write to the disk passes through blkfront, so the cache drops what a write
 // overlaps when the write arrives, and a window read while a write to it is in flight (in
@@ -19,6 +23,9 @@
 export const MIN_WINDOW = 32 * 1024;
 export const MAX_WINDOW = 512 * 1024;
 const START_WINDOW = 256 * 1024;
+/** Streams of reads followed at once, and how near a read must start to where one ended. */
+const STREAMS = 8;
+const PAGE = 4096;
 /** Bytes kept per disk: enough for a few windows per stream; the guest's page cache above
  * is the real cache, this only bridges the time between a window and the reads it serves. */
 const CAPACITY = 4 << 20;
@@ -56,6 +63,8 @@ export class ReadAhead {
   private readonly writing = new Set<{ start: number; end: number }>();
   private bytes = 0;
   window = START_WINDOW;
+  /** Where the last few small reads ended, oldest first. */
+  private readonly ends: number[] = [];
   readonly counters: ReadAheadCounters = { hits: 0, fills: 0, wasted: 0 };
 
   constructor(
@@ -100,6 +109,17 @@ export class ReadAhead {
   pending(offset: number, end: number): Fill | undefined {
     for (const f of this.fills) if (!f.stale && f.start <= offset && end <= f.end) return f;
     return undefined;
+  }
+
+  /** Whether a small read of [offset, end) continues one of the recent reads (starting within a
+   * page of where it ended) or starts the disk: only such a read is worth widening. Every
+   * buffered read is noted here, hits too, so a stream is followed through its windows. */
+  continues(offset: number, end: number): boolean {
+    const i = this.ends.findIndex((e) => offset >= e - PAGE && offset <= e + PAGE);
+    if (i >= 0) this.ends.splice(i, 1);
+    else if (this.ends.length >= STREAMS) this.ends.shift();
+    this.ends.push(end);
+    return i >= 0 || offset === 0;
   }
 
   /** The window to read for a small read of [offset, end), or null when the read is too big
