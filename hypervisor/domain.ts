@@ -2,7 +2,7 @@
 // frames), grant-table frames, event channels, cgroup, run state and shutdown reason.
 import type { ChildProcess } from 'node:child_process';
 import type { ShutdownReason } from '../drivers/hypercall/ops.js';
-import type { MessageSocket } from '../drivers/hypercall/channel.js';
+import type { MessageSocket, Received } from '../drivers/hypercall/channel.js';
 import type { DomainCgroup } from './cgroups.js';
 import { EventChannelTable } from './event-channel-table.js';
 import type { KvmDomain } from './kvm/kvm-domain.js';
@@ -20,6 +20,9 @@ export class Domain {
   process: ChildProcess | null = null;
   channel: MessageSocket | null = null;
   started = false;
+  /** Hypercalls of a kernel loaded before its first unpause (Hypervisor.loadKernel), answered
+   * then; null when no kernel is waiting. */
+  heldCalls: Received[] | null = null;
   paused = true;
   dying = false;
   /** Set by SCHEDOP_shutdown (the guest asked) or by a crash (its kernel died). */

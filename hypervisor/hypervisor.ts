@@ -28,6 +28,9 @@ import { KERNEL_OVERHEAD_BYTES, MAX_DOMID, MIN_MEMORY_MIB, cpuLimit } from './do
 import { HypercallFault, fault, type HypercallContext, type HypercallTable } from './hypercalls/context.js';
 import { hypercallTable } from './hypercalls/table.js';
 
+/** Hypercalls a kernel loaded ahead of its first unpause may have waiting (it makes one). */
+const HELD_CALLS_MAX = 4;
+
 export class Hypervisor {
   readonly log = new ConsoleLog();
   private readonly domains = new Map<number, Domain>();
@@ -79,7 +82,10 @@ export class Hypervisor {
 
   // ---------------------------------------------------------------- message dispatch
 
-  private onMessage(caller: Domain, { message, fds }: Received): void {
+  private onMessage(caller: Domain, received: Received): void {
+    // A kernel loaded ahead of its first unpause (loadKernel) waits on its first hypercall.
+    if (caller.heldCalls) return this.holdCall(caller, received);
+    const { message, fds } = received;
     const id = message.id;
     const op = message.op;
     // The answer goes to the channel the call came on (a dom0 that died does not get its
@@ -367,32 +373,67 @@ export class Hypervisor {
         }
       });
     } else if (!d.started) {
-      if (d.kind === 'hvm' && !existsSync(join(bootDir(), 'hvm-kernel.mjs'))) {
-        throw fault('ENOSYS', 'no HVM guest kernel is built (dist/boot/hvm-kernel.mjs): run "npm run build"');
-      }
-      const [ours, theirs] = native().seqpacketPair();
-      try {
-        d.process = launchDomainKernel({
-          domid: d.domid,
-          hostname: d.label,
-          hypercallFd: theirs,
-          startInfoPfn: d.startInfoPfn,
-          kind: d.kind,
-          cgroup: d.cgroup!,
-          uidBase: d.uidRange!.base,
-        });
-      } finally {
-        native().close(theirs);
-      }
-      d.channel = new MessageSocket(ours, (m) => this.onMessage(d, m), () => {});
-      d.process.on('exit', (code, signal) => this.onKernelExit(d, code, signal));
+      if (!d.process) this.launchKernel(d);
       d.started = true;
       d.startTimeMs = Date.now();
-      this.log.write(`d${d.domid}: kernel started (pid ${d.process.pid})`);
+      this.log.write(`d${d.domid}: kernel started (pid ${d.process!.pid})`);
+      // A kernel loaded ahead now runs: what it asked while it waited is answered, in order.
+      const held = d.heldCalls ?? [];
+      d.heldCalls = null;
+      for (const m of held) this.onMessage(d, m);
     } else {
       d.cgroup!.thaw();
     }
     d.paused = false;
+  }
+
+  /** Start the domain's kernel process in its sandbox (the jailer), talking to us over a
+   * hypercall channel of its own. */
+  private launchKernel(d: Domain): void {
+    if (d.kind === 'hvm' && !existsSync(join(bootDir(), 'hvm-kernel.mjs'))) {
+      throw fault('ENOSYS', 'no HVM guest kernel is built (dist/boot/hvm-kernel.mjs): run "npm run build"');
+    }
+    const [ours, theirs] = native().seqpacketPair();
+    try {
+      d.process = launchDomainKernel({
+        domid: d.domid,
+        hostname: d.label,
+        hypercallFd: theirs,
+        startInfoPfn: d.startInfoPfn,
+        kind: d.kind,
+        cgroup: d.cgroup!,
+        uidBase: d.uidRange!.base,
+      });
+    } finally {
+      native().close(theirs);
+    }
+    d.channel = new MessageSocket(ours, (m) => this.onMessage(d, m), () => {});
+    d.process.on('exit', (code, signal) => this.onKernelExit(d, code, signal));
+  }
+
+  /** domctl.load_kernel: what Xen's domain builder does when it loads the kernel image into a
+   * new domain before the toolstack attaches its devices. The kernel's process starts now and
+   * loads its code (Node's start and the bundle's compilation: a tenth of a second or more)
+   * while the toolstack works, and its first hypercall is held, so it does nothing a guest
+   * can see (no start_info read, no xenstore, no console) until the first unpause. */
+  loadKernel(d: Domain): void {
+    if (d.domid === 0 || d.kvm || d.kind !== 'pv') throw fault('EINVAL', `domain ${d.domid}: only a PV kernel is loaded ahead of its start`);
+    if (d.started || d.process || d.channel) throw fault('EINVAL', `domain ${d.domid} already has a kernel`);
+    if (d.isShutdown || d.dying) throw fault('EINVAL', `domain ${d.domid} is shut down`);
+    d.heldCalls = [];
+    this.launchKernel(d);
+    this.log.write(`d${d.domid}: kernel loaded (pid ${d.process!.pid}), waiting for its first unpause`);
+  }
+
+  /** A loaded kernel calls once and waits for the answer: a few calls are held, more are
+   * refused (their descriptors closed), which only that kernel notices. */
+  private holdCall(d: Domain, m: Received): void {
+    if (d.heldCalls!.length < HELD_CALLS_MAX) {
+      d.heldCalls!.push(m);
+      return;
+    }
+    for (const fd of m.fds) native().close(fd);
+    this.log.guest(d.domid, `more than ${HELD_CALLS_MAX} hypercalls before the domain was unpaused: dropped`);
   }
 
   async pause(d: Domain): Promise<void> {
@@ -528,6 +569,7 @@ export class Hypervisor {
       createDomain: (args) => this.createDomain(args),
       pause: (d) => this.pause(d),
       unpause: (d) => this.unpause(d),
+      loadKernel: (d) => this.loadKernel(d),
       destroy: (d) => this.destroy(d),
       shutdown: (d, reason) => this.shutdown(d, reason),
       applyCpuset: (d) => this.applyCpuset(d),

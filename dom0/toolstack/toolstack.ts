@@ -25,7 +25,10 @@ import { releaseDeadMapperPins } from '../../drivers/grant/grant-mapper.js';
 import { loadDomainRecord, pruneDomainRecords, removeDomainRecord, saveDomainRecord, type SavedDomainRecord } from './domain-records.js';
 
 /** What the toolstack needs of xenstore (an XsClient on dom0's in-process connection). */
-export type ToolstackXs = DeviceXs;
+export type ToolstackXs = DeviceXs & {
+  watch(path: string, token: string, cb: (path: string, token: string) => void): Promise<void>;
+  unwatch(path: string, token: string): Promise<void>;
+};
 
 /** What the toolstack needs of xenstored itself (domain introduction and release). */
 type StoreRing = { page: Uint8Array; notify: () => void; holdOff?: (ms: number) => void };
@@ -72,6 +75,8 @@ const REASON_ACTION: Record<ShutdownReason, (s: BuildSpec) => Action | null> = {
 export class Toolstack {
   private readonly records = new Map<number, DomainRecord>();
   private stopping = false;
+  /** Tokens of the watches awaitDevices sets (one per device while it waits). */
+  private hotplugWatches = 0;
 
   constructor(
     private readonly hc: HypercallClient,
@@ -115,6 +120,9 @@ export class Toolstack {
     };
     this.records.set(domid, rec);
     try {
+      // A PV kernel loads (its process starts, its code compiles) while the devices below are
+      // set up; it runs at the unpause, as a Xen domain builder loads the image before then.
+      if (!hvm) await this.hc.invoke('domctl.load_kernel', { domid });
       const mem = await this.foreign.map(domid);
       // The guest's ends of its xenstore and console channels, waiting for dom0.
       const guestStore = (await this.hc.invoke<{ port: number }>('evtchn.alloc_unbound', { dom: domid, remote_dom: 0 })).port;
@@ -292,26 +300,43 @@ export class Toolstack {
   }
 
   /** Wait until each device's backend reports hotplug-status connected; the first error (or
-   * a timeout) fails with libxl's messages. */
+   * a timeout) fails with libxl's messages. A watch on each device's node, as libxl's
+   * device_hotplug waits on it: a poll made every boot wait up to its interval more. */
   private async awaitDevices(domid: number, devices: DeviceEntries[]): Promise<void> {
     const deadline = Date.now() + DEVICE_HOTPLUG_TIMEOUT_MS;
     for (const d of devices) {
       const be = `/local/domain/0/backend/${d.type}/${domid}/${d.devid}`;
-      for (;;) {
-        const st = await this.xs.read(`${be}/hotplug-status`).catch(() => '');
-        if (st === 'connected') break;
-        if (st === 'error' || Date.now() > deadline) {
-          const why = st === 'error' ? await this.xs.read(`${be}/hotplug-error`).catch(() => 'hotplug script failed') : `timed out waiting for the ${d.type} backend`;
-          const kind = d.type === 'vbd' ? 'disk' : d.type;
-          throw new ToolstackError(
-            'ENODEV',
-            `libxl: error: libxl_device.c: device ${d.type} ${d.devid}: ${why}\n` +
-              `libxl: error: libxl_create.c: Domain ${domid}:unable to add ${kind} devices\n` +
-              `libxl: error: libxl_create.c: Domain ${domid}:cannot (re-)build domain: -3`,
+      const st = await this.hotplugStatus(`${be}/hotplug-status`, deadline - Date.now());
+      if (st === 'connected') continue;
+      const why = st === 'error' ? await this.xs.read(`${be}/hotplug-error`).catch(() => 'hotplug script failed') : `timed out waiting for the ${d.type} backend`;
+      const kind = d.type === 'vbd' ? 'disk' : d.type;
+      throw new ToolstackError(
+        'ENODEV',
+        `libxl: error: libxl_device.c: device ${d.type} ${d.devid}: ${why}\n` +
+          `libxl: error: libxl_create.c: Domain ${domid}:unable to add ${kind} devices\n` +
+          `libxl: error: libxl_create.c: Domain ${domid}:cannot (re-)build domain: -3`,
+      );
+    }
+  }
+
+  /** `connected` or `error` once the node says so, or `timeout`. The watch fires once when it
+   * is set and on every write; each event reads the node again. */
+  private async hotplugStatus(node: string, timeoutMs: number): Promise<'connected' | 'error' | 'timeout'> {
+    const token = `hotplug-${++this.hotplugWatches}`;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await new Promise<'connected' | 'error' | 'timeout'>((resolve, reject) => {
+        timer = setTimeout(() => resolve('timeout'), Math.max(0, timeoutMs));
+        const look = () =>
+          void this.xs.read(node).then(
+            (v) => (v === 'connected' || v === 'error' ? resolve(v) : undefined),
+            () => {},
           );
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
+        this.xs.watch(node, token, look).then(look, reject);
+      });
+    } finally {
+      clearTimeout(timer);
+      await this.xs.unwatch(node, token).catch(() => {});
     }
   }
 

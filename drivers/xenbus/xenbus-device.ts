@@ -47,8 +47,11 @@ export class XenbusDevice {
     return (await this.readKey(key, base))?.trim() === '1';
   }
 
+  /** All at once: the store answers a connection's requests in order, so the other end, which
+   * reads them when our state moves next, sees every one; one round trip instead of one each
+   * (a frontend's handshake is on its kernel's way to init). */
   async writeKeys(keys: Record<string, string | number>): Promise<void> {
-    for (const [k, v] of Object.entries(keys)) await this.xs.write(`${this.path}/${k}`, String(v));
+    await Promise.all(Object.entries(keys).map(([k, v]) => this.xs.write(`${this.path}/${k}`, String(v))));
   }
 
   /** As Linux's xenbus_switch_state: only while the device's state node exists, so a late

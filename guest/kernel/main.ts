@@ -128,7 +128,11 @@ async function boot(): Promise<void> {
   // dom0 asks through xenstore (xl shutdown / reboot); we acknowledge by clearing the node.
   // A guest with its own init is asked the way Linux's Xen PV kernel asks it
   // (boot/own-init.ts); the minimal userland is simply stopped.
-  await xs.watch(`${home}/control/shutdown`, 'shutdown', () => {
+  // The control nodes' watches and features are set up together (each was a round trip to
+  // dom0 on the way to init), and are all in place before init runs.
+  const controlReady: Promise<unknown>[] = [];
+  const watchControl = (p: Promise<void>) => controlReady.push(p);
+  watchControl(xs.watch(`${home}/control/shutdown`, 'shutdown', () => {
     void xs.read(`${home}/control/shutdown`).then(async (req) => {
       if (!req) return;
       await xs.write(`${home}/control/shutdown`, '');
@@ -139,11 +143,11 @@ async function boot(): Promise<void> {
       else if (req === 'crash') await shutdown('crash', 'sysrq: Trigger a crash');
       else printk(`xenbus: ignoring unknown shutdown request "${req}"`);
     }, () => {});
-  });
+  }));
 
   // Linux's Xen PV kernel says what it answers (drivers/xen/manage.c), and takes sysrq keys.
-  for (const f of ['feature-poweroff', 'feature-reboot']) await xs.write(`${home}/control/${f}`, '1').catch(() => {});
-  await xs.watch(`${home}/control/sysrq`, 'sysrq', () => {
+  for (const f of ['feature-poweroff', 'feature-reboot']) watchControl(xs.write(`${home}/control/${f}`, '1').catch(() => {}));
+  watchControl(xs.watch(`${home}/control/sysrq`, 'sysrq', () => {
     void xs.read(`${home}/control/sysrq`).then(async (key) => {
       if (!key || key === '\0') return;
       // Linux writes "%c" of '\0': an empty value.
@@ -161,7 +165,7 @@ async function boot(): Promise<void> {
         },
       }, printk);
     }, () => {});
-  });
+  }));
 
   // The guest's own poweroff/reboot (/usr/local/sbin scripts) signal PID 1, busybox-style.
   process.on('SIGUSR2', () => (ownRoot ? ownRoot.init.poweroff(printk) : void shutdown('poweroff', 'init: poweroff requested')));
@@ -175,7 +179,8 @@ async function boot(): Promise<void> {
     const cols = Number(await xs.read(`${home}/console/cols`).catch(() => '0'));
     if (rows > 0 && cols > 0 && rows < 10000 && cols < 10000) native().setWinsize(consolePty.master, rows, cols);
   };
-  await xs.watch(`${home}/console/cols`, 'winsize', () => void resize());
+  watchControl(xs.watch(`${home}/console/cols`, 'winsize', () => void resize()));
+  await Promise.all(controlReady);
 
   // The guest's /proc describes the domain (proc/proc-views.ts): bound over the kernel's own
   // /proc, which the minimal userland shares, and over the fresh /proc of a guest's own OS.

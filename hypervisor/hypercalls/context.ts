@@ -50,6 +50,8 @@ export interface HypercallContext {
   createDomain(args: CreateDomainArgs): Promise<Domain>;
   pause(d: Domain): Promise<void>;
   unpause(d: Domain): Promise<void>;
+  /** Start a PV domain's kernel process, its calls held until the first unpause. */
+  loadKernel(d: Domain): void;
   destroy(d: Domain): Promise<void>;
   shutdown(d: Domain, reason: ShutdownReason): void;
   /** Recompute a domain's cpuset and its vCPUs' CPUs after an affinity or vCPU change. */

@@ -9,6 +9,7 @@ export function domctlHypercalls(hv: HypercallContext): HypercallTable {
     'domctl.createdomain': priv(async (_c, a) => ({ result: { domid: (await hv.createDomain(a)).domid } })),
     'domctl.getdomaininfo': priv((_c, a) => ({ result: hv.info(hv.domain(a.domid)) })),
     'domctl.pausedomain': priv(async (_c, a) => (await hv.pause(hv.domain(a.domid)), { result: null })),
+    'domctl.load_kernel': priv((_c, a) => (hv.loadKernel(hv.domain(a.domid)), { result: null })),
     'domctl.unpausedomain': priv(async (_c, a) => (await hv.unpause(hv.domain(a.domid)), { result: null })),
     'domctl.destroydomain': priv(async (_c, a) => (await hv.destroy(hv.domain(a.domid)), { result: null })),
     'domctl.shutdown': priv((_c, a) => {

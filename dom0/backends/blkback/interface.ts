@@ -28,6 +28,10 @@ import type { BlkbackCounters } from './metrics.js';
 import { isRefusal, parseRequest, type BlkRequest, type ParseContext } from './request.js';
 import { BusyPoller } from '../../../drivers/ring/busy-poll.js';
 import { URING_WANTED, UringIo } from './uring-io.js';
+
+/** How long after a vbd connects its io_uring registers the guest's memory: after a boot
+ * (busybox reaches its login prompt in well under a second, Debian's systemd in ~3 s). */
+const URING_REGISTER_DELAY_MS = 5000;
 import { LogRateLimit } from '../../../common/log-ratelimit.js';
 import type { BlkbackReason } from './metrics.js';
 import { InflightJournal, type OwedRequest } from './inflight-journal.js';
@@ -93,16 +97,22 @@ export class BlkifInterface {
     this.io = { mem: this.mem, spans: new Float64Array(2 * Math.max(BLKIF_MAX_SEGMENTS_PER_REQUEST, o.maxIndirect)), n: 0 };
     this.sectors = o.store?.sectors ?? 0;
     if (o.store && URING_WANTED) {
-      // Big requests move to io_uring once the memory is registered; until then (the first
-      // few hundred ms of a boot) everything goes through the thread pool.
+      // Big requests move to io_uring once the memory is registered; until then everything
+      // goes through the thread pool. Registering pins, and so allocates and zeroes, all of
+      // the guest's RAM (a few hundred ms of a CPU for 256 MiB): begun at connect, it ran
+      // beside the guest's boot and took a CPU from it. It begins once the boot is over.
       const store = o.store;
-      this.uringOpening = UringIo.openAsync(this.mem, o.log, (u) => {
-        this.uringOpening = null;
-        if (typeof u === 'string') return o.log(`io_uring unavailable (${u}): disk I/O on the thread pool`);
-        this.uring = u;
-        store.useUring(u);
-        o.counters.uring = 1;
-      });
+      const timer = setTimeout(() => {
+        this.uringOpening = UringIo.openAsync(this.mem, o.log, (u) => {
+          this.uringOpening = null;
+          if (typeof u === 'string') return o.log(`io_uring unavailable (${u}): disk I/O on the thread pool`);
+          this.uring = u;
+          store.useUring(u);
+          o.counters.uring = 1;
+        });
+      }, URING_REGISTER_DELAY_MS);
+      timer.unref();
+      this.uringOpening = { cancel: () => clearTimeout(timer) };
     }
     this.ctx = {
       sectors: this.sectors,
