@@ -121,8 +121,10 @@ export class Toolstack {
     this.records.set(domid, rec);
     try {
       // A PV kernel loads (its process starts, its code compiles) while the devices below are
-      // set up; it runs at the unpause, as a Xen domain builder loads the image before then.
-      if (!hvm) await this.hc.invoke('domctl.load_kernel', { domid });
+      // set up, and runs at the unpause, as Xen's domain builder loads the image before then.
+      // Not for `xl create -p`: a paused domain has no process until it is unpaused.
+      const loading = hvm || opts.paused ? null : this.hc.invoke('domctl.load_kernel', { domid });
+      loading?.catch(() => {}); // awaited before the unpause, which reports its failure
       const mem = await this.foreign.map(domid);
       // The guest's ends of its xenstore and console channels, waiting for dom0.
       const guestStore = (await this.hc.invoke<{ port: number }>('evtchn.alloc_unbound', { dom: domid, remote_dom: 0 })).port;
@@ -182,6 +184,7 @@ export class Toolstack {
       if (spec.weight !== undefined || spec.cap !== undefined) {
         await this.hc.invoke('domctl.scheduler_op', { domid, weight: spec.weight, cap: spec.cap });
       }
+      await loading;
       if (!opts.paused) await this.hc.invoke('domctl.unpausedomain', { domid });
       rec.built = true;
       this.saveRecord(rec);
