@@ -131,8 +131,8 @@ async function boot(): Promise<void> {
   // The control nodes' watches and features are set up together (each was a round trip to
   // dom0 on the way to init), and are all in place before init runs.
   const controlReady: Promise<unknown>[] = [];
-  const watchControl = (p: Promise<void>) => controlReady.push(p);
-  watchControl(xs.watch(`${home}/control/shutdown`, 'shutdown', () => {
+  const setUpControl = (p: Promise<void>) => controlReady.push(p);
+  setUpControl(xs.watch(`${home}/control/shutdown`, 'shutdown', () => {
     void xs.read(`${home}/control/shutdown`).then(async (req) => {
       if (!req) return;
       await xs.write(`${home}/control/shutdown`, '');
@@ -146,8 +146,8 @@ async function boot(): Promise<void> {
   }));
 
   // Linux's Xen PV kernel says what it answers (drivers/xen/manage.c), and takes sysrq keys.
-  for (const f of ['feature-poweroff', 'feature-reboot']) watchControl(xs.write(`${home}/control/${f}`, '1').catch(() => {}));
-  watchControl(xs.watch(`${home}/control/sysrq`, 'sysrq', () => {
+  for (const f of ['feature-poweroff', 'feature-reboot']) setUpControl(xs.write(`${home}/control/${f}`, '1').catch(() => {}));
+  setUpControl(xs.watch(`${home}/control/sysrq`, 'sysrq', () => {
     void xs.read(`${home}/control/sysrq`).then(async (key) => {
       if (!key || key === '\0') return;
       // Linux writes "%c" of '\0': an empty value.
@@ -179,7 +179,7 @@ async function boot(): Promise<void> {
     const cols = Number(await xs.read(`${home}/console/cols`).catch(() => '0'));
     if (rows > 0 && cols > 0 && rows < 10000 && cols < 10000) native().setWinsize(consolePty.master, rows, cols);
   };
-  watchControl(xs.watch(`${home}/console/cols`, 'winsize', () => void resize()));
+  setUpControl(xs.watch(`${home}/console/cols`, 'winsize', () => void resize()));
   await Promise.all(controlReady);
 
   // The guest's /proc describes the domain (proc/proc-views.ts): bound over the kernel's own

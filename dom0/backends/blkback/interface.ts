@@ -28,13 +28,13 @@ import type { BlkbackCounters } from './metrics.js';
 import { isRefusal, parseRequest, type BlkRequest, type ParseContext } from './request.js';
 import { BusyPoller } from '../../../drivers/ring/busy-poll.js';
 import { URING_WANTED, UringIo } from './uring-io.js';
+import { LogRateLimit } from '../../../common/log-ratelimit.js';
+import type { BlkbackReason } from './metrics.js';
+import { InflightJournal, type OwedRequest } from './inflight-journal.js';
 
 /** How long after a vbd connects its io_uring registers the guest's memory: after a boot
  * (busybox reaches its login prompt in well under a second, Debian's systemd in ~3 s). */
 const URING_REGISTER_DELAY_MS = 5000;
-import { LogRateLimit } from '../../../common/log-ratelimit.js';
-import type { BlkbackReason } from './metrics.js';
-import { InflightJournal, type OwedRequest } from './inflight-journal.js';
 
 /** At queue depth 1, spin this long for the frontend's next request after answering one,
  * instead of sleeping until its event (drivers/ring/busy-poll.ts). 0 turns it off. */
