@@ -3,7 +3,6 @@
 // connect hvc0 and xenbus over their rings and event channels, then start init. It answers
 // dom0's shutdown requests through control/shutdown, and asks the hypervisor to shut the
 // domain down (SCHEDOP_shutdown) before it exits. Built into one file (/boot/kernel.mjs).
-import { execFile } from 'node:child_process';
 import { native } from '../../native/index.js';
 import { HypercallClient } from '../../drivers/hypercall/channel.js';
 import { decodeStartInfo, specialPages, START_INFO_MAGIC } from '../../drivers/hypercall/start-info.js';
@@ -76,15 +75,9 @@ async function boot(): Promise<void> {
   const pages = new PageAllocator(memory, 1, specialPages(si.nrPages).firstReserved);
   printk(`Grant table initialized: ${gt.result.frames} frames, ${grants.nrEntries} entries`);
 
-  // A fresh network namespace has lo down; a Linux guest brings it up in early userspace.
-  // Started now and waited for before init: nothing before needs it, and the frontends'
-  // handshakes go on meanwhile (a synchronous spawn would stop this event loop).
-  const loUp = new Promise<void>((resolve) =>
-    execFile('/usr/sbin/ip', ['link', 'set', 'lo', 'up'], (e) => {
-      if (e) printk(`lo: could not bring up loopback: ${e.message}`);
-      resolve();
-    }),
-  );
+  // lo is up already: the jailer brought it up in the domain's network namespace before it
+  // started us (native/jailer.c, loopback_up), as a Linux guest's early userspace does. (A
+  // second time here, with `ip`, cost a fork of this process on the way to init.)
   // The guest's /proc views (below) need only the hypervisor and xenstore: set up while the
   // frontends connect.
   const procViewsReady = startProcViews({ hc, xenstore: { xs, home }, cmdline: si.cmdLine, nrPages: si.nrPages, pages, log: printk }).then(
@@ -97,7 +90,6 @@ async function boot(): Promise<void> {
   registerFrontends(frontends);
   await frontends.start();
   await frontends.settle(10_000); // disks and NICs are there when init starts
-  await loUp;
   // ip= on the command line, or the vifs' own ip=: addresses before init (Linux's ipconfig).
   const vifs = (await xs.directory(`${home}/device/vif`).catch(() => [] as string[])).filter((d) => /^\d+$/.test(d)).map(Number);
   const backendIp = async (id: number) => xs.read(`${await xs.read(`${home}/device/vif/${id}/backend`)}/ip`);

@@ -66,6 +66,8 @@ describe.skipIf(shouldSkip())('guest isolation', () => {
     // Both views: sysfs (read-only, the guest's own network namespace) and the kernel's netlink.
     expect((await sh('ls /sys/class/net')).trim().split(/\s+/).filter(Boolean)).toEqual(['lo']);
     expect((await sh('ip -o link show | cut -d: -f2')).trim().split(/\s+/).filter(Boolean)).toEqual(['lo']);
+    // ... and lo is up when init starts (the jailer brings it up, as early userspace does).
+    expect(await sh('ip -o link show lo')).toMatch(/<LOOPBACK,UP,LOWER_UP>/);
     const dev = await sh('tail -n +3 /proc/net/dev | cut -d: -f1');
     expect(dev.trim().split(/\s+/)).toEqual(['lo']);
     // The host's network is not there: nothing routes out.
