@@ -27,6 +27,7 @@ import type { KvmVmEvent } from './kvm/vm.js';
 import { KERNEL_OVERHEAD_BYTES, MAX_DOMID, MIN_MEMORY_MIB, cpuLimit } from './domain-limits.js';
 import { HypercallFault, fault, type HypercallContext, type HypercallTable } from './hypercalls/context.js';
 import { hypercallTable } from './hypercalls/table.js';
+import { collectSoon } from '../common/collect-soon.js';
 
 /** Hypercalls a kernel loaded ahead of its first unpause may have waiting (it makes one). */
 const HELD_CALLS_MAX = 4;
@@ -479,6 +480,7 @@ export class Hypervisor {
     this.domains.delete(d.domid);
     this.log.forget(d.domid);
     this.sendVirqDomExc();
+    collectSoon();
   }
 
   /** Give back everything a domain holds: processes, ports (peers see them unbound), memory. */
