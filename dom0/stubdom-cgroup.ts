@@ -32,21 +32,33 @@ export class StubdomCgroup {
     return names.map((n) => new StubdomCgroup(Number(n.slice(1))));
   }
 
-  /** Kill whatever still runs in the groups (a stub domain whose dom0 died). */
-  killAll(): void {
-    let pids: string[] = [];
+  /** The processes in the groups: the sandbox and the stub domain inside it. */
+  procs(): number[] {
     try {
-      pids = readFileSync(join(this.dirs[1]!, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
+      return readFileSync(join(this.dirs[1]!, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
     } catch {
-      /* gone */
+      return [];
     }
-    for (const pid of pids) {
+  }
+
+  /** Signal whatever still runs in the groups (a stub domain whose dom0 died). */
+  killAll(signal: NodeJS.Signals = 'SIGKILL'): void {
+    for (const pid of this.procs()) {
       try {
-        process.kill(Number(pid), 'SIGKILL');
+        process.kill(pid, signal);
       } catch {
         /* exited */
       }
     }
+  }
+
+  /** Resolves true once nothing runs in the groups, false after `ms`. */
+  async waitEmpty(ms: number): Promise<boolean> {
+    for (const end = Date.now() + ms; Date.now() < end; ) {
+      if (this.procs().length === 0) return true;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return this.procs().length === 0;
   }
 
   /** Make the groups with their limits (memory in bytes). */
