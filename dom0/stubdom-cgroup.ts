@@ -4,7 +4,7 @@
 // removes that one when its last domain goes, which is before dom0 stops the device model.
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cgroupName } from '../common/paths.js';
+import { stubdomCgroupName } from '../common/paths.js';
 
 const ROOT = '/sys/fs/cgroup';
 const CONTROLLERS = ['memory', 'pids'] as const;
@@ -17,12 +17,12 @@ export class StubdomCgroup {
   readonly dirs: string[];
 
   constructor(readonly domid: number) {
-    this.dirs = CONTROLLERS.map((c) => join(ROOT, c, `${cgroupName()}-stubdom`, `d${domid}`));
+    this.dirs = CONTROLLERS.map((c) => join(ROOT, c, stubdomCgroupName(), `d${domid}`));
   }
 
   /** Groups a dom0 that died left behind (a restarted dom0 finds them). */
   static leftovers(): StubdomCgroup[] {
-    const parent = join(ROOT, CONTROLLERS[0], `${cgroupName()}-stubdom`);
+    const parent = join(ROOT, CONTROLLERS[0], stubdomCgroupName());
     let names: string[] = [];
     try {
       names = readdirSync(parent).filter((n) => /^d\d+$/.test(n));

@@ -26,7 +26,7 @@ import { HypercallClient } from '../drivers/hypercall/channel.js';
 import { dirtyBitmapBytes, type DmControl, type DmControlResult, type DmDisk, type DmDisplay, type DmExit, type DmStarted } from '../stubdom/protocol.js';
 import { bindVncDisplay, VNC_BASE_PORT } from '../stubdom/vnc/vnc-server.js';
 import type { Logger } from '../common/log.js';
-import { runDir } from '../common/paths.js';
+import { stubdomRootsDir } from '../common/paths.js';
 import { adoptUidRange, claimUidRange, uidPoolFromEnv, type UidRange } from '../common/uid-ranges.js';
 import type { FdStoreClient } from './fd-store-client.js';
 import { StubdomCgroup } from './stubdom-cgroup.js';
@@ -142,7 +142,7 @@ export class StubdomHost {
       if (this.domains.has(cg.domid)) continue;
       this.log.warn(`stub domain of domain ${cg.domid} is left from a dom0 that died and serves no guest here: killing it`);
       cg.killAll();
-      const root = join(runDir(), 'stubdom', String(cg.domid));
+      const root = join(stubdomRootsDir(), String(cg.domid));
       const done = cg.remove().then(() => {
         removeRootDir(root);
         this.reclaiming.delete(cg.domid);
@@ -204,7 +204,7 @@ export class StubdomHost {
     await this.reclaiming.get(domid);
     const uids = await claimUidRange(uidPoolFromEnv());
     const cgroup = new StubdomCgroup(domid);
-    const root = join(runDir(), 'stubdom', String(domid));
+    const root = join(stubdomRootsDir(), String(domid));
     let launcher: ChildProcess;
     let logs: StubdomLogs | null = null;
     const [ours, theirs] = native().seqpacketPair();
@@ -304,7 +304,7 @@ export class StubdomHost {
       launcherPid: m!.launcherPid!,
       uids: adoptUidRange(m!.uidBase!, claim),
       cgroup: new StubdomCgroup(domid),
-      root: join(runDir(), 'stubdom', String(domid)),
+      root: join(stubdomRootsDir(), String(domid)),
       logs,
     });
     // Not our child: its end shows as the channel hanging up.

@@ -11,7 +11,7 @@ import { bootDir, hypervisorPidFile, runDir, toolstackSocket, xenstoredStateFile
 import { cgroupsAvailable } from './cgroups.js';
 import { Hypervisor } from './hypervisor.js';
 import { checkPoolAgainstSubordinateIds, uidPoolFromEnv } from '../common/uid-ranges.js';
-import { reapOrphanedStubDomains } from './orphan-reaper.js';
+import { reapOrphanedStubDomains, removeOrphanedStubDomains } from './orphaned-stub-domains.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -68,6 +68,8 @@ async function main(): Promise<void> {
     stopping = true;
     hv.log.write(`stopping: ${why}`);
     await hv.destroyAll();
+    // A dom0 that died left stub domains; their guests are gone now, and so are they.
+    await removeOrphanedStubDomains();
     rmSync(hypervisorPidFile(), { force: true });
     discardLiveState();
     process.exit(0);

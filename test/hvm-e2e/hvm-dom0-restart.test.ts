@@ -4,14 +4,15 @@
 // uptime goes on, pings from the LAN are answered again within seconds, what was fsync'ed
 // before the kill is in the image and more can be written after it, `xl console` (on a
 // terminal) and VNC reach them, and `xl destroy` / `xl shutdown` afterwards leave nothing of
-// their stub domains behind. A guest that powers off while no dom0 listens has its
-// on_poweroff applied by the next one.
+// their stub domains behind. What happens while no dom0 listens (a power-off, a stub domain
+// killed) is acted on by the next one; a stub domain whose guest goes while no dom0 runs (dom0
+// died in a loop and xenode stopped) leaves nothing behind either.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Instance, shouldSkip } from '../helpers/instance.js';
 import { TestLan, netShouldSkip } from '../helpers/lan.js';
-import { alive, dom0Pid } from '../helpers/platform.js';
+import { alive, dom0Pid, hypervisorPid, sleep } from '../helpers/platform.js';
 import { RfbClient } from '../helpers/rfb-client.js';
 import { XlConsole } from '../helpers/xl-console.js';
 
@@ -181,4 +182,27 @@ describe.skipIf(shouldSkip() || netShouldSkip())('HVM guests across a dom0 resta
       expect(leftOf(traces[name]), name).toEqual([]);
     }
   }, 180_000);
+
+  it('dom0 dying in a loop stops xenode: the stub domain goes with its guest, nothing of it left', async () => {
+    await boot('hlast', []);
+    const traces = await stubdomTraces('hlast');
+    const hv = hypervisorPid(xn);
+    for (let i = 0; i < 6 && alive(hv); i++) {
+      let pid = 0;
+      await xn.waitFor('a dom0', () => {
+        try {
+          pid = dom0Pid(xn);
+          return true;
+        } catch {
+          return !alive(hv);
+        }
+      }, 10_000);
+      if (pid) process.kill(pid, 'SIGKILL');
+      await sleep(300);
+    }
+    await xn.waitFor('the hypervisor to stop', () => !alive(hv), 30_000);
+    expect(xn.log()).toMatch(/not restarting it again/);
+    // No dom0 was left to stop it: the hypervisor's destroy closed its channel, and it cleaned up.
+    expect(leftOf({ ...traces, record: '/nonexistent' })).toEqual([]);
+  }, 120_000);
 });
