@@ -129,22 +129,11 @@ export async function claimUidRange(pool: UidPool): Promise<UidRange> {
       held.delete(base);
       continue;
     }
-    let released = false;
-    return {
-      base,
-      count: UID_RANGE,
-      release: () => {
-        if (released) return;
-        released = true;
-        server.close();
-        held.delete(base);
-      },
-      dupClaim: () => {
-        const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
-        if (fd < 0) throw new Error(`the claim on host uids ${base}-${base + UID_RANGE - 1} has no descriptor`);
-        return native().dup(fd);
-      },
-    };
+    return heldRange(base, () => server.close(), () => {
+      const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+      if (fd < 0) throw new Error(`the claim on host uids ${base}-${base + UID_RANGE - 1} has no descriptor`);
+      return native().dup(fd);
+    });
   }
   throw new Error(`no free uid range: all ${ranges} ranges of the pool ${pool.first}-${pool.last} are in use on this host`);
 }
@@ -153,6 +142,11 @@ export async function claimUidRange(pool: UidPool): Promise<UidRange> {
  * left its stub domains' with the hypervisor): held here until `release()` closes it. */
 export function adoptUidRange(base: number, fd: number): UidRange {
   held.add(base);
+  return heldRange(base, () => native().close(fd), () => native().dup(fd));
+}
+
+/** A range held here (in `held`) through a claim that `close` gives up. */
+function heldRange(base: number, close: () => void, dupClaim: () => number): UidRange {
   let released = false;
   return {
     base,
@@ -160,9 +154,9 @@ export function adoptUidRange(base: number, fd: number): UidRange {
     release: () => {
       if (released) return;
       released = true;
-      native().close(fd);
+      close();
       held.delete(base);
     },
-    dupClaim: () => native().dup(fd),
+    dupClaim,
   };
 }
