@@ -168,7 +168,9 @@ export class HvmBuilder {
       // What the next dom0 needs if this one dies (adopt): stored before the stub domain
       // starts, so one that exists always has it.
       const kept: StoredHvm = { irqPort: rec.irqPort, serialPath: serial?.path ?? null };
-      await this.store.put(domid, STORE_ENTRY, serial ? [serial.master, serial.slave] : [], kept);
+      await this.store.put(domid, STORE_ENTRY, serial ? [serial.master, serial.slave] : [], kept).catch((e: Error) => {
+        this.log.warn(`domain ${domid}: cannot leave its HVM build with the hypervisor, so it will not outlive dom0: ${e.message}`);
+      });
       const logPath = ConsoleDaemon.logPath(spec.name);
       mkdirSync(dirname(logPath), { recursive: true });
 
