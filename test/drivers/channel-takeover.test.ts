@@ -1,7 +1,8 @@
 // A channel taken over from a peer that died (a restarted dom0 and a stub domain: the dead
 // dom0 left its end with the hypervisor, dom0/stubdom-host.ts): answers the other side still
 // owes the dead caller arrive first, and must not be taken for the new caller's. The new
-// client starts its call ids past the old one's (HypercallClient's firstId), so they are not.
+// client starts its call ids past the old one's (HypercallClient's firstId), so they are not;
+// what the far side sent meanwhile unasked (a dm.exit upcall) is the new client's to act on.
 import { describe, expect, it } from 'vitest';
 import { HypercallClient, MessageSocket } from '../../drivers/hypercall/channel.js';
 import { native } from '../../native/index.js';
@@ -44,4 +45,18 @@ describe('a hypercall channel taken over from a dead caller', () => {
       stub.close();
     });
   }
+
+  it('an upcall sent while nobody read the channel reaches the client that takes it over', async () => {
+    const [ours, theirs] = native().seqpacketPair();
+    const kept = native().dup(ours);
+    const stub = new MessageSocket(theirs, () => {}, () => {});
+    const dead = new HypercallClient(ours);
+    dead.close(); // the old dom0 is gone; the far side reports a device model that ended
+    stub.send({ upcall: 'dm.exit', args: { domid: 7, reason: 'crash', message: 'device model exited (1)' } });
+    const next = new HypercallClient(kept, { firstId: 2 ** 32 + 1 });
+    const got = await new Promise<unknown>((resolve) => next.onUpcall('dm.exit', resolve));
+    expect(got).toEqual({ domid: 7, reason: 'crash', message: 'device model exited (1)' });
+    next.close();
+    stub.close();
+  });
 });

@@ -5,7 +5,7 @@
 // before the kill is in the image and more can be written after it, `xl console` (on a
 // terminal) and VNC reach them, and `xl destroy` / `xl shutdown` afterwards leave nothing of
 // their stub domains behind. What happens while no dom0 listens (a power-off, a stub domain
-// killed) is acted on by the next one; a stub domain whose guest goes while no dom0 runs (dom0
+// killed, a reboot) is acted on by the next one; a stub domain whose guest goes while no dom0 runs (dom0
 // died in a loop and xenode stopped) leaves nothing behind either.
 import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -184,29 +184,35 @@ describe.skipIf(shouldSkip() || netShouldSkip())('HVM guests across a dom0 resta
     expect((await xn.list()).map((r) => r.name)).toEqual(['Domain-0']);
   }, 240_000);
 
-  it('what happens while no dom0 listens is acted on by the next: a power-off (on_poweroff), a stub domain killed (on_crash)', async () => {
+  it('what happens while no dom0 listens is acted on by the next: a power-off (on_poweroff), a reboot (on_reboot), a stub domain killed (on_crash)', async () => {
     await boot('hoff', []);
+    await boot('hboot', [`on_reboot = 'destroy'`]);
     await boot('hdie', []);
-    const id = { hoff: await domid('hoff'), hdie: await domid('hdie') };
-    const traces = { hoff: await stubdomTraces('hoff'), hdie: await stubdomTraces('hdie') };
-    // One guest powers off shortly; dom0 is stopped before, then killed: no dom0 hears it.
+    const names = ['hoff', 'hboot', 'hdie'] as const;
+    const id = { hoff: await domid('hoff'), hboot: await domid('hboot'), hdie: await domid('hdie') };
+    const traces = { hoff: await stubdomTraces('hoff'), hboot: await stubdomTraces('hboot'), hdie: await stubdomTraces('hdie') };
+    // Two guests power off and reboot shortly; dom0 is stopped before, then killed: no dom0
+    // hears either.
     await xn.consoleRun('hoff', '(sleep 2; poweroff) >/dev/null 2>&1 & true');
+    await xn.consoleRun('hboot', '(sleep 2; reboot) >/dev/null 2>&1 & true');
     const old = dom0Pid(xn);
     process.kill(old, 'SIGSTOP');
     try {
-      await xn.waitFor('the guest to power off', () => xn.log().includes(`d${id.hoff}: requested shutdown (poweroff)`), 20_000);
-      // The other's stub domain dies meanwhile.
+      await xn.waitFor('the guests to power off and reboot', () => xn.log().includes(`d${id.hoff}: requested shutdown (poweroff)`) && xn.log().includes(`d${id.hboot}: requested shutdown (reboot)`), 20_000);
+      // The third's stub domain dies meanwhile.
       process.kill(traces.hdie.pid, 'SIGKILL');
     } finally {
       await killDom0(() => process.kill(old, 'SIGKILL'));
     }
-    for (const name of ['hoff', 'hdie']) await xn.waitFor(`${name} to be destroyed`, async () => !(await xn.list()).some((r) => r.name === name), 15_000);
-    // The power-off was taken as one (not as a crash for want of a dom0), the dead stub domain as a crash.
-    expect(xn.log()).toMatch(new RegExp(`took over domain ${id.hoff} "hoff" after dom0 restarted`));
+    for (const name of names) await xn.waitFor(`${name} to be destroyed`, async () => !(await xn.list()).some((r) => r.name === name), 15_000);
+    // The power-off and the reboot were taken as such (not as crashes for want of a dom0), the
+    // dead stub domain as a crash.
+    for (const name of ['hoff', 'hboot'] as const) expect(xn.log()).toMatch(new RegExp(`took over domain ${id[name]} "${name}" after dom0 restarted`));
     expect(xn.log()).toMatch(/"hoff" shut down \(poweroff\); action destroy/);
+    expect(xn.log()).toMatch(/"hboot" shut down \(reboot\); action destroy/);
     expect(xn.log()).toMatch(new RegExp(`device model of domain ${id.hdie} ended: its stub domain died`));
     expect(xn.log()).toMatch(/"hdie" crashed; action destroy/);
-    for (const name of ['hoff', 'hdie'] as const) {
+    for (const name of names) {
       await xn.waitFor(`${name}'s stub domain to be gone`, () => leftOf(traces[name]).length === 0, 10_000).catch(() => {});
       expect(leftOf(traces[name]), name).toEqual([]);
     }
