@@ -1,10 +1,11 @@
 // Stub domains a dead dom0 leaves behind stay the hypervisor's: it is their subreaper, so a
 // stub domain's sandbox (native/stubdom-sandbox.c, dom0's child) becomes the hypervisor's
 // child when dom0 dies, instead of going to the host's init, which in a container may never
-// reap it. The hypervisor collects those sandboxes when they exit, and nothing else: libuv
-// waits for the children Node started (dom0, the domains' jailers) by pid, and taking one of
-// their exits would lose it. When it stops with no dom0 left to do it (dom0 died in a loop),
-// it also removes what those stub domains leave: their cgroups and root mount points.
+// reap it. The hypervisor collects those sandboxes when they exit (and a stub domain whose
+// sandbox died first), and nothing else: libuv waits for the children Node started (dom0,
+// the domains' jailers) by pid, and taking one of their exits would lose it. When it stops
+// with no dom0 left to do it (dom0 died in a loop), it also removes what those stub domains
+// leave: their cgroups and root mount points.
 import { readFileSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { native } from '../native/index.js';
@@ -26,19 +27,22 @@ function children(): number[] {
   return out;
 }
 
-function isExitedSandbox(pid: number): boolean {
+/** An exited stub domain sandbox, or the stub domain itself when its sandbox died first (it
+ * ran in a pid namespace of its own: NSpid has more than one entry). Node starts nothing in a
+ * nested pid namespace, so neither can be one of libuv's children. */
+function isOrphanedStubZombie(pid: number): boolean {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // "pid (comm) S ...": the state follows the last ')'.
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state === 'Z' && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === SANDBOX_COMM;
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    if (!/^State:\s+Z/m.test(status)) return false;
+    const nsPids = /^NSpid:\s+(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/) ?? [];
+    return nsPids.length > 1 || readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === SANDBOX_COMM;
   } catch {
     return false;
   }
 }
 
 function sweep(): void {
-  for (const pid of children()) if (isExitedSandbox(pid)) native().reap(pid);
+  for (const pid of children()) if (isOrphanedStubZombie(pid)) native().reap(pid);
 }
 
 /** Become the subreaper and collect orphaned stub-domain sandboxes as they exit. */
@@ -78,6 +82,8 @@ export async function removeOrphanedStubDomains(waitMs = 3000): Promise<void> {
   while (Date.now() < end && groups.some((g) => procsOf(g).length > 0)) await new Promise((r) => setTimeout(r, 50));
   for (const g of groups) for (const pid of procsOf(g)) native().kill(pid, 9);
   for (let attempt = 0; attempt < 50; attempt++) {
+    // What was killed may have become ours to reap (a stub domain whose sandbox died first).
+    sweep();
     let busy = false;
     for (const dir of [...groups, ...GROUP_PARENTS]) {
       try {
@@ -89,7 +95,6 @@ export async function removeOrphanedStubDomains(waitMs = 3000): Promise<void> {
     if (!busy) break;
     await new Promise((r) => setTimeout(r, 20));
   }
-  sweep();
   try {
     for (const n of readdirSync(stubdomRootsDir())) rmdirSync(join(stubdomRootsDir(), n));
     rmdirSync(stubdomRootsDir());
