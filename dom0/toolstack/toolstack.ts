@@ -222,8 +222,8 @@ export class Toolstack {
    * its record (domain-records.ts), its memory, dom0's ends of its xenstore and console
    * channels (still bound in the hypervisor), its xenstore ring where xenstored's live state
    * left it, a new console pty; an HVM guest's stub domain (hvm-builder.ts adopt). A guest
-   * that cannot be taken over is crashed, so that its
-   * on_crash applies, never left hanging. Backends reconnect on their own (backend-bus.ts).
+   * that cannot be taken over is crashed, so that its on_crash applies, never left hanging.
+   * Backends reconnect on their own (backend-bus.ts).
    * Returns the domains that exist.
    */
   async adopt(): Promise<Set<number>> {
