@@ -33,7 +33,8 @@ export async function start(): Promise<string> {
   mkdirSync(logDir(), { recursive: true });
   const logPath = join(logDir(), 'xenode.log');
   const log = openSync(logPath, 'a');
-  const child = spawn(process.execPath, [join(here, '..', 'hypervisor', 'main.js')], {
+  // --expose-gc: the hypervisor collects soon after a domain goes (common/collect-soon.ts).
+  const child = spawn(process.execPath, ['--expose-gc', join(here, '..', 'hypervisor', 'main.js')], {
     detached: true,
     stdio: ['ignore', log, log],
     env: process.env,

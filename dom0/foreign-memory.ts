@@ -3,6 +3,7 @@
 // domain is mapped once and unmapped when it is destroyed.
 import { native } from '../native/index.js';
 import type { HypercallClient } from '../drivers/hypercall/channel.js';
+import { collectSoon } from '../common/collect-soon.js';
 
 export const PAGE = 4096;
 
@@ -51,21 +52,10 @@ export class ForeignMemory {
     return this.mapped.get(domid);
   }
 
-  /** Forget the mapping; the memory is unmapped when the last view is collected. */
+  /** Forget the mapping; the memory is unmapped when the last view is collected, which
+   * collectSoon makes prompt once the teardown has dropped its views. */
   unmap(domid: number): void {
     this.mapped.delete(domid);
-    // An idle dom0 may not collect for a long time, and until it does the destroyed guest's
-    // pages stay mapped and allocated (a leak a create/destroy loop makes plain). So collect
-    // once the teardown has dropped its views: the backing stores' deleters then munmap.
-    if (this.collectTimer) return;
-    const gc = (globalThis as { gc?: () => void }).gc;
-    if (!gc) return;
-    this.collectTimer = setTimeout(() => {
-      this.collectTimer = null;
-      gc();
-    }, 50);
-    this.collectTimer.unref();
+    collectSoon();
   }
-
-  private collectTimer: NodeJS.Timeout | null = null;
 }

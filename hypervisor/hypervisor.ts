@@ -27,6 +27,7 @@ import type { KvmVmEvent } from './kvm/vm.js';
 import { KERNEL_OVERHEAD_BYTES, MAX_DOMID, MIN_MEMORY_MIB, cpuLimit } from './domain-limits.js';
 import { HypercallFault, fault, type HypercallContext, type HypercallTable } from './hypercalls/context.js';
 import { hypercallTable } from './hypercalls/table.js';
+import { collectSoon } from '../common/collect-soon.js';
 
 export class Hypervisor {
   readonly log = new ConsoleLog();
@@ -438,6 +439,7 @@ export class Hypervisor {
     this.domains.delete(d.domid);
     this.log.forget(d.domid);
     this.sendVirqDomExc();
+    collectSoon();
   }
 
   /** Give back everything a domain holds: processes, ports (peers see them unbound), memory. */
