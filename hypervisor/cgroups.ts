@@ -268,7 +268,7 @@ export function hostCpus(): number[] {
 }
 
 /** The cgroup directories below `dir` (the userland's "user"; the guest cannot make more:
- * the domain's directory is host root's), deepest last. */
+ * the domain's directory is host root's), each before those below it. */
 function memoryDirsBelow(dir: string, depth = 0): string[] {
   if (depth >= 4) return [];
   let entries: Dirent[];

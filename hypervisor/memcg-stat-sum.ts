@@ -2,18 +2,19 @@
 // domain's memory cgroup and its userland's child ("user", hypervisor/cgroups.ts).
 //
 // Why not the domain's hierarchical total_X lines, which say the same in one read: on the
-// host kernels we run on (measured on 6.18), a parent's totals can lag its child's charges by
-// tens of MiB for up to 2 s. memory.stat aggregates per-CPU counters only when a cgroup has
-// had "enough" updates (64 pages per CPU) since its last flush, and counts a child's updates
-// towards its ancestors only until the child itself has had enough (mm/memcontrol.c,
-// memcg_rstat_updated: "if @memcg is already flushable then all its ancestors are flushable
-// as well"). A flush that clears the child's count before its parent's (children first)
-// while the child is charging leaves the child over the threshold and the parent under it:
-// from then on nothing the child charges reaches the parent's count, reading the parent does
-// not flush, and its total_X misses what the child charged until the periodic flush. A
-// guest program holding 48 MiB then did not show in `free` (2 runs in 40 here; more in CI).
-// Each cgroup's own counters are kept right when that cgroup is read (its own updates always
-// count towards its own flush), so the sum of them is what the totals should have said.
+// host kernel we run on (6.18), a parent's totals can miss what its child has just charged.
+// Measured: a process in the child holding 48 MiB, the parent's total_rss read at once showed
+// 8-30 MiB of it in 2 reads of 400 (the child's own rss, and the sum below, all 48), and a
+// guest's `free` missed a program's 48 MiB in 3 runs of 120 (0 of 200 with the sum).
+// Our reading of mm/memcontrol.c: memory.stat folds the per-CPU counters in only when a
+// cgroup has had enough updates (64 pages a CPU) since its last flush, and a child's updates
+// count towards its ancestors only until the child itself has had enough (memcg_rstat_updated:
+// "if @memcg is already flushable then all its ancestors are flushable as well"); a flush
+// that clears the child's count before the parent's, while the child charges, leaves the child
+// over the threshold and the parent under it, and the parent's totals stay behind until the
+// periodic flush (2 s). A cgroup's own updates always count towards its own flush, so each
+// directory's own counters are right when it is read, and their sum is what the totals
+// should have said.
 
 /** Keys that are not amounts: the parent's own value stands. */
 const NOT_SUMMED = /^hierarchical_/;

@@ -19,10 +19,6 @@ export function setKernelPhase(p: string): void {
   phase = p;
 }
 
-export function kernelPhase(): string {
-  return phase;
-}
-
 export const WATCHDOG_TICK_MS = 500;
 export const WATCHDOG_THRESHOLD_MS = 1000;
 
