@@ -33,6 +33,14 @@ export function hypervisorPidFile(): string {
 export function cgroupName(): string {
   return process.env.XENODE_CGROUP ?? 'xenode';
 }
+/** The group (under the v1 memory and pids hierarchies) holding stub domains' `d<domid>` groups. */
+export function stubdomCgroupName(): string {
+  return `${cgroupName()}-stubdom`;
+}
+/** Stub domains' root mount points, `<this>/<domid>`. */
+export function stubdomRootsDir(): string {
+  return join(runDir(), 'stubdom');
+}
 /** Where the guest kernel image (bundle + addon) is staged for domains to boot from. */
 export function bootDir(): string {
   return join(runDir(), 'boot');

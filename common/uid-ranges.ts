@@ -11,6 +11,7 @@
 //    in different network namespaces do not see each other's claims.)
 import { createServer, type Server } from 'node:net';
 import { readFileSync } from 'node:fs';
+import { native } from '../native/index.js';
 
 /** uids per domain, as Linux container tools allocate them. */
 export const UID_RANGE = 65_536;
@@ -33,6 +34,9 @@ export interface UidRange {
   readonly base: number;
   readonly count: number;
   release(): void;
+  /** A copy of the claim's socket: the range stays claimed while any copy is open (so a
+   * holder can leave one with another process, as dom0 does with the hypervisor). */
+  dupClaim(): number;
 }
 
 /** The pool `XENODE_GUEST_UIDS=FIRST-LAST` names, or the default. */
@@ -125,17 +129,34 @@ export async function claimUidRange(pool: UidPool): Promise<UidRange> {
       held.delete(base);
       continue;
     }
-    let released = false;
-    return {
-      base,
-      count: UID_RANGE,
-      release: () => {
-        if (released) return;
-        released = true;
-        server.close();
-        held.delete(base);
-      },
-    };
+    return heldRange(base, () => server.close(), () => {
+      const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+      if (fd < 0) throw new Error(`the claim on host uids ${base}-${base + UID_RANGE - 1} has no descriptor`);
+      return native().dup(fd);
+    });
   }
   throw new Error(`no free uid range: all ${ranges} ranges of the pool ${pool.first}-${pool.last} are in use on this host`);
+}
+
+/** A range an earlier holder claimed, whose claim socket `fd` it left behind (a dom0 that died
+ * left its stub domains' with the hypervisor): held here until `release()` closes it. */
+export function adoptUidRange(base: number, fd: number): UidRange {
+  held.add(base);
+  return heldRange(base, () => native().close(fd), () => native().dup(fd));
+}
+
+/** A range held here (in `held`) through a claim that `close` gives up. */
+function heldRange(base: number, close: () => void, dupClaim: () => number): UidRange {
+  let released = false;
+  return {
+    base,
+    count: UID_RANGE,
+    release: () => {
+      if (released) return;
+      released = true;
+      close();
+      held.delete(base);
+    },
+    dupClaim,
+  };
 }

@@ -17,6 +17,7 @@ import { logger } from '../common/log.js';
 import { rmSync } from 'node:fs';
 import { BackendBus } from './backends/backend-bus.js';
 import { StubdomHost } from './stubdom-host.js';
+import { hypervisorFdStore } from './fd-store-client.js';
 import { HvmBuilder } from './toolstack/hvm-builder.js';
 import { registerBackends } from './backends/registry.js';
 
@@ -47,12 +48,13 @@ async function main(): Promise<void> {
 
   const consoles = new ConsoleDaemon(evtchn, xs, log);
   // HVM guests' device models live in the stub domain; one that dies takes only its guest.
+  // A stub domain outlives dom0 (its fds are left with the hypervisor) and the next takes it over.
   const stubdom = new StubdomHost(log, (e) => {
     log.warn(`device model of domain ${e.domid} ended: ${e.message}`);
     // In the hypervisor's log too (`xl dmesg`), as the reason the domain crashed.
     if (e.reason === 'crash') void hc.invoke('console.write', { text: `device model of domain ${e.domid} ended: ${e.message}; the domain crashed` }).catch(() => {});
     void hc.invoke('domctl.shutdown', { domid: e.domid, reason: e.reason === 'reset' ? 'reboot' : 'crash' }).catch(() => {});
-  });
+  }, hypervisorFdStore(hc), generation);
   const hvm = new HvmBuilder(hc, evtchn, xs, stubdom, log, consoles);
   const toolstack = new Toolstack(hc, xs, xenstored, evtchn, foreign, consoles, log, hvm);
 
@@ -72,6 +74,8 @@ async function main(): Promise<void> {
     onDomExc();
     log.info(`dom0 restart ${generation}: guests taken over in ${Date.now() - t0} ms`);
   }
+  // Stub domains nobody took over (their guest is gone, or could not be adopted) go.
+  stubdom.reclaimLeftovers();
 
   // Backends: every device the toolstack writes under /local/domain/0/backend gets its driver
   // (after a restart, the devices already there reconnect to their running frontends).

@@ -4,7 +4,7 @@
 // removes that one when its last domain goes, which is before dom0 stops the device model.
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cgroupName } from '../common/paths.js';
+import { stubdomCgroupName } from '../common/paths.js';
 
 const ROOT = '/sys/fs/cgroup';
 const CONTROLLERS = ['memory', 'pids'] as const;
@@ -17,12 +17,12 @@ export class StubdomCgroup {
   readonly dirs: string[];
 
   constructor(readonly domid: number) {
-    this.dirs = CONTROLLERS.map((c) => join(ROOT, c, `${cgroupName()}-stubdom`, `d${domid}`));
+    this.dirs = CONTROLLERS.map((c) => join(ROOT, c, stubdomCgroupName(), `d${domid}`));
   }
 
   /** Groups a dom0 that died left behind (a restarted dom0 finds them). */
   static leftovers(): StubdomCgroup[] {
-    const parent = join(ROOT, CONTROLLERS[0], `${cgroupName()}-stubdom`);
+    const parent = join(ROOT, CONTROLLERS[0], stubdomCgroupName());
     let names: string[] = [];
     try {
       names = readdirSync(parent).filter((n) => /^d\d+$/.test(n));
@@ -32,21 +32,33 @@ export class StubdomCgroup {
     return names.map((n) => new StubdomCgroup(Number(n.slice(1))));
   }
 
-  /** Kill whatever still runs in the groups (a stub domain whose dom0 died). */
-  killAll(): void {
-    let pids: string[] = [];
+  /** The processes in the groups: the sandbox and the stub domain inside it. */
+  procs(): number[] {
     try {
-      pids = readFileSync(join(this.dirs[1]!, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
+      return readFileSync(join(this.dirs[1]!, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
     } catch {
-      /* gone */
+      return [];
     }
-    for (const pid of pids) {
+  }
+
+  /** Signal whatever still runs in the groups (a stub domain whose dom0 died). */
+  killAll(signal: NodeJS.Signals = 'SIGKILL'): void {
+    for (const pid of this.procs()) {
       try {
-        process.kill(Number(pid), 'SIGKILL');
+        process.kill(pid, signal);
       } catch {
         /* exited */
       }
     }
+  }
+
+  /** Resolves true once nothing runs in the groups, false after `ms`. */
+  async waitEmpty(ms: number): Promise<boolean> {
+    for (const end = Date.now() + ms; Date.now() < end; ) {
+      if (this.procs().length === 0) return true;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return this.procs().length === 0;
   }
 
   /** Make the groups with their limits (memory in bytes). */

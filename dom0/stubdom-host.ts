@@ -7,6 +7,15 @@
 // socket) as SCM_RIGHTS: the stub domain opens nothing of the host by path. A device model
 // that ends by itself, or a stub domain that dies (kill -9 included), takes its guest down as
 // crashed, at once: the guest's vCPU would otherwise wait on an ioreq nobody answers.
+//
+// A stub domain outlives dom0, as Xen's stub domains are domains the hypervisor keeps: its
+// sandbox is started in a session of its own (no signal to dom0's process group or terminal
+// reaches it; its PDEATHSIG ties it to the sandbox, not to dom0), and dom0 leaves copies of
+// what must survive with the hypervisor's fd store (fd-store-client.ts): its end of the
+// channel (so the stub domain sees no hang-up when dom0 dies, and what it sends meanwhile, a
+// dm.exit included, waits in the socket for the next dom0), the readers of its logs, and the
+// claim on its uids. A new dom0 takes them back (adopt) and talks on with call ids past any
+// the dead one used; what it does not take over (reclaimLeftovers) is killed and removed.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { constants } from 'node:os';
@@ -17,8 +26,9 @@ import { HypercallClient } from '../drivers/hypercall/channel.js';
 import { dirtyBitmapBytes, type DmControl, type DmControlResult, type DmDisk, type DmDisplay, type DmExit, type DmStarted } from '../stubdom/protocol.js';
 import { bindVncDisplay, VNC_BASE_PORT } from '../stubdom/vnc/vnc-server.js';
 import type { Logger } from '../common/log.js';
-import { runDir } from '../common/paths.js';
-import { claimUidRange, uidPoolFromEnv, type UidRange } from '../common/uid-ranges.js';
+import { stubdomRootsDir } from '../common/paths.js';
+import { adoptUidRange, claimUidRange, uidPoolFromEnv, type UidRange } from '../common/uid-ranges.js';
+import type { FdStoreClient } from './fd-store-client.js';
 import { StubdomCgroup } from './stubdom-cgroup.js';
 import { StubdomLogs } from './stubdom-logs.js';
 
@@ -55,17 +65,33 @@ export interface DeviceModelSpec {
   awaitState?: boolean;
 }
 
+/** The fd store entry of a stub domain: what its fds are, in this order. */
+const STORE_ENTRY = 'stubdom';
+interface StoredStubdom {
+  /** fds: channel, console log reader, stdout reader, stderr reader, uid claim. */
+  uidBase: number;
+  launcherPid: number;
+}
+
+/** Call ids per dom0 generation: a restarted dom0 starts past every id its predecessors used. */
+const IDS_PER_GENERATION = 2 ** 32;
+
 /** One running stub domain. */
 interface StubDomain {
   domid: number;
-  launcher: ChildProcess;
+  /** The sandbox this dom0 started; null for one a dead dom0 started and this one took over. */
+  launcher: ChildProcess | null;
+  launcherPid: number;
   client: HypercallClient;
+  /** dom0's end of the channel (the client's). */
+  channelFd: number;
   uids: UidRange;
   cgroup: StubdomCgroup;
   root: string;
   /** dom0 asked it to stop: its end is not a crash. */
   stopping: boolean;
   exited: Promise<void>;
+  done: () => void;
   pid: number | null;
   logs: StubdomLogs;
 }
@@ -95,20 +121,28 @@ export class StubdomHost {
   /** Leftover groups being removed, by domid: a new stub domain for that domid waits. */
   private readonly reclaiming = new Map<number, Promise<void>>();
 
+  private readonly firstCallId: number;
+
+  /** `store`: where stub domains' fds are left to outlive this dom0 (none: they die with it);
+   * `generation`: how many dom0s ran before this one (main.ts). */
   constructor(
     private readonly log: Logger,
     private readonly onDmExit: (e: DmExit) => void,
+    private readonly store: FdStoreClient | null = null,
+    generation = 0,
   ) {
-    this.reclaimLeftovers();
+    this.firstCallId = generation * IDS_PER_GENERATION + 1;
   }
 
-  /** A dom0 that died left its stub domains' cgroups and root directories (the stub domains
-   * themselves exit when their channel to it closes; their guests are crashed by the toolstack
-   * taking over): kill what still runs there and remove them. */
-  private reclaimLeftovers(): void {
+  /** Stub domains' cgroups and root directories nobody serves: a dom0 that died started them
+   * and this one did not take them over (adopt), or their guest is gone. Kill what still runs
+   * there and remove them. Call once, after adopting. */
+  reclaimLeftovers(): void {
     for (const cg of StubdomCgroup.leftovers()) {
+      if (this.domains.has(cg.domid)) continue;
+      this.log.warn(`stub domain of domain ${cg.domid} is left from a dom0 that died and serves no guest here: killing it`);
       cg.killAll();
-      const root = join(runDir(), 'stubdom', String(cg.domid));
+      const root = join(stubdomRootsDir(), String(cg.domid));
       const done = cg.remove().then(() => {
         removeRootDir(root);
         this.reclaiming.delete(cg.domid);
@@ -170,7 +204,7 @@ export class StubdomHost {
     await this.reclaiming.get(domid);
     const uids = await claimUidRange(uidPoolFromEnv());
     const cgroup = new StubdomCgroup(domid);
-    const root = join(runDir(), 'stubdom', String(domid));
+    const root = join(stubdomRootsDir(), String(domid));
     let launcher: ChildProcess;
     let logs: StubdomLogs | null = null;
     const [ours, theirs] = native().seqpacketPair();
@@ -183,6 +217,7 @@ export class StubdomHost {
       // not under /usr (which the sandbox always has).
       const binds = [dist, nativeBuildDir(), join(dist, '..', 'package.json')];
       if (!process.execPath.startsWith('/usr/')) binds.push(dirname(dirname(process.execPath)));
+      // detached: a session of its own. The stub domain is the hypervisor's, not part of dom0.
       launcher = spawn(
         join(nativeBuildDir(), 'xenode-stubdom-sandbox'),
         [
@@ -192,7 +227,7 @@ export class StubdomHost {
           '--keep-fd', '3',
           '--', process.execPath, join(dist, 'stubdom', 'main.js'),
         ],
-        { stdio: ['ignore', 'pipe', 'pipe', theirs] },
+        { stdio: ['ignore', 'pipe', 'pipe', theirs], detached: true },
       );
       for (const s of [launcher.stdout!, launcher.stderr!]) logs.attach(s, (l) => process.stderr.write(`${l}\n`));
     } catch (e) {
@@ -204,31 +239,100 @@ export class StubdomHost {
     } finally {
       native().close(theirs);
     }
-    const client = new HypercallClient(ours);
-    let exited!: () => void;
-    const sd: StubDomain = { domid, launcher, client, uids, cgroup, root, stopping: false, exited: new Promise((r) => (exited = r)), pid: null, logs };
-    client.onUpcall('dm.exit', (args: DmExit) => {
-      // Only about its own guest: a stub domain serves one.
-      if (args.domid !== domid) return;
-      sd.stopping = true;
-      this.onDmExit(args);
-    });
-    launcher.on('exit', (code, signal) => {
-      client.close();
-      this.domains.delete(domid);
-      if (!sd.stopping) {
-        const why = describeExit(code, signal);
-        this.log.error(`stub domain of domain ${domid} died: ${why}`);
-        this.onDmExit({ domid, reason: 'crash', message: `its stub domain died (${why})` });
-      }
-      void this.cleanUp(sd).then(exited);
-    });
-    this.domains.set(domid, sd);
+    const sd = this.serve(domid, ours, { launcher, launcherPid: launcher.pid ?? 0, uids, cgroup, root, logs });
+    launcher.on('exit', (code, signal) => this.ended(sd, describeExit(code, signal)));
     this.log.info(`stub domain of domain ${domid} started (pid ${launcher.pid}, uid ${uids.base})`);
+    await this.deposit(sd, [launcher.stdout, launcher.stderr]);
     return sd;
   }
 
+  /** Talk to a stub domain over `channel` (ours, or the one a dead dom0 left). */
+  private serve(domid: number, channel: number, parts: Pick<StubDomain, 'launcher' | 'launcherPid' | 'uids' | 'cgroup' | 'root' | 'logs'>): StubDomain {
+    const client = new HypercallClient(channel, { firstId: this.firstCallId });
+    let exited!: () => void;
+    const sd: StubDomain = { domid, client, channelFd: channel, ...parts, stopping: false, exited: new Promise((r) => (exited = r)), done: () => exited(), pid: null };
+    client.onUpcall('dm.exit', (args: DmExit) => {
+      // Only about its own guest: a stub domain serves one.
+      if (args?.domid !== domid) return;
+      sd.stopping = true;
+      this.onDmExit(args);
+    });
+    this.domains.set(domid, sd);
+    return sd;
+  }
+
+  /** Leave copies of what must outlive this dom0 with the hypervisor (the module comment). A
+   * stub domain whose copies could not be left still works; it ends with this dom0. */
+  private async deposit(sd: StubDomain, streams: unknown[]): Promise<void> {
+    if (!this.store) return;
+    const fds: number[] = [];
+    try {
+      const streamFds = streams.map((st) => (st as { _handle?: { fd?: number } } | null)?._handle?.fd ?? -1);
+      if (streamFds.some((fd) => fd < 0)) throw new Error('no descriptor for its stdout or stderr');
+      fds.push(sd.uids.dupClaim());
+      const meta: StoredStubdom = { uidBase: sd.uids.base, launcherPid: sd.launcherPid };
+      await this.store.put(sd.domid, STORE_ENTRY, [sd.channelFd, sd.logs.ours, ...streamFds, fds[0]!], meta);
+    } catch (e) {
+      this.log.warn(`stub domain of domain ${sd.domid}: cannot leave its descriptors with the hypervisor, so it will not outlive dom0: ${(e as Error).message}`);
+    } finally {
+      for (const fd of fds) native().close(fd);
+    }
+  }
+
+  /**
+   * A dom0 started after its predecessor died takes over a guest's stub domain: the channel,
+   * log readers and uid claim the dead one left with the hypervisor; the stub domain never
+   * noticed. Answers left for the dead dom0's calls are dropped (their ids are not ours);
+   * upcalls it did not read (a dm.exit: the device model ended meanwhile) are acted on now.
+   * A stub domain that died meanwhile shows as a channel already hung up: its guest crashes.
+   * Throws when there is nothing to take over (the guest is then crashed by the caller).
+   */
+  async adopt(domid: number, consoleLog: string): Promise<void> {
+    if (!this.store) throw new Error('this dom0 keeps no stub domains across restarts');
+    const got = await this.store.get(domid, STORE_ENTRY);
+    if (!got) throw new Error('the dead dom0 left no stub domain for it with the hypervisor');
+    const m = got.meta as Partial<StoredStubdom> | null;
+    if (got.fds.length !== 5 || !Number.isInteger(m?.uidBase) || !Number.isInteger(m?.launcherPid)) {
+      for (const fd of got.fds) native().close(fd);
+      throw new Error('its stub domain entry in the fd store is not one this dom0 understands');
+    }
+    const [channel, consoleReader, out, err, claim] = got.fds as [number, number, number, number, number];
+    const logs = new StubdomLogs(consoleLog, consoleReader);
+    for (const fd of [out, err]) logs.attachFd(fd, (l) => process.stderr.write(`${l}\n`));
+    const sd = this.serve(domid, channel, {
+      launcher: null,
+      launcherPid: m!.launcherPid!,
+      uids: adoptUidRange(m!.uidBase!, claim),
+      cgroup: new StubdomCgroup(domid),
+      root: join(stubdomRootsDir(), String(domid)),
+      logs,
+    });
+    // Not our child: its end shows as the channel hanging up.
+    sd.client.onClose(() => {
+      if (!sd.stopping) this.ended(sd, 'its channel hung up');
+    });
+    this.log.info(`took over the stub domain of domain ${domid} (pid ${this.pidOf(domid) ?? '?'}, uid ${m!.uidBase}) from the dom0 that died`);
+  }
+
+  /** A stub domain ended: by dom0's stop, or by itself (its guest crashes). */
+  private ended(sd: StubDomain, why: string): void {
+    if (this.domains.get(sd.domid) !== sd) return;
+    sd.client.close();
+    this.domains.delete(sd.domid);
+    if (!sd.stopping) {
+      this.log.error(`stub domain of domain ${sd.domid} died: ${why}`);
+      this.onDmExit({ domid: sd.domid, reason: 'crash', message: `its stub domain died (${why})` });
+    }
+    void this.cleanUp(sd).then(sd.done);
+  }
+
   private async cleanUp(sd: StubDomain): Promise<void> {
+    // A sandbox that is not our child ends after its channel does: give it time, then kill.
+    if (!sd.launcher && !(await sd.cgroup.waitEmpty(STOP_TIMEOUT_MS))) {
+      sd.cgroup.killAll();
+      await sd.cgroup.waitEmpty(1000);
+    }
+    await this.store?.remove(sd.domid, STORE_ENTRY).catch(() => {});
     sd.logs.close();
     sd.uids.release();
     await sd.cgroup.remove();
@@ -240,10 +344,12 @@ export class StubdomHost {
     const sd = this.domains.get(domid);
     if (!sd) return;
     sd.stopping = true;
-    const timer = setTimeout(() => sd.launcher.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    const timer = setTimeout(() => (sd.launcher ? sd.launcher.kill('SIGKILL') : sd.cgroup.killAll()), STOP_TIMEOUT_MS);
     await sd.client.call('stop', { domid }).catch(() => {});
-    // Its channel closing is the stub domain's cue to exit.
+    // Its channel closing is the stub domain's cue to exit: the hypervisor's copy goes first.
+    await this.store?.remove(domid, STORE_ENTRY).catch(() => {});
     sd.client.close();
+    if (!sd.launcher) this.ended(sd, 'stopped');
     await sd.exited;
     clearTimeout(timer);
   }
@@ -251,10 +357,10 @@ export class StubdomHost {
   /** The host pid of a guest's stub domain (the Node process inside the sandbox). */
   pidOf(domid: number): number | null {
     const sd = this.domains.get(domid);
-    if (!sd?.launcher.pid) return null;
+    if (!sd?.launcherPid) return null;
     if (sd.pid === null) {
       try {
-        const kids = readFileSync(`/proc/${sd.launcher.pid}/task/${sd.launcher.pid}/children`, 'utf8').trim().split(/\s+/);
+        const kids = readFileSync(`/proc/${sd.launcherPid}/task/${sd.launcherPid}/children`, 'utf8').trim().split(/\s+/);
         sd.pid = kids[0] ? Number(kids[0]) : null;
       } catch {
         /* exiting */
@@ -347,7 +453,8 @@ export class StubdomHost {
   shutdown(): void {
     for (const sd of this.domains.values()) {
       sd.stopping = true;
-      sd.launcher.kill('SIGTERM');
+      if (sd.launcher) sd.launcher.kill('SIGTERM');
+      else sd.cgroup.killAll('SIGTERM');
     }
   }
 }

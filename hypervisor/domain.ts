@@ -7,6 +7,7 @@ import type { DomainCgroup } from './cgroups.js';
 import { EventChannelTable } from './event-channel-table.js';
 import type { KvmDomain } from './kvm/kvm-domain.js';
 import type { UidRange } from '../common/uid-ranges.js';
+import { FdStore } from './fd-store.js';
 
 export const GRANT_ENTRIES_PER_FRAME = 512;
 export const DEFAULT_GRANT_FRAMES = 32;
@@ -54,6 +55,8 @@ export class Domain {
   kvm: KvmDomain | null = null;
   /** Its host uids (common/uid-ranges.ts): taken at create, given back at release. */
   uidRange: UidRange | null = null;
+  /** Descriptors dom0 left here to outlive it (its stub domain's channel ...: fd-store.ts). */
+  readonly fdStore = new FdStore();
 
   constructor(
     readonly domid: number,

@@ -466,6 +466,8 @@ export class Hypervisor {
     }
     d.channel?.close();
     d.channel = null;
+    // dom0's deposits for it: the stub domain's channel closing ends the stub domain.
+    d.fdStore.closeAll();
     for (const p of d.evtchn.all()) this.closePort(d, p.port);
     if (d.memFd >= 0) native().close(d.memFd);
     if (d.grantFd >= 0) native().close(d.grantFd);

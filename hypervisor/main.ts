@@ -11,6 +11,7 @@ import { bootDir, hypervisorPidFile, runDir, toolstackSocket, xenstoredStateFile
 import { cgroupsAvailable } from './cgroups.js';
 import { Hypervisor } from './hypervisor.js';
 import { checkPoolAgainstSubordinateIds, uidPoolFromEnv } from '../common/uid-ranges.js';
+import { reapOrphanedStubDomains, removeOrphanedStubDomains } from './orphaned-stub-domains.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -50,6 +51,8 @@ async function main(): Promise<void> {
   writeFileSync(hypervisorPidFile(), `${process.pid}\n`);
 
   const hv = new Hypervisor();
+  // A dead dom0's stub domains stay the hypervisor's descendants (docs/hvm.md, "The stub domain").
+  reapOrphanedStubDomains();
   // A new instance starts from an empty xenstore: a live state left by an earlier one is stale.
   const discardLiveState = () => {
     for (const p of [xenstoredStateFile(), `${xenstoredStateFile()}.log`]) rmSync(p, { force: true });
@@ -65,6 +68,8 @@ async function main(): Promise<void> {
     stopping = true;
     hv.log.write(`stopping: ${why}`);
     await hv.destroyAll();
+    // A dom0 that died left stub domains; their guests are gone now, and so are they.
+    await removeOrphanedStubDomains();
     rmSync(hypervisorPidFile(), { force: true });
     discardLiveState();
     process.exit(0);

@@ -284,6 +284,8 @@ export interface NativeAddon {
   setAffinity(tid: number, cpus: number[]): boolean;
   /** waitpid(pid, WNOHANG): true when that exited child was collected (PID 1 reaping orphans). */
   reap(pid: number): boolean;
+  /** prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants become this process's children. */
+  setChildSubreaper(): void;
 
   // ---- io_uring (native/uring.cc): blkback's disk I/O into a frontend's registered memory ----
   uring: UringAddon;

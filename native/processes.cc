@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include "addon.h"
@@ -59,6 +60,13 @@ void Reap(const Args& a) {
   ThrowErrno(a.GetIsolate(), "waitpid", errno);
 }
 
+// PR_SET_CHILD_SUBREAPER: orphans among this process's descendants come to it, not to the
+// host's init (which in a container may never reap them). The hypervisor sets it so that a
+// dead dom0's stub domains stay its descendants (hypervisor/orphan-reaper.ts).
+void SetChildSubreaper(const Args& a) {
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) ThrowErrno(a.GetIsolate(), "prctl(PR_SET_CHILD_SUBREAPER)", errno);
+}
+
 }  // namespace
 
 void InitProcesses(Local<Context> context, Local<Object> exports) {
@@ -66,6 +74,7 @@ void InitProcesses(Local<Context> context, Local<Object> exports) {
       {"kill", Kill},
       {"setAffinity", SetAffinity},
       {"reap", Reap},
+      {"setChildSubreaper", SetChildSubreaper},
   });
 }
 

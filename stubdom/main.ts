@@ -3,14 +3,17 @@
 // thread of its own (docs/hvm.md says why not a task pool). dom0 talks to it over the
 // seqpacket socket on fd 3: `start` (with the guest's fds), `stop`; it tells dom0 when a device
 // model ends by itself, so only that guest follows on_crash. When dom0 closes the socket, it
-// stops its device models and exits.
+// stops its device models and exits. A dom0 that dies does not close it: dom0 left a copy of
+// its end with the hypervisor (dom0/stubdom-host.ts), so the device models serve on, and what
+// this side sends meanwhile waits there for the next dom0. The socket closes for good only
+// when dom0 stops it, its guest is destroyed, or the hypervisor itself is gone.
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { native, type FdWatcher } from '../native/index.js';
 import { MessageSocket, type Received } from '../drivers/hypercall/channel.js';
 import { HVM_IOREQ_PAGES, PlatformWord } from '../drivers/hypercall/hvm-platform-page.js';
-import type { DmControl, DmFault, DmRequest, DmStarted, StartDeviceModel, WorkerData } from './protocol.js';
+import type { DmControl, DmExit, DmFault, DmRequest, DmStarted, StartDeviceModel, WorkerData } from './protocol.js';
 import type { ControlAnswer } from './device-model-control.js';
 import { tryEscapes } from './escape-probe.js';
 import { VgaState } from './devices/vga/vga-shared.js';
@@ -56,6 +59,15 @@ function reply(id: unknown, body: object, fds: number[] = []): void {
     channel.send({ id, ...body }, fds);
   } catch {
     /* dom0 gone: we exit on close */
+  }
+}
+
+/** Tell dom0 a device model ended (the next dom0 reads it if this one is dead). */
+function upcall(args: DmExit): void {
+  try {
+    channel.send({ upcall: 'dm.exit', args });
+  } catch {
+    /* the channel closed: we exit */
   }
 }
 
@@ -115,7 +127,7 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
   worker.on('message', (m: { type: string; metrics?: unknown; hard?: boolean }) => {
     if (m.type === 'state' || m.type === 'state-error' || m.type === 'restored' || m.type === 'restore-failed') save.onMessage(m as DmSaveMessage);
     else if (m.type === 'metrics') model.metrics = m.metrics;
-    else if (m.type === 'reset') channel.send({ upcall: 'dm.exit', args: { domid: req.domid, reason: 'reset', message: `guest reset (${m.hard ? 'hard' : 'soft'})` } });
+    else if (m.type === 'reset') upcall({ domid: req.domid, reason: 'reset', message: `guest reset (${m.hard ? 'hard' : 'soft'})` });
   });
   worker.on('error', (e) => {
     process.stderr.write(`stubdom: device model of domain ${req.domid} failed: ${e.stack ?? e}\n`);
@@ -128,13 +140,7 @@ function start(id: unknown, req: StartDeviceModel, fds: number[]): void {
     model.vnc?.close();
     for (const w of model.tapWatchers) w.close();
     closeFds(model.fds);
-    if (!model.stopping) {
-      try {
-        channel.send({ upcall: 'dm.exit', args: { domid: req.domid, reason: 'crash', message: `device model exited (${code})` } });
-      } catch {
-        /* dom0 gone */
-      }
-    }
+    if (!model.stopping) upcall({ domid: req.domid, reason: 'crash', message: `device model exited (${code})` });
   });
   const vncCfg = req.display?.vnc;
   if (!vga || !vncCfg) return reply(id, { result: { started: req.domid } satisfies DmStarted });

@@ -167,6 +167,16 @@ export class ConsoleDaemon {
     return pty;
   }
 
+  /** The serial line a dead dom0 opened for a guest (its master and slave it left with the
+   * hypervisor, the device model writing on): served again, named again in console/tty. */
+  async adoptSerial(domid: number, pty: PtyPair): Promise<void> {
+    if (this.serials.has(domid)) throw new Error(`domain ${domid} already has a serial line`);
+    this.serials.set(domid, pty);
+    await this.xs.write(`/local/domain/${domid}/serial/0/tty`, pty.path);
+    await this.xs.write(`/local/domain/${domid}/console/tty`, pty.path);
+    this.log.info(`serial line of domain ${domid} on ${pty.path} (kept across the dom0 restart)`);
+  }
+
   /** The tty of a domain's console of that type (num 0 is the only one of each), if it has one. */
   tty(domid: number, type: ConsoleType = 'pv'): string | undefined {
     return type === 'serial' ? this.serials.get(domid)?.path : this.consoles.get(domid)?.pty.path;

@@ -21,12 +21,22 @@ import { ToolstackError } from './rpc.js';
 import { memfdOf } from './save/image-reader.js';
 import { checkVbdSharing } from './devices/vbd-sharing.js';
 import type { DeviceXs } from './devices/device-store.js';
+import { hypervisorFdStore, type FdStoreClient } from '../fd-store-client.js';
 
 type HvmXs = DeviceXs;
 
 /** The console daemon's side of an HVM guest's serial line (dom0/console/console-daemon.ts). */
 interface SerialLines {
   openSerial(domid: number): Promise<PtyPair>;
+  adoptSerial(domid: number, pty: PtyPair): Promise<void>;
+}
+
+/** The fd store entry (hypervisor/fd-store.ts) with what a dom0 that takes this guest over
+ * needs of the build: dom0's end of its irq channel, and its serial pty (fds: master, slave). */
+const STORE_ENTRY = 'hvm';
+interface StoredHvm {
+  irqPort: number;
+  serialPath: string | null;
 }
 
 /** `serial = 'none'` (or `[]`) asks for no serial port; anything else (and no key: xenode's HVM
@@ -73,8 +83,20 @@ export function displayFor(cfg: DomainConfig): DmDisplay | undefined {
   };
 }
 
+/** The IDE drives by vdev (hda-hdd: the four IDE positions) of a config's disks. */
+function ideDrives(spec: BuildSpec): Map<string, { index: number; devid: number; cdrom: boolean }> {
+  const ide = new Map<string, { index: number; devid: number; cdrom: boolean }>();
+  for (const { disk, devid } of (spec.config as DomainConfig).disks ?? []) {
+    const vdev = disk.vdev.replace(/^ioemu:/, '').replace(/:cdrom$/, '');
+    const index = ideIndexForVdev(vdev);
+    if (index !== undefined) ide.set(vdev, { index, devid, cdrom: disk.is_cdrom === 1 });
+  }
+  return ide;
+}
+
 export class HvmBuilder {
   private readonly domains = new Map<number, HvmDomain>();
+  private readonly store: FdStoreClient;
 
   constructor(
     private readonly hc: HypercallClient,
@@ -83,7 +105,9 @@ export class HvmBuilder {
     private readonly stubdom: StubdomHost,
     private readonly log: Logger,
     private readonly serialLines: SerialLines,
-  ) {}
+  ) {
+    this.store = hypervisorFdStore(hc);
+  }
 
   /** The command line an HVM guest's "bootloader" hands over: the config's, plus the boot order. */
   static cmdline(spec: BuildSpec): string {
@@ -122,7 +146,7 @@ export class HvmBuilder {
    * serving. */
   async build(spec: BuildSpec, domid: number, awaitState = false): Promise<void> {
     const cfg = spec.config as DomainConfig;
-    const rec: HvmDomain = { irqPort: 0, ide: new Map(), linux: HvmBuilder.bootsLinux(spec) };
+    const rec: HvmDomain = { irqPort: 0, ide: ideDrives(spec), linux: HvmBuilder.bootsLinux(spec) };
     this.domains.set(domid, rec);
     const toClose: number[] = [];
     try {
@@ -141,6 +165,12 @@ export class HvmBuilder {
       // COM1 on a pty the console daemon holds (serial='pty' is what classic HVM configs ask for):
       // `xl console` reaches it as any console, Xen's serial/0/tty names it.
       const serial = wantsSerial(spec) ? await this.serialLines.openSerial(domid) : null;
+      // What the next dom0 needs if this one dies (adopt): stored before the stub domain
+      // starts, so one that exists always has it.
+      const kept: StoredHvm = { irqPort: rec.irqPort, serialPath: serial?.path ?? null };
+      await this.store.put(domid, STORE_ENTRY, serial ? [serial.master, serial.slave] : [], kept).catch((e: Error) => {
+        this.log.warn(`domain ${domid}: cannot leave its HVM build with the hypervisor, so it will not outlive dom0: ${e.message}`);
+      });
       const logPath = ConsoleDaemon.logPath(spec.name);
       mkdirSync(dirname(logPath), { recursive: true });
 
@@ -159,7 +189,7 @@ export class HvmBuilder {
       // The images, opened here: the stub domain sees no host file by path.
       const disks: DmDisk[] = [];
       const diskFds = new Map<number, number>();
-      for (const { disk, devid } of cfg.disks ?? []) {
+      for (const { disk } of cfg.disks ?? []) {
         const vdev = disk.vdev.replace(/^ioemu:/, '').replace(/:cdrom$/, '');
         const index = ideIndexForVdev(vdev);
         if (index === undefined) {
@@ -173,7 +203,6 @@ export class HvmBuilder {
           diskFds.set(index, fd);
         }
         disks.push(d);
-        rec.ide.set(vdev, { index, devid, cdrom: d.cdrom });
       }
 
       const display = displayFor(cfg);
@@ -258,6 +287,27 @@ export class HvmBuilder {
     await this.xs.write(`/libxl/${domid}/device/vbd/${drive.devid}/params`, params).catch(() => {});
   }
 
+  /**
+   * A dom0 started after its predecessor died takes over an HVM guest: its irq channel, its
+   * serial line (console/tty names it again) and its stub domain, all left with the
+   * hypervisor (docs/hvm.md, "The stub domain"). Throws when something is missing.
+   */
+  async adopt(spec: BuildSpec, domid: number): Promise<void> {
+    const got = await this.store.get(domid, STORE_ENTRY);
+    if (!got) throw new Error('the dead dom0 left nothing of its HVM build with the hypervisor');
+    const m = got.meta as Partial<StoredHvm> | null;
+    const serialFds = got.fds.length === 2;
+    if (!Number.isInteger(m?.irqPort) || (got.fds.length !== 0 && !serialFds) || serialFds !== (typeof m?.serialPath === 'string')) {
+      for (const fd of got.fds) native().close(fd);
+      throw new Error('its HVM entry in the fd store is not one this dom0 understands');
+    }
+    const rec: HvmDomain = { irqPort: m!.irqPort!, ide: ideDrives(spec), linux: HvmBuilder.bootsLinux(spec) };
+    this.domains.set(domid, rec);
+    await this.evtchn.open(rec.irqPort);
+    if (serialFds) await this.serialLines.adoptSerial(domid, { master: got.fds[0]!, slave: got.fds[1]!, path: m!.serialPath! });
+    await this.stubdom.adopt(domid, ConsoleDaemon.logPath(spec.name));
+  }
+
   isHvm(domid: number): boolean {
     return this.domains.has(domid);
   }
@@ -290,6 +340,7 @@ export class HvmBuilder {
     if (!rec) return;
     this.domains.delete(domid);
     await this.stubdom.stop(domid);
+    await this.store.remove(domid, STORE_ENTRY).catch(() => {});
     if (rec.irqPort) await this.evtchn.close(rec.irqPort).catch(() => {});
   }
 }

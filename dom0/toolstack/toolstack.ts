@@ -221,8 +221,9 @@ export class Toolstack {
    * A dom0 that started after its predecessor died takes over the guests the hypervisor kept:
    * its record (domain-records.ts), its memory, dom0's ends of its xenstore and console
    * channels (still bound in the hypervisor), its xenstore ring where xenstored's live state
-   * left it, a new console pty. A guest that cannot be taken over is crashed, so that its
-   * on_crash applies, never left hanging. Backends reconnect on their own (backend-bus.ts).
+   * left it, a new console pty; an HVM guest's stub domain (hvm-builder.ts adopt). A guest
+   * that cannot be taken over is crashed, so that its on_crash applies, never left hanging.
+   * Backends reconnect on their own (backend-bus.ts).
    * Returns the domains that exist.
    */
   async adopt(): Promise<Set<number>> {
@@ -245,7 +246,7 @@ export class Toolstack {
         }
         const rec: DomainRecord = { ...saved, handled: false, waiters: [] };
         this.records.set(domid, rec);
-        if (rec.spec.type === 'hvm') throw new Error('its device models ran in the stub domain, which dom0 does not take over');
+        if (rec.spec.type === 'hvm' && !this.hvm) throw new Error('its device models run in a stub domain, and this dom0 runs none');
         const mem = await this.foreign.map(domid);
         // The dead dom0's grant pins die with it; the backends pin again what they use.
         const unpinned = releaseDeadMapperPins(mem.grantTable, 0);
@@ -256,6 +257,8 @@ export class Toolstack {
         if (!conn) throw new Error("xenstored's live state has no connection for it");
         this.evtchn.on(rec.storePort, () => conn.onEvent());
         await this.consoles.attach({ domid, name: rec.name, page: mem.page(sp.console), port: rec.consolePort });
+        // An HVM guest's stub domain ran on meanwhile: its serial line and device models.
+        if (rec.spec.type === 'hvm') await this.hvm!.adopt(rec.spec, domid);
         this.log.info(`took over domain ${domid} "${rec.name}" after dom0 restarted (${unpinned} grant pins of the old dom0 released)`);
       } catch (e) {
         const name = saved instanceof Error ? '' : ` "${saved.name}"`;

@@ -130,12 +130,16 @@ type Pending = { resolve: (r: CallResult<any>) => void; reject: (e: Error) => vo
 /** The domain side: issue hypercalls, receive upcalls. */
 export class HypercallClient {
   private readonly socket: MessageSocket;
-  private nextId = 1;
+  private nextId: number;
   private readonly pending = new Map<number, Pending>();
   private readonly upcallHandlers = new Map<string, (args: any, fds: number[]) => void>();
   private closeHandlers: (() => void)[] = [];
 
-  constructor(fd: number) {
+  /** `firstId`: where this client's call ids start. A client taking over a channel whose
+   * previous user died (a restarted dom0 and a stub domain) starts past every id the dead
+   * one could have used, so a late answer to a dead call is never taken for a new one. */
+  constructor(fd: number, opts: { firstId?: number } = {}) {
+    this.nextId = opts.firstId ?? 1;
     this.socket = new MessageSocket(fd, (m) => this.dispatch(m), () => this.onClosed());
   }
 

@@ -5,6 +5,7 @@ import { consoleHypercalls } from './console.js';
 import type { HypercallContext, HypercallTable } from './context.js';
 import { domctlHypercalls } from './domctl.js';
 import { evtchnHypercalls } from './evtchn.js';
+import { fdStoreHypercalls } from './fdstore.js';
 import { gnttabHypercalls } from './gnttab.js';
 import { hvmHypercalls } from './hvm.js';
 import { kvmSaveHypercalls } from './kvm-save.js';
@@ -27,6 +28,7 @@ export function hypercallTable(hv: HypercallContext): HypercallTable {
     schedHypercalls(hv),
     consoleHypercalls(hv),
     evtchnHypercalls(hv),
+    fdStoreHypercalls(hv),
   ];
   const table: HypercallTable = {};
   for (const family of families) {

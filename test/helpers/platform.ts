@@ -69,6 +69,26 @@ export function dom0Pid(xn: Instance): number {
   return pid;
 }
 
+/** Kill dom0 again each time the hypervisor starts a new one, until it gives up (a crash
+ * loop: it stops xenode). */
+export async function killDom0UntilStopped(xn: Instance): Promise<void> {
+  const hv = hypervisorPid(xn);
+  for (let i = 0; i < 6 && alive(hv); i++) {
+    let pid = 0;
+    await xn.waitFor('a dom0', () => {
+      try {
+        pid = dom0Pid(xn);
+        return true;
+      } catch {
+        return !alive(hv);
+      }
+    }, 10_000);
+    if (pid) process.kill(pid, 'SIGKILL');
+    await sleep(300);
+  }
+  await xn.waitFor('the hypervisor to stop', () => !alive(hv), 30_000);
+}
+
 export function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
