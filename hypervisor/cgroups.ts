@@ -8,10 +8,11 @@
 //   cpuset   vCPU pinning (xl vcpu-pin)
 //   cpuacct  CPU time for xl list / vcpu-list
 //   pids     a guest that forks without end stops at pids.max
-import { chownSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 import { DelegatedCgroups } from './delegated-cgroups.js';
 import { parseCpuList } from '../common/cpu-list.js';
+import { sumMemoryStats } from './memcg-stat-sum.js';
 
 const ROOT = '/sys/fs/cgroup';
 const CONTROLLERS = ['freezer', 'memory', 'cpu', 'cpuset', 'cpuacct', 'pids'] as const;
@@ -159,13 +160,11 @@ export class DomainCgroup {
 
   /** memory.stat as numbers (bytes and counts): what the domain's pages are (anon, page
    * cache, shmem, mapped, dirty ...), for the guest's own /proc/meminfo. Empty when gone.
-   * The whole domain's: the hierarchical total_X values (the userland is in a child) under
-   * their plain names. */
+   * The whole domain's, its userland's child included: each directory's own counters, added
+   * up (memcg-stat-sum.ts says why not the domain's total_X). */
   memoryStat(): Record<string, number> {
-    const raw = parseKeyValues(readOr(join(this.dirs.memory, 'memory.stat')));
-    const out: Record<string, number> = {};
-    for (const [k, v] of Object.entries(raw)) if (!k.startsWith('total_')) out[k] = raw[`total_${k}`] ?? v;
-    return out;
+    const own = parseKeyValues(readOr(join(this.dirs.memory, 'memory.stat')));
+    return sumMemoryStats(own, memoryDirsBelow(this.dirs.memory).map((d) => parseKeyValues(readOr(join(d, 'memory.stat')))));
   }
 
   /** CPU time per host CPU (ns, indexed by host CPU) and the user/system split (USER_HZ
@@ -266,6 +265,19 @@ export function removeParentGroups(group: string): void {
 
 export function hostCpus(): number[] {
   return parseCpuList(read(join(ROOT, 'cpuset', 'cpuset.cpus')));
+}
+
+/** The cgroup directories below `dir` (the userland's "user"; the guest cannot make more:
+ * the domain's directory is host root's), each before those below it. */
+function memoryDirsBelow(dir: string, depth = 0): string[] {
+  if (depth >= 4) return [];
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  return entries.filter((e) => e.isDirectory()).flatMap((e) => [join(dir, e.name), ...memoryDirsBelow(join(dir, e.name), depth + 1)]);
 }
 
 function readOr(path: string): string {

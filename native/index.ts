@@ -93,8 +93,9 @@ export interface UringAddon {
    * first n) at `pos`; it starts at the next flush() (or reap()); the result comes from
    * reap() with `token`. Throws EBUSY when `entries` requests are in flight. */
   submit(handle: number, write: boolean, fd: number, segs: Float64Array, n: number, pos: number, token: number): void;
-  /** Start everything queued, with one io_uring_enter. */
-  flush(handle: number): void;
+  /** Start everything queued, with one io_uring_enter; returns how many the kernel did not
+   * take now (EAGAIN/EBUSY: out of resources until some complete), to be flushed again. */
+  flush(handle: number): number;
   /** Completed requests as (token, bytes or -errno) pairs in `out`; returns how many. */
   reap(handle: number, out: Float64Array): number;
   close(handle: number): void;

@@ -344,11 +344,14 @@ void Submit(const Args& a) {
 // flush(handle): hand every queued request to the kernel with one io_uring_enter. Requests
 // queued in one pass over a blkif ring go to the disk together: one plug, one doorbell for
 // the device, where a system call each made dom0's thread pay a device kick per 4 KiB read.
+// Returns how many stay queued (the kernel said EAGAIN/EBUSY or took none): the caller must
+// flush again later, as nothing else may come to do it.
 void FlushRing(const Args& a) {
   Ring* r = Lookup(a, 0);
   if (!r) return;
   int err = Flush(r);
-  if (err) ThrowErrno(a.GetIsolate(), "io_uring_enter", err);
+  if (err) return ThrowErrno(a.GetIsolate(), "io_uring_enter", err);
+  a.GetReturnValue().Set(static_cast<double>(r->unsubmitted));
 }
 
 // reap(handle, out): completed requests as (token, bytes or -errno) pairs; returns how many.

@@ -146,6 +146,18 @@ export class EventChannels {
     return !!p && p.sendFd >= 0;
   }
 
+  /** A port as a driver whose peer went quiet needs to see it: whether we can ring the peer
+   * (its doorbell arrived), what went each way, and the shared_info bits that gate delivery. */
+  describe(port: number): string {
+    const p = this.ports.get(port);
+    if (!p) return `event channel ${port}: not open`;
+    const bits = [this.shared.isPending(port) && 'pending', this.shared.isMasked(port) && 'masked', p.holdTimer && 'held off'].filter(Boolean);
+    return (
+      `event channel ${port}: ${p.sendFd >= 0 ? "the peer's doorbell known" : "no doorbell for the peer (our notifications are dropped)"}, ` +
+      `${p.sent} sent, ${p.received} received${bits.length ? `, ${bits.join(', ')}` : ''}`
+    );
+  }
+
   counters(port: number): { received: number; sent: number } {
     const p = this.get(port);
     return { received: p.received, sent: p.sent };

@@ -27,6 +27,7 @@ import type { PtyPair } from '../../native/index.js';
 import { startProcViews } from './proc/proc-views.js';
 import { startOomKiller } from './oom-killer.js';
 import { makeKernelUndumpable } from './kernel-undumpable.js';
+import { lockupLine, setKernelPhase, startLockupWatchdog } from './lockup-watchdog.js';
 
 const PAGE = 4096;
 const HYPERCALL_FD = 3;
@@ -51,6 +52,12 @@ async function boot(): Promise<void> {
   const hvc = new ConsoleFrontend(page(si.consoleMfn), () => evtchn.notify(si.consoleEvtchn));
   evtchn.on(si.consoleEvtchn, () => hvc.onEvent());
   setConsoleSink((b) => hvc.write(b));
+  // A stuck event loop is said at once, on the console and in xl dmesg (lockup-watchdog.ts).
+  startLockupWatchdog((r) => {
+    const line = lockupLine(r);
+    printk(line);
+    void hc.invoke('console.write', { text: line }).catch(() => {});
+  });
   const version = await hc.invoke<{ major: number; minor: number; extra: string }>('xen.version');
   printk(`Linux version 6.1.0-xenode (xenode PV kernel on Node ${process.version})`);
   printk('Booting paravirtualized kernel on Xen');
@@ -86,14 +93,17 @@ async function boot(): Promise<void> {
   );
 
   // xenbus: probe the devices the toolstack gave us (netfront, blkfront ...) before init runs.
+  setKernelPhase('xenbus: probing devices');
   const frontends = new FrontendBus({ domid, xs, evtchn, hc, grants, pages, memory, printk, cmdline: si.cmdLine });
   registerFrontends(frontends);
   await frontends.start();
+  setKernelPhase('xenbus: waiting for devices to settle');
   await frontends.settle(10_000); // disks and NICs are there when init starts
   // ip= on the command line, or the vifs' own ip=: addresses before init (Linux's ipconfig).
   const vifs = (await xs.directory(`${home}/device/vif`).catch(() => [] as string[])).filter((d) => /^\d+$/.test(d)).map(Number);
   const backendIp = async (id: number) => xs.read(`${await xs.read(`${home}/device/vif/${id}/backend`)}/ip`);
   const ipParam = parseCmdline(si.cmdLine).params.ip;
+  setKernelPhase('IP-Config');
   await ipAutoconfig({ ipParam, vifs, backendIp, printk });
   if (ipParam !== 'off' && ipParam !== 'none') configureHotplugged(printk);
 
@@ -177,6 +187,7 @@ async function boot(): Promise<void> {
   // The guest's /proc describes the domain (proc/proc-views.ts): bound over the kernel's own
   // /proc, which the minimal userland shares, and over the fresh /proc of a guest's own OS.
   let procBinds: { source: string; name: string }[] = [];
+  setKernelPhase('/proc views');
   try {
     const procViews = await procViewsReady;
     if (procViews instanceof Error) throw procViews;
@@ -205,6 +216,7 @@ async function boot(): Promise<void> {
     consolePty = userland.pty;
   }
   hvc.input = connectConsolePty(consolePty.master, (b) => hvc.write(b), hvc);
+  setKernelPhase('running');
   await resize();
 }
 

@@ -70,6 +70,19 @@ function answer(rs: { id: bigint; operation: number; status: number }[]): void {
   hub.domain(0).notify(1);
 }
 
+describe('a request the backend leaves unanswered', () => {
+  it('the ring says where it stands: published and rung for, not answered; then answered and seen', async () => {
+    const p = read();
+    await requests(1);
+    expect(ring.describe()).toBe('ring: req_prod 1, req_event 1, rsp_prod 0, rsp_cons 0, rsp_event 1; 1 in flight, 0 queued, 1 notifications sent, 0 responses');
+    back.finalCheckForRequests(); // the backend looks again: it wants an event for the next one
+    expect(ring.describe()).toContain('req_event 2,');
+    answer([{ id: 0n, operation: BLKIF_OP_READ, status: BLKIF_RSP_OKAY }]);
+    expect(await p).toBe(BLKIF_RSP_OKAY);
+    expect(ring.describe()).toMatch(/rsp_prod 1, rsp_cons 1, rsp_event 2; 0 in flight, 0 queued, 1 notifications sent, 1 responses$/);
+  });
+});
+
 describe('blkfront checks every response against its request', () => {
   it('a right answer completes its request (the harness itself)', async () => {
     const p = read();

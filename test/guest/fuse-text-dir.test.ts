@@ -68,6 +68,13 @@ describe.skipIf(shouldSkip() || !existsSync('/dev/fuse') || !existsSync('/usr/bi
     expect((await sh(`head -2 ${dir}/big; tail -1 ${dir}/big`)).out).toBe('line 0\nline 1\nline 4999\n');
   });
 
+  it('a reader that goes back to the start of the open file reads fresh values, as free -s and top do', async () => {
+    // procps keeps /proc/meminfo open and, for each refresh, seeks to 0 and reads again.
+    const py = `import os; fd = os.open('${dir}/counter', os.O_RDONLY); a = os.read(fd, 64); os.read(fd, 64); os.lseek(fd, 0, 0); b = os.read(fd, 64); print(a.decode() + b.decode(), end='')`;
+    const [first, second] = (await sh(`python3 -c "${py}"`)).out.split('\n');
+    expect(Number(/^opened (\d+)$/.exec(second!)?.[1])).toBe(Number(/^opened (\d+)$/.exec(first!)?.[1]) + 1);
+  });
+
   it('another user reads them; nobody writes, truncates or creates', async () => {
     expect((await sh(`setpriv --reuid=65534 --regid=65534 --clear-groups cat ${dir}/slow`)).out).toBe('late\n');
     const w = await sh(`echo x > ${dir}/counter`);

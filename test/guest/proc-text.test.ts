@@ -18,8 +18,24 @@ import {
 import { LoadAverage } from '../../guest/kernel/proc/load-average.js';
 import { placeVcpus } from '../../hypervisor/cpu-placement.js';
 import { mappingsOf } from '../../hypervisor/ram-charge.js';
+import { sumMemoryStats } from '../../hypervisor/memcg-stat-sum.js';
 
 const MiB = 1 << 20;
+
+describe("a domain's memory.stat, from its cgroup and its userland's", () => {
+  // The domain's totals lagged by what its userland had just charged: they are not used.
+  const domain = { rss: 9 * MiB, cache: 2 * MiB, pgfault: 100, hierarchical_memory_limit: 200 * MiB, total_rss: 10 * MiB, total_cache: 2 * MiB };
+  const user = { rss: 48 * MiB, cache: 4 * MiB, pgfault: 50, hierarchical_memory_limit: 128 * MiB, total_rss: 48 * MiB, total_cache: 4 * MiB };
+
+  it('adds each directory\'s own counters, never the stale totals', () => {
+    expect(sumMemoryStats(domain, [user])).toEqual({ rss: 57 * MiB, cache: 6 * MiB, pgfault: 150, hierarchical_memory_limit: 200 * MiB });
+  });
+
+  it('keeps the domain\'s own limit, and is its own stat without a userland', () => {
+    expect(sumMemoryStats(domain, [])).toEqual({ rss: 9 * MiB, cache: 2 * MiB, pgfault: 100, hierarchical_memory_limit: 200 * MiB });
+    expect(sumMemoryStats({}, [])).toEqual({});
+  });
+});
 
 describe('/proc/meminfo', () => {
   const base = { totalKiB: 128 * 1024, ramChargedBytes: 2 * MiB, kernelFramesBytes: 1 * MiB, kernelAnonBytes: 9 * MiB };

@@ -130,14 +130,36 @@ export class UringIo {
   private readonly flush = (): void => {
     this.flushQueued = false;
     if (this.closed) return;
+    let left: number;
     try {
-      native().uring.flush(this.handle);
+      left = native().uring.flush(this.handle);
     } catch (e) {
-      // Left queued: the next flush or reap hands it over. Said, because if nothing is in
-      // flight to be reaped the queued requests wait until the next one is submitted.
+      // An error other than "not now": said, and retried as "not now" is.
       this.log(`io_uring_enter: ${(e as Error).message}`);
+      left = 1;
     }
+    if (left > 0) this.retryLater(left);
+    else this.retryMs = 0;
   };
+
+  /** The kernel took only part of the queue (EAGAIN/EBUSY: out of request memory until some
+   * complete). A reap retries too, but with nothing else in flight no completion comes, and
+   * the guest's request would wait for its next one (its 10 s timeout): retry on a timer,
+   * 1 ms doubling to 64 ms. */
+  private retryMs = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  deferredFlushes = 0;
+
+  private retryLater(left: number): void {
+    if (this.retryTimer) return;
+    this.deferredFlushes++;
+    if (this.retryMs === 0) this.log(`io_uring_enter took only part of the queue: ${left} request(s) wait; retrying`);
+    this.retryMs = Math.min(64, Math.max(1, this.retryMs * 2));
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.flush();
+    }, this.retryMs);
+  }
 
   private reap(): void {
     if (this.closed) return;
@@ -156,14 +178,19 @@ export class UringIo {
           this.log(`disk I/O completion: ${(e as Error).message}`);
         }
       }
-      if (got < ENTRIES) return;
+      if (got < ENTRIES) break;
     }
+    // reap() handed queued requests to the kernel too: if it still could not take them all,
+    // they need the timer.
+    if (!this.flushQueued && !this.retryTimer) this.flush();
   }
 
   /** Unpin and close. Call once nothing is in flight (blkback waits for its I/O first). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     this.watcher?.close();
     this.watcher = null;
     native().uring.close(this.handle);

@@ -7,6 +7,7 @@ import { checkExtDescriptors, findRootDevice, isIso9660, partitionListing, readE
 import { mountRoot, supportedRootFsTypes, type MountedRoot } from './root-mount.js';
 import { startOwnInit, type InitOutcome, type OwnInit } from './own-init.js';
 import type { RootParams } from './root-params.js';
+import { setKernelPhase } from '../lockup-watchdog.js';
 
 export const ROOT_MOUNT_DIR = '/run/rootfs';
 
@@ -65,7 +66,9 @@ export async function bootOwnRoot(
   ctx: { log: (m: string) => void; memoryBytes: number; procBinds: { source: string; name: string }[]; onInitExit: (o: InitOutcome) => void },
 ): Promise<OwnRoot> {
   const { log } = ctx;
+  setKernelPhase(`root: waiting for ${p.root}`);
   const device = await waitForDevice(p, log);
+  setKernelPhase(`root: reading ${device.name}'s superblock`);
   const fstype = await chooseFsType(device, p, log);
   let mounted: MountedRoot;
   try {
@@ -75,6 +78,7 @@ export async function bootOwnRoot(
       log(`EXT4-fs (${device.name}): ${bad}`);
       throw new Error('group descriptors corrupted!');
     }
+    setKernelPhase(`root: mounting ${device.name} (${fstype})`);
     mounted = await mountRoot(device, fstype, ROOT_MOUNT_DIR, { flags: p.flags, readonlyDevice: device.readonly, log });
   } catch (e) {
     log(`${fstype.startsWith('ext') ? 'EXT4-fs' : fstype} (${device.name}): ${(e as Error).message}`);
@@ -84,6 +88,7 @@ export async function bootOwnRoot(
   log(`VFS: Mounted root (${fstype} filesystem)${p.readonly || device.readonly ? ' readonly' : ''} on device ${devNumber(device)}.`);
   const path = init.path ?? '/sbin/init';
   log(`Run ${path} as init process`);
+  setKernelPhase(`root: starting ${path}`);
   const own = startOwnInit(
     {
       root: ROOT_MOUNT_DIR,

@@ -2,8 +2,10 @@
 // by the guest kernel on its event loop: how the kernel shows the domain's /proc/meminfo,
 // /proc/cpuinfo ... (guest/kernel/proc/). Each file behaves as a procfs file does: read with
 // direct I/O (no page cache, so the size is never used to cut a read short), its text made
-// once per open and served from that snapshot at any offset, so a reader that reads in
-// pieces sees one consistent file, and a reader that reopens sees fresh values. Mode 0444
+// at open and served from that snapshot at any offset, so a reader that reads in pieces
+// sees one consistent file; a reader that reopens, or comes back to offset 0 on the same
+// descriptor, sees fresh values (Linux's seq_file starts over at a read from 0: `free -s`,
+// `top` and `vmstat` keep /proc/meminfo open and lseek to 0 for each refresh). Mode 0444
 // with allow_other: every guest user can read; nobody can write.
 //
 // sendfile(2) is the exception: this host's FUSE splices even a direct-I/O file through the
@@ -98,6 +100,8 @@ const O_ACCMODE = 3;
 interface OpenFile {
   node: number;
   text?: Promise<Uint8Array>;
+  /** A READ was answered from `text`: a READ at offset 0 now makes the text again. */
+  served?: boolean;
 }
 
 export class FuseTextDir {
@@ -336,7 +340,9 @@ export class FuseTextDir {
   private read(unique: bigint, fh: bigint, offset: number, size: number): void {
     const f = this.open.get(fh);
     if (!f) return this.error(unique, EIO);
+    if (offset === 0 && f.served) f.text = undefined; // read again from the start: fresh values
     f.text ??= this.generate(f.node);
+    f.served = true;
     f.text.then(
       (text) => this.send(unique, 0, [text.subarray(Math.min(offset, text.length), Math.min(offset + size, text.length))]),
       () => this.error(unique, EIO),

@@ -79,9 +79,15 @@ export function blkfrontParams(cmdline: string | undefined): BlkfrontParams {
 /** A partition-table read the backend does not answer in this time counts as an I/O error. */
 const SCAN_READ_TIMEOUT_MS = 10_000;
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+/** `p`, or an error after `ms`; `onLate` says what it can about why before the error goes
+ * (the partition scan turns errors into "unable to read partition table"). */
+function withTimeout<T>(p: Promise<T>, ms: number, what: string, onLate: (why: string) => void): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)));
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => {
+    const why = `${what}: no answer in ${ms} ms`;
+    onLate(why);
+    reject(new Error(why));
+  }, ms)));
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
@@ -244,7 +250,7 @@ class Blkfront implements FrontendDriver {
       sectors,
       readonly: readonly || cdrom,
       subtype: 'blkfront',
-      read: cdrom ? undefined : (lba, n) => withTimeout(disk.readSectors(lba, n), SCAN_READ_TIMEOUT_MS, `reading sector ${lba}`),
+      read: cdrom ? undefined : (lba, n) => withTimeout(disk.readSectors(lba, n), SCAN_READ_TIMEOUT_MS, `reading sector ${lba}`, (why) => this.unanswered(why)),
       forceGpt: this.params.forceGpt,
       printk: (m) => this.k.printk(m),
     });
@@ -254,6 +260,11 @@ class Blkfront implements FrontendDriver {
     if (this.params.busyPollUs > 0) this.ring.busy = { poller: new BusyPoller(this.params.busyPollUs), fuseFd: () => files.activeFd };
     await this.setState(XenbusState.Connected);
     this.settled();
+  }
+
+  /** A request the backend left unanswered: say where it stands, on both ends. */
+  private unanswered(why: string): void {
+    this.log(`${why}; ${this.ring?.describe() ?? 'no ring'}; ${this.port >= 0 ? this.k.evtchn.describe(this.port) : 'no event channel'}`);
   }
 
   /** Whenever pages come back to the pool, let a paused FUSE reader go on. */

@@ -102,6 +102,16 @@ export class BlkfrontRing {
     }
   }
 
+  /** The ring as both ends left it, for a request that got no answer: did the backend take
+   * it (req_event moves when it looks), answer it (rsp_prod), and did we see the answer? */
+  describe(): string {
+    const r = this.front.ring;
+    return (
+      `ring: req_prod ${r.reqProd}, req_event ${r.reqEvent}, rsp_prod ${r.rspProd}, rsp_cons ${this.front.rspCons}, rsp_event ${r.rspEvent}; ` +
+      `${this.inFlight} in flight, ${this.queue.length} queued, ${this.counters.notifySent} notifications sent, ${this.counters.responses} responses`
+    );
+  }
+
   get inFlight(): number {
     return this.front.size - this.freeIds.length;
   }
