@@ -36,6 +36,8 @@ export class BenchInstance {
       XENODE_LIB_DIR: join(this.dir, 'lib'),
       XENSTORED_PATH: join(this.dir, 'run', 'xenstored.sock'),
       XENODE_CGROUP: this.cgroup,
+      // Should the benchmark die before stop() runs, the instance stops itself.
+      XENODE_STOP_WITH_PID: String(process.pid),
     };
   }
 

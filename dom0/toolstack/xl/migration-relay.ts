@@ -15,10 +15,17 @@ export async function withRelay<T>(from: Readable, to: Writable, run: (relay: st
   from.on('error', () => {});
   const dir = mkdtempSync(join(tmpdir(), 'xenode-migrate-'));
   const path = join(dir, 'relay.sock');
+  // xl ends by process.exit when the other host's pipe breaks (EPIPE, bin/xl.ts), which skips
+  // the finally below: the directory goes on exit too, or each broken migration leaves one.
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  process.once('exit', removeDir);
   let conn: Socket | null = null;
   const server = createServer((s) => {
     if (conn) return void s.destroy(); // one connection: the toolstack's
     conn = s;
+    // Connected: the path has served its purpose. Gone now, it cannot be left behind by an
+    // xl that is killed mid-stream (kill -9 runs no handler).
+    removeDir();
     from.pipe(s);
     s.pipe(to);
     s.on('error', () => {});
@@ -38,6 +45,7 @@ export async function withRelay<T>(from: Readable, to: Writable, run: (relay: st
       (conn as Socket).destroy();
     }
     to.end();
-    rmSync(dir, { recursive: true, force: true });
+    process.off('exit', removeDir);
+    removeDir();
   }
 }
