@@ -24,6 +24,8 @@ interface LocalPort {
   /** Events seen (for per-device notification counters). */
   received: number;
   sent: number;
+  /** A notification sent before the peer's doorbell reached us: rung when it arrives. */
+  owed: boolean;
 }
 
 export class EventChannels {
@@ -104,7 +106,17 @@ export class EventChannels {
   /** EVTCHNOP_send. Silently dropped when the remote end is gone, as Xen does for unbound ports. */
   notify(port: number): void {
     const p = this.ports.get(port);
-    if (!p || p.sendFd < 0) return;
+    if (!p) return;
+    if (p.sendFd < 0) {
+      // The peer may have bound the port already: the hypervisor's "bound" message (with its
+      // doorbell) and the xenstore state that told our driver the backend is connected come
+      // on different channels, in either order. Dropping the notification here left the
+      // frontend's first request unseen by the backend, for good (a boot stuck on its
+      // partition-table read, now and then). So it is owed, and rung when the doorbell comes;
+      // at worst a peer gets one spurious event, which drivers tolerate.
+      p.owed = true;
+      return;
+    }
     p.sent++;
     native().eventfdWrite(p.sendFd, 1);
   }
@@ -153,7 +165,7 @@ export class EventChannels {
     if (!p) return `event channel ${port}: not open`;
     const bits = [this.shared.isPending(port) && 'pending', this.shared.isMasked(port) && 'masked', p.holdTimer && 'held off'].filter(Boolean);
     return (
-      `event channel ${port}: ${p.sendFd >= 0 ? "the peer's doorbell known" : "no doorbell for the peer (our notifications are dropped)"}, ` +
+      `event channel ${port}: ${p.sendFd >= 0 ? "the peer's doorbell known" : `no doorbell for the peer yet${p.owed ? ' (a notification owed)' : ''}`}, ` +
       `${p.sent} sent, ${p.received} received${bits.length ? `, ${bits.join(', ')}` : ''}`
     );
   }
@@ -197,7 +209,7 @@ export class EventChannels {
     if (recvFd === undefined) throw new Error(`hypervisor returned no doorbell for port ${port}`);
     const old = this.ports.get(port);
     if (old) this.forget(old);
-    this.ports.set(port, { port, recvFd, sendFd, watcher: null, handler: null, holdTimer: null, received: 0, sent: 0 });
+    this.ports.set(port, { port, recvFd, sendFd, watcher: null, handler: null, holdTimer: null, received: 0, sent: 0, owed: false });
   }
 
   private onBound(port: number, fds: number[]): void {
@@ -209,6 +221,10 @@ export class EventChannels {
     }
     if (p.sendFd >= 0) native().close(p.sendFd);
     p.sendFd = sendFd;
+    if (p.owed) {
+      p.owed = false;
+      this.notify(port);
+    }
   }
 
   private onDoorbell(p: LocalPort): void {
