@@ -148,11 +148,9 @@ export class UringIo {
    * 1 ms doubling to 64 ms. */
   private retryMs = 0;
   private retryTimer: NodeJS.Timeout | null = null;
-  deferredFlushes = 0;
 
   private retryLater(left: number): void {
     if (this.retryTimer) return;
-    this.deferredFlushes++;
     if (this.retryMs === 0) this.log(`io_uring_enter took only part of the queue: ${left} request(s) wait; retrying`);
     this.retryMs = Math.min(64, Math.max(1, this.retryMs * 2));
     this.retryTimer = setTimeout(() => {
